@@ -1,0 +1,415 @@
+// weir: command line and configuration -> EAL -> ports -> workers -> control loop -> summary.
+#include <getopt.h>
+#include <pcap/pcap.h>
+#include <sched.h>
+#include <time.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "control.h"
+#include "dpdk/port.h"
+
+#ifndef WEIR_DRIVERS_DIR
+#define WEIR_DRIVERS_DIR "drivers-config"
+#endif
+#ifndef WEIR_VERSION
+#define WEIR_VERSION "unknown"
+#endif
+
+namespace {
+
+using nlohmann::json;
+using weir::config::Config;
+
+constexpr int kExitUsage = 2;
+
+const char kUsage[] = R"(usage: weir [OPTIONS] [-- EAL-ARGUMENTS...]
+
+Flow probe: receives packets on DPDK ports, keeps per-flow state on one worker core per RX
+queue, and exports flow records as IPFIX.
+
+Replay a capture (no configuration file, no hugepages needed):
+  weir -r CAPTURE.pcap --ipfix udp://127.0.0.1:4739
+
+Options:
+  -c, --config FILE          JSON configuration (see README.md); options below override it
+  -r, --read CAPTURE         replay a pcap/pcapng file through DPDK's net_pcap; repeat for more
+                             files (one RX queue and worker each); exits at the end of the capture
+  -i, --port DEVICE          add a port: PCI address (0000:3b:00.0) or vdev (net_af_packet0,iface=eth1)
+      --ipfix URL            export IPFIX to URL, udp://HOST:PORT (repeatable)
+  -w, --workers N            worker cores = RX queues per port (default 1, or one per -r file)
+      --capacity N           flow table entries per worker (default 1048576)
+      --idle-timeout S       expire a flow S seconds after its last packet (default 15)
+      --active-timeout S     export a long flow every S seconds (default 60)
+      --tcp-end-timeout S    expire a TCP flow S seconds after FIN both ways or RST (default 1)
+      --mtu N                largest IPFIX datagram incl. IP/UDP headers (default 1500)
+      --domain N             observation domain of worker 0; worker i uses N+i (default 1)
+      --stats-interval S     print counters every S seconds, 0 for never (default 10)
+      --summary-json FILE    also write the exit summary as JSON
+      --drivers-config DIR   folder of per-driver profiles (default: the installed drivers-config)
+  -V, --version              print the version
+  -h, --help                 this text
+
+EAL arguments after "--" go to DPDK unchanged (for example -l 0-4 --socket-mem 2048). Without
+them weir picks: one lcore for control plus one per worker, --in-memory, and for replays
+--no-huge --no-pci.
+
+Exit status: 0 done, 1 runtime failure, 2 bad configuration or arguments.
+)";
+
+[[noreturn]] void die_usage(const std::string& msg) {
+    std::fprintf(stderr, "weir: %s\n(weir --help for usage)\n", msg.c_str());
+    std::exit(kExitUsage);
+}
+
+[[noreturn]] void die_config(const std::vector<std::string>& problems) {
+    for (const auto& p : problems) std::fprintf(stderr, "weir: config: %s\n", p.c_str());
+    std::exit(kExitUsage);
+}
+
+double parse_number(const char* opt, const char* v) {
+    char* end = nullptr;
+    const double x = std::strtod(v, &end);
+    if (end == v || *end) die_usage(std::string(opt) + ": expected a number, got \"" + v + "\"");
+    return x;
+}
+
+int64_t parse_int(const char* opt, const char* v) {
+    char* end = nullptr;
+    const long long x = std::strtoll(v, &end, 10);
+    if (end == v || *end) die_usage(std::string(opt) + ": expected an integer, got \"" + v + "\"");
+    return x;
+}
+
+struct Cli {
+    json cfg = json::object();
+    std::vector<std::string> eal;
+    bool eal_given = false;
+};
+
+Cli parse_cli(int argc, char** argv) {
+    enum {
+        kIpfix = 256, kCapacity, kIdle, kActive, kTcpEnd, kMtu, kDomain, kStats, kSummary, kDrivers
+    };
+    static const option longopts[] = {
+        {"config", required_argument, nullptr, 'c'},  {"read", required_argument, nullptr, 'r'},
+        {"port", required_argument, nullptr, 'i'},    {"ipfix", required_argument, nullptr, kIpfix},
+        {"workers", required_argument, nullptr, 'w'}, {"capacity", required_argument, nullptr, kCapacity},
+        {"idle-timeout", required_argument, nullptr, kIdle},
+        {"active-timeout", required_argument, nullptr, kActive},
+        {"tcp-end-timeout", required_argument, nullptr, kTcpEnd},
+        {"mtu", required_argument, nullptr, kMtu},    {"domain", required_argument, nullptr, kDomain},
+        {"stats-interval", required_argument, nullptr, kStats},
+        {"summary-json", required_argument, nullptr, kSummary},
+        {"drivers-config", required_argument, nullptr, kDrivers},
+        {"version", no_argument, nullptr, 'V'},       {"help", no_argument, nullptr, 'h'},
+        {nullptr, 0, nullptr, 0}};
+    Cli cli;
+    std::string config_file;
+    std::vector<std::string> captures, devices, ipfix;
+    json over = json::object();
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+c:r:i:w:Vh", longopts, nullptr)) != -1) {
+        switch (c) {
+            case 'c': config_file = optarg; break;
+            case 'r': captures.emplace_back(optarg); break;
+            case 'i': devices.emplace_back(optarg); break;
+            case kIpfix: ipfix.emplace_back(optarg); break;
+            case 'w': over["workers"] = parse_int("--workers", optarg); break;
+            case kCapacity: over["flow_table"]["capacity_per_worker"] = parse_int("--capacity", optarg); break;
+            case kIdle: over["timeouts"]["idle_s"] = parse_number("--idle-timeout", optarg); break;
+            case kActive: over["timeouts"]["active_s"] = parse_number("--active-timeout", optarg); break;
+            case kTcpEnd: over["timeouts"]["tcp_end_s"] = parse_number("--tcp-end-timeout", optarg); break;
+            case kMtu: over["ipfix"]["mtu"] = parse_int("--mtu", optarg); break;
+            case kDomain: over["ipfix"]["observation_domain"] = parse_int("--domain", optarg); break;
+            case kStats: over["stats_interval_s"] = parse_number("--stats-interval", optarg); break;
+            case kSummary: over["summary_json"] = optarg; break;
+            case kDrivers: over["drivers_config"] = optarg; break;
+            case 'V': std::printf("weir %s\n", WEIR_VERSION); std::exit(0);
+            case 'h': std::fputs(kUsage, stdout); std::exit(0);
+            case '?':
+                die_usage(optopt ? std::string("unknown or incomplete option -") + static_cast<char>(optopt)
+                                 : std::string("unknown option ") + argv[optind - 1]);
+            default: die_usage("bad arguments");
+        }
+    }
+    if (optind < argc) {
+        if (std::strcmp(argv[optind - 1], "--") != 0)
+            die_usage(std::string("unexpected argument \"") + argv[optind] + "\" (EAL arguments go after --)");
+        cli.eal.assign(argv + optind, argv + argc);
+        cli.eal_given = true;
+    }
+
+    if (!config_file.empty()) {
+        std::ifstream in(config_file);
+        if (!in) die_usage("cannot read configuration " + config_file + ": " + std::strerror(errno));
+        try {
+            cli.cfg = json::parse(in);
+        } catch (const json::parse_error& e) {
+            die_usage(config_file + ": not valid JSON: " + e.what());
+        }
+        if (!cli.cfg.is_object()) die_config({"(top level): expected an object"});
+    }
+    // Command-line values override the file's.
+    for (auto it = over.begin(); it != over.end(); ++it) {
+        if (it->is_object() && cli.cfg.contains(it.key()) && cli.cfg[it.key()].is_object())
+            cli.cfg[it.key()].update(*it);
+        else
+            cli.cfg[it.key()] = *it;
+    }
+    if (!captures.empty()) {
+        std::string dev = "net_pcap_replay";
+        for (const auto& f : captures) {
+            if (f.find(',') != std::string::npos) die_usage("--read " + f + ": a capture path cannot contain ','");
+            dev += ",rx_pcap=" + f;
+        }
+        cli.cfg["ports"].push_back({{"device", dev}});
+        if (!over.contains("workers") && !cli.cfg.contains("workers"))
+            cli.cfg["workers"] = static_cast<int64_t>(captures.size());
+    }
+    for (const auto& d : devices) cli.cfg["ports"].push_back({{"device", d}});
+    for (const auto& u : ipfix) cli.cfg["exporters"].push_back({{"format", "ipfix"}, {"url", u}});
+    if (cli.eal_given) cli.cfg["eal"] = cli.eal;
+    return cli;
+}
+
+// The rx_pcap= files of a net_pcap device string, in queue order.
+std::vector<std::string> pcap_files(const std::string& device) {
+    std::vector<std::string> files;
+    size_t pos = 0;
+    while ((pos = device.find("rx_pcap=", pos)) != std::string::npos) {
+        pos += 8;
+        const size_t end = device.find(',', pos);
+        files.push_back(device.substr(pos, end == std::string::npos ? std::string::npos : end - pos));
+    }
+    return files;
+}
+
+// Reads a capture as net_pcap will (libpcap), for its link type and packet count.
+struct CaptureInfo {
+    int linktype = 1;
+    uint64_t packets = 0;
+    std::string error;  // libpcap's complaint where it stopped early
+};
+
+CaptureInfo inspect_capture(const std::string& path, const std::string& what) {
+    char errbuf[PCAP_ERRBUF_SIZE] = {0};
+    pcap_t* p = pcap_open_offline(path.c_str(), errbuf);
+    if (!p) die_config({what + ": cannot read capture \"" + path + "\": " + errbuf});
+    CaptureInfo ci;
+    ci.linktype = pcap_datalink(p);
+    pcap_pkthdr* h;
+    const u_char* data;
+    int rc;
+    while ((rc = pcap_next_ex(p, &h, &data)) == 1) ++ci.packets;
+    if (rc == PCAP_ERROR) ci.error = pcap_geterr(p);
+    pcap_close(p);
+    return ci;
+}
+
+// Default EAL arguments: main lcore plus one per worker, placed on the CPUs we may use with the
+// control thread alone on the first; workers share CPUs only when there are too few.
+std::vector<std::string> default_eal(const Config& cfg) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    std::vector<int> cpus;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        for (int c = 0; c < CPU_SETSIZE; ++c)
+            if (CPU_ISSET(c, &set)) cpus.push_back(c);
+    if (cpus.empty()) cpus.push_back(0);
+    std::string lcores = "0@" + std::to_string(cpus[0]);
+    for (uint32_t w = 1; w <= cfg.workers; ++w) {
+        const int cpu = cpus.size() > 1 ? cpus[1 + (w - 1) % (cpus.size() - 1)] : cpus[0];
+        lcores += "," + std::to_string(w) + "@" + std::to_string(cpu);
+    }
+    std::vector<std::string> a = {"--lcores=" + lcores, "--no-telemetry", "--log-level=warning"};
+    bool all_vdev = true;
+    for (const auto& p : cfg.ports) all_vdev = all_vdev && p.is_vdev();
+    if (all_vdev) {
+        // Packet buffers plus ring and driver overhead; the flow tables live outside DPDK memory.
+        // --no-huge cannot go with --in-memory; --no-shconf keeps runs from sharing state.
+        const uint64_t mb = 64 + static_cast<uint64_t>(cfg.workers) * cfg.ports.size() * cfg.mbufs_per_queue * 2560 / (1 << 20);
+        a.insert(a.end(), {"--no-huge", "--no-shconf", "--no-pci", "-m", std::to_string(mb)});
+    } else {
+        a.push_back("--in-memory");
+    }
+    return a;
+}
+
+uint64_t wall_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + ts.tv_nsec;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Cli cli = parse_cli(argc, argv);
+    Config cfg;
+    try {
+        cfg = weir::config::from_json(cli.cfg);
+    } catch (const weir::config::ConfigError& e) {
+        die_config(e.problems());
+    }
+    if (cfg.drivers_config.empty()) cfg.drivers_config = WEIR_DRIVERS_DIR;
+
+    weir::Runtime rt;
+    // Replay: learn each capture's link type and length before DPDK opens it.
+    std::vector<std::vector<int>> linktypes(cfg.ports.size());
+    rt.expected_packets.assign(cfg.ports.size(), 0);
+    for (size_t p = 0; p < cfg.ports.size(); ++p) {
+        const auto files = pcap_files(cfg.ports[p].device);
+        for (size_t q = 0; q < files.size(); ++q) {
+            const std::string what = "ports[" + std::to_string(p) + "].device";
+            const CaptureInfo ci = inspect_capture(files[q], what);
+            if (!weir::packet::link_type_supported(static_cast<uint16_t>(ci.linktype)))
+                std::fprintf(stderr, "weir: %s: link type %d (%s) is not decoded; its packets count as unsupported_link\n",
+                             files[q].c_str(), ci.linktype, pcap_datalink_val_to_name(ci.linktype) ?: "?");
+            if (!ci.error.empty())
+                std::fprintf(stderr, "weir: %s: libpcap stops after %lu packets: %s\n", files[q].c_str(),
+                             static_cast<unsigned long>(ci.packets), ci.error.c_str());
+            linktypes[p].push_back(ci.linktype);
+            rt.expected_packets[p] += ci.packets;
+            rt.captures.push_back(files[q]);
+        }
+        if (!files.empty() && files.size() != cfg.workers)
+            die_config({"workers: " + std::to_string(cfg.workers) + " workers need " + std::to_string(cfg.workers) +
+                        " RX queues, but ports[" + std::to_string(p) + "] replays " + std::to_string(files.size()) +
+                        " capture(s), one queue each"});
+    }
+
+    // EAL.
+    std::vector<std::string> eal_args = {"weir"};
+    const std::vector<std::string> base = cfg.eal.empty() ? default_eal(cfg) : cfg.eal;
+    eal_args.insert(eal_args.end(), base.begin(), base.end());
+    for (const auto& p : cfg.ports) {
+        eal_args.push_back(p.is_vdev() ? "--vdev" : "-a");
+        eal_args.push_back(p.device);
+    }
+    std::vector<char*> eal_argv;
+    for (auto& s : eal_args) eal_argv.push_back(s.data());
+    eal_argv.push_back(nullptr);
+    if (rte_eal_init(static_cast<int>(eal_args.size()), eal_argv.data()) < 0) {
+        std::fprintf(stderr, "weir: DPDK EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+        return kExitUsage;
+    }
+    weir::install_signal_handlers();
+
+    const unsigned worker_lcores = rte_lcore_count() - 1;
+    if (worker_lcores < cfg.workers) {
+        std::fprintf(stderr, "weir: config: workers: %u workers need %u lcores besides the main one; EAL has %u\n",
+                     cfg.workers, cfg.workers, worker_lcores);
+        rte_eal_cleanup();
+        return kExitUsage;
+    }
+
+    int rc = 0;
+    try {
+        // One mbuf pool per worker, on the worker's socket.
+        std::vector<unsigned> lcores;
+        unsigned lc;
+        RTE_LCORE_FOREACH_WORKER(lc) {
+            if (lcores.size() < cfg.workers) lcores.push_back(lc);
+        }
+        std::vector<rte_mempool*> pools;
+        for (uint32_t w = 0; w < cfg.workers; ++w) {
+            const std::string name = "weir_mbuf_w" + std::to_string(w);
+            const unsigned n = cfg.mbufs_per_queue * static_cast<unsigned>(cfg.ports.size());
+            rte_mempool* mp = rte_pktmbuf_pool_create(name.c_str(), n, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                                      static_cast<int>(rte_lcore_to_socket_id(lcores[w])));
+            if (!mp) throw std::runtime_error("cannot allocate " + std::to_string(n) + " mbufs for worker " +
+                                              std::to_string(w) + ": " + rte_strerror(rte_errno) +
+                                              " (more hugepages, or -m with --no-huge)");
+            pools.push_back(mp);
+        }
+
+        for (size_t p = 0; p < cfg.ports.size(); ++p) {
+            const std::string what = "ports[" + std::to_string(p) + "]";
+            uint16_t id;
+            if (rte_eth_dev_get_port_by_name(cfg.ports[p].name().c_str(), &id) != 0) {
+                std::fprintf(stderr,
+                             "weir: config: %s.device: no DPDK port \"%s\" (a NIC must be bound to vfio-pci or "
+                             "use a bifurcated driver such as mlx5; a vdev's driver reported why above)\n",
+                             what.c_str(), cfg.ports[p].name().c_str());
+                rte_eal_cleanup();
+                return kExitUsage;
+            }
+            weir::dpdk::PortInfo pi = weir::dpdk::start_port(id, static_cast<uint16_t>(cfg.workers), pools,
+                                                             cfg.ports[p].rx_descriptors, cfg.drivers_config, what);
+            std::fprintf(stderr, "weir: port %u %s (%s): %u RX queues x %u descriptors; RSS: %s; profile %s\n", pi.id,
+                         pi.name.c_str(), pi.driver.c_str(), pi.queues, pi.rx_descriptors, pi.rss.c_str(),
+                         pi.profile.source.c_str());
+            rt.ports.push_back(pi);
+        }
+        const weir::dpdk::TimestampField tsf = weir::dpdk::timestamp_field();
+
+        for (const auto& ex : cfg.exporters)
+            rt.exporters.push_back(std::make_unique<weir::exporter::IpfixUdpExporter>(ex, cfg));
+
+        const uint64_t hz = rte_get_tsc_hz();
+        const uint64_t tsc0 = rte_rdtsc();
+        const uint64_t wall0 = wall_ns();
+        for (uint32_t w = 0; w < cfg.workers; ++w) {
+            weir::WorkerConfig wc;
+            wc.index = w;
+            wc.burst = cfg.burst;
+            wc.domain = cfg.observation_domain + w;
+            // Room for IPv6 + UDP headers, so one message size serves every collector.
+            wc.max_message = cfg.mtu - 48;
+            wc.buffers = cfg.export_buffers;
+            wc.max_delay_cycles = hz / 1000 * cfg.max_delay_ms;
+            wc.replay = cfg.replay;
+            wc.table.capacity = cfg.flow_capacity;
+            wc.table.idle_ns = static_cast<uint64_t>(cfg.idle_timeout_s * 1e9);
+            wc.table.active_ns = static_cast<uint64_t>(cfg.active_timeout_s * 1e9);
+            wc.table.tcp_end_ns = static_cast<uint64_t>(cfg.tcp_end_timeout_s * 1e9);
+            std::vector<weir::RxQueueRef> queues;
+            for (size_t p = 0; p < rt.ports.size(); ++p) {
+                const uint16_t lt = linktypes[p].empty() ? uint16_t{weir::packet::kLinkEthernet}
+                                                         : static_cast<uint16_t>(linktypes[p][w]);
+                const uint32_t unit = tsf.offset >= 0 ? rt.ports[p].dynfield_ns_per_unit : 0;
+                queues.push_back(weir::RxQueueRef{rt.ports[p].id, static_cast<uint16_t>(w), lt, unit});
+            }
+            rt.workers.push_back(std::make_unique<weir::Worker>(wc, std::move(queues), tsf.offset, tsf.flag, hz, wall0, tsc0));
+        }
+        rt.cfg = cfg;
+        std::fprintf(stderr, "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",
+                     cfg.workers, cfg.flow_capacity, rt.workers[0]->table_memory() / 1048576.0, cfg.exporters.size());
+
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        rt.started_s = t.tv_sec + t.tv_nsec / 1e9;
+        for (uint32_t w = 0; w < cfg.workers; ++w)
+            rte_eal_remote_launch(weir::Worker::lcore_main, rt.workers[w].get(), lcores[w]);
+        weir::control_loop(rt);
+        rte_eal_mp_wait_lcore();
+        if (!weir::report(rt)) rc = 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "weir: %s\n", e.what());
+        rc = 1;
+    }
+    for (const auto& p : rt.ports) {
+        rte_eth_dev_stop(p.id);
+        rte_eth_dev_close(p.id);
+    }
+    rt.workers.clear();
+    rte_eal_cleanup();
+    return rc;
+}

@@ -1,0 +1,168 @@
+#include "worker.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace weir {
+
+Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_offset, uint64_t ts_flag,
+               uint64_t tsc_hz, uint64_t wall_ns0, uint64_t tsc0)
+    : cfg_(cfg),
+      queues_(std::move(queues)),
+      qstats_(new QueueStats[queues_.size()]),
+      table_(std::make_unique<flow::FlowTable>(cfg.table)),
+      encoder_(cfg.domain, cfg.max_message),
+      ts_offset_(ts_offset),
+      ts_flag_(ts_flag),
+      tsc_hz_(tsc_hz),
+      wall_ns0_(wall_ns0),
+      tsc0_(tsc0) {
+    uint32_t ring_size = 1;
+    while (ring_size < cfg.buffers + 1) ring_size <<= 1;
+    const std::string base = "weir_w" + std::to_string(cfg.index);
+    full_ = rte_ring_create((base + "_full").c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    free_ = rte_ring_create((base + "_free").c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (!full_ || !free_) throw std::runtime_error("worker " + std::to_string(cfg.index) + ": cannot create rings");
+    pool_bytes_.reset(new uint8_t[static_cast<size_t>(cfg.buffers) * cfg.max_message]);
+    pool_.resize(cfg.buffers);
+    for (uint32_t i = 0; i < cfg.buffers; ++i) {
+        pool_[i] = MessageBuffer{};
+        pool_[i].data = pool_bytes_.get() + static_cast<size_t>(i) * cfg.max_message;
+        MessageBuffer* p = &pool_[i];
+        rte_ring_sp_enqueue(free_, p);
+    }
+}
+
+Worker::~Worker() {
+    rte_ring_free(full_);
+    rte_ring_free(free_);
+}
+
+int Worker::lcore_main(void* self) noexcept {
+    static_cast<Worker*>(self)->run();
+    return 0;
+}
+
+uint64_t Worker::tsc_to_ns(uint64_t tsc) const noexcept {
+    const unsigned __int128 d = static_cast<unsigned __int128>(tsc - tsc0_) * 1'000'000'000u;
+    return wall_ns0_ + static_cast<uint64_t>(d / tsc_hz_);
+}
+
+bool Worker::acquire_buffer() noexcept {
+    void* p = nullptr;
+    while (rte_ring_sc_dequeue(free_, &p) != 0) {
+        // Live traffic never waits for the exporter: the records are counted as dropped.
+        // A replay or the final flush waits, since nothing more arrives to be lost meanwhile.
+        if (!cfg_.replay && !final_flush_) return false;
+        rte_pause();
+    }
+    current_ = static_cast<MessageBuffer*>(p);
+    encoder_.start(current_->data);
+    return true;
+}
+
+void Worker::hand_off() noexcept {
+    MessageBuffer* m = current_;
+    m->records = encoder_.records();
+    m->packets = encoder_.packets();
+    m->octets = encoder_.octets();
+    m->domain = encoder_.domain();
+    m->len = encoder_.finish();
+    current_ = nullptr;
+    while (rte_ring_sp_enqueue(full_, m) != 0) {
+        if (!cfg_.replay && !final_flush_) {
+            stats_.dropped_records.add(m->records);
+            stats_.dropped_packets.add(m->packets);
+            current_ = m;  // reuse the buffer for the next message
+            encoder_.start(m->data);
+            return;
+        }
+        rte_pause();
+    }
+    stats_.messages.add();
+}
+
+void Worker::on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept {
+    const uint32_t n = e.dir[1].packets ? 2 : 1;
+    if (!current_ && !acquire_buffer()) goto drop;
+    if (!encoder_.add(e, why)) {
+        hand_off();
+        if (!current_ && !acquire_buffer()) goto drop;
+        encoder_.add(e, why);  // always fits an empty message (max_message >= kMinMessage)
+    }
+    if (encoder_.records() == n) current_since_ = rte_rdtsc();
+    stats_.records.add(n);
+    return;
+drop:
+    stats_.dropped_records.add(n);
+    stats_.dropped_packets.add(e.dir[0].packets + e.dir[1].packets);
+}
+
+void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept {
+    packet::PacketInfo info[64];
+    flow::FlowTable::Prepared prep[64];
+    uint64_t ts[64];
+    bool ok[64];
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        bytes += m->pkt_len;
+        const packet::Drop d = packet::decode(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, q.linktype, info[i]);
+        ok[i] = d == packet::Drop::kNone;
+        if (!ok[i]) {
+            stats_.drops[static_cast<size_t>(d)].add();
+            continue;
+        }
+        if (info[i].l4_truncated) stats_.l4_truncated.add();
+        uint64_t t = now_ns;
+        if (q.ts_ns_per_unit && (m->ol_flags & ts_flag_))
+            t = *RTE_MBUF_DYNFIELD(m, ts_offset_, uint64_t*) * q.ts_ns_per_unit;
+        ts[i] = t;
+        if (t > clock_ns_) clock_ns_ = t;
+        table_->prepare(info[i], prep[i]);
+    }
+    for (uint16_t i = 0; i < n; ++i)
+        if (ok[i]) table_->update(prep[i], info[i], ts[i], q.port, *this);
+    qs.packets.add(n);
+    qs.bytes.add(bytes);
+    stats_.rx_packets.add(n);
+    stats_.rx_bytes.add(bytes);
+}
+
+void Worker::run() noexcept {
+    rte_mbuf* pkts[64];
+    const uint16_t burst = static_cast<uint16_t>(cfg_.burst > 64 ? 64 : cfg_.burst);
+    while (!stop_.load(std::memory_order_acquire)) {
+        const uint64_t t0 = rte_rdtsc();
+        const uint64_t now_ns = tsc_to_ns(t0);
+        bool any = false;
+        for (size_t i = 0; i < queues_.size(); ++i) {
+            const RxQueueRef& q = queues_[i];
+            const uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, burst);
+            if (n == 0) continue;
+            any = true;
+            process_burst(q, qstats_[i], pkts, n, now_ns);
+            rte_pktmbuf_free_bulk(pkts, n);
+        }
+        // Live ports: time moves on without packets too, so idle flows expire.
+        if (!cfg_.replay && now_ns > clock_ns_) clock_ns_ = now_ns;
+        table_->expire(clock_ns_, 256, *this);
+        const uint64_t t1 = rte_rdtsc();
+        if (current_ && encoder_.records() && t1 - current_since_ > cfg_.max_delay_cycles) hand_off();
+        stats_.total_cycles.add(t1 - t0);
+        if (any) stats_.busy_cycles.add(t1 - t0);
+    }
+    final_flush_ = true;
+    table_->flush(*this);
+    if (current_ && encoder_.records()) hand_off();
+    done_.store(true, std::memory_order_release);
+}
+
+}  // namespace weir

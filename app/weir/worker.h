@@ -1,0 +1,128 @@
+// A worker lcore: owns RX queue q of every port, its flow-table shard and its IPFIX encoder.
+// Run to completion: rx burst -> decode -> hash + prefetch -> update -> expire -> encode ->
+// hand full messages to the control thread over an SPSC ring. Nothing here blocks, locks or
+// allocates after start, except the final flush of a replay, which waits for free buffers.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/counter.h"
+#include "flow/flow_table.h"
+#include "ipfix/ipfix.h"
+#include "packet/decode.h"
+
+struct rte_ring;
+struct rte_mbuf;
+
+namespace weir {
+
+// A message handed from a worker to the control thread. Buffers come from the worker's
+// fixed pool and go back through the free ring.
+struct MessageBuffer {
+    uint32_t len;
+    uint32_t records;
+    uint32_t domain;
+    uint32_t reserved;
+    uint64_t packets;
+    uint64_t octets;
+    uint8_t* data;
+};
+
+struct RxQueueRef {
+    uint16_t port;
+    uint16_t queue;
+    uint16_t linktype;
+    uint32_t ts_ns_per_unit;  // 0: packets are stamped from the TSC at RX
+};
+
+struct alignas(64) QueueStats {
+    Counter packets;
+    Counter bytes;
+};
+
+struct alignas(64) WorkerStats {
+    Counter rx_packets;
+    Counter rx_bytes;
+    Counter drops[packet::kDropCount];  // by packet::Drop
+    Counter l4_truncated;               // accounted with ports 0, not dropped
+    Counter records;                    // records encoded
+    Counter messages;                   // messages handed to the control thread
+    Counter dropped_records;            // no buffer or ring full: records lost
+    Counter dropped_packets;            // packets in those records
+    Counter busy_cycles;
+    Counter total_cycles;
+};
+
+struct WorkerConfig {
+    uint32_t index = 0;
+    uint32_t burst = 32;
+    uint32_t domain = 1;
+    uint32_t max_message = 1452;
+    uint32_t buffers = 1024;
+    uint64_t max_delay_cycles = 0;
+    bool replay = false;            // time only from packets; wait for buffers instead of dropping
+    flow::TableConfig table;
+};
+
+class Worker {
+public:
+    Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_offset, uint64_t ts_flag,
+           uint64_t tsc_hz, uint64_t wall_ns0, uint64_t tsc0);  // throws at start-up
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // The lcore entry point. Returns when stop is requested, after flushing every flow.
+    void run() noexcept;
+    static int lcore_main(void* self) noexcept;
+
+    void request_stop() noexcept { stop_.store(true, std::memory_order_release); }
+    bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+
+    rte_ring* full_ring() const noexcept { return full_; }
+    rte_ring* free_ring() const noexcept { return free_; }
+    const WorkerStats& stats() const noexcept { return stats_; }
+    const flow::TableStats& table_stats() const noexcept { return table_->stats(); }
+    uint32_t table_size() const noexcept { return table_->size(); }
+    uint32_t table_capacity() const noexcept { return table_->capacity(); }
+    size_t table_memory() const noexcept { return table_->memory_bytes(); }
+    const QueueStats& queue_stats(size_t i) const noexcept { return qstats_[i]; }
+    const std::vector<RxQueueRef>& queues() const noexcept { return queues_; }
+    uint32_t domain() const noexcept { return cfg_.domain; }
+
+    // Called by the flow table for each conversation that ends.
+    void on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept;
+
+private:
+    void process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept;
+    bool acquire_buffer() noexcept;
+    void hand_off() noexcept;
+    uint64_t tsc_to_ns(uint64_t tsc) const noexcept;
+
+    WorkerConfig cfg_;
+    std::vector<RxQueueRef> queues_;
+    std::unique_ptr<QueueStats[]> qstats_;
+    std::unique_ptr<flow::FlowTable> table_;
+    ipfix::MessageEncoder encoder_;
+    MessageBuffer* current_ = nullptr;
+    uint64_t current_since_ = 0;  // TSC when the current message got its first record
+    std::vector<MessageBuffer> pool_;
+    std::unique_ptr<uint8_t[]> pool_bytes_;
+    rte_ring* full_ = nullptr;
+    rte_ring* free_ = nullptr;
+    int ts_offset_;
+    uint64_t ts_flag_;
+    uint64_t tsc_hz_;
+    uint64_t wall_ns0_;
+    uint64_t tsc0_;
+    uint64_t clock_ns_ = 0;  // newest packet time seen: the expiry clock
+    bool final_flush_ = false;
+    alignas(64) std::atomic<bool> stop_{false};
+    std::atomic<bool> done_{false};
+    WorkerStats stats_;
+};
+
+}  // namespace weir

@@ -1,0 +1,210 @@
+#include "config/config.h"
+
+#include <cmath>
+#include <set>
+#include <sstream>
+
+namespace weir::config {
+
+using nlohmann::json;
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : "\n") + x;
+    return s;
+}
+
+// Walks one JSON object: typed getters record a problem (with the path) instead of throwing,
+// and unknown keys are reported when the object is done.
+class Reader {
+public:
+    Reader(const json& obj, std::string path, std::vector<std::string>& problems)
+        : obj_(obj), path_(std::move(path)), problems_(problems) {
+        if (!obj_.is_object()) problem(path_.empty() ? "(top level)" : path_, "expected an object, got " + kind(obj_));
+    }
+    ~Reader() {
+        if (!obj_.is_object()) return;
+        for (auto it = obj_.begin(); it != obj_.end(); ++it)
+            if (!seen_.count(it.key())) problem(at(it.key()), "unknown key");
+    }
+
+    std::string at(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+    const json* get(const std::string& key) {
+        seen_.insert(key);
+        if (!obj_.is_object() || !obj_.contains(key)) return nullptr;
+        return &obj_.at(key);
+    }
+
+    template <class T>
+    void integer(const std::string& key, T& out, int64_t lo, int64_t hi) {
+        const json* v = get(key);
+        if (!v) return;
+        if (!v->is_number_integer()) return problem(at(key), "expected an integer, got " + kind(*v));
+        const int64_t x = v->get<int64_t>();
+        if (x < lo || x > hi)
+            return problem(at(key), "expected " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + v->dump());
+        out = static_cast<T>(x);
+    }
+    void number(const std::string& key, double& out, double lo, double hi) {
+        const json* v = get(key);
+        if (!v) return;
+        if (!v->is_number()) return problem(at(key), "expected a number, got " + kind(*v));
+        const double x = v->get<double>();
+        if (!(x >= lo && x <= hi)) {
+            std::ostringstream os;
+            os << "expected " << lo << ".." << hi << ", got " << v->dump();
+            return problem(at(key), os.str());
+        }
+        out = x;
+    }
+    void string(const std::string& key, std::string& out) {
+        const json* v = get(key);
+        if (!v) return;
+        if (!v->is_string()) return problem(at(key), "expected a string, got " + kind(*v));
+        out = v->get<std::string>();
+    }
+    void problem(const std::string& where, const std::string& what) { problems_.push_back(where + ": " + what); }
+
+    static std::string kind(const json& v) {
+        if (v.is_object()) return "an object";
+        if (v.is_array()) return "an array";
+        if (v.is_string()) return "a string " + v.dump();
+        if (v.is_boolean()) return "a boolean " + v.dump();
+        if (v.is_null()) return "null";
+        return "a number " + v.dump();
+    }
+
+private:
+    const json& obj_;
+    std::string path_;
+    std::vector<std::string>& problems_;
+    std::set<std::string> seen_;
+};
+
+}  // namespace
+
+ConfigError::ConfigError(std::vector<std::string> problems)
+    : std::runtime_error(join(problems)), problems_(std::move(problems)) {}
+
+void parse_url(const std::string& url, Exporter& out) {
+    const auto sep = url.find("://");
+    if (sep == std::string::npos) throw std::invalid_argument("expected udp://HOST:PORT, got \"" + url + "\"");
+    const std::string scheme = url.substr(0, sep);
+    if (scheme != "udp") throw std::invalid_argument("transport \"" + scheme + "\" is not supported (udp)");
+    std::string rest = url.substr(sep + 3);
+    std::string host, port;
+    if (!rest.empty() && rest[0] == '[') {
+        const auto close = rest.find(']');
+        if (close == std::string::npos) throw std::invalid_argument("unterminated [IPv6] address in \"" + url + "\"");
+        host = rest.substr(1, close - 1);
+        rest = rest.substr(close + 1);
+        if (!rest.empty() && rest[0] != ':') throw std::invalid_argument("expected :PORT after ] in \"" + url + "\"");
+        port = rest.empty() ? "" : rest.substr(1);
+    } else {
+        const auto colon = rest.rfind(':');
+        host = rest.substr(0, colon);
+        port = colon == std::string::npos ? "" : rest.substr(colon + 1);
+    }
+    if (host.empty()) throw std::invalid_argument("no host in \"" + url + "\"");
+    unsigned long p = 4739;
+    if (!port.empty()) {
+        size_t used = 0;
+        try {
+            p = std::stoul(port, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != port.size() || p < 1 || p > 65535)
+            throw std::invalid_argument("port must be 1..65535, got \"" + port + "\"");
+    }
+    out.url = url;
+    out.host = host;
+    out.port = static_cast<uint16_t>(p);
+}
+
+Config from_json(const json& j) {
+    Config c;
+    std::vector<std::string> problems;
+    {
+        Reader top(j, "", problems);
+        if (const json* eal = top.get("eal")) {
+            if (!eal->is_array()) top.problem("eal", "expected an array of strings, got " + Reader::kind(*eal));
+            else
+                for (size_t i = 0; i < eal->size(); ++i) {
+                    if (!(*eal)[i].is_string()) top.problem("eal[" + std::to_string(i) + "]", "expected a string");
+                    else c.eal.push_back((*eal)[i].get<std::string>());
+                }
+        }
+        if (const json* ports = top.get("ports")) {
+            if (!ports->is_array()) top.problem("ports", "expected an array, got " + Reader::kind(*ports));
+            else
+                for (size_t i = 0; i < ports->size(); ++i) {
+                    const std::string path = "ports[" + std::to_string(i) + "]";
+                    Reader r((*ports)[i], path, problems);
+                    Port p;
+                    r.string("device", p.device);
+                    r.integer("rx_descriptors", p.rx_descriptors, 0, 32768);
+                    if ((*ports)[i].is_object() && p.device.empty()) r.problem(r.at("device"), "required");
+                    c.ports.push_back(p);
+                }
+        }
+        top.integer("workers", c.workers, 1, 128);
+        if (const json* ft = top.get("flow_table"); ft) {
+            Reader r(*ft, "flow_table", problems);
+            r.integer("capacity_per_worker", c.flow_capacity, 16, 1 << 28);
+        }
+        if (const json* t = top.get("timeouts"); t) {
+            Reader r(*t, "timeouts", problems);
+            r.number("idle_s", c.idle_timeout_s, 0.001, 86400);
+            r.number("active_s", c.active_timeout_s, 0.001, 86400);
+            r.number("tcp_end_s", c.tcp_end_timeout_s, 0, 86400);
+        }
+        if (const json* ip = top.get("ipfix"); ip) {
+            Reader r(*ip, "ipfix", problems);
+            r.integer("mtu", c.mtu, 576, 65535);
+            r.integer("observation_domain", c.observation_domain, 0, 0xFFFFFF00);
+            r.integer("template_refresh_s", c.template_refresh_s, 1, 86400);
+            r.integer("template_refresh_messages", c.template_refresh_messages, 1, 1 << 30);
+            r.integer("max_delay_ms", c.max_delay_ms, 1, 60000);
+            r.integer("buffers_per_worker", c.export_buffers, 16, 1 << 20);
+        }
+        if (const json* ex = top.get("exporters")) {
+            if (!ex->is_array()) top.problem("exporters", "expected an array, got " + Reader::kind(*ex));
+            else
+                for (size_t i = 0; i < ex->size(); ++i) {
+                    const std::string path = "exporters[" + std::to_string(i) + "]";
+                    Reader r((*ex)[i], path, problems);
+                    Exporter e;
+                    e.format = "ipfix";
+                    r.string("format", e.format);
+                    r.string("url", e.url);
+                    if (e.format != "ipfix") r.problem(r.at("format"), "expected \"ipfix\", got \"" + e.format + "\"");
+                    if ((*ex)[i].is_object()) {
+                        if (e.url.empty()) r.problem(r.at("url"), "required");
+                        else
+                            try {
+                                parse_url(e.url, e);
+                            } catch (const std::invalid_argument& err) {
+                                r.problem(r.at("url"), err.what());
+                            }
+                    }
+                    c.exporters.push_back(e);
+                }
+        }
+        top.integer("burst", c.burst, 1, 64);
+        top.integer("mbufs_per_queue", c.mbufs_per_queue, 1024, 1 << 20);
+        top.number("stats_interval_s", c.stats_interval_s, 0, 86400);
+        top.string("drivers_config", c.drivers_config);
+        top.string("summary_json", c.summary_json);
+    }
+    if (problems.empty() && c.ports.empty()) problems.push_back("ports: at least one port is required");
+    if (c.mtu < 16 + 4 + 2 * 83 + 48) problems.push_back("ipfix.mtu: too small for one IPv6 flow");
+    c.replay = !c.ports.empty();
+    for (const auto& p : c.ports) c.replay = c.replay && p.device.rfind("net_pcap", 0) == 0;
+    if (!problems.empty()) throw ConfigError(problems);
+    return c;
+}
+
+}  // namespace weir::config

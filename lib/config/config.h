@@ -1,0 +1,67 @@
+// weir's configuration: the JSON file's schema, defaults, and validation. Control plane only.
+// Every problem found is reported with the JSON path of the field and the reason, all at once;
+// nothing is started until the whole configuration is valid.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace weir::config {
+
+struct Port {
+    std::string device;        // PCI address ("0000:3b:00.0") or vdev ("net_pcap0,rx_pcap=a.pcap")
+    uint16_t rx_descriptors = 0;  // 0: the driver profile's value
+    bool is_vdev() const { return device.rfind("net_", 0) == 0; }
+    std::string name() const { return device.substr(0, device.find(',')); }  // DPDK port name
+};
+
+struct Exporter {
+    std::string format;  // "ipfix"
+    std::string url;     // udp://HOST:PORT
+    std::string host;
+    uint16_t port = 0;
+};
+
+struct Config {
+    std::vector<std::string> eal;  // EAL arguments; empty: weir picks them
+    std::vector<Port> ports;
+    uint32_t workers = 1;
+    uint32_t flow_capacity = 1u << 20;  // per worker
+    double idle_timeout_s = 15;
+    double active_timeout_s = 60;
+    double tcp_end_timeout_s = 1;
+    std::vector<Exporter> exporters;
+    uint32_t mtu = 1500;
+    uint32_t observation_domain = 1;  // worker i exports in domain observation_domain + i
+    uint32_t template_refresh_s = 60;
+    uint32_t template_refresh_messages = 1000;
+    uint32_t max_delay_ms = 500;      // a partly filled message waits at most this long
+    uint32_t export_buffers = 1024;   // message buffers per worker
+    uint32_t burst = 32;
+    uint32_t mbufs_per_queue = 8192;
+    double stats_interval_s = 10;
+    std::string drivers_config;       // folder of per-driver profiles; empty: built-in path
+    std::string summary_json;         // write the exit summary here as JSON
+    bool replay = false;              // every port is a net_pcap capture: exit at its end
+};
+
+class ConfigError : public std::runtime_error {
+public:
+    explicit ConfigError(std::vector<std::string> problems);
+    const std::vector<std::string>& problems() const { return problems_; }
+
+private:
+    std::vector<std::string> problems_;
+};
+
+// Validates `j` and returns the configuration; throws ConfigError naming every bad field.
+Config from_json(const nlohmann::json& j);
+
+// Parses "udp://host:port" ([v6] literal allowed); throws std::invalid_argument.
+void parse_url(const std::string& url, Exporter& out);
+
+}  // namespace weir::config

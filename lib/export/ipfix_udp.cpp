@@ -1,0 +1,97 @@
+#include "export/ipfix_udp.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "ipfix/ipfix.h"
+
+namespace weir::exporter {
+
+IpfixUdpExporter::IpfixUdpExporter(const config::Exporter& ex, const config::Config& cfg)
+    : url_(ex.url), refresh_s_(cfg.template_refresh_s), refresh_messages_(cfg.template_refresh_messages) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const std::string port = std::to_string(ex.port);
+    if (int rc = getaddrinfo(ex.host.c_str(), port.c_str(), &hints, &res); rc != 0)
+        throw std::runtime_error(url_ + ": cannot resolve " + ex.host + ": " + gai_strerror(rc));
+    std::string why;
+    for (addrinfo* a = res; a; a = a->ai_next) {
+        const int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            why = std::strerror(errno);
+            continue;
+        }
+        // connect() so the kernel reports an unreachable collector (ICMP port unreachable) as a
+        // send error we can count, instead of silence.
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+            fd_ = fd;
+            break;
+        }
+        why = std::strerror(errno);
+        close(fd);
+    }
+    freeaddrinfo(res);
+    if (fd_ < 0) throw std::runtime_error(url_ + ": " + why);
+    const int sndbuf = 8 << 20;
+    setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+}
+
+IpfixUdpExporter::~IpfixUdpExporter() {
+    if (fd_ >= 0) close(fd_);
+}
+
+bool IpfixUdpExporter::send(const uint8_t* p, size_t n) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const ssize_t rc = ::send(fd_, p, n, 0);
+        if (rc == static_cast<ssize_t>(n)) {
+            stats_.bytes.add(n);
+            return true;
+        }
+        last_errno_ = rc < 0 ? errno : EMSGSIZE;
+        // A pending ICMP error from an earlier datagram fails this call without sending it;
+        // the error is now cleared, so try once more.
+        if (last_errno_ != ECONNREFUSED) break;
+    }
+    stats_.send_errors.add();
+    return false;
+}
+
+void IpfixUdpExporter::send_templates(uint32_t domain, Domain& d, uint32_t now_s) {
+    uint8_t buf[512];
+    const size_t set = ipfix::write_template_set(buf + ipfix::kHeaderLen, sizeof(buf) - ipfix::kHeaderLen);
+    const auto len = static_cast<uint16_t>(ipfix::kHeaderLen + set);
+    ipfix::write_header(buf, len, now_s, d.sequence, domain);
+    if (send(buf, len)) {
+        stats_.template_messages.add();
+        d.templates_sent = true;
+        d.last_template_s = now_s;
+        d.since_template = 0;
+    }
+}
+
+void IpfixUdpExporter::send_data(uint8_t* msg, uint32_t len, uint32_t domain, uint32_t records, uint64_t packets,
+                                 uint32_t now_s) {
+    Domain& d = domains_[domain];
+    if (!d.templates_sent || now_s - d.last_template_s >= refresh_s_ || d.since_template >= refresh_messages_)
+        send_templates(domain, d, now_s);
+    ipfix::set_header_fields(msg, now_s, d.sequence);
+    if (send(msg, len)) {
+        d.sequence += records;
+        d.since_template += 1;
+        stats_.messages.add();
+        stats_.records.add(records);
+        stats_.packets.add(packets);
+    } else {
+        stats_.lost_records.add(records);
+        stats_.lost_packets.add(packets);
+    }
+}
+
+}  // namespace weir::exporter

@@ -1,0 +1,373 @@
+// One worker's shard of the flow table: insert/update per packet, expiry by timer wheel,
+// eviction when full. Owned and touched by a single worker; the control thread only reads
+// the counters in stats(). Capacity is fixed at construction, nothing is allocated after.
+//
+// Layout: entries[] (one per conversation, both directions, 128 B), a bucket index of
+// 8-way buckets (one cache line: 8 signatures + 8 entry indexes), two candidate buckets per
+// key, and a timer wheel of intrusive lists. Expiry is lazy: an entry sits in the wheel slot
+// of the earliest time it could expire; when that slot comes due its real deadline is checked
+// and it is expired or moved on. A packet never touches the wheel (except on TCP FIN/RST).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/counter.h"
+#include "flow/flow_key.h"
+#include "packet/decode.h"
+
+namespace weir::flow {
+
+// IPFIX flowEndReason values (RFC 7012 / IANA IE 136).
+enum class EndReason : uint8_t {
+    kIdle = 1,
+    kActive = 2,
+    kEndOfFlow = 3,        // TCP FIN in both directions, or RST
+    kForced = 4,           // shutdown or end of a replayed capture
+    kLackOfResources = 5,  // evicted to make room
+};
+constexpr size_t kEndReasonSlots = 6;
+const char* end_reason_name(EndReason r) noexcept;
+
+struct DirStats {
+    uint64_t packets;
+    uint64_t octets;
+    uint64_t first_ns;
+    uint64_t last_ns;
+    uint8_t tcp_flags;
+    uint8_t ttl_min;
+    uint8_t ttl_max;
+    uint8_t tos;
+    uint32_t reserved;
+};
+static_assert(sizeof(DirStats) == 40);
+
+// One conversation. dir[0] is the initiator's direction (the first packet seen), dir[1] the
+// responder's, which may have no packets.
+struct alignas(64) FlowEntry {
+    FlowKey key;            // canonical
+    DirStats dir[2];
+    uint32_t where;         // bucket * 8 + way
+    uint16_t in_port;       // DPDK port of the first packet
+    uint8_t init_reversed;  // the initiator runs key.dst -> key.src
+    uint8_t state;          // TCP end-of-flow bits
+
+    // The directional tuple of dir[d].
+    packet::Tuple tuple(int d) const noexcept;
+};
+static_assert(sizeof(FlowEntry) == 128);
+
+struct TableConfig {
+    uint32_t capacity = 1u << 20;
+    uint64_t idle_ns = 15'000'000'000ull;
+    uint64_t active_ns = 60'000'000'000ull;
+    uint64_t tcp_end_ns = 1'000'000'000ull;  // grace after FIN both ways or RST
+};
+
+struct TableStats {
+    Counter created;
+    Counter expired[kEndReasonSlots];  // by EndReason
+    Counter evicted_table_full;        // no free entry: the oldest went
+    Counter evicted_bucket_full;       // both candidate buckets full (rare below 50% load)
+    Counter active;                    // entries in use (a gauge)
+};
+
+class FlowTable {
+public:
+    explicit FlowTable(const TableConfig& cfg);  // throws std::bad_alloc / std::invalid_argument
+    ~FlowTable();
+    FlowTable(const FlowTable&) = delete;
+    FlowTable& operator=(const FlowTable&) = delete;
+
+    // Stage one of a burst: canonical key, hash, prefetch of both candidate buckets.
+    struct Prepared {
+        FlowKey key;
+        uint64_t hash;
+        bool reversed;
+    };
+    void prepare(const packet::PacketInfo& p, Prepared& out) const noexcept;
+
+    // Stage two: account the packet. Entries that must go first (timed out on arrival,
+    // evicted for room) are handed to sink.on_expired(entry, reason) before they are reused.
+    template <class Sink>
+    void update(const Prepared& pk, const packet::PacketInfo& p, uint64_t ts_ns, uint16_t port, Sink& sink) noexcept;
+
+    // Expires entries whose deadline is at or before now_ns; at most `budget` entries are
+    // examined per call, so a worker's loop iteration stays bounded.
+    template <class Sink>
+    void expire(uint64_t now_ns, uint32_t budget, Sink& sink) noexcept;
+
+    // Expires every entry (reason kForced): shutdown and end of replay.
+    template <class Sink>
+    void flush(Sink& sink) noexcept;
+
+    uint32_t capacity() const noexcept { return capacity_; }
+    uint32_t size() const noexcept { return capacity_ - free_top_; }
+    size_t memory_bytes() const noexcept { return bytes_; }
+    const TableStats& stats() const noexcept { return stats_; }
+
+    // Visits every entry in use (tests and status; not for the data plane).
+    template <class Fn>
+    void for_each(Fn&& fn) const {
+        for (uint32_t s = 0; s < kSlots; ++s)
+            for (uint32_t i = links_[capacity_ + s].next; i != capacity_ + s; i = links_[i].next) fn(entries_[i]);
+    }
+
+    static constexpr uint32_t kWays = 8;
+    static constexpr uint32_t kSlots = 4096;     // timer wheel slots
+    static constexpr unsigned kTickShift = 26;   // 67.1 ms per slot, 275 s per turn
+
+private:
+    struct alignas(64) Bucket {
+        uint32_t sig[kWays];
+        uint32_t idx[kWays];
+    };
+    struct Link {
+        uint32_t prev, next;
+    };
+    enum : uint8_t { kFinInit = 1, kFinResp = 2, kClosing = 4 };
+
+    static uint32_t sig_of(uint64_t h) noexcept { return static_cast<uint32_t>(h >> 16) | 1u; }
+    uint32_t bucket1(uint64_t h) const noexcept { return static_cast<uint32_t>(h) & bucket_mask_; }
+    uint32_t bucket2(uint64_t h) const noexcept {
+        return bucket1(h) ^ ((static_cast<uint32_t>(h >> 48) | 1u) & bucket_mask_);
+    }
+
+    uint64_t deadline(const FlowEntry& e, EndReason& why) const noexcept;
+    void schedule(uint32_t i, uint64_t when_ns) noexcept;
+    void unlink(uint32_t i) noexcept {
+        const Link l = links_[i];
+        links_[l.prev].next = l.next;
+        links_[l.next].prev = l.prev;
+    }
+    template <class Sink>
+    void remove(uint32_t i, EndReason why, Sink& sink) noexcept;
+    template <class Sink>
+    bool evict_oldest(Sink& sink) noexcept;
+    static void account(DirStats& d, const packet::PacketInfo& p, uint64_t ts) noexcept;
+
+    TableConfig cfg_;
+    uint32_t capacity_;
+    uint32_t bucket_mask_;
+    Bucket* buckets_ = nullptr;
+    FlowEntry* entries_ = nullptr;
+    Link* links_ = nullptr;        // capacity_ entries, then kSlots sentinels
+    uint32_t* free_ = nullptr;     // stack of free entry indexes
+    uint32_t free_top_ = 0;
+    uint64_t cursor_ = 0;          // next wheel tick to process
+    uint64_t evict_hint_ = 0;      // first tick that may hold entries, for evict_oldest
+    bool started_ = false;
+    void* mem_ = nullptr;
+    size_t bytes_ = 0;
+    TableStats stats_;
+};
+
+// ---- inline data-plane code ------------------------------------------------------------
+
+inline void FlowTable::prepare(const packet::PacketInfo& p, Prepared& out) const noexcept {
+    out.reversed = canonicalize(p.tuple, out.key);
+    out.hash = key_hash(out.key);
+    __builtin_prefetch(&buckets_[bucket1(out.hash)]);
+    __builtin_prefetch(&buckets_[bucket2(out.hash)]);
+}
+
+inline void FlowTable::account(DirStats& d, const packet::PacketInfo& p, uint64_t ts) noexcept {
+    if (d.packets == 0) {
+        d.first_ns = d.last_ns = ts;
+        d.ttl_min = d.ttl_max = p.ttl;
+        d.tos = p.tos;
+    } else {
+        if (ts < d.first_ns) d.first_ns = ts;
+        if (ts > d.last_ns) d.last_ns = ts;
+        if (p.ttl < d.ttl_min) d.ttl_min = p.ttl;
+        if (p.ttl > d.ttl_max) d.ttl_max = p.ttl;
+    }
+    d.packets += 1;
+    d.octets += p.ip_octets;
+    d.tcp_flags |= p.tcp_flags;
+}
+
+inline uint64_t FlowTable::deadline(const FlowEntry& e, EndReason& why) const noexcept {
+    uint64_t first = e.dir[0].first_ns, last = e.dir[0].last_ns;
+    if (e.dir[1].packets) {
+        if (e.dir[1].first_ns < first) first = e.dir[1].first_ns;
+        if (e.dir[1].last_ns > last) last = e.dir[1].last_ns;
+    }
+    uint64_t d = last + cfg_.idle_ns;
+    why = EndReason::kIdle;
+    if (first + cfg_.active_ns < d) {
+        d = first + cfg_.active_ns;
+        why = EndReason::kActive;
+    }
+    if ((e.state & kClosing) && last + cfg_.tcp_end_ns <= d) {
+        d = last + cfg_.tcp_end_ns;
+        why = EndReason::kEndOfFlow;
+    }
+    return d;
+}
+
+inline void FlowTable::schedule(uint32_t i, uint64_t when_ns) noexcept {
+    uint64_t tick = when_ns >> kTickShift;
+    if (tick < cursor_) tick = cursor_;
+    if (tick > cursor_ + kSlots - 1) tick = cursor_ + kSlots - 1;
+    if (tick < evict_hint_) evict_hint_ = tick;
+    const uint32_t s = capacity_ + static_cast<uint32_t>(tick & (kSlots - 1));
+    const uint32_t tail = links_[s].prev;
+    links_[i] = Link{tail, s};
+    links_[tail].next = i;
+    links_[s].prev = i;
+}
+
+template <class Sink>
+inline void FlowTable::remove(uint32_t i, EndReason why, Sink& sink) noexcept {
+    FlowEntry& e = entries_[i];
+    sink.on_expired(e, why);
+    buckets_[e.where / kWays].sig[e.where % kWays] = 0;
+    unlink(i);
+    free_[free_top_++] = i;
+    stats_.expired[static_cast<uint8_t>(why)].add();
+    stats_.active.sub();
+}
+
+template <class Sink>
+inline bool FlowTable::evict_oldest(Sink& sink) noexcept {
+    uint64_t t = evict_hint_ > cursor_ ? evict_hint_ : cursor_;
+    for (uint32_t n = 0; n < kSlots; ++n, ++t) {
+        const uint32_t s = capacity_ + static_cast<uint32_t>(t & (kSlots - 1));
+        const uint32_t i = links_[s].next;
+        if (i != s) {
+            evict_hint_ = t;
+            remove(i, EndReason::kLackOfResources, sink);
+            return true;
+        }
+    }
+    return false;
+}
+
+template <class Sink>
+void FlowTable::update(const Prepared& pk, const packet::PacketInfo& p, uint64_t ts, uint16_t port,
+                       Sink& sink) noexcept {
+    if (!started_) [[unlikely]] {
+        cursor_ = evict_hint_ = ts >> kTickShift;
+        started_ = true;
+    }
+    const uint32_t sig = sig_of(pk.hash);
+    const uint32_t b[2] = {bucket1(pk.hash), bucket2(pk.hash)};
+    uint32_t found = UINT32_MAX;
+    for (uint32_t bi = 0; bi < 2 && found == UINT32_MAX; ++bi) {
+        const Bucket& bk = buckets_[b[bi]];
+        for (uint32_t w = 0; w < kWays; ++w) {
+            if (bk.sig[w] == sig && key_equal(entries_[bk.idx[w]].key, pk.key)) {
+                found = bk.idx[w];
+                break;
+            }
+        }
+    }
+    if (found != UINT32_MAX) {
+        FlowEntry& e = entries_[found];
+        EndReason why;
+        const uint64_t d = deadline(e, why);
+        if (ts < d) [[likely]] {
+            const int dir = pk.reversed ^ e.init_reversed;
+            account(e.dir[dir], p, ts);
+            if (p.tcp_flags & 0x05) [[unlikely]] {  // FIN or RST
+                const uint8_t before = e.state;
+                if (p.tcp_flags & 0x04) e.state |= kClosing;
+                if (p.tcp_flags & 0x01) e.state |= dir ? kFinResp : kFinInit;
+                if ((e.state & (kFinInit | kFinResp)) == (kFinInit | kFinResp)) e.state |= kClosing;
+                if ((e.state & kClosing) && !(before & kClosing)) {
+                    unlink(found);
+                    schedule(found, ts + cfg_.tcp_end_ns);
+                }
+            }
+            return;
+        }
+        remove(found, why, sink);  // timed out before this packet: the packet starts a new flow
+    }
+
+    // Miss: find a way in the less loaded candidate bucket, and a free entry.
+    uint32_t freeways[2] = {0, 0};
+    for (uint32_t bi = 0; bi < 2; ++bi)
+        for (uint32_t w = 0; w < kWays; ++w) freeways[bi] += buckets_[b[bi]].sig[w] == 0;
+    uint32_t pick = freeways[1] > freeways[0] ? 1 : 0;
+    if (freeways[pick] == 0) [[unlikely]] {
+        uint32_t victim = UINT32_MAX;
+        uint64_t oldest = UINT64_MAX;
+        for (uint32_t bi = 0; bi < 2; ++bi)
+            for (uint32_t w = 0; w < kWays; ++w) {
+                const uint32_t i = buckets_[b[bi]].idx[w];
+                const FlowEntry& e = entries_[i];
+                const uint64_t last = e.dir[1].last_ns > e.dir[0].last_ns ? e.dir[1].last_ns : e.dir[0].last_ns;
+                if (last < oldest) {
+                    oldest = last;
+                    victim = i;
+                    pick = bi;
+                }
+            }
+        stats_.evicted_bucket_full.add();
+        remove(victim, EndReason::kLackOfResources, sink);
+    }
+    if (free_top_ == 0) {
+        stats_.evicted_table_full.add();
+        evict_oldest(sink);
+    }
+    const uint32_t i = free_[--free_top_];
+    Bucket& bk = buckets_[b[pick]];
+    uint32_t way = 0;
+    while (bk.sig[way] != 0) ++way;
+    bk.sig[way] = sig;
+    bk.idx[way] = i;
+
+    FlowEntry& e = entries_[i];
+    e.key = pk.key;
+    e.dir[0] = DirStats{};
+    e.dir[1] = DirStats{};
+    e.where = b[pick] * kWays + way;
+    e.in_port = port;
+    e.init_reversed = pk.reversed;
+    e.state = 0;
+    account(e.dir[0], p, ts);
+    if (p.tcp_flags & 0x04) e.state = kClosing;
+    if (p.tcp_flags & 0x01) e.state |= kFinInit;
+    stats_.created.add();
+    stats_.active.add();
+    const uint64_t idle_or_active = cfg_.idle_ns < cfg_.active_ns ? cfg_.idle_ns : cfg_.active_ns;
+    schedule(i, ts + ((e.state & kClosing) ? cfg_.tcp_end_ns : idle_or_active));
+}
+
+template <class Sink>
+void FlowTable::expire(uint64_t now, uint32_t budget, Sink& sink) noexcept {
+    if (!started_) return;
+    const uint64_t now_tick = now >> kTickShift;
+    if (now_tick > cursor_ + kSlots) cursor_ = now_tick - kSlots;  // long gap: one full turn
+    while (cursor_ < now_tick) {
+        const uint32_t s = capacity_ + static_cast<uint32_t>(cursor_ & (kSlots - 1));
+        while (links_[s].next != s) {
+            if (budget == 0) return;
+            --budget;
+            const uint32_t i = links_[s].next;
+            EndReason why;
+            const uint64_t d = deadline(entries_[i], why);
+            if (d <= now) {
+                remove(i, why, sink);
+            } else {
+                unlink(i);
+                const uint64_t save = cursor_;
+                cursor_ = save + 1;  // reschedule strictly after the slot being drained
+                schedule(i, d);
+                cursor_ = save;
+            }
+        }
+        ++cursor_;
+    }
+}
+
+template <class Sink>
+void FlowTable::flush(Sink& sink) noexcept {
+    for (uint32_t s = 0; s < kSlots; ++s) {
+        const uint32_t head = capacity_ + s;
+        while (links_[head].next != head) remove(links_[head].next, EndReason::kForced, sink);
+    }
+}
+
+}  // namespace weir::flow
