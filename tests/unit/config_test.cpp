@@ -1,0 +1,77 @@
+// Configuration: defaults, and one message per problem naming the JSON path.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "config/config.h"
+
+using weir::config::ConfigError;
+using weir::config::from_json;
+using nlohmann::json;
+
+namespace {
+std::vector<std::string> problems_of(const json& j) {
+    try {
+        from_json(j);
+    } catch (const ConfigError& e) {
+        return e.problems();
+    }
+    return {};
+}
+}  // namespace
+
+TEST(Config, MinimalReplayConfig) {
+    const auto c = from_json(json::parse(R"({"ports":[{"device":"net_pcap0,rx_pcap=a.pcap"}],
+        "exporters":[{"url":"udp://127.0.0.1:4739"}]})"));
+    EXPECT_TRUE(c.replay);
+    EXPECT_EQ(c.workers, 1u);
+    EXPECT_EQ(c.exporters.at(0).host, "127.0.0.1");
+    EXPECT_EQ(c.exporters.at(0).port, 4739);
+    EXPECT_EQ(c.idle_timeout_s, 15);
+}
+
+TEST(Config, EveryProblemNamesItsField) {
+    const auto p = problems_of(json::parse(R"({
+        "ports":[{"device":"0000:3b:00.0","rx_descriptors":"many"}, {"devise":"x"}],
+        "workers": 0,
+        "timeouts": {"idle_s": -1},
+        "exporters":[{"url":"udp://127.0.0.1:70000"}, {"format":"netflow5","url":"udp://[::1]:2055"}],
+        "ipfix": {"mtu": 100},
+        "colour": "blue"})"));
+    const std::vector<std::string> want = {
+        "ports[0].rx_descriptors: expected an integer, got a string \"many\"",
+        "ports[1].device: required",
+        "ports[1].devise: unknown key",
+        "workers: expected 1..128, got 0",
+        "timeouts.idle_s: expected 0.001..86400, got -1",
+        "ipfix.mtu: expected 576..65535, got 100",
+        "exporters[0].url: port must be 1..65535, got \"70000\"",
+        "exporters[1].format: expected \"ipfix\", got \"netflow5\"",
+        "colour: unknown key",
+    };
+    for (const auto& w : want) EXPECT_NE(std::find(p.begin(), p.end(), w), p.end()) << "missing: " << w;
+    EXPECT_EQ(p.size(), want.size());
+}
+
+TEST(Config, NoPortsIsAnError) {
+    const auto p = problems_of(json::object());
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0], "ports: at least one port is required");
+}
+
+TEST(Config, WrongTopLevelType) {
+    const auto p = problems_of(json::array());
+    ASSERT_FALSE(p.empty());
+    EXPECT_EQ(p[0], "(top level): expected an object, got an array");
+}
+
+TEST(Config, UrlForms) {
+    weir::config::Exporter e;
+    weir::config::parse_url("udp://[::1]:9995", e);
+    EXPECT_EQ(e.host, "::1");
+    EXPECT_EQ(e.port, 9995);
+    weir::config::parse_url("udp://collector.example", e);
+    EXPECT_EQ(e.port, 4739);
+    EXPECT_THROW(weir::config::parse_url("tcp://a:1", e), std::invalid_argument);
+    EXPECT_THROW(weir::config::parse_url("127.0.0.1:4739", e), std::invalid_argument);
+}

@@ -1,0 +1,224 @@
+// Flow table: both directions in one entry, each way a flow ends, eviction when full.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "flow/flow_table.h"
+
+using namespace weir;
+using flow::EndReason;
+using flow::FlowEntry;
+using flow::FlowTable;
+
+namespace {
+
+constexpr uint64_t kSec = 1'000'000'000ull;
+
+struct Ended {
+    FlowEntry e;
+    EndReason why;
+};
+
+struct Sink {
+    std::vector<Ended> ended;
+    void on_expired(const FlowEntry& e, EndReason why) noexcept { ended.push_back({e, why}); }
+};
+
+packet::PacketInfo pkt(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint8_t proto = 6,
+                       uint8_t flags = 0x10, uint32_t octets = 100, uint8_t ttl = 64) {
+    packet::PacketInfo p{};
+    p.tuple.ip_version = 4;
+    p.tuple.proto = proto;
+    for (int i = 0; i < 4; ++i) {
+        p.tuple.src[i] = static_cast<uint8_t>(src >> (24 - 8 * i));
+        p.tuple.dst[i] = static_cast<uint8_t>(dst >> (24 - 8 * i));
+    }
+    p.tuple.sport = sport;
+    p.tuple.dport = dport;
+    p.tcp_flags = proto == 6 ? flags : 0;
+    p.ip_octets = octets;
+    p.ttl = ttl;
+    return p;
+}
+
+struct Fixture {
+    flow::TableConfig cfg;
+    std::unique_ptr<FlowTable> t;
+    Sink sink;
+    explicit Fixture(uint32_t cap = 1024, uint64_t idle = 15 * kSec, uint64_t active = 60 * kSec,
+                     uint64_t tcp_end = 1 * kSec) {
+        cfg.capacity = cap;
+        cfg.idle_ns = idle;
+        cfg.active_ns = active;
+        cfg.tcp_end_ns = tcp_end;
+        t = std::make_unique<FlowTable>(cfg);
+    }
+    void feed(const packet::PacketInfo& p, uint64_t ts, uint16_t port = 0) {
+        FlowTable::Prepared pk;
+        t->prepare(p, pk);
+        t->update(pk, p, ts, port, sink);
+    }
+};
+
+const uint64_t T0 = 1'700'000'000ull * kSec;
+
+}  // namespace
+
+TEST(FlowTable, BothDirectionsShareOneEntry) {
+    Fixture f;
+    f.feed(pkt(0x0A000002, 0x0A000001, 40000, 80, 6, 0x02, 60, 60), T0);           // SYN from .2
+    f.feed(pkt(0x0A000001, 0x0A000002, 80, 40000, 6, 0x12, 60, 50), T0 + 1000);    // SYN-ACK
+    f.feed(pkt(0x0A000002, 0x0A000001, 40000, 80, 6, 0x10, 52, 61), T0 + 2000);    // ACK
+    EXPECT_EQ(f.t->size(), 1u);
+    f.t->flush(f.sink);
+    ASSERT_EQ(f.sink.ended.size(), 1u);
+    const FlowEntry& e = f.sink.ended[0].e;
+    EXPECT_EQ(f.sink.ended[0].why, EndReason::kForced);
+    // dir[0] is the initiator: 10.0.0.2:40000 -> 10.0.0.1:80.
+    const packet::Tuple fwd = e.tuple(0);
+    EXPECT_EQ(fwd.src[3], 2);
+    EXPECT_EQ(fwd.sport, 40000);
+    EXPECT_EQ(e.dir[0].packets, 2u);
+    EXPECT_EQ(e.dir[0].octets, 112u);
+    EXPECT_EQ(e.dir[0].tcp_flags, 0x12);
+    EXPECT_EQ(e.dir[0].ttl_min, 60);
+    EXPECT_EQ(e.dir[0].ttl_max, 61);
+    EXPECT_EQ(e.dir[0].first_ns, T0);
+    EXPECT_EQ(e.dir[0].last_ns, T0 + 2000);
+    const packet::Tuple rev = e.tuple(1);
+    EXPECT_EQ(rev.src[3], 1);
+    EXPECT_EQ(rev.sport, 80);
+    EXPECT_EQ(e.dir[1].packets, 1u);
+    EXPECT_EQ(e.dir[1].tcp_flags, 0x12);
+    EXPECT_EQ(e.dir[1].ttl_min, 50);
+    EXPECT_EQ(f.t->size(), 0u);
+}
+
+TEST(FlowTable, IdleTimeout) {
+    Fixture f;
+    f.feed(pkt(1, 2, 3, 4, 17), T0);
+    f.feed(pkt(1, 2, 3, 4, 17), T0 + 5 * kSec);
+    f.t->expire(T0 + 19 * kSec, 1000, f.sink);
+    EXPECT_TRUE(f.sink.ended.empty()) << "last packet was 14 s ago";
+    f.t->expire(T0 + 20 * kSec + kSec / 2, 1000, f.sink);
+    ASSERT_EQ(f.sink.ended.size(), 1u);
+    EXPECT_EQ(f.sink.ended[0].why, EndReason::kIdle);
+    EXPECT_EQ(f.sink.ended[0].e.dir[0].packets, 2u);
+    EXPECT_EQ(f.t->stats().expired[static_cast<int>(EndReason::kIdle)].get(), 1u);
+}
+
+TEST(FlowTable, ActiveTimeoutSplitsALongFlow) {
+    Fixture f(1024, 15 * kSec, 60 * kSec);
+    uint64_t ts = T0;
+    for (int i = 0; i < 100; ++i, ts += kSec) {
+        f.feed(pkt(1, 2, 3, 4, 17), ts);
+        f.t->expire(ts, 1000, f.sink);
+    }
+    // 100 packets one second apart: one record at 60 s, the rest still active.
+    ASSERT_EQ(f.sink.ended.size(), 1u);
+    EXPECT_EQ(f.sink.ended[0].why, EndReason::kActive);
+    EXPECT_EQ(f.sink.ended[0].e.dir[0].packets, 60u);
+    f.t->flush(f.sink);
+    ASSERT_EQ(f.sink.ended.size(), 2u);
+    EXPECT_EQ(f.sink.ended[1].e.dir[0].packets, 40u);
+}
+
+TEST(FlowTable, PacketAfterIdleGapStartsANewFlowEvenBeforeExpiryRuns) {
+    Fixture f;
+    f.feed(pkt(1, 2, 3, 4, 17), T0);
+    f.feed(pkt(1, 2, 3, 4, 17), T0 + 30 * kSec);  // no expire() in between
+    ASSERT_EQ(f.sink.ended.size(), 1u);
+    EXPECT_EQ(f.sink.ended[0].why, EndReason::kIdle);
+    EXPECT_EQ(f.sink.ended[0].e.dir[0].packets, 1u);
+    EXPECT_EQ(f.t->size(), 1u);
+}
+
+TEST(FlowTable, FinBothWaysEndsTheFlowAfterGrace) {
+    Fixture f;
+    f.feed(pkt(1, 2, 1000, 80, 6, 0x02), T0);
+    f.feed(pkt(2, 1, 80, 1000, 6, 0x12), T0 + 1);
+    f.feed(pkt(1, 2, 1000, 80, 6, 0x11), T0 + 2 * kSec);  // FIN from the client
+    f.t->expire(T0 + 5 * kSec, 1000, f.sink);
+    EXPECT_TRUE(f.sink.ended.empty()) << "half-closed connections wait for idle timeout";
+    f.feed(pkt(2, 1, 80, 1000, 6, 0x11), T0 + 6 * kSec);  // FIN from the server
+    f.feed(pkt(1, 2, 1000, 80, 6, 0x10), T0 + 6 * kSec + 100);  // last ACK joins the same flow
+    f.t->expire(T0 + 7 * kSec, 1000, f.sink);
+    EXPECT_TRUE(f.sink.ended.empty()) << "the grace runs from the last packet";
+    f.t->expire(T0 + 7 * kSec + kSec / 2, 1000, f.sink);
+    ASSERT_EQ(f.sink.ended.size(), 1u);
+    EXPECT_EQ(f.sink.ended[0].why, EndReason::kEndOfFlow);
+    EXPECT_EQ(f.sink.ended[0].e.dir[0].packets, 3u);
+    EXPECT_EQ(f.sink.ended[0].e.dir[1].packets, 2u);
+}
+
+TEST(FlowTable, RstEndsTheFlow) {
+    Fixture f;
+    f.feed(pkt(1, 2, 1000, 80, 6, 0x02), T0);
+    f.feed(pkt(2, 1, 80, 1000, 6, 0x14), T0 + 1000);  // RST-ACK
+    f.t->expire(T0 + 2 * kSec, 1000, f.sink);
+    ASSERT_EQ(f.sink.ended.size(), 1u);
+    EXPECT_EQ(f.sink.ended[0].why, EndReason::kEndOfFlow);
+}
+
+TEST(FlowTable, FullTableEvictsTheOldestAndCountsIt) {
+    Fixture f(64);
+    for (uint32_t i = 0; i < 64; ++i) f.feed(pkt(1, 2, static_cast<uint16_t>(i), 9, 17), T0 + i * kSec / 10);
+    EXPECT_EQ(f.t->size(), 64u);
+    EXPECT_TRUE(f.sink.ended.empty());
+    f.feed(pkt(1, 2, 999, 9, 17), T0 + 7 * kSec);
+    EXPECT_EQ(f.t->size(), 64u);
+    ASSERT_EQ(f.sink.ended.size(), 1u);
+    EXPECT_EQ(f.sink.ended[0].why, EndReason::kLackOfResources);
+    EXPECT_LT(f.sink.ended[0].e.key.sport, 8) << "one of the oldest flows goes";
+    EXPECT_EQ(f.t->stats().evicted_table_full.get() + f.t->stats().evicted_bucket_full.get(), 1u);
+}
+
+TEST(FlowTable, SynFloodKeepsEveryPacketAccounted) {
+    // Far more flows than capacity: each packet is in exactly one ended or live flow.
+    Fixture f(1024);
+    uint64_t packets = 0;
+    for (uint32_t i = 0; i < 50000; ++i) {
+        f.feed(pkt(0x0B000000 + i, 0x0A000001, static_cast<uint16_t>(i * 7), 80, 6, 0x02), T0 + i * 1000);
+        ++packets;
+    }
+    f.t->flush(f.sink);
+    uint64_t seen = 0;
+    for (const auto& x : f.sink.ended) seen += x.e.dir[0].packets + x.e.dir[1].packets;
+    EXPECT_EQ(seen, packets);
+    EXPECT_EQ(f.t->stats().created.get(), 50000u);
+    EXPECT_EQ(f.t->size(), 0u);
+}
+
+TEST(FlowTable, ExpiryWorkIsBoundedPerCall) {
+    Fixture f;
+    for (uint32_t i = 0; i < 500; ++i) f.feed(pkt(i, 2, 3, 4, 17), T0);
+    f.t->expire(T0 + 100 * kSec, 100, f.sink);
+    EXPECT_EQ(f.sink.ended.size(), 100u);
+    f.t->expire(T0 + 100 * kSec, 1000, f.sink);
+    EXPECT_EQ(f.sink.ended.size(), 500u);
+}
+
+TEST(FlowTable, LongTimeJumpExpiresEverything) {
+    Fixture f;
+    for (uint32_t i = 0; i < 10; ++i) f.feed(pkt(i, 2, 3, 4, 17), T0);
+    f.t->expire(T0 + 86400 * kSec, 1000, f.sink);  // a capture with a day-long gap
+    EXPECT_EQ(f.sink.ended.size(), 10u);
+}
+
+TEST(FlowTable, VlanSeparatesFlows) {
+    Fixture f;
+    auto a = pkt(1, 2, 3, 4, 17);
+    auto b = a;
+    b.tuple.vlan = 7;
+    f.feed(a, T0);
+    f.feed(b, T0);
+    EXPECT_EQ(f.t->size(), 2u);
+}
+
+TEST(FlowTable, RejectsSillyCapacity) {
+    flow::TableConfig c;
+    c.capacity = 3;
+    EXPECT_THROW(FlowTable t(c), std::invalid_argument);
+}

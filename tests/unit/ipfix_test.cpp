@@ -1,0 +1,137 @@
+// IPFIX encoder: byte-exact messages against golden bytes, and everything read back with the
+// independent reader in ipfix_reader.cpp.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ipfix/ipfix.h"
+#include "ipfix_reader.h"
+
+using namespace weir;
+
+namespace {
+
+std::vector<uint8_t> unhex(const std::string& s) {
+    std::vector<uint8_t> v;
+    for (size_t i = 0; i + 1 < s.size(); i += 2) v.push_back(static_cast<uint8_t>(std::stoul(s.substr(i, 2), nullptr, 16)));
+    return v;
+}
+
+flow::FlowEntry tcp_entry() {
+    flow::FlowEntry e{};
+    packet::Tuple t{};
+    t.ip_version = 4;
+    t.proto = 6;
+    t.vlan = 100;
+    const uint8_t a[4] = {10, 0, 0, 1}, b[4] = {10, 0, 0, 2};
+    std::memcpy(t.src, a, 4);
+    std::memcpy(t.dst, b, 4);
+    t.sport = 1234;
+    t.dport = 80;
+    e.init_reversed = flow::canonicalize(t, e.key);
+    e.in_port = 2;
+    e.dir[0] = {3, 180, 1700000000123000000ull, 1700000001456000000ull, 0x1b, 60, 64, 0, 0};
+    e.dir[1] = {2, 120, 1700000000623000000ull, 1700000001456000000ull, 0x12, 50, 50, 0, 0};
+    return e;
+}
+
+}  // namespace
+
+TEST(Ipfix, GoldenTwoWayTcpMessage) {
+    // Built independently with struct.pack from RFC 7011 section 3 and the IANA element list.
+    const auto golden = unhex(
+        "000a008a0000000000000000000000070100007a0000018bcfe5687b0000018bcfe56db00000000000000003000000"
+        "00000000b40a0000010a0000020000000204d2005000000064001b06003c40030000018bcfe56a6f0000018bcfe56d"
+        "b0000000000000000200000000000000780a0000020a00000100000002005004d20000006400120600323203");
+    std::vector<uint8_t> buf(1452);
+    ipfix::MessageEncoder enc(7, 1452);
+    enc.start(buf.data());
+    ASSERT_TRUE(enc.add(tcp_entry(), flow::EndReason::kEndOfFlow));
+    EXPECT_EQ(enc.records(), 2u);
+    EXPECT_EQ(enc.packets(), 5u);
+    const uint32_t len = enc.finish();
+    ASSERT_EQ(len, golden.size());
+    EXPECT_EQ(std::vector<uint8_t>(buf.begin(), buf.begin() + len), golden);
+}
+
+TEST(Ipfix, TemplatesAndRecordsReadBack) {
+    std::vector<uint8_t> tmpl(512);
+    const size_t set = ipfix::write_template_set(tmpl.data() + 16, tmpl.size() - 16);
+    ASSERT_GT(set, 0u);
+    ipfix::write_header(tmpl.data(), static_cast<uint16_t>(16 + set), 1700000000, 0, 9);
+    test::Reader rd;
+    const auto tm = rd.parse(tmpl.data(), 16 + set);
+    EXPECT_EQ(tm.template_count, 2);
+
+    // One IPv6 ICMPv6 flow after one IPv4 flow: two data sets in one message.
+    flow::FlowEntry v6{};
+    packet::Tuple t{};
+    t.ip_version = 6;
+    t.proto = 58;
+    t.src[0] = 0xfe;
+    t.src[1] = 0x80;
+    t.src[15] = 1;
+    t.dst[0] = 0xff;
+    t.dst[1] = 0x02;
+    t.dst[15] = 0x16;
+    t.dport = 143 << 8;
+    v6.init_reversed = flow::canonicalize(t, v6.key);
+    v6.dir[0] = {2, 152, 5'000'000'000ull, 6'000'000'000ull, 0, 1, 1, 0, 0};
+    std::vector<uint8_t> buf(1452);
+    ipfix::MessageEncoder enc(9, 1452);
+    enc.start(buf.data());
+    ASSERT_TRUE(enc.add(tcp_entry(), flow::EndReason::kIdle));
+    ASSERT_TRUE(enc.add(v6, flow::EndReason::kForced));
+    const uint32_t len = enc.finish();
+    ipfix::set_header_fields(buf.data(), 1700000001, 42);
+    const auto m = rd.parse(buf.data(), len);
+    EXPECT_EQ(m.sequence, 42u);
+    EXPECT_EQ(m.export_time, 1700000001u);
+    EXPECT_EQ(m.domain, 9u);
+    ASSERT_EQ(m.records.size(), 3u);
+    const auto& r0 = m.records[0];
+    EXPECT_EQ(r0.template_id, ipfix::kTemplateIdV4);
+    EXPECT_EQ(r0.u(ipfix::kSourceTransportPort), 1234u);
+    EXPECT_EQ(r0.u(ipfix::kPacketDeltaCount), 3u);
+    EXPECT_EQ(r0.u(ipfix::kFlowEndReason), 1u);
+    EXPECT_EQ(r0.u(ipfix::kVlanId), 100u);
+    EXPECT_EQ(r0.u(ipfix::kFlowStartMilliseconds), 1700000000123u);
+    EXPECT_EQ(m.records[1].u(ipfix::kSourceTransportPort), 80u);
+    EXPECT_EQ(m.records[1].u(ipfix::kPacketDeltaCount), 2u);
+    const auto& r2 = m.records[2];
+    EXPECT_EQ(r2.template_id, ipfix::kTemplateIdV6);
+    EXPECT_EQ(r2.u(ipfix::kIcmpTypeCodeIPv6), 143u << 8);
+    EXPECT_EQ(r2.u(ipfix::kDestinationTransportPort), 0u);
+    EXPECT_EQ(r2.u(ipfix::kOctetDeltaCount), 152u);
+    EXPECT_EQ(r2.bytes(ipfix::kSourceIPv6Address)[0], 0xfe);
+    EXPECT_EQ(r2.bytes(ipfix::kDestinationIPv6Address)[15], 0x16);
+    EXPECT_EQ(r2.u(ipfix::kFlowEndMilliseconds), 6000u);
+}
+
+TEST(Ipfix, MessagesNeverExceedTheLimit) {
+    const uint32_t limit = 1500 - 48;
+    std::vector<uint8_t> buf(limit);
+    ipfix::MessageEncoder enc(1, limit);
+    enc.start(buf.data());
+    int added = 0;
+    while (enc.add(tcp_entry(), flow::EndReason::kIdle)) ++added;
+    const uint32_t len = enc.finish();
+    EXPECT_LE(len, limit);
+    EXPECT_EQ(added, static_cast<int>((limit - 16 - 4) / (2 * 59)));
+    test::Reader rd;
+    std::vector<uint8_t> tmpl(512);
+    const size_t set = ipfix::write_template_set(tmpl.data() + 16, 496);
+    ipfix::write_header(tmpl.data(), static_cast<uint16_t>(16 + set), 0, 0, 1);
+    rd.parse(tmpl.data(), 16 + set);
+    EXPECT_EQ(rd.parse(buf.data(), len).records.size(), static_cast<size_t>(2 * added));
+}
+
+TEST(Ipfix, TemplateLengthsMatchRecordLengths) {
+    for (bool v6 : {false, true}) {
+        uint32_t sum = 0;
+        for (const auto& f : ipfix::template_fields(v6)) sum += f.length;
+        EXPECT_EQ(sum, ipfix::record_length(v6));
+    }
+}
