@@ -247,7 +247,7 @@ bool report(Runtime& rt) {
                        {"decode_drops", drops_total},
                        {"balanced", balanced}};
 
-    std::printf("weir summary (%.2f s)\n", elapsed);
+    std::printf("weir summary (%.3f s)\n", elapsed);
     for (const auto& jp : j["ports"]) {
         std::printf("  port %s (%s, %s): rx %lu packets %lu bytes, imissed %lu, rx_nombuf %lu, ierrors %lu",
                     jp["name"].get<std::string>().c_str(), jp["driver"].get<std::string>().c_str(),

@@ -48,17 +48,14 @@ IpfixUdpExporter::~IpfixUdpExporter() {
 }
 
 bool IpfixUdpExporter::send(const uint8_t* p, size_t n) {
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        const ssize_t rc = ::send(fd_, p, n, 0);
-        if (rc == static_cast<ssize_t>(n)) {
-            stats_.bytes.add(n);
-            return true;
-        }
-        last_errno_ = rc < 0 ? errno : EMSGSIZE;
-        // A pending ICMP error from an earlier datagram fails this call without sending it;
-        // the error is now cleared, so try once more.
-        if (last_errno_ != ECONNREFUSED) break;
+    const ssize_t rc = ::send(fd_, p, n, 0);
+    if (rc == static_cast<ssize_t>(n)) {
+        stats_.bytes.add(n);
+        return true;
     }
+    // ECONNREFUSED: an earlier datagram drew ICMP port unreachable; this call sent nothing.
+    // Either way this message is lost and counted; the next one is tried normally.
+    last_errno_ = rc < 0 ? errno : EMSGSIZE;
     stats_.send_errors.add();
     return false;
 }

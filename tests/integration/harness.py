@@ -244,3 +244,28 @@ def replay(capture, collectors=None, extra=(), timeout=300):
     finally:
         os.unlink(summary_path)
     return p, summary
+
+
+def tshark_truth(capture):
+    """Packets and IP-layer octets per directional 5-tuple as tshark reads the capture
+    (defragmentation off, so a non-first fragment has ports 0/0)."""
+    fields = ["ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ip.proto", "ipv6.nxt", "ip.len", "ipv6.plen",
+              "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "sctp.srcport", "sctp.dstport"]
+    cmd = ["tshark", "-n", "-r", capture, "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
+           "-Y", "ip or ipv6", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    agg = collections.Counter()
+    for line in out.splitlines():
+        v = dict(zip(fields, line.split("\t")))
+        if v.get("ip.src"):
+            src, dst, proto, octets = v["ip.src"], v["ip.dst"], v["ip.proto"], int(v["ip.len"] or 0)
+        else:
+            src, dst, proto, octets = v["ipv6.src"], v["ipv6.dst"], v["ipv6.nxt"], int(v["ipv6.plen"] or 0) + 40
+        sport = v["tcp.srcport"] or v["udp.srcport"] or v["sctp.srcport"] or "0"
+        dport = v["tcp.dstport"] or v["udp.dstport"] or v["sctp.dstport"] or "0"
+        key = (int(proto.split(",")[0]), norm(src), norm(dst), int(sport), int(dport))
+        agg[key + ("p",)] += 1
+        agg[key + ("o",)] += octets
+    return [Rec(*k[:5], agg[k], agg[k[:5] + ("o",)]) for k in agg if k[5] == "p"]

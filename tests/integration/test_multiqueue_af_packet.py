@@ -41,6 +41,13 @@ class MultiQueueAfPacket(unittest.TestCase):
 
     def test_each_conversation_meets_on_one_worker(self):
         port = 4739
+        nfdir = os.path.join(self.tmp, "nfcapd")
+        os.makedirs(nfdir)
+        nfcapd = subprocess.Popen(self.nsexec + ["nfcapd", "-w", nfdir, "-b", "127.0.0.1", "-p", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(harness.stop, nfcapd, signal.SIGKILL)
+        harness.wait_for(lambda: subprocess.run(self.nsexec + ["ss", "-Hlun", f"sport = :{port}"], capture_output=True,
+                                                text=True).stdout.strip() != "", what="nfcapd to bind")
         lo_pcap = os.path.join(self.tmp, "lo.pcapng")
         dumpcap = subprocess.Popen(self.nsexec + ["dumpcap", "-q", "-i", "lo", "-f", f"udp dst port {port}", "-w",
                                                   lo_pcap], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -62,9 +69,14 @@ class MultiQueueAfPacket(unittest.TestCase):
         self.assertEqual(weir.returncode, 0, err)
         time.sleep(0.5)
         harness.stop(dumpcap, signal.SIGINT)
+        harness.stop(nfcapd, signal.SIGTERM)
+        info = sh("nfdump", "-R", nfdir, "-I").stdout
+        self.assertIn("Sequence failures: 0", info)
+        self.assertIn(f"Packets: {sent}", info)
         with open(summary) as f:
             s = json.load(f)
         self.assertTrue(s["accounting"]["balanced"], out)
+        self.assertEqual(s["exporters"][0]["send_errors"], 0)
         self.assertEqual(s["rx_packets"], sent, out)
         self.assertEqual(s["accounting"]["in_records"], sent)
         per_worker = [w["rx_packets"] for w in s["workers"]]

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Bad configuration and arguments: one clear message naming the field, exit code 2, nothing
+started. A collector that is down costs counted losses, never a hang or a crash."""
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+CAPTURE = "ipfixprobe__mixed.pcap"
+
+
+class BadInput(unittest.TestCase):
+    def run_config(self, cfg, *args):
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(cfg, f)
+        self.addCleanup(os.unlink, f.name)
+        return harness.run_weir(["-c", f.name] + list(args), check=False, timeout=60)
+
+    def test_wrong_type_and_unknown_key(self):
+        p = self.run_config({"ports": [{"device": "net_pcap0,rx_pcap=x.pcap"}], "workers": "two", "colour": 1})
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("weir: config: workers: expected an integer, got a string \"two\"", p.stderr)
+        self.assertIn("weir: config: colour: unknown key", p.stderr)
+        self.assertNotIn("EAL", p.stderr, "nothing is started")
+
+    def test_unknown_pci_address(self):
+        p = self.run_config({"ports": [{"device": "0000:99:00.0"}]}, "--", "--no-huge", "--no-shconf", "-m", "128",
+                            "--lcores=0@0,1@0", "--log-level=error")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("ports[0].device: no DPDK port \"0000:99:00.0\"", p.stderr)
+
+    def test_more_queues_than_the_device_has(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        p = self.run_config({"ports": [{"device": "net_pcap0,rx_pcap=" + capture}], "workers": 2})
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("workers: 2 workers need 2 RX queues, but ports[0] replays 1 capture(s)", p.stderr)
+
+    def test_unreadable_capture(self):
+        p = harness.run_weir(["-r", "/nonexistent.pcap"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("cannot read capture \"/nonexistent.pcap\"", p.stderr)
+
+    def test_bad_option_values(self):
+        p = harness.run_weir(["-r", "x.pcap", "--ipfix", "udp://127.0.0.1:99999"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("exporters[0].url: port must be 1..65535, got \"99999\"", p.stderr)
+        p = harness.run_weir(["--idle-timeout", "soon"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--idle-timeout: expected a number, got \"soon\"", p.stderr)
+
+    def test_collector_down_costs_counted_losses(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        port = harness.free_udp_port()  # nothing listens there
+        proc, s = harness.replay(capture, extra=["--ipfix", f"udp://127.0.0.1:{port}"])
+        ex = s["exporters"][0]
+        self.assertTrue(s["accounting"]["balanced"])
+        self.assertGreater(ex["send_errors"], 0)
+        self.assertEqual(ex["packets"] + ex["lost_packets"], s["accounting"]["in_records"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what weir needs (Debian packages), builds, and runs every test, unit and integration,
+# in a release build and again under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deploy/install-deps.sh --test
+export WEIR_PCAPS=${WEIR_PCAPS:-$(cd .. && pwd)/shared/pcaps}
+[ -d "$WEIR_PCAPS" ] || { echo "tests: captures not found at $WEIR_PCAPS (set WEIR_PCAPS)" >&2; exit 1; }
+
+[ -f build/build.ninja ] || meson setup build --buildtype=release
+[ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+ninja -C build
+ninja -C build-asan
+
+# DPDK keeps memory it allocated at start-up until exit: leaks reports would be DPDK's, not ours.
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+status=0
+for b in build build-asan; do
+  echo "== meson test -C $b"
+  meson test -C "$b" --print-errorlogs || status=1
+done
+passed=0 failed=0
+for b in build build-asan; do
+  log="$b/meson-logs/testlog.json"
+  passed=$((passed + $(grep -c '"result": "OK"' "$log" || true)))
+  failed=$((failed + $(grep -c '"result": "\(FAIL\|ERROR\|TIMEOUT\)"' "$log" || true)))
+done
+echo "$passed passed, $failed failed"
+exit $status
