@@ -129,6 +129,8 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
         table_->prepare(info[i], prep[i]);
     }
     for (uint16_t i = 0; i < n; ++i)
+        if (ok[i]) table_->locate(prep[i]);
+    for (uint16_t i = 0; i < n; ++i)
         if (ok[i]) table_->update(prep[i], info[i], ts[i], q.port, *this);
     qs.packets.add(n);
     qs.bytes.add(bytes);
@@ -151,18 +153,26 @@ void Worker::run() noexcept {
             process_burst(q, qstats_[i], pkts, n, now_ns);
             rte_pktmbuf_free_bulk(pkts, n);
         }
-        // Live ports: time moves on without packets too, so idle flows expire.
-        if (!cfg_.replay && now_ns > clock_ns_) clock_ns_ = now_ns;
-        table_->expire(clock_ns_, 256, *this);
+        housekeeping(now_ns, t0);
         const uint64_t t1 = rte_rdtsc();
-        if (current_ && encoder_.records() && t1 - current_since_ > cfg_.max_delay_cycles) hand_off();
         stats_.total_cycles.add(t1 - t0);
         if (any) stats_.busy_cycles.add(t1 - t0);
     }
+    finish();
+    done_.store(true, std::memory_order_release);
+}
+
+void Worker::housekeeping(uint64_t now_ns, uint64_t now_tsc) noexcept {
+    // Live ports: time moves on without packets too, so idle flows expire.
+    if (!cfg_.replay && now_ns > clock_ns_) clock_ns_ = now_ns;
+    table_->expire(clock_ns_, 256, *this);
+    if (current_ && encoder_.records() && now_tsc - current_since_ > cfg_.max_delay_cycles) hand_off();
+}
+
+void Worker::finish() noexcept {
     final_flush_ = true;
     table_->flush(*this);
     if (current_ && encoder_.records()) hand_off();
-    done_.store(true, std::memory_order_release);
 }
 
 }  // namespace weir

@@ -96,8 +96,14 @@ public:
     // Called by the flow table for each conversation that ends.
     void on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept;
 
-private:
+    // The pipeline steps run() is made of, public so the benchmark drives the same code:
+    // one burst (decode, hash + prefetch, update), then the per-iteration housekeeping
+    // (expiry, hand-off of a message that waited long enough), and the final flush.
     void process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept;
+    void housekeeping(uint64_t now_ns, uint64_t now_tsc) noexcept;
+    void finish() noexcept;
+
+private:
     bool acquire_buffer() noexcept;
     void hand_off() noexcept;
     uint64_t tsc_to_ns(uint64_t tsc) const noexcept;

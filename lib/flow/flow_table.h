@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <emmintrin.h>
+
 #include "common/counter.h"
 #include "flow/flow_key.h"
 #include "packet/decode.h"
@@ -79,16 +81,22 @@ public:
     FlowTable(const FlowTable&) = delete;
     FlowTable& operator=(const FlowTable&) = delete;
 
-    // Stage one of a burst: canonical key, hash, prefetch of both candidate buckets.
+    // A burst goes through three passes so memory latency overlaps across packets:
+    // prepare (canonical key, hash, prefetch both candidate buckets), locate (signature match
+    // in the buckets, prefetch the candidate entry), update (verify the key and account).
     struct Prepared {
         FlowKey key;
         uint64_t hash;
+        uint32_t hint;  // entry whose signature matched in locate(), or kNone
         bool reversed;
     };
+    static constexpr uint32_t kNone = UINT32_MAX;
     void prepare(const packet::PacketInfo& p, Prepared& out) const noexcept;
+    void locate(Prepared& pk) const noexcept;
 
-    // Stage two: account the packet. Entries that must go first (timed out on arrival,
-    // evicted for room) are handed to sink.on_expired(entry, reason) before they are reused.
+    // Stage three: account the packet (update() also works without locate()). Entries that must
+    // go first (timed out on arrival, evicted for room) are handed to sink.on_expired(entry,
+    // reason) before they are reused.
     template <class Sink>
     void update(const Prepared& pk, const packet::PacketInfo& p, uint64_t ts_ns, uint16_t port, Sink& sink) noexcept;
 
@@ -128,6 +136,21 @@ private:
     enum : uint8_t { kFinInit = 1, kFinResp = 2, kClosing = 4 };
 
     static uint32_t sig_of(uint64_t h) noexcept { return static_cast<uint32_t>(h >> 16) | 1u; }
+    // Bit w set where bucket way w holds signature `sig` (SSE2: two 4-lane compares).
+    static uint32_t match_mask(const Bucket& b, uint32_t sig) noexcept {
+        const __m128i s = _mm_set1_epi32(static_cast<int>(sig));
+        const __m128i lo = _mm_cmpeq_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(b.sig)), s);
+        const __m128i hi = _mm_cmpeq_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(b.sig + 4)), s);
+        return static_cast<uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(lo)) |
+                                     (_mm_movemask_ps(_mm_castsi128_ps(hi)) << 4));
+    }
+    uint32_t find(uint32_t bucket, uint32_t sig, const FlowKey& key) const noexcept {
+        for (uint32_t m = match_mask(buckets_[bucket], sig); m; m &= m - 1) {
+            const uint32_t i = buckets_[bucket].idx[__builtin_ctz(m)];
+            if (key_equal(entries_[i].key, key)) return i;
+        }
+        return kNone;
+    }
     uint32_t bucket1(uint64_t h) const noexcept { return static_cast<uint32_t>(h) & bucket_mask_; }
     uint32_t bucket2(uint64_t h) const noexcept {
         return bucket1(h) ^ ((static_cast<uint32_t>(h >> 48) | 1u) & bucket_mask_);
@@ -167,8 +190,25 @@ private:
 inline void FlowTable::prepare(const packet::PacketInfo& p, Prepared& out) const noexcept {
     out.reversed = canonicalize(p.tuple, out.key);
     out.hash = key_hash(out.key);
+    out.hint = kNone;
     __builtin_prefetch(&buckets_[bucket1(out.hash)]);
     __builtin_prefetch(&buckets_[bucket2(out.hash)]);
+}
+
+inline void FlowTable::locate(Prepared& pk) const noexcept {
+    const uint32_t sig = sig_of(pk.hash);
+    uint32_t m = match_mask(buckets_[bucket1(pk.hash)], sig);
+    const Bucket* b = &buckets_[bucket1(pk.hash)];
+    if (!m) {
+        b = &buckets_[bucket2(pk.hash)];
+        m = match_mask(*b, sig);
+    }
+    if (m) {
+        pk.hint = b->idx[__builtin_ctz(m)];
+        const char* e = reinterpret_cast<const char*>(&entries_[pk.hint]);
+        __builtin_prefetch(e, 1);
+        __builtin_prefetch(e + 64, 1);
+    }
 }
 
 inline void FlowTable::account(DirStats& d, const packet::PacketInfo& p, uint64_t ts) noexcept {
@@ -238,6 +278,18 @@ inline bool FlowTable::evict_oldest(Sink& sink) noexcept {
         if (i != s) {
             evict_hint_ = t;
             remove(i, EndReason::kLackOfResources, sink);
+            // A full table evicts again on the next new flow: fetch the next victim's bucket
+            // (its entry came in one eviction ago) and the entry and link of the one after.
+            const uint32_t h1 = links_[s].next;
+            if (h1 != s) {
+                __builtin_prefetch(&buckets_[entries_[h1].where / kWays], 1);
+                const uint32_t h2 = links_[h1].next;
+                if (h2 < capacity_) {
+                    __builtin_prefetch(&entries_[h2], 1);
+                    __builtin_prefetch(reinterpret_cast<const char*>(&entries_[h2]) + 64, 1);
+                    __builtin_prefetch(&links_[links_[h2].next], 1);
+                }
+            }
             return true;
         }
     }
@@ -253,22 +305,23 @@ void FlowTable::update(const Prepared& pk, const packet::PacketInfo& p, uint64_t
     }
     const uint32_t sig = sig_of(pk.hash);
     const uint32_t b[2] = {bucket1(pk.hash), bucket2(pk.hash)};
-    uint32_t found = UINT32_MAX;
-    for (uint32_t bi = 0; bi < 2 && found == UINT32_MAX; ++bi) {
-        const Bucket& bk = buckets_[b[bi]];
-        for (uint32_t w = 0; w < kWays; ++w) {
-            if (bk.sig[w] == sig && key_equal(entries_[bk.idx[w]].key, pk.key)) {
-                found = bk.idx[w];
-                break;
-            }
-        }
+    // The hint is only a guess: an earlier packet of this burst may have evicted or inserted.
+    uint32_t found = (pk.hint != kNone && key_equal(entries_[pk.hint].key, pk.key)) ? pk.hint : kNone;
+    if (found == kNone) {
+        found = find(b[0], sig, pk.key);
+        if (found == kNone) found = find(b[1], sig, pk.key);
     }
-    if (found != UINT32_MAX) {
+    if (found != kNone) {
         FlowEntry& e = entries_[found];
-        EndReason why;
-        const uint64_t d = deadline(e, why);
-        if (ts < d) [[likely]] {
-            const int dir = pk.reversed ^ e.init_reversed;
+        const int dir = pk.reversed ^ e.init_reversed;
+        // Fast check that the flow is still live: this direction's last packet is recent, the
+        // initiator's first is within the active timeout, and no TCP end is pending. Anything
+        // else (out-of-order times, closing flows) takes the exact deadline().
+        bool live = !(e.state & kClosing) && ts - e.dir[dir].last_ns <= cfg_.idle_ns && e.dir[dir].packets &&
+                    ts - e.dir[0].first_ns < cfg_.active_ns && ts >= e.dir[0].first_ns;
+        EndReason why = EndReason::kIdle;
+        if (!live) live = ts < deadline(e, why);
+        if (live) [[likely]] {
             account(e.dir[dir], p, ts);
             if (p.tcp_flags & 0x05) [[unlikely]] {  // FIN or RST
                 const uint8_t before = e.state;
@@ -286,9 +339,8 @@ void FlowTable::update(const Prepared& pk, const packet::PacketInfo& p, uint64_t
     }
 
     // Miss: find a way in the less loaded candidate bucket, and a free entry.
-    uint32_t freeways[2] = {0, 0};
-    for (uint32_t bi = 0; bi < 2; ++bi)
-        for (uint32_t w = 0; w < kWays; ++w) freeways[bi] += buckets_[b[bi]].sig[w] == 0;
+    const uint32_t freeways[2] = {static_cast<uint32_t>(__builtin_popcount(match_mask(buckets_[b[0]], 0))),
+                                  static_cast<uint32_t>(__builtin_popcount(match_mask(buckets_[b[1]], 0)))};
     uint32_t pick = freeways[1] > freeways[0] ? 1 : 0;
     if (freeways[pick] == 0) [[unlikely]] {
         uint32_t victim = UINT32_MAX;
@@ -313,8 +365,7 @@ void FlowTable::update(const Prepared& pk, const packet::PacketInfo& p, uint64_t
     }
     const uint32_t i = free_[--free_top_];
     Bucket& bk = buckets_[b[pick]];
-    uint32_t way = 0;
-    while (bk.sig[way] != 0) ++way;
+    const uint32_t way = static_cast<uint32_t>(__builtin_ctz(match_mask(bk, 0)));
     bk.sig[way] = sig;
     bk.idx[way] = i;
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Replays the same generated captures with weir, softflowd and pmacctd (nfprobe plugin), each
+# exporting IPFIX to nfcapd on 127.0.0.1, in one run. Prints packets per second of each (net of
+# its fixed start-up cost, measured on a one-packet capture), the ratio of weir to the faster
+# peer, and whether all three exported the packet total the generator says the capture holds.
+#
+# usage: perf/peers.sh [--flows "1000 1000000"] [--packets 2000000]
+# Needs root (installs softflowd, pmacct, nfdump, tshark from Debian) and ../shared/tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+tools=${WEIR_TOOLS:-$(cd .. && pwd)/shared/tools}
+flows_list="1000 1000000"
+packets=2000000
+reps=3
+while [ $# -gt 0 ]; do
+  case $1 in
+    --flows) flows_list=$2; shift 2 ;;
+    --packets) packets=$2; shift 2 ;;
+    *) echo "usage: perf/peers.sh [--flows \"1000 1000000\"] [--packets N]" >&2; exit 2 ;;
+  esac
+done
+[ -f build-release/build.ninja ] || meson setup build-release --buildtype=release -Dtests=false > /dev/null
+ninja -C build-release > /dev/null
+weir=$root/build-release/app/weir/weir
+work=${WEIR_PEERS_WORK:-/tmp/weir-peers}
+mkdir -p "$work"
+port=47970
+
+# weir's run: wall seconds and the packets nfcapd decoded.
+run_weir() {  # capture dir capacity
+  local f=$1 d=$2 cap=$3
+  rm -rf "$d"; mkdir -p "$d/nf"
+  nfcapd -w "$d/nf" -b 127.0.0.1 -p $port -B 134217728 > "$d/nfcapd.log" 2>&1 &
+  local nfc=$!
+  for _ in $(seq 50); do ss -Hlun "sport = :$port" | grep -q . && break; sleep 0.1; done
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$weir" --drivers-config "$root/drivers-config" -r "$f" --ipfix "udp://127.0.0.1:$port" --stats-interval 0 \
+    --capacity "$cap" > "$d/weir.out" 2> "$d/weir.err"
+  t1=$(date +%s.%N)
+  sleep 1
+  kill -TERM $nfc; wait $nfc 2>/dev/null || true
+  local pk
+  pk=$(nfdump -R "$d/nf" -I 2>/dev/null | awk '/^Packets:/ {print $2}')
+  echo "$(echo "$t1 - $t0" | bc -l) ${pk:-0}"
+}
+
+echo "# $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%F)"
+echo "# command: perf/peers.sh --flows \"$flows_list\" --packets $packets"
+for flows in $flows_list; do
+  cap=$work/gen-${packets}p-${flows}f.pcap
+  [ -f "$cap" ] || python3 "$tools/mkpcap.py" -n "$packets" -f "$flows" -o "$cap" > /dev/null
+  want=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['packets'])" "$cap.json")
+  one=$work/one-$(basename "$cap")
+  python3 - "$cap" "$one" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "rb"); gh = f.read(24); rh = f.read(16)
+cap = struct.unpack("<IIII", rh)[2]
+open(sys.argv[2], "wb").write(gh + rh + f.read(cap))
+PY
+  cat "$cap" > /dev/null  # page cache: time the probes, not the disk
+  capacity=$((flows * 2 > 65536 ? flows * 2 : 65536))
+  # Medians of $reps runs, as run-peers.sh does for the peers; the one-packet capture measures
+  # the fixed start-up cost (EAL, zeroing the flow table), which is subtracted.
+  base_w=$(for _ in $(seq $reps); do run_weir "$one" "$work/weir-base" "$capacity"; done | awk '{print $1}' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  runs=$(for _ in $(seq $reps); do run_weir "$cap" "$work/weir-run" "$capacity"; done)
+  wall=$(awk '{print $1}' <<<"$runs" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  pk=$(awk '{print $2}' <<<"$runs" | sort -u | tr '\n' ' ' | sed 's/ $//')
+  net=$(echo "$wall - $base_w" | bc -l)
+  weir_mpps=$(echo "$pk / $net / 1000000" | bc -l)
+  printf "capture=%s flows=%s packets=%s\n" "$(basename "$cap")" "$flows" "$want"
+  printf "  peer=weir packets=%s wall_s=%.3f net_s=%.3f net_mpps=%.3f\n" "$pk" "$wall" "$net" "$weir_mpps"
+  best=0 best_name="" same=yes
+  [ "$pk" = "$want" ] || same=no
+  for peer in softflowd-ipfix pmacctd-ipfix; do
+    line=$("$tools/run-peers.sh" -P "$peer" -r $reps -n -p $((port + 10)) -w "$work/$peer" "$cap" 2>/dev/null | awk -v p="$peer" '$1 == p')
+    ppk=$(awk '{print $2}' <<<"$line"); pw=$(awk '{print $4}' <<<"$line"); pnet=$(awk '{print $6}' <<<"$line")
+    pm=$(awk '{print $7}' <<<"$line")
+    printf "  peer=%s packets=%s wall_s=%s net_s=%s net_mpps=%s\n" "$peer" "${ppk:-?}" "${pw:-?}" "${pnet:-?}" "${pm:-?}"
+    [ "${ppk:-}" = "$want" ] || same=no
+    if [[ "${pm:-}" =~ ^[0-9.]+$ ]] && [ "$(echo "$pm > $best" | bc -l)" = 1 ]; then best=$pm best_name=$peer; fi
+  done
+  if [ "$best_name" ]; then
+    printf "  ratio weir/%s=%.2f same_packet_totals=%s\n" "$best_name" "$(echo "$weir_mpps / $best" | bc -l)" "$same"
+  fi
+done
