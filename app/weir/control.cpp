@@ -3,6 +3,8 @@
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 
+#include <algorithm>
+#include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -19,6 +21,9 @@ namespace weir {
 namespace {
 
 std::atomic<int> g_signal{0};
+std::atomic<bool> g_hup{false};
+
+void on_hup(int) { g_hup.store(true); }
 
 void on_signal(int sig) {
     if (g_signal.exchange(sig) != 0) {
@@ -41,6 +46,7 @@ unsigned drain(Runtime& rt, Worker& w) {
     const unsigned n = rte_ring_sc_dequeue_burst(w.full_ring(), bufs, 64, nullptr);
     if (n == 0) return 0;
     const uint32_t t = wall_s();
+    std::lock_guard<std::mutex> lock(rt.mu);
     for (unsigned i = 0; i < n; ++i) {
         auto* m = static_cast<MessageBuffer*>(bufs[i]);
         rt.handed_records += m->records;
@@ -108,7 +114,134 @@ void install_signal_handlers() {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    struct sigaction hup{};
+    hup.sa_handler = on_hup;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, nullptr);
     signal(SIGPIPE, SIG_IGN);
+}
+
+namespace {
+
+// Applies a new configuration where that can be done live (exporters, timeouts, template
+// refresh, stats interval) and refuses the whole reload, changing nothing, when anything else
+// differs. Control thread only.
+nlohmann::json do_reload(Runtime& rt) {
+    using nlohmann::json;
+    std::vector<std::string> errors, changed;
+    config::Config c;
+    try {
+        c = config::from_json(rt.config_source());
+    } catch (const config::ConfigError& e) {
+        errors = e.problems();
+    } catch (const std::exception& e) {
+        errors.push_back(e.what());
+    }
+    const config::Config& o = rt.cfg;
+    if (errors.empty()) {
+        auto fixed = [&](bool same, const char* what) {
+            if (!same) errors.push_back(std::string(what) + ": cannot change while weir runs (restart weir to change it)");
+        };
+        bool ports_same = c.ports.size() == o.ports.size();
+        for (size_t i = 0; ports_same && i < c.ports.size(); ++i)
+            ports_same = c.ports[i].device == o.ports[i].device && c.ports[i].rx_descriptors == o.ports[i].rx_descriptors;
+        fixed(ports_same, "ports");
+        fixed(c.eal == o.eal, "eal");
+        fixed(c.workers == o.workers, "workers");
+        fixed(c.flow_capacity == o.flow_capacity, "flow_table.capacity_per_worker");
+        fixed(c.mtu == o.mtu, "ipfix.mtu");
+        fixed(c.observation_domain == o.observation_domain, "ipfix.observation_domain");
+        fixed(c.max_delay_ms == o.max_delay_ms, "ipfix.max_delay_ms");
+        fixed(c.export_buffers == o.export_buffers, "ipfix.buffers_per_worker");
+        fixed(c.burst == o.burst, "burst");
+        fixed(c.mbufs_per_queue == o.mbufs_per_queue, "mbufs_per_queue");
+        fixed(c.management == o.management, "management.listen");
+        fixed(c.drivers_config.empty() || c.drivers_config == o.drivers_config, "drivers_config");
+    }
+    // Exporters: keep those whose URL stays (their sequence numbers go on), open the new ones.
+    std::vector<std::unique_ptr<exporter::IpfixUdpExporter>> next;
+    if (errors.empty()) {
+        std::lock_guard<std::mutex> lock(rt.mu);
+        std::vector<std::unique_ptr<exporter::IpfixUdpExporter>> old = std::move(rt.exporters);
+        rt.exporters.clear();
+        try {
+            for (const auto& ex : c.exporters) {
+                auto it = std::find_if(old.begin(), old.end(), [&](const auto& p) { return p && p->url() == ex.url; });
+                if (it != old.end() && c.template_refresh_s == o.template_refresh_s &&
+                    c.template_refresh_messages == o.template_refresh_messages)
+                    next.push_back(std::move(*it));
+                else
+                    next.push_back(std::make_unique<exporter::IpfixUdpExporter>(ex, c));
+            }
+        } catch (const std::exception& e) {
+            errors.push_back(std::string("exporters: ") + e.what());
+        }
+        if (!errors.empty()) {
+            // Put back what was there: nothing changes on a refused reload.
+            for (auto& p : next)
+                if (p) {
+                    auto it = std::find_if(old.begin(), old.end(), [](const auto& q) { return !q; });
+                    if (it != old.end()) *it = std::move(p);
+                }
+            rt.exporters = std::move(old);
+        } else {
+            std::vector<std::string> before, after;
+            for (const auto& e : o.exporters) before.push_back(e.url);
+            for (const auto& e : c.exporters) after.push_back(e.url);
+            if (before != after) changed.push_back("exporters");
+            rt.exporters = std::move(next);
+        }
+    }
+    if (errors.empty()) {
+        if (c.idle_timeout_s != o.idle_timeout_s || c.active_timeout_s != o.active_timeout_s ||
+            c.tcp_end_timeout_s != o.tcp_end_timeout_s) {
+            for (auto& w : rt.workers)
+                w->set_timeouts(static_cast<uint64_t>(c.idle_timeout_s * 1e9), static_cast<uint64_t>(c.active_timeout_s * 1e9),
+                                static_cast<uint64_t>(c.tcp_end_timeout_s * 1e9));
+            changed.push_back("timeouts");
+        }
+        if (c.template_refresh_s != o.template_refresh_s || c.template_refresh_messages != o.template_refresh_messages)
+            changed.push_back("ipfix.template_refresh");
+        if (c.stats_interval_s != o.stats_interval_s) changed.push_back("stats_interval_s");
+        const std::string drivers = rt.cfg.drivers_config;
+        rt.cfg = c;
+        rt.cfg.drivers_config = drivers;
+        rt.reloads += 1;
+        std::fprintf(stderr, "weir: reload applied (%s)\n", changed.empty() ? "nothing changed" : [&] {
+            std::string s;
+            for (const auto& x : changed) s += (s.empty() ? "" : ", ") + x;
+            return s;
+        }().c_str());
+    } else {
+        rt.reload_failures += 1;
+        for (const auto& e : errors) std::fprintf(stderr, "weir: reload refused: %s\n", e.c_str());
+    }
+    return json{{"ok", errors.empty()}, {"changed", changed}, {"errors", errors}};
+}
+
+void refresh_port_stats(Runtime& rt, std::vector<uint64_t>& last_busy, std::vector<uint64_t>& last_total) {
+    std::vector<rte_eth_stats> st(rt.ports.size());
+    for (size_t p = 0; p < rt.ports.size(); ++p) rte_eth_stats_get(rt.ports[p].id, &st[p]);
+    std::vector<double> busy(rt.workers.size());
+    for (size_t w = 0; w < rt.workers.size(); ++w) {
+        const uint64_t b = rt.workers[w]->stats().busy_cycles.get(), t = rt.workers[w]->stats().total_cycles.get();
+        busy[w] = t > last_total[w] ? static_cast<double>(b - last_busy[w]) / static_cast<double>(t - last_total[w]) : 0;
+        last_busy[w] = b;
+        last_total[w] = t;
+    }
+    std::lock_guard<std::mutex> lock(rt.mu);
+    rt.port_stats = std::move(st);
+    rt.busy_ratio = std::move(busy);
+}
+
+}  // namespace
+
+nlohmann::json request_reload(Runtime& rt) {
+    std::unique_lock<std::mutex> lock(rt.reload_mu);
+    const uint64_t id = ++rt.reload_requested;
+    if (!rt.reload_cv.wait_for(lock, std::chrono::seconds(10), [&] { return rt.reload_done >= id; }))
+        return {{"ok", false}, {"errors", {"the control thread did not answer within 10 s"}}};
+    return rt.reload_result;
 }
 
 void control_loop(Runtime& rt) {
@@ -117,15 +250,37 @@ void control_loop(Runtime& rt) {
     double last_t = 0;
     const double t0 = rt.started_s;
     double next_stats = rt.cfg.stats_interval_s > 0 ? rt.cfg.stats_interval_s : 1e300;
+    double next_ports = 0;
+    std::vector<uint64_t> last_busy(rt.workers.size()), last_total(rt.workers.size());
     for (;;) {
         unsigned moved = 0;
         for (auto& w : rt.workers) moved += drain(rt, *w);
 
+        // Reloads: SIGHUP, or the API (which waits for the answer).
+        bool api_reload;
+        {
+            std::lock_guard<std::mutex> lock(rt.reload_mu);
+            api_reload = rt.reload_requested != rt.reload_done;
+        }
+        if (g_hup.exchange(false) || api_reload) {
+            nlohmann::json r = do_reload(rt);
+            std::lock_guard<std::mutex> lock(rt.reload_mu);
+            rt.reload_result = std::move(r);
+            rt.reload_done = rt.reload_requested;
+            rt.reload_cv.notify_all();
+        }
+
         if (!stopping) {
             const int sig = g_signal.load();
-            const bool eof = rt.cfg.replay && replay_finished(rt);
-            if (sig || eof) {
+            const bool eof = rt.cfg.replay && !rt.replay_finished && replay_finished(rt);
+            if (eof) {
+                rt.replay_finished = true;
+                if (rt.cfg.hold_after_replay)
+                    std::fprintf(stderr, "weir: end of capture; holding (flows stay active) until SIGINT/SIGTERM\n");
+            }
+            if (sig || (eof && !rt.cfg.hold_after_replay)) {
                 if (sig) std::fprintf(stderr, "weir: %s: stopping RX, flushing every flow\n", strsignal(sig));
+                rt.stopping = true;
                 for (auto& w : rt.workers) w->request_stop();
                 stopping = true;
             }
@@ -141,9 +296,15 @@ void control_loop(Runtime& rt) {
             }
         }
         const double elapsed = now_s() - t0;
+        if (elapsed >= next_ports) {
+            refresh_port_stats(rt, last_busy, last_total);
+            next_ports = elapsed + 0.25;
+        }
+        if (rt.cfg.stats_interval_s > 0 && next_stats > elapsed + rt.cfg.stats_interval_s)
+            next_stats = elapsed + rt.cfg.stats_interval_s;  // a reload shortened the interval
         if (elapsed >= next_stats) {
             print_interval(rt, elapsed, last, last_t);
-            next_stats += rt.cfg.stats_interval_s;
+            next_stats = rt.cfg.stats_interval_s > 0 ? next_stats + rt.cfg.stats_interval_s : 1e300;
         }
         if (moved == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
@@ -235,14 +396,15 @@ bool report(Runtime& rt) {
     }
     j["exporters"] = exporters;
     j["records_encoded"] = records;
-    j["records_handed"] = rt.handed_records;
+    j["records_handed"] = rt.handed_records.load();
     j["export_ring_dropped_records"] = dropped_records;
 
     // Every packet that reached a worker is in exactly one place: a record handed to the
     // control thread, a record the worker could not hand over, or a decode drop.
-    const bool balanced = rx == rt.handed_packets + dropped_packets + drops_total;
+    const uint64_t handed_packets = rt.handed_packets.load();
+    const bool balanced = rx == handed_packets + dropped_packets + drops_total;
     j["accounting"] = {{"rx_packets", rx},
-                       {"in_records", rt.handed_packets},
+                       {"in_records", handed_packets},
                        {"dropped_in_export_ring", dropped_packets},
                        {"decode_drops", drops_total},
                        {"balanced", balanced}};
@@ -283,7 +445,7 @@ bool report(Runtime& rt) {
                     je["template_messages"].get<unsigned long>(), je["bytes"].get<unsigned long>(),
                     je["send_errors"].get<unsigned long>(), je["lost_records"].get<unsigned long>());
     std::printf("  accounting: %lu packets = %lu in records + %lu dropped at export ring + %lu decode drops: %s\n",
-                static_cast<unsigned long>(rx), static_cast<unsigned long>(rt.handed_packets),
+                static_cast<unsigned long>(rx), static_cast<unsigned long>(handed_packets),
                 static_cast<unsigned long>(dropped_packets), static_cast<unsigned long>(drops_total),
                 balanced ? "OK" : "MISMATCH");
     std::fflush(stdout);
@@ -294,6 +456,159 @@ bool report(Runtime& rt) {
         if (!out) std::fprintf(stderr, "weir: cannot write %s\n", rt.cfg.summary_json.c_str());
     }
     return balanced;
+}
+
+}  // namespace weir
+
+namespace weir {
+namespace {
+
+std::string addr_str(const packet::Tuple& t, const uint8_t* a) {
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(t.ip_version == 6 ? AF_INET6 : AF_INET, a, buf, sizeof(buf));
+    return buf;
+}
+
+}  // namespace
+
+metrics::Snapshot snapshot(Runtime& rt) {
+    metrics::Snapshot s;
+    s.version = rt.version;
+    s.uptime_s = now_s() - rt.started_s;
+    s.reloads = rt.reloads.load();
+    s.reload_failures = rt.reload_failures.load();
+    std::vector<double> busy;
+    {
+        std::lock_guard<std::mutex> lock(rt.mu);
+        for (size_t p = 0; p < rt.ports.size(); ++p) {
+            metrics::PortSnapshot ps;
+            ps.name = rt.ports[p].name;
+            ps.driver = rt.ports[p].driver;
+            if (p < rt.port_stats.size()) {
+                const auto& st = rt.port_stats[p];
+                ps.ipackets = st.ipackets, ps.ibytes = st.ibytes, ps.imissed = st.imissed;
+                ps.ierrors = st.ierrors, ps.rx_nombuf = st.rx_nombuf;
+            }
+            s.ports.push_back(ps);
+        }
+        for (const auto& ex : rt.exporters) {
+            const auto& st = ex->stats();
+            metrics::ExporterSnapshot e;
+            e.url = ex->url();
+            e.format = "ipfix";
+            e.records = st.records.get(), e.packets = st.packets.get(), e.messages = st.messages.get();
+            e.template_messages = st.template_messages.get(), e.bytes = st.bytes.get();
+            e.send_errors = st.send_errors.get(), e.lost_records = st.lost_records.get();
+            e.lost_packets = st.lost_packets.get();
+            s.exporters.push_back(e);
+        }
+        busy = rt.busy_ratio;
+    }
+    for (size_t i = 0; i < rt.workers.size(); ++i) {
+        const Worker& w = *rt.workers[i];
+        const auto& st = w.stats();
+        const auto& ts = w.table_stats();
+        metrics::WorkerSnapshot ws;
+        ws.index = static_cast<uint32_t>(i);
+        ws.rx_packets = st.rx_packets.get(), ws.rx_bytes = st.rx_bytes.get();
+        ws.busy_cycles = st.busy_cycles.get(), ws.total_cycles = st.total_cycles.get();
+        ws.busy_ratio = i < busy.size() ? busy[i] : 0;
+        for (size_t d = 1; d < packet::kDropCount; ++d)
+            ws.decode_drops.emplace_back(packet::drop_name(static_cast<packet::Drop>(d)), st.drops[d].get());
+        ws.l4_truncated = st.l4_truncated.get();
+        ws.flows_active = ts.active.get(), ws.flows_capacity = w.table_capacity(), ws.flows_created = ts.created.get();
+        for (uint8_t r = 1; r < flow::kEndReasonSlots; ++r)
+            ws.flows_expired.emplace_back(flow::end_reason_name(static_cast<flow::EndReason>(r)), ts.expired[r].get());
+        ws.evicted_table_full = ts.evicted_table_full.get(), ws.evicted_bucket_full = ts.evicted_bucket_full.get();
+        ws.records = st.records.get(), ws.messages = st.messages.get();
+        ws.ring_dropped_records = st.dropped_records.get(), ws.ring_dropped_packets = st.dropped_packets.get();
+        ws.ring_occupancy = w.ring_occupancy(), ws.ring_capacity = rt.cfg.export_buffers;
+        s.workers.push_back(ws);
+        for (size_t q = 0; q < w.queues().size(); ++q) {
+            metrics::QueueSnapshot qs;
+            qs.port = q < rt.ports.size() ? rt.ports[q].name : std::to_string(w.queues()[q].port);
+            qs.queue = w.queues()[q].queue, qs.worker = static_cast<uint32_t>(i);
+            qs.packets = w.queue_stats(q).packets.get(), qs.bytes = w.queue_stats(q).bytes.get();
+            s.queues.push_back(qs);
+        }
+    }
+    return s;
+}
+
+nlohmann::json status(Runtime& rt) {
+    using nlohmann::json;
+    const metrics::Snapshot s = snapshot(rt);
+    json ports = json::array();
+    for (size_t p = 0; p < rt.ports.size(); ++p) {
+        const auto& pi = rt.ports[p];
+        ports.push_back({{"name", pi.name}, {"driver", pi.driver}, {"queues", pi.queues},
+                         {"rx_descriptors", pi.rx_descriptors}, {"rss", pi.rss}, {"profile", pi.profile.source},
+                         {"rx_packets", s.ports[p].ipackets}, {"rx_bytes", s.ports[p].ibytes},
+                         {"rx_missed", s.ports[p].imissed}, {"rx_nombuf", s.ports[p].rx_nombuf},
+                         {"rx_errors", s.ports[p].ierrors}});
+    }
+    json workers = json::array();
+    for (const auto& w : s.workers)
+        workers.push_back({{"index", w.index}, {"domain", rt.workers[w.index]->domain()}, {"rx_packets", w.rx_packets},
+                           {"flows_active", w.flows_active}, {"flows_capacity", w.flows_capacity},
+                           {"flows_created", w.flows_created}, {"records", w.records}, {"busy_ratio", w.busy_ratio},
+                           {"export_ring_occupancy", w.ring_occupancy}});
+    json exporters = json::array();
+    for (const auto& e : s.exporters)
+        exporters.push_back({{"url", e.url}, {"format", e.format}, {"records", e.records}, {"messages", e.messages},
+                             {"send_errors", e.send_errors}, {"dropped_records", e.lost_records}});
+    const auto& c = rt.cfg;
+    json exporter_urls = json::array();
+    for (const auto& e : c.exporters) exporter_urls.push_back(e.url);
+    return json{{"version", rt.version},
+                {"uptime_s", s.uptime_s},
+                {"mode", c.replay ? "replay" : "live"},
+                {"replay_finished", rt.replay_finished.load()},
+                {"stopping", rt.stopping.load()},
+                {"ports", ports},
+                {"workers", workers},
+                {"exporters", exporters},
+                {"reloads", s.reloads},
+                {"reload_failures", s.reload_failures},
+                {"config",
+                 {{"workers", c.workers},
+                  {"flow_capacity_per_worker", c.flow_capacity},
+                  {"timeouts", {{"idle_s", c.idle_timeout_s}, {"active_s", c.active_timeout_s}, {"tcp_end_s", c.tcp_end_timeout_s}}},
+                  {"exporters", exporter_urls},
+                  {"ipfix", {{"mtu", c.mtu}, {"observation_domain", c.observation_domain},
+                             {"template_refresh_s", c.template_refresh_s}}},
+                  {"management", c.management}}}};
+}
+
+nlohmann::json top_flows(Runtime& rt, bool by_packets, uint32_t n) {
+    using nlohmann::json;
+    std::lock_guard<std::mutex> lock(rt.top_mu);
+    std::vector<std::pair<size_t, uint32_t>> tickets;
+    for (size_t i = 0; i < rt.workers.size(); ++i)
+        if (!rt.workers[i]->done()) tickets.emplace_back(i, rt.workers[i]->request_top(by_packets, n));
+    std::vector<std::pair<size_t, TopFlow>> all;
+    const double deadline = now_s() + 5;
+    for (const auto& [i, t] : tickets) {
+        while (!rt.workers[i]->top_ready(t)) {
+            if (rt.workers[i]->done() || now_s() > deadline) throw std::runtime_error("worker " + std::to_string(i) + " did not answer");
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        for (const auto& f : rt.workers[i]->top_result()) all.emplace_back(i, f);
+    }
+    auto weight = [by_packets](const TopFlow& f) { return by_packets ? f.packets : f.octets; };
+    std::sort(all.begin(), all.end(), [&](const auto& a, const auto& b) { return weight(a.second) > weight(b.second); });
+    if (all.size() > n) all.resize(n);
+    json out = json::array();
+    for (const auto& [w, f] : all) {
+        const auto& t = f.tuple;
+        const bool icmp = t.proto == 1 || t.proto == 58;
+        out.push_back({{"src", addr_str(t, t.src)}, {"dst", addr_str(t, t.dst)},
+                       {"sport", icmp ? 0 : t.sport}, {"dport", icmp ? 0 : t.dport},
+                       {"icmp_type_code", icmp ? t.dport : 0}, {"proto", t.proto}, {"vlan", t.vlan},
+                       {"packets", f.packets}, {"bytes", f.octets}, {"first_ms", f.first_ns / 1000000},
+                       {"last_ms", f.last_ns / 1000000}, {"worker", w}});
+    }
+    return out;
 }
 
 }  // namespace weir

@@ -2,14 +2,23 @@
 // end of a replayed capture and for signals, prints counters, and at the end the summary.
 #pragma once
 
+#include <rte_ethdev.h>
+
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "config/config.h"
 #include "dpdk/port.h"
 #include "export/ipfix_udp.h"
+#include "metrics/metrics.h"
 #include "worker.h"
 
 namespace weir {
@@ -21,11 +30,39 @@ struct Runtime {
     std::vector<std::string> captures;       // replay only, for the summary
     std::vector<std::unique_ptr<Worker>> workers;
     std::vector<std::unique_ptr<exporter::IpfixUdpExporter>> exporters;
-    uint64_t handed_records = 0;  // records the control thread took from workers
-    uint64_t handed_packets = 0;
-    uint64_t handed_messages = 0;
+    std::atomic<uint64_t> handed_records{0};  // records the control thread took from workers
+    std::atomic<uint64_t> handed_packets{0};
+    std::atomic<uint64_t> handed_messages{0};
     double started_s = 0;
+    std::string version;
+
+    // Shared with the management server's threads: exporters (replaced on reload) and the port
+    // counters the control thread reads from DPDK every 250 ms.
+    std::mutex mu;
+    std::vector<rte_eth_stats> port_stats;
+    std::vector<double> busy_ratio;  // per worker, last interval
+    std::atomic<bool> replay_finished{false};
+    std::atomic<bool> stopping{false};
+    std::atomic<uint64_t> reloads{0}, reload_failures{0};
+
+    // Reload: where the configuration comes from (file + command line), and the hand-over of
+    // API reload requests to the control thread, which alone applies them.
+    std::function<nlohmann::json()> config_source;
+    std::mutex reload_mu;
+    std::condition_variable reload_cv;
+    uint64_t reload_requested = 0, reload_done = 0;
+    nlohmann::json reload_result;
+    std::mutex top_mu;  // one top-flows walk at a time
 };
+
+// Reload from the API: asks the control thread and waits for its answer.
+nlohmann::json request_reload(Runtime& rt);
+// The heaviest active flows across workers, without stopping them.
+nlohmann::json top_flows(Runtime& rt, bool by_packets, uint32_t n);
+// Everything /metrics exposes.
+metrics::Snapshot snapshot(Runtime& rt);
+// What /status shows.
+nlohmann::json status(Runtime& rt);
 
 // Runs until a signal, or the end of every replayed capture, then stops the workers and drains
 // what they flushed. Returns when every worker is done and every message is sent.

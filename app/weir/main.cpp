@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "control.h"
 #include "dpdk/port.h"
+#include "management.h"
 
 #ifndef WEIR_DRIVERS_DIR
 #define WEIR_DRIVERS_DIR "drivers-config"
@@ -62,12 +63,18 @@ Options:
       --stats-interval S     print counters every S seconds, 0 for never (default 10)
       --summary-json FILE    also write the exit summary as JSON
       --drivers-config DIR   folder of per-driver profiles (default: the installed drivers-config)
+      --management ADDR:PORT serve /metrics, /status, /flows/top, /healthz, POST /reload there
+                             (default 127.0.0.1:9471; "none" for no server)
+      --hold                 after a replay, keep running with every flow active until SIGINT/SIGTERM
   -V, --version              print the version
   -h, --help                 this text
 
 EAL arguments after "--" go to DPDK unchanged (for example -l 0-4 --socket-mem 2048). Without
 them weir picks: one lcore for control plus one per worker, --in-memory, and for replays
 --no-huge --no-pci.
+
+SIGHUP (or POST /reload) reads the configuration again: exporters, timeouts, template refresh
+and the stats interval change live; anything else is refused with the reason.
 
 Exit status: 0 done, 1 runtime failure, 2 bad configuration or arguments.
 )";
@@ -97,14 +104,50 @@ int64_t parse_int(const char* opt, const char* v) {
 }
 
 struct Cli {
-    json cfg = json::object();
+    std::string config_file;
+    json over = json::object();  // values given as options
+    std::vector<std::string> captures, devices, ipfix;
     std::vector<std::string> eal;
     bool eal_given = false;
 };
 
+// The configuration: the file (read again on every reload) with the command line on top.
+// Throws weir::config::ConfigError for an unreadable or invalid file.
+json merged_config(const Cli& cli) {
+    json cfg = json::object();
+    if (!cli.config_file.empty()) {
+        std::ifstream in(cli.config_file);
+        if (!in)
+            throw weir::config::ConfigError({"cannot read configuration " + cli.config_file + ": " + std::strerror(errno)});
+        try {
+            cfg = json::parse(in);
+        } catch (const json::parse_error& e) {
+            throw weir::config::ConfigError({cli.config_file + ": not valid JSON: " + e.what()});
+        }
+        if (!cfg.is_object()) throw weir::config::ConfigError({"(top level): expected an object"});
+    }
+    for (auto it = cli.over.begin(); it != cli.over.end(); ++it) {
+        if (it->is_object() && cfg.contains(it.key()) && cfg[it.key()].is_object())
+            cfg[it.key()].update(*it);
+        else
+            cfg[it.key()] = *it;
+    }
+    if (!cli.captures.empty()) {
+        std::string dev = "net_pcap_replay";
+        for (const auto& f : cli.captures) dev += ",rx_pcap=" + f;
+        cfg["ports"].push_back({{"device", dev}});
+        if (!cli.over.contains("workers") && !cfg.contains("workers"))
+            cfg["workers"] = static_cast<int64_t>(cli.captures.size());
+    }
+    for (const auto& d : cli.devices) cfg["ports"].push_back({{"device", d}});
+    for (const auto& u : cli.ipfix) cfg["exporters"].push_back({{"format", "ipfix"}, {"url", u}});
+    if (cli.eal_given) cfg["eal"] = cli.eal;
+    return cfg;
+}
+
 Cli parse_cli(int argc, char** argv) {
     enum {
-        kIpfix = 256, kCapacity, kIdle, kActive, kTcpEnd, kMtu, kDomain, kStats, kSummary, kDrivers
+        kIpfix = 256, kCapacity, kIdle, kActive, kTcpEnd, kMtu, kDomain, kStats, kSummary, kDrivers, kManagement, kHold
     };
     static const option longopts[] = {
         {"config", required_argument, nullptr, 'c'},  {"read", required_argument, nullptr, 'r'},
@@ -117,12 +160,16 @@ Cli parse_cli(int argc, char** argv) {
         {"stats-interval", required_argument, nullptr, kStats},
         {"summary-json", required_argument, nullptr, kSummary},
         {"drivers-config", required_argument, nullptr, kDrivers},
+        {"management", required_argument, nullptr, kManagement},
+        {"hold", no_argument, nullptr, kHold},
         {"version", no_argument, nullptr, 'V'},       {"help", no_argument, nullptr, 'h'},
         {nullptr, 0, nullptr, 0}};
     Cli cli;
-    std::string config_file;
-    std::vector<std::string> captures, devices, ipfix;
-    json over = json::object();
+    auto& config_file = cli.config_file;
+    auto& captures = cli.captures;
+    auto& devices = cli.devices;
+    auto& ipfix = cli.ipfix;
+    json& over = cli.over;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+c:r:i:w:Vh", longopts, nullptr)) != -1) {
@@ -141,6 +188,8 @@ Cli parse_cli(int argc, char** argv) {
             case kStats: over["stats_interval_s"] = parse_number("--stats-interval", optarg); break;
             case kSummary: over["summary_json"] = optarg; break;
             case kDrivers: over["drivers_config"] = optarg; break;
+            case kManagement: over["management"]["listen"] = std::string(optarg) == "none" ? "" : optarg; break;
+            case kHold: over["hold_after_replay"] = true; break;
             case 'V': std::printf("weir %s\n", WEIR_VERSION); std::exit(0);
             case 'h': std::fputs(kUsage, stdout); std::exit(0);
             case '?':
@@ -155,37 +204,8 @@ Cli parse_cli(int argc, char** argv) {
         cli.eal.assign(argv + optind, argv + argc);
         cli.eal_given = true;
     }
-
-    if (!config_file.empty()) {
-        std::ifstream in(config_file);
-        if (!in) die_usage("cannot read configuration " + config_file + ": " + std::strerror(errno));
-        try {
-            cli.cfg = json::parse(in);
-        } catch (const json::parse_error& e) {
-            die_usage(config_file + ": not valid JSON: " + e.what());
-        }
-        if (!cli.cfg.is_object()) die_config({"(top level): expected an object"});
-    }
-    // Command-line values override the file's.
-    for (auto it = over.begin(); it != over.end(); ++it) {
-        if (it->is_object() && cli.cfg.contains(it.key()) && cli.cfg[it.key()].is_object())
-            cli.cfg[it.key()].update(*it);
-        else
-            cli.cfg[it.key()] = *it;
-    }
-    if (!captures.empty()) {
-        std::string dev = "net_pcap_replay";
-        for (const auto& f : captures) {
-            if (f.find(',') != std::string::npos) die_usage("--read " + f + ": a capture path cannot contain ','");
-            dev += ",rx_pcap=" + f;
-        }
-        cli.cfg["ports"].push_back({{"device", dev}});
-        if (!over.contains("workers") && !cli.cfg.contains("workers"))
-            cli.cfg["workers"] = static_cast<int64_t>(captures.size());
-    }
-    for (const auto& d : devices) cli.cfg["ports"].push_back({{"device", d}});
-    for (const auto& u : ipfix) cli.cfg["exporters"].push_back({{"format", "ipfix"}, {"url", u}});
-    if (cli.eal_given) cli.cfg["eal"] = cli.eal;
+    for (const auto& f : captures)
+        if (f.find(',') != std::string::npos) die_usage("--read " + f + ": a capture path cannot contain ','");
     return cli;
 }
 
@@ -261,16 +281,18 @@ uint64_t wall_ns() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    Cli cli = parse_cli(argc, argv);
+    const Cli cli = parse_cli(argc, argv);
     Config cfg;
     try {
-        cfg = weir::config::from_json(cli.cfg);
+        cfg = weir::config::from_json(merged_config(cli));
     } catch (const weir::config::ConfigError& e) {
         die_config(e.problems());
     }
     if (cfg.drivers_config.empty()) cfg.drivers_config = WEIR_DRIVERS_DIR;
 
     weir::Runtime rt;
+    rt.version = WEIR_VERSION;
+    rt.config_source = [cli] { return merged_config(cli); };
     // Replay: learn each capture's link type and length before DPDK opens it.
     std::vector<std::vector<int>> linktypes(cfg.ports.size());
     rt.expected_packets.assign(cfg.ports.size(), 0);
@@ -351,8 +373,17 @@ int main(int argc, char** argv) {
                 rte_eal_cleanup();
                 return kExitUsage;
             }
-            weir::dpdk::PortInfo pi = weir::dpdk::start_port(id, static_cast<uint16_t>(cfg.workers), pools,
-                                                             cfg.ports[p].rx_descriptors, cfg.drivers_config, what);
+            weir::dpdk::PortInfo pi;
+            try {
+                pi = weir::dpdk::start_port(id, static_cast<uint16_t>(cfg.workers), pools, cfg.ports[p].rx_descriptors,
+                                            cfg.drivers_config, what);
+            } catch (const std::exception& e) {
+                // Queue counts, descriptors, RSS: what the configuration asked of this device.
+                std::fprintf(stderr, "weir: config: %s\n", e.what());
+                for (const auto& q : rt.ports) rte_eth_dev_stop(q.id);
+                rte_eal_cleanup();
+                return kExitUsage;
+            }
             std::fprintf(stderr, "weir: port %u %s (%s): %u RX queues x %u descriptors; RSS: %s; profile %s\n", pi.id,
                          pi.name.c_str(), pi.driver.c_str(), pi.queues, pi.rx_descriptors, pi.rss.c_str(),
                          pi.profile.source.c_str());
@@ -396,11 +427,26 @@ int main(int argc, char** argv) {
         struct timespec t;
         clock_gettime(CLOCK_MONOTONIC, &t);
         rt.started_s = t.tv_sec + t.tv_nsec / 1e9;
+        std::unique_ptr<weir::Management> mgmt;
+        if (!cfg.management.empty()) {
+            try {
+                mgmt = std::make_unique<weir::Management>(rt, cfg.management);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "weir: config: %s\n", e.what());
+                rt.workers.clear();
+                for (const auto& p : rt.ports) rte_eth_dev_stop(p.id);
+                rte_eal_cleanup();
+                return kExitUsage;
+            }
+            std::fprintf(stderr, "weir: metrics and status on http://%s/ (/metrics /status /flows/top /healthz)\n",
+                         cfg.management.c_str());
+        }
         for (uint32_t w = 0; w < cfg.workers; ++w)
             rte_eal_remote_launch(weir::Worker::lcore_main, rt.workers[w].get(), lcores[w]);
         weir::control_loop(rt);
         rte_eal_mp_wait_lcore();
         if (!weir::report(rt)) rc = 1;
+        mgmt.reset();  // its threads read rt.workers
     } catch (const std::exception& e) {
         std::fprintf(stderr, "weir: %s\n", e.what());
         rc = 1;

@@ -7,6 +7,7 @@
 #include <rte_pause.h>
 #include <rte_ring.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -30,6 +31,8 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
     full_ = rte_ring_create((base + "_full").c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
     free_ = rte_ring_create((base + "_free").c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (!full_ || !free_) throw std::runtime_error("worker " + std::to_string(cfg.index) + ": cannot create rings");
+    top_heap_.reserve(kTopMax);
+    top_result_.reserve(kTopMax);
     pool_bytes_.reset(new uint8_t[static_cast<size_t>(cfg.buffers) * cfg.max_message]);
     pool_.resize(cfg.buffers);
     for (uint32_t i = 0; i < cfg.buffers; ++i) {
@@ -162,7 +165,63 @@ void Worker::run() noexcept {
     done_.store(true, std::memory_order_release);
 }
 
+uint32_t Worker::request_top(bool by_packets, uint32_t n) noexcept {
+    top_by_packets_ = by_packets;
+    top_n_ = n < 1 ? 1 : n > kTopMax ? kTopMax : n;
+    return top_req_.fetch_add(1, std::memory_order_acq_rel) + 1;
+}
+
+void Worker::set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept {
+    new_idle_ns_.store(idle_ns, std::memory_order_relaxed);
+    new_active_ns_.store(active_ns, std::memory_order_relaxed);
+    new_tcp_end_ns_.store(tcp_end_ns, std::memory_order_relaxed);
+    timeouts_gen_.fetch_add(1, std::memory_order_release);
+}
+
+uint32_t Worker::ring_occupancy() const noexcept { return rte_ring_count(full_); }
+
+// One slice of a top-flows walk: 4096 entries per loop iteration, a min-heap of size n
+// (no allocation: both vectors were reserved at start).
+void Worker::top_step() noexcept {
+    if (top_scanning_ == 0) {
+        const uint32_t req = top_req_.load(std::memory_order_acquire);
+        if (req == top_done_.load(std::memory_order_relaxed)) return;
+        top_scanning_ = req;
+        top_pos_ = 0;
+        top_heap_.clear();
+    }
+    const bool by_packets = top_by_packets_;
+    auto weight = [by_packets](const TopFlow& f) { return by_packets ? f.packets : f.octets; };
+    auto lighter = [&](const TopFlow& a, const TopFlow& b) { return weight(a) > weight(b); };
+    top_pos_ = table_->scan(top_pos_, 4096, [&](const flow::FlowEntry& e) {
+        for (int d = 0; d < 2; ++d) {
+            if (!e.dir[d].packets) continue;
+            const TopFlow f{e.tuple(d), e.dir[d].packets, e.dir[d].octets, e.dir[d].first_ns, e.dir[d].last_ns};
+            if (top_heap_.size() < top_n_) {
+                top_heap_.push_back(f);
+                std::push_heap(top_heap_.begin(), top_heap_.end(), lighter);
+            } else if (weight(f) > weight(top_heap_.front())) {
+                std::pop_heap(top_heap_.begin(), top_heap_.end(), lighter);
+                top_heap_.back() = f;
+                std::push_heap(top_heap_.begin(), top_heap_.end(), lighter);
+            }
+        }
+    });
+    if (top_pos_ >= table_->capacity()) {
+        top_result_.assign(top_heap_.begin(), top_heap_.end());
+        top_done_.store(top_scanning_, std::memory_order_release);
+        top_scanning_ = 0;
+    }
+}
+
 void Worker::housekeeping(uint64_t now_ns, uint64_t now_tsc) noexcept {
+    if (timeouts_gen_.load(std::memory_order_acquire) != timeouts_applied_) [[unlikely]] {
+        timeouts_applied_ = timeouts_gen_.load(std::memory_order_acquire);
+        table_->set_timeouts(new_idle_ns_.load(std::memory_order_relaxed), new_active_ns_.load(std::memory_order_relaxed),
+                             new_tcp_end_ns_.load(std::memory_order_relaxed));
+    }
+    if (top_scanning_ || top_req_.load(std::memory_order_relaxed) != top_done_.load(std::memory_order_relaxed))
+        [[unlikely]] top_step();
     // Live ports: time moves on without packets too, so idle flows expire.
     if (!cfg_.replay && now_ns > clock_ns_) clock_ns_ = now_ns;
     table_->expire(clock_ns_, 256, *this);

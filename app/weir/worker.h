@@ -56,6 +56,15 @@ struct alignas(64) WorkerStats {
     Counter total_cycles;
 };
 
+// One direction of an active flow, as the status API's top list shows it.
+struct TopFlow {
+    packet::Tuple tuple;
+    uint64_t packets;
+    uint64_t octets;
+    uint64_t first_ns;
+    uint64_t last_ns;
+};
+
 struct WorkerConfig {
     uint32_t index = 0;
     uint32_t burst = 32;
@@ -93,6 +102,18 @@ public:
     const std::vector<RxQueueRef>& queues() const noexcept { return queues_; }
     uint32_t domain() const noexcept { return cfg_.domain; }
 
+    // Top flows without stopping the worker: request_top() from any thread, then wait for
+    // top_ready(). The worker walks its table a slice per loop iteration, keeping the heaviest
+    // `n` directions by bytes (or packets), and publishes them. One request at a time.
+    static constexpr uint32_t kTopMax = 1000;
+    uint32_t request_top(bool by_packets, uint32_t n) noexcept;
+    bool top_ready(uint32_t ticket) const noexcept { return top_done_.load(std::memory_order_acquire) == ticket; }
+    const std::vector<TopFlow>& top_result() const noexcept { return top_result_; }
+
+    // New timeouts from a reload; the worker applies them at its next loop iteration.
+    void set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept;
+    uint32_t ring_occupancy() const noexcept;
+
     // Called by the flow table for each conversation that ends.
     void on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept;
 
@@ -126,6 +147,20 @@ private:
     uint64_t tsc0_;
     uint64_t clock_ns_ = 0;  // newest packet time seen: the expiry clock
     bool final_flush_ = false;
+    void top_step() noexcept;
+    // Top-flows request (written by the requester before the ticket is published).
+    std::atomic<uint32_t> top_req_{0};
+    std::atomic<uint32_t> top_done_{0};
+    bool top_by_packets_ = false;
+    uint32_t top_n_ = 20;
+    uint32_t top_scanning_ = 0;  // ticket being worked on, 0 for none
+    uint32_t top_pos_ = 0;
+    std::vector<TopFlow> top_heap_;    // preallocated, kTopMax
+    std::vector<TopFlow> top_result_;  // preallocated, kTopMax
+    // Timeouts from a reload.
+    std::atomic<uint32_t> timeouts_gen_{0};
+    uint32_t timeouts_applied_ = 0;
+    std::atomic<uint64_t> new_idle_ns_{0}, new_active_ns_{0}, new_tcp_end_ns_{0};
     alignas(64) std::atomic<bool> stop_{false};
     std::atomic<bool> done_{false};
     WorkerStats stats_;

@@ -65,6 +65,12 @@ public:
         if (!v->is_string()) return problem(at(key), "expected a string, got " + kind(*v));
         out = v->get<std::string>();
     }
+    void boolean(const std::string& key, bool& out) {
+        const json* v = get(key);
+        if (!v) return;
+        if (!v->is_boolean()) return problem(at(key), "expected true or false, got " + kind(*v));
+        out = v->get<bool>();
+    }
     void problem(const std::string& where, const std::string& what) { problems_.push_back(where + ": " + what); }
 
     static std::string kind(const json& v) {
@@ -198,11 +204,31 @@ Config from_json(const json& j) {
         top.number("stats_interval_s", c.stats_interval_s, 0, 86400);
         top.string("drivers_config", c.drivers_config);
         top.string("summary_json", c.summary_json);
+        top.boolean("hold_after_replay", c.hold_after_replay);
+        if (const json* m = top.get("management"); m) {
+            Reader r(*m, "management", problems);
+            r.string("listen", c.management);
+            if (!c.management.empty() && c.management != "none") {
+                const auto colon = c.management.rfind(':');
+                unsigned long port = 0;
+                try {
+                    port = colon == std::string::npos ? 0 : std::stoul(c.management.substr(colon + 1));
+                } catch (const std::exception&) {
+                }
+                if (colon == 0 || port < 1 || port > 65535)
+                    r.problem(r.at("listen"), "expected ADDRESS:PORT (e.g. 127.0.0.1:9471) or \"none\", got \"" +
+                                                  c.management + "\"");
+            } else {
+                c.management.clear();
+            }
+        }
     }
     if (problems.empty() && c.ports.empty()) problems.push_back("ports: at least one port is required");
     if (c.mtu < 16 + 4 + 2 * 83 + 48) problems.push_back("ipfix.mtu: too small for one IPv6 flow");
     c.replay = !c.ports.empty();
     for (const auto& p : c.ports) c.replay = c.replay && p.device.rfind("net_pcap", 0) == 0;
+    // A replay serves metrics only when asked (or held open): scripts run many in a row.
+    if (c.replay && !c.hold_after_replay && !(j.is_object() && j.contains("management"))) c.management.clear();
     if (!problems.empty()) throw ConfigError(problems);
     return c;
 }

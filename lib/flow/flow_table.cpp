@@ -60,7 +60,10 @@ FlowTable::FlowTable(const TableConfig& cfg) : cfg_(cfg), capacity_(cfg.capacity
     // Touch everything now, on the thread that will use it, so no page fault waits for a packet.
     std::memset(m, 0, bytes_);
     for (uint32_t s = 0; s < kSlots; ++s) links_[capacity_ + s] = Link{capacity_ + s, capacity_ + s};
-    for (uint32_t i = 0; i < capacity_; ++i) free_[i] = capacity_ - 1 - i;
+    for (uint32_t i = 0; i < capacity_; ++i) {
+        free_[i] = capacity_ - 1 - i;
+        entries_[i].where = kFreeEntry;
+    }
     free_top_ = capacity_;
 }
 

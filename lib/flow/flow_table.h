@@ -114,6 +114,25 @@ public:
     size_t memory_bytes() const noexcept { return bytes_; }
     const TableStats& stats() const noexcept { return stats_; }
 
+    // Visits the entries in use among indexes [from, from + count): a bounded slice of the table,
+    // so the owning worker can walk it a piece per loop iteration. Returns the next index.
+    template <class Fn>
+    uint32_t scan(uint32_t from, uint32_t count, Fn&& fn) const {
+        const uint32_t end = count > capacity_ - from ? capacity_ : from + count;
+        for (uint32_t i = from; i < end; ++i)
+            if (entries_[i].where != kFreeEntry) fn(entries_[i]);
+        return end;
+    }
+
+    // New timeouts, applied by the owning worker. Flows already in the wheel are rechecked
+    // against them when their slot comes due and on their next packet.
+    void set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept {
+        cfg_.idle_ns = idle_ns;
+        cfg_.active_ns = active_ns;
+        cfg_.tcp_end_ns = tcp_end_ns;
+    }
+    const TableConfig& config() const noexcept { return cfg_; }
+
     // Visits every entry in use (tests and status; not for the data plane).
     template <class Fn>
     void for_each(Fn&& fn) const {
@@ -126,6 +145,7 @@ public:
     static constexpr unsigned kTickShift = 26;   // 67.1 ms per slot, 275 s per turn
 
 private:
+    static constexpr uint32_t kFreeEntry = UINT32_MAX;  // FlowEntry::where of an unused entry
     struct alignas(64) Bucket {
         uint32_t sig[kWays];
         uint32_t idx[kWays];
@@ -263,6 +283,7 @@ inline void FlowTable::remove(uint32_t i, EndReason why, Sink& sink) noexcept {
     FlowEntry& e = entries_[i];
     sink.on_expired(e, why);
     buckets_[e.where / kWays].sig[e.where % kWays] = 0;
+    e.where = kFreeEntry;
     unlink(i);
     free_[free_top_++] = i;
     stats_.expired[static_cast<uint8_t>(why)].add();

@@ -1,0 +1,91 @@
+#include "management.h"
+
+#include <civetweb.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace weir {
+namespace {
+
+int reply(mg_connection* c, int code, const char* type, const std::string& body) {
+    const char* reason = code == 200 ? "OK" : code == 400 ? "Bad Request" : code == 405 ? "Method Not Allowed"
+                       : code == 503 ? "Service Unavailable" : "Internal Server Error";
+    mg_printf(c,
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+              "Connection: close\r\n\r\n",
+              code, reason, type, body.size());
+    mg_write(c, body.data(), body.size());
+    return code;
+}
+
+int reply_json(mg_connection* c, int code, const nlohmann::json& j) {
+    return reply(c, code, "application/json", j.dump(2) + "\n");
+}
+
+bool is(const mg_request_info* ri, const char* method) { return std::strcmp(ri->request_method, method) == 0; }
+
+int on_metrics(mg_connection* c, void* cb) {
+    auto& rt = *static_cast<Runtime*>(cb);
+    return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", metrics::render(snapshot(rt)));
+}
+
+int on_status(mg_connection* c, void* cb) { return reply_json(c, 200, status(*static_cast<Runtime*>(cb))); }
+
+int on_healthz(mg_connection* c, void* cb) {
+    auto& rt = *static_cast<Runtime*>(cb);
+    if (rt.stopping) return reply(c, 503, "text/plain", "stopping\n");
+    for (const auto& w : rt.workers)
+        if (w->done()) return reply(c, 503, "text/plain", "a worker has stopped\n");
+    return reply(c, 200, "text/plain", "ok\n");
+}
+
+int on_top(mg_connection* c, void* cb) {
+    auto& rt = *static_cast<Runtime*>(cb);
+    const mg_request_info* ri = mg_get_request_info(c);
+    const char* q = ri->query_string ? ri->query_string : "";
+    char by[16] = "bytes", nbuf[16] = "20";
+    mg_get_var(q, std::strlen(q), "by", by, sizeof(by));
+    mg_get_var(q, std::strlen(q), "n", nbuf, sizeof(nbuf));
+    const std::string sby = by;
+    if (sby != "bytes" && sby != "packets")
+        return reply_json(c, 400, {{"error", "by: expected bytes or packets, got \"" + sby + "\""}});
+    char* end = nullptr;
+    const long n = std::strtol(nbuf, &end, 10);
+    if (end == nbuf || *end || n < 1 || n > static_cast<long>(Worker::kTopMax))
+        return reply_json(c, 400, {{"error", "n: expected 1.." + std::to_string(Worker::kTopMax) + ", got \"" + nbuf + "\""}});
+    try {
+        return reply_json(c, 200, {{"by", sby}, {"flows", top_flows(rt, sby == "packets", static_cast<uint32_t>(n))}});
+    } catch (const std::exception& e) {
+        return reply_json(c, 503, {{"error", e.what()}});
+    }
+}
+
+int on_reload(mg_connection* c, void* cb) {
+    if (!is(mg_get_request_info(c), "POST")) return reply_json(c, 405, {{"error", "use POST"}});
+    const nlohmann::json r = request_reload(*static_cast<Runtime*>(cb));
+    return reply_json(c, r.value("ok", false) ? 200 : 400, r);
+}
+
+}  // namespace
+
+Management::Management(Runtime& rt, const std::string& listen) : rt_(rt) {
+    mg_init_library(0);
+    const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "4", "request_timeout_ms", "10000",
+                             nullptr};
+    mg_callbacks callbacks{};
+    ctx_ = mg_start(&callbacks, nullptr, options);
+    if (!ctx_) throw std::runtime_error("management.listen: cannot listen on " + listen + " (address in use?)");
+    mg_set_request_handler(ctx_, "/metrics$", on_metrics, &rt_);
+    mg_set_request_handler(ctx_, "/status$", on_status, &rt_);
+    mg_set_request_handler(ctx_, "/healthz$", on_healthz, &rt_);
+    mg_set_request_handler(ctx_, "/flows/top$", on_top, &rt_);
+    mg_set_request_handler(ctx_, "/reload$", on_reload, &rt_);
+}
+
+Management::~Management() {
+    if (ctx_) mg_stop(ctx_);
+}
+
+}  // namespace weir

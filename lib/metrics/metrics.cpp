@@ -1,0 +1,120 @@
+#include "metrics/metrics.h"
+
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace weir::metrics {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+class Builder {
+public:
+    MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
+        fams_.push_back(MetricFamily{name, help, type, {}});
+        return fams_.back();
+    }
+    void counter(const std::string& name, const std::string& help, const Labels& l, double v) {
+        add(name, help, MetricType::Counter, l, v);
+    }
+    void gauge(const std::string& name, const std::string& help, const Labels& l, double v) {
+        add(name, help, MetricType::Gauge, l, v);
+    }
+    std::vector<MetricFamily>& families() { return fams_; }
+
+private:
+    void add(const std::string& name, const std::string& help, MetricType type, const Labels& l, double v) {
+        MetricFamily* f = nullptr;
+        for (auto& x : fams_)
+            if (x.name == name) f = &x;
+        if (!f) f = &family(name, help, type);
+        ClientMetric m;
+        m.label = l;
+        if (type == MetricType::Counter) m.counter.value = v;
+        else m.gauge.value = v;
+        f->metric.push_back(m);
+    }
+    std::vector<MetricFamily> fams_;
+};
+
+}  // namespace
+
+std::string render(const Snapshot& s) {
+    Builder b;
+    b.gauge("weir_build_info", "Version of the running weir (value is always 1).", {{"version", s.version}}, 1);
+    b.gauge("weir_uptime_seconds", "Seconds since weir started capturing.", {}, s.uptime_s);
+    b.counter("weir_reloads_total", "Configuration reloads applied.", {}, static_cast<double>(s.reloads));
+    b.counter("weir_reload_failures_total", "Configuration reloads refused.", {}, static_cast<double>(s.reload_failures));
+    for (const auto& p : s.ports) {
+        const Labels l = {{"port", p.name}, {"driver", p.driver}};
+        b.counter("weir_port_rx_packets_total", "Packets received by the port (NIC counter).", l, p.ipackets);
+        b.counter("weir_port_rx_bytes_total", "Bytes received by the port (NIC counter).", l, p.ibytes);
+        b.counter("weir_port_rx_missed_total", "Packets the NIC dropped because an RX ring was full (imissed).", l,
+                  p.imissed);
+        b.counter("weir_port_rx_nombuf_total", "Packets lost for want of an mbuf (rx_nombuf).", l, p.rx_nombuf);
+        b.counter("weir_port_rx_errors_total", "Erroneous packets received (ierrors).", l, p.ierrors);
+    }
+    for (const auto& q : s.queues) {
+        const Labels l = {{"port", q.port}, {"queue", std::to_string(q.queue)}, {"worker", std::to_string(q.worker)}};
+        b.counter("weir_queue_rx_packets_total", "Packets a worker took from an RX queue.", l, q.packets);
+        b.counter("weir_queue_rx_bytes_total", "Bytes a worker took from an RX queue.", l, q.bytes);
+    }
+    for (const auto& w : s.workers) {
+        const std::string wi = std::to_string(w.index);
+        const Labels l = {{"worker", wi}};
+        b.counter("weir_worker_packets_total", "Packets processed by the worker.", l, w.rx_packets);
+        b.counter("weir_worker_busy_cycles_total", "TSC cycles in loop iterations that received packets.", l,
+                  w.busy_cycles);
+        b.counter("weir_worker_cycles_total", "TSC cycles of the worker loop.", l, w.total_cycles);
+        b.gauge("weir_worker_busy_ratio", "Busy cycles / all cycles over the last control interval.", l, w.busy_ratio);
+        for (const auto& [reason, v] : w.decode_drops)
+            b.counter("weir_decode_drops_total", "Packets not accounted to a flow, by reason.",
+                      {{"worker", wi}, {"reason", reason}}, v);
+        b.counter("weir_l4_truncated_total", "Packets whose ports or TCP flags were not captured (still accounted).",
+                  l, w.l4_truncated);
+        b.gauge("weir_flow_table_entries", "Active flows (conversations) in the worker's table.", l, w.flows_active);
+        b.gauge("weir_flow_table_capacity", "Flow table capacity of the worker.", l, w.flows_capacity);
+        b.counter("weir_flows_created_total", "Flows created.", l, w.flows_created);
+        for (const auto& [reason, v] : w.flows_expired)
+            b.counter("weir_flows_expired_total", "Flows ended, by reason (evicted = table full).",
+                      {{"worker", wi}, {"reason", reason}}, v);
+        b.counter("weir_flows_evicted_total", "Flows ended early to make room.", {{"worker", wi}, {"cause", "table_full"}},
+                  w.evicted_table_full);
+        b.counter("weir_flows_evicted_total", "Flows ended early to make room.", {{"worker", wi}, {"cause", "bucket_full"}},
+                  w.evicted_bucket_full);
+        b.counter("weir_records_encoded_total", "Flow records encoded by the worker.", l, w.records);
+        b.counter("weir_export_ring_messages_total", "Messages handed from the worker to the control thread.", l,
+                  w.messages);
+        b.counter("weir_export_ring_dropped_records_total", "Records lost because the export ring was full.", l,
+                  w.ring_dropped_records);
+        b.counter("weir_export_ring_dropped_packets_total", "Packets in records lost at the export ring.", l,
+                  w.ring_dropped_packets);
+        b.gauge("weir_export_ring_occupancy", "Messages waiting in the worker's export ring.", l, w.ring_occupancy);
+        b.gauge("weir_export_ring_capacity", "Message buffers of the worker's export ring.", l, w.ring_capacity);
+    }
+    for (const auto& e : s.exporters) {
+        const Labels l = {{"exporter", e.url}, {"format", e.format}};
+        b.counter("weir_exporter_records_total", "Records sent to the collector.", l, e.records);
+        b.counter("weir_exporter_packets_total", "Packets in the records sent.", l, e.packets);
+        b.counter("weir_exporter_messages_total", "Data messages sent.", l, e.messages);
+        b.counter("weir_exporter_template_messages_total", "Template messages sent.", l, e.template_messages);
+        b.counter("weir_exporter_bytes_total", "Bytes sent (IPFIX messages, without IP/UDP headers).", l, e.bytes);
+        b.counter("weir_exporter_send_errors_total", "Sends that failed (collector unreachable, buffer full).", l,
+                  e.send_errors);
+        b.counter("weir_exporter_dropped_records_total", "Records lost in messages that could not be sent.", l,
+                  e.lost_records);
+        b.counter("weir_exporter_dropped_packets_total", "Packets in records lost in failed sends.", l, e.lost_packets);
+        b.counter("weir_exporter_reconnects_total", "Reconnections to the collector (connection transports).", l,
+                  e.reconnects);
+    }
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, b.families());
+    return out.str();
+}
+
+}  // namespace weir::metrics

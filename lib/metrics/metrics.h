@@ -1,0 +1,52 @@
+// Prometheus metrics for weir: a plain snapshot of every counter (filled by the control side
+// from relaxed reads of per-worker counters, so workers never lock or share a cache line for
+// this) rendered in the Prometheus text format with prometheus-cpp's serializer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace weir::metrics {
+
+struct PortSnapshot {
+    std::string name, driver;
+    uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
+};
+struct QueueSnapshot {
+    std::string port;
+    uint32_t queue = 0, worker = 0;
+    uint64_t packets = 0, bytes = 0;
+};
+struct WorkerSnapshot {
+    uint32_t index = 0;
+    uint64_t rx_packets = 0, rx_bytes = 0, busy_cycles = 0, total_cycles = 0;
+    double busy_ratio = 0;  // over the last control interval
+    std::vector<std::pair<std::string, uint64_t>> decode_drops;  // reason -> count
+    uint64_t l4_truncated = 0;
+    uint64_t flows_active = 0, flows_capacity = 0, flows_created = 0;
+    std::vector<std::pair<std::string, uint64_t>> flows_expired;  // reason -> count
+    uint64_t evicted_table_full = 0, evicted_bucket_full = 0;
+    uint64_t records = 0, messages = 0, ring_dropped_records = 0, ring_dropped_packets = 0;
+    uint64_t ring_occupancy = 0, ring_capacity = 0;
+};
+struct ExporterSnapshot {
+    std::string url, format;
+    uint64_t records = 0, packets = 0, messages = 0, template_messages = 0, bytes = 0;
+    uint64_t send_errors = 0, lost_records = 0, lost_packets = 0, reconnects = 0;
+};
+struct Snapshot {
+    std::string version;
+    double uptime_s = 0;
+    std::vector<PortSnapshot> ports;
+    std::vector<QueueSnapshot> queues;
+    std::vector<WorkerSnapshot> workers;
+    std::vector<ExporterSnapshot> exporters;
+    uint64_t reloads = 0, reload_failures = 0;
+};
+
+// The Prometheus text exposition of a snapshot.
+std::string render(const Snapshot& s);
+
+}  // namespace weir::metrics
