@@ -3,9 +3,9 @@
 # collectors and tools the integration tests run against. Needs root.
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config python3
-          dpdk dpdk-dev libdpdk-dev libpcap-dev nlohmann-json3-dev)
+          dpdk dpdk-dev libdpdk-dev libpcap-dev nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(libgtest-dev tshark nfdump iproute2)
+  packages+=(libgtest-dev tshark nfdump iproute2 prometheus curl)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -274,6 +274,7 @@ void control_loop(Runtime& rt) {
             const int sig = g_signal.load();
             const bool eof = rt.cfg.replay && !rt.replay_finished && replay_finished(rt);
             if (eof) {
+                refresh_port_stats(rt, last_busy, last_total);  // final counters before the flag shows
                 rt.replay_finished = true;
                 if (rt.cfg.hold_after_replay)
                     std::fprintf(stderr, "weir: end of capture; holding (flows stay active) until SIGINT/SIGTERM\n");

@@ -66,6 +66,7 @@ Options:
       --management ADDR:PORT serve /metrics, /status, /flows/top, /healthz, POST /reload there
                              (default 127.0.0.1:9471; "none" for no server)
       --hold                 after a replay, keep running with every flow active until SIGINT/SIGTERM
+      --check                validate the configuration, print the result and exit (nothing starts)
   -V, --version              print the version
   -h, --help                 this text
 
@@ -109,6 +110,7 @@ struct Cli {
     std::vector<std::string> captures, devices, ipfix;
     std::vector<std::string> eal;
     bool eal_given = false;
+    bool check = false;  // validate the configuration and exit
 };
 
 // The configuration: the file (read again on every reload) with the command line on top.
@@ -147,7 +149,7 @@ json merged_config(const Cli& cli) {
 
 Cli parse_cli(int argc, char** argv) {
     enum {
-        kIpfix = 256, kCapacity, kIdle, kActive, kTcpEnd, kMtu, kDomain, kStats, kSummary, kDrivers, kManagement, kHold
+        kIpfix = 256, kCapacity, kIdle, kActive, kTcpEnd, kMtu, kDomain, kStats, kSummary, kDrivers, kManagement, kHold, kCheck
     };
     static const option longopts[] = {
         {"config", required_argument, nullptr, 'c'},  {"read", required_argument, nullptr, 'r'},
@@ -162,6 +164,7 @@ Cli parse_cli(int argc, char** argv) {
         {"drivers-config", required_argument, nullptr, kDrivers},
         {"management", required_argument, nullptr, kManagement},
         {"hold", no_argument, nullptr, kHold},
+        {"check", no_argument, nullptr, kCheck},
         {"version", no_argument, nullptr, 'V'},       {"help", no_argument, nullptr, 'h'},
         {nullptr, 0, nullptr, 0}};
     Cli cli;
@@ -190,6 +193,7 @@ Cli parse_cli(int argc, char** argv) {
             case kDrivers: over["drivers_config"] = optarg; break;
             case kManagement: over["management"]["listen"] = std::string(optarg) == "none" ? "" : optarg; break;
             case kHold: over["hold_after_replay"] = true; break;
+            case kCheck: cli.check = true; break;
             case 'V': std::printf("weir %s\n", WEIR_VERSION); std::exit(0);
             case 'h': std::fputs(kUsage, stdout); std::exit(0);
             case '?':
@@ -289,6 +293,11 @@ int main(int argc, char** argv) {
         die_config(e.problems());
     }
     if (cfg.drivers_config.empty()) cfg.drivers_config = WEIR_DRIVERS_DIR;
+    if (cli.check) {
+        std::printf("weir: configuration OK: %zu port(s), %u worker(s), %zu exporter(s)\n", cfg.ports.size(),
+                    cfg.workers, cfg.exporters.size());
+        return 0;
+    }
 
     weir::Runtime rt;
     rt.version = WEIR_VERSION;

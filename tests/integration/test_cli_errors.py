@@ -52,6 +52,15 @@ class BadInput(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("--idle-timeout: expected a number, got \"soon\"", p.stderr)
 
+    def test_check_validates_without_starting(self):
+        example = os.path.join(harness.ROOT, "deploy", "weir.json.example")
+        p = harness.run_weir(["-c", example, "--check"], check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("configuration OK: 1 port(s), 8 worker(s), 1 exporter(s)", p.stdout)
+        p = self.run_config({"ports": [{"device": "x"}], "management": {"listen": "nowhere"}}, "--check")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("management.listen: expected ADDRESS:PORT", p.stderr)
+
     def test_collector_down_costs_counted_losses(self):
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)
         port = harness.free_udp_port()  # nothing listens there

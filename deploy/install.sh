@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs weir on a capture server: Debian packages, a release build installed under
+# /usr/local, the systemd unit and its prepare step, /etc/default/weir and an example
+# /etc/weir/weir.json (existing files are kept). Run as root from a checkout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=${PREFIX:-/usr/local}
+deploy/install-deps.sh
+[ -f build-release/build.ninja ] || meson setup build-release --buildtype=release -Dtests=false --prefix "$prefix"
+ninja -C build-release
+ninja -C build-release install
+install -D -m 0755 deploy/systemd/weir-prepare "$prefix/lib/weir/weir-prepare"
+sed "s|@PREFIX@|$prefix|g" deploy/systemd/weir.service > /etc/systemd/system/weir.service
+[ -f /etc/default/weir ] || install -D -m 0644 deploy/systemd/weir.default /etc/default/weir
+[ -f /etc/weir/weir.json ] || install -D -m 0644 deploy/weir.json.example /etc/weir/weir.json
+command -v systemctl > /dev/null && systemctl daemon-reload || true
+cat <<TXT
+weir installed in $prefix/bin/weir.
+Next: edit /etc/default/weir (hugepages, ports to bind) and /etc/weir/weir.json (ports, workers,
+exporters), then: systemctl enable --now weir; journalctl -u weir -f
+Metrics: http://127.0.0.1:9471/metrics (see deploy/prometheus/ and deploy/grafana/).
+TXT

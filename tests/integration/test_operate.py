@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Operating weir: a real Prometheus server scrapes it, the status API answers during a run,
+a live reload moves records to a new collector without losing packets, the alert rules load,
+and a device that cannot give the queues asked for is a configuration error."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+CAPTURE = "zeek__var-services-std-ports.pcap"  # also bundled in captures/
+ALERTS = os.path.join(harness.ROOT, "deploy", "prometheus", "weir-alerts.yml")
+
+
+def free_tcp_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(url, data=None, timeout=10):
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def curl(url):
+    """The status API through a real HTTP client."""
+    p = subprocess.run(["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", url], capture_output=True, text=True,
+                       check=True)
+    body, _, code = p.stdout.rpartition("\n")
+    return int(code), body
+
+
+class HeldReplay:
+    """weir replaying a capture with --hold, its management server on a free port."""
+
+    def __init__(self, capture, extra=()):
+        self.mport = free_tcp_port()
+        self.base = f"http://127.0.0.1:{self.mport}"
+        self.proc = subprocess.Popen([harness.WEIR, "--drivers-config", harness.DRIVERS, "--stats-interval", "0",
+                                      "-r", capture, "--hold", "--management", f"127.0.0.1:{self.mport}"] + list(extra),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait_finished(self):
+        def done():
+            if self.proc.poll() is not None:
+                raise AssertionError(self.proc.stderr.read())
+            try:
+                code, body = http(self.base + "/status", timeout=2)
+            except OSError:
+                return False
+            return code == 200 and json.loads(body)["replay_finished"]
+        harness.wait_for(done, timeout=60, what="end of the replay")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, out, err
+
+
+class Operate(unittest.TestCase):
+    def test_alert_rules_load(self):
+        p = subprocess.run(["promtool", "check", "rules", ALERTS], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("SUCCESS", p.stdout)
+
+    def test_prometheus_scrapes_a_replay(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        packets = int(subprocess.run(["capinfos", "-c", "-M", capture], capture_output=True, text=True,
+                                     check=True).stdout.split()[-1])
+        weir = HeldReplay(capture)
+        self.addCleanup(lambda: weir.proc.poll() is None and weir.proc.kill())
+        tmp = tempfile.mkdtemp(prefix="weir-prom-")
+        pport = free_tcp_port()
+        cfg = os.path.join(tmp, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                    f"rule_files: ['{ALERTS}']\n"
+                    "scrape_configs:\n"
+                    f"  - job_name: weir\n    static_configs: [{{targets: ['127.0.0.1:{weir.mport}']}}]\n")
+        prom = subprocess.Popen(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/data",
+                                 f"--web.listen-address=127.0.0.1:{pport}"],
+                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "prometheus.log"), "w"))
+        self.addCleanup(harness.stop, prom, signal.SIGKILL)
+        api = f"http://127.0.0.1:{pport}/api/v1"
+
+        def ready():
+            try:
+                return http(f"http://127.0.0.1:{pport}/-/ready", timeout=2)[0] == 200
+            except OSError:
+                return False
+        harness.wait_for(ready, timeout=60, what="prometheus to start")
+        weir.wait_finished()
+
+        def scraped_all():
+            code, body = http(api + "/query?query=weir_port_rx_packets_total")
+            res = json.loads(body)["data"]["result"] if code == 200 else []
+            return res and int(float(res[0]["value"][1])) == packets
+        harness.wait_for(scraped_all, timeout=30, what=f"prometheus to see {packets} packets")
+        code, body = http(api + "/query?query=sum(weir_worker_packets_total)")
+        self.assertEqual(int(float(json.loads(body)["data"]["result"][0]["value"][1])), packets)
+        code, body = http(api + "/query?query=up{job=\"weir\"}")
+        self.assertEqual(json.loads(body)["data"]["result"][0]["value"][1], "1")
+        code, body = http(api + "/rules")
+        names = {r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]}
+        self.assertIn("WeirNicDrops", names)
+        rc, out, err = weir.stop()
+        self.assertEqual(rc, 0, err)
+
+    def test_status_api_and_top_flows(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        # Nothing ends during the replay (not even closed TCP connections), so the active flows are
+        # exactly what tshark counts per direction.
+        weir = HeldReplay(capture, ["--idle-timeout", "86400", "--active-timeout", "86400", "--tcp-end-timeout", "86400"])
+        self.addCleanup(lambda: weir.proc.poll() is None and weir.proc.kill())
+        weir.wait_finished()
+        code, body = curl(weir.base + "/healthz")
+        self.assertEqual((code, body.strip()), (200, "ok"))
+        code, body = curl(weir.base + "/status")
+        self.assertEqual(code, 200)
+        st = json.loads(body)
+        self.assertEqual(st["mode"], "replay")
+        self.assertEqual(st["ports"][0]["driver"], "net_pcap")
+        self.assertEqual(st["ports"][0]["rx_packets"], sum(w["rx_packets"] for w in st["workers"]))
+        self.assertGreater(st["workers"][0]["flows_active"], 0)
+        # The heaviest directional flows by bytes, as tshark counts them.
+        truth = sorted((t for t in harness.load_truth(capture) if t.proto in (6, 17)), key=lambda t: -t.octets)
+        n = next(k for k in range(5, 2, -1) if truth[k - 1].octets != truth[k].octets)  # no tie at the cut
+        code, body = curl(f"{weir.base}/flows/top?by=bytes&n={n}")
+        self.assertEqual(code, 200, body)
+        got = [(f["proto"], f["src"], f["dst"], f["sport"], f["dport"], f["bytes"]) for f in json.loads(body)["flows"]]
+        want = [(t.proto, t.src, t.dst, t.sport, t.dport, t.octets) for t in truth[:n]]
+        self.assertEqual(got, want)
+        code, body = curl(f"{weir.base}/flows/top?by=packets&n=1")
+        self.assertEqual(json.loads(body)["flows"][0]["packets"], max(t.packets for t in harness.load_truth(capture)
+                                                                      if t.proto in (6, 17)))
+        code, body = curl(f"{weir.base}/flows/top?by=colour")
+        self.assertEqual(code, 400)
+        self.assertIn("by: expected bytes or packets", body)
+        code, body = curl(weir.base + "/metrics")
+        self.assertIn('weir_flow_table_entries{worker="0"}', body)
+        rc, out, err = weir.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertIn("accounting:", out)
+
+
+class LiveReload(unittest.TestCase):
+    """af_packet on a veth in a namespace made here: change the exporter while capturing."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root for network namespaces")
+        self.ns = f"weir-op-{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", self.ns], check=True)
+        self.addCleanup(lambda: subprocess.run(["ip", "netns", "del", self.ns]))
+        self.nsexec = ["ip", "netns", "exec", self.ns]
+        for k in ("all", "default"):
+            subprocess.run(self.nsexec + ["sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6=1"], check=True)
+        subprocess.run(["ip", "-n", self.ns, "link", "add", "wa", "type", "veth", "peer", "name", "wb"], check=True)
+        for link in ("lo", "wa", "wb"):
+            subprocess.run(["ip", "-n", self.ns, "link", "set", link, "up"], check=True)
+        self.tmp = tempfile.mkdtemp(prefix="weir-reload-")
+
+    def nfcapd(self, port):
+        d = os.path.join(self.tmp, f"nf{port}")
+        os.makedirs(d)
+        p = subprocess.Popen(self.nsexec + ["nfcapd", "-w", d, "-b", "127.0.0.1", "-p", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(harness.stop, p, signal.SIGKILL)
+        harness.wait_for(lambda: subprocess.run(self.nsexec + ["ss", "-Hlun", f"sport = :{port}"], capture_output=True,
+                                                text=True).stdout.strip() != "", what="nfcapd")
+        return p, d
+
+    def send(self, conversations, per):
+        out = subprocess.run(self.nsexec + [sys.executable, os.path.join(harness.HERE, "sendframes.py"), "wb",
+                                            str(conversations), str(per)], capture_output=True, text=True, check=True)
+        return int(out.stdout)
+
+    def test_reload_moves_records_to_the_new_collector(self):
+        a, da = self.nfcapd(4739)
+        b, db = self.nfcapd(4740)
+        cfg = os.path.join(self.tmp, "weir.json")
+        base = {"ports": [{"device": "net_af_packet0,iface=wa"}], "timeouts": {"idle_s": 1},
+                "ipfix": {"max_delay_ms": 100}, "management": {"listen": "none"}}
+        with open(cfg, "w") as f:
+            json.dump(dict(base, exporters=[{"url": "udp://127.0.0.1:4739"}]), f)
+        summary = os.path.join(self.tmp, "summary.json")
+        weir = subprocess.Popen(self.nsexec + [harness.WEIR, "--drivers-config", harness.DRIVERS, "-c", cfg,
+                                               "--stats-interval", "0", "--summary-json", summary],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: weir.poll() is None and weir.kill())
+        time.sleep(3)
+        self.assertIsNone(weir.poll())
+        first = self.send(20, 3)
+        time.sleep(3)  # idle timeout 1 s: these flows end and go to the first collector
+        with open(cfg, "w") as f:
+            json.dump(dict(base, exporters=[{"url": "udp://127.0.0.1:4740"}], timeouts={"idle_s": 1, "active_s": 30}), f)
+        weir.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        second = self.send(30, 2)
+        time.sleep(3)
+        weir.send_signal(signal.SIGTERM)
+        out, err = weir.communicate(timeout=60)
+        self.assertEqual(weir.returncode, 0, err)
+        self.assertIn("reload applied (exporters, timeouts)", err)
+        harness.stop(a, signal.SIGTERM)
+        harness.stop(b, signal.SIGTERM)
+
+        def packets(d):
+            info = subprocess.run(["nfdump", "-R", d, "-I"], capture_output=True, text=True, check=True).stdout
+            self.assertIn("Sequence failures: 0", info)
+            return int(next(l.split()[1] for l in info.splitlines() if l.startswith("Packets:")))
+        with open(summary) as f:
+            s = json.load(f)
+        self.assertTrue(s["accounting"]["balanced"])
+        self.assertEqual(s["rx_packets"], first + second, "every packet sent was received")
+        self.assertEqual(packets(da), first)
+        self.assertEqual(packets(db), second)
+
+    def test_reload_refuses_what_needs_a_restart(self):
+        cfg = os.path.join(self.tmp, "weir.json")
+        base = {"ports": [{"device": "net_af_packet0,iface=wa"}], "management": {"listen": "127.0.0.1:9471"}}
+        with open(cfg, "w") as f:
+            json.dump(base, f)
+        weir = subprocess.Popen(self.nsexec + [harness.WEIR, "--drivers-config", harness.DRIVERS, "-c", cfg,
+                                               "--stats-interval", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: weir.poll() is None and weir.kill())
+        time.sleep(3)
+        with open(cfg, "w") as f:
+            json.dump(dict(base, workers=2, flow_table={"capacity_per_worker": 4096}), f)
+        out = subprocess.run(self.nsexec + ["curl", "-sS", "-XPOST", "http://127.0.0.1:9471/reload"],
+                             capture_output=True, text=True, check=True).stdout
+        r = json.loads(out)
+        self.assertFalse(r["ok"])
+        self.assertIn("workers: cannot change while weir runs (restart weir to change it)", r["errors"])
+        self.assertIn("flow_table.capacity_per_worker: cannot change while weir runs (restart weir to change it)",
+                      r["errors"])
+        st = json.loads(subprocess.run(self.nsexec + ["curl", "-sS", "http://127.0.0.1:9471/status"],
+                                       capture_output=True, text=True, check=True).stdout)
+        self.assertEqual(st["config"]["workers"], 1, "nothing changed")
+        self.assertEqual(st["reload_failures"], 1)
+        weir.send_signal(signal.SIGTERM)
+        weir.communicate(timeout=60)
+        self.assertEqual(weir.returncode, 0)
+
+    def test_more_queues_than_the_device_allows(self):
+        p = subprocess.run(self.nsexec + [harness.WEIR, "--drivers-config", harness.DRIVERS, "-i",
+                                          "net_af_packet0,iface=wa,qpairs=1", "-w", "2", "--management", "none"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("weir: config: ports[0]: 2 RX queues needed (one per worker), device net_af_packet0 "
+                      "(net_af_packet) has 1", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
