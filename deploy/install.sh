@@ -13,7 +13,7 @@ install -D -m 0755 deploy/systemd/weir-prepare "$prefix/lib/weir/weir-prepare"
 sed "s|@PREFIX@|$prefix|g" deploy/systemd/weir.service > /etc/systemd/system/weir.service
 [ -f /etc/default/weir ] || install -D -m 0644 deploy/systemd/weir.default /etc/default/weir
 [ -f /etc/weir/weir.json ] || install -D -m 0644 deploy/weir.json.example /etc/weir/weir.json
-command -v systemctl > /dev/null && systemctl daemon-reload || true
+command -v systemctl > /dev/null && systemctl daemon-reload 2> /dev/null || true
 cat <<TXT
 weir installed in $prefix/bin/weir.
 Next: edit /etc/default/weir (hugepages, ports to bind) and /etc/weir/weir.json (ports, workers,

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -116,6 +117,16 @@ class Operate(unittest.TestCase):
         code, body = http(api + "/rules")
         names = {r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]}
         self.assertIn("WeirNicDrops", names)
+        # Every query of the Grafana dashboard is valid PromQL and finds series.
+        with open(os.path.join(harness.ROOT, "deploy", "grafana", "weir-dashboard.json")) as f:
+            dash = json.load(f)
+        for panel in dash["panels"]:
+            for t in panel["targets"]:
+                q = t["expr"].replace("$__rate_interval", "1m")
+                code, body = http(api + "/query?query=" + urllib.parse.quote(q))
+                self.assertEqual(code, 200, f"{panel['title']}: {q}: {body}")
+                if "rate(" not in q:
+                    self.assertTrue(json.loads(body)["data"]["result"], f"{panel['title']}: {q} finds nothing")
         rc, out, err = weir.stop()
         self.assertEqual(rc, 0, err)
 
