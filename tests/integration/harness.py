@@ -269,3 +269,34 @@ def tshark_truth(capture):
         agg[key + ("p",)] += 1
         agg[key + ("o",)] += octets
     return [Rec(*k[:5], agg[k], agg[k[:5] + ("o",)]) for k in agg if k[5] == "p"]
+
+
+class VethNamespace:
+    """A network namespace made for one test, with IPv6 off (no stray router solicitations) and
+    a veth pair wa <-> wb up inside it. Frames sent out of wb arrive on wa."""
+
+    def __init__(self, name):
+        self.name = name
+        self.exec = ["ip", "netns", "exec", name]
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        try:
+            for k in ("all", "default"):
+                subprocess.run(self.exec + ["sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6=1"], check=True)
+            subprocess.run(["ip", "-n", name, "link", "add", "wa", "type", "veth", "peer", "name", "wb"], check=True)
+            for link in ("lo", "wa", "wb"):
+                subprocess.run(["ip", "-n", name, "link", "set", link, "up"], check=True)
+        except Exception:
+            self.delete()
+            raise
+
+    def delete(self):
+        subprocess.run(["ip", "netns", "del", self.name])
+
+    def nfcapd(self, directory, port):
+        """nfcapd on 127.0.0.1:port inside the namespace, once it has bound the port."""
+        os.makedirs(directory, exist_ok=True)
+        p = subprocess.Popen(self.exec + ["nfcapd", "-w", directory, "-b", "127.0.0.1", "-p", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: subprocess.run(self.exec + ["ss", "-Hlun", f"sport = :{port}"], capture_output=True,
+                                        text=True).stdout.strip() != "", what="nfcapd to bind")
+        return p

@@ -27,27 +27,16 @@ class MultiQueueAfPacket(unittest.TestCase):
     def setUp(self):
         if os.geteuid() != 0:
             self.skipTest("needs root for network namespaces")
-        self.ns = f"weir-mq-{os.getpid()}"
-        sh("ip", "netns", "add", self.ns)
-        self.addCleanup(lambda: subprocess.run(["ip", "netns", "del", self.ns]))
-        ns = ["ip", "netns", "exec", self.ns]
-        sh(*ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        sh(*ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-        sh("ip", "-n", self.ns, "link", "add", "wa", "type", "veth", "peer", "name", "wb")
-        for l in ("lo", "wa", "wb"):
-            sh("ip", "-n", self.ns, "link", "set", l, "up")
-        self.nsexec = ns
+        self.netns = harness.VethNamespace(f"weir-mq-{os.getpid()}")
+        self.addCleanup(self.netns.delete)
+        self.nsexec = self.netns.exec
         self.tmp = tempfile.mkdtemp(prefix="weir-mq-")
 
     def test_each_conversation_meets_on_one_worker(self):
         port = 4739
         nfdir = os.path.join(self.tmp, "nfcapd")
-        os.makedirs(nfdir)
-        nfcapd = subprocess.Popen(self.nsexec + ["nfcapd", "-w", nfdir, "-b", "127.0.0.1", "-p", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        nfcapd = self.netns.nfcapd(nfdir, port)
         self.addCleanup(harness.stop, nfcapd, signal.SIGKILL)
-        harness.wait_for(lambda: subprocess.run(self.nsexec + ["ss", "-Hlun", f"sport = :{port}"], capture_output=True,
-                                                text=True).stdout.strip() != "", what="nfcapd to bind")
         lo_pcap = os.path.join(self.tmp, "lo.pcapng")
         dumpcap = subprocess.Popen(self.nsexec + ["dumpcap", "-q", "-i", "lo", "-f", f"udp dst port {port}", "-w",
                                                   lo_pcap], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

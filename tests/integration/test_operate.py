@@ -173,25 +173,15 @@ class LiveReload(unittest.TestCase):
     def setUp(self):
         if os.geteuid() != 0:
             self.skipTest("needs root for network namespaces")
-        self.ns = f"weir-op-{os.getpid()}"
-        subprocess.run(["ip", "netns", "add", self.ns], check=True)
-        self.addCleanup(lambda: subprocess.run(["ip", "netns", "del", self.ns]))
-        self.nsexec = ["ip", "netns", "exec", self.ns]
-        for k in ("all", "default"):
-            subprocess.run(self.nsexec + ["sysctl", "-qw", f"net.ipv6.conf.{k}.disable_ipv6=1"], check=True)
-        subprocess.run(["ip", "-n", self.ns, "link", "add", "wa", "type", "veth", "peer", "name", "wb"], check=True)
-        for link in ("lo", "wa", "wb"):
-            subprocess.run(["ip", "-n", self.ns, "link", "set", link, "up"], check=True)
+        self.netns = harness.VethNamespace(f"weir-op-{os.getpid()}")
+        self.addCleanup(self.netns.delete)
+        self.nsexec = self.netns.exec
         self.tmp = tempfile.mkdtemp(prefix="weir-reload-")
 
     def nfcapd(self, port):
         d = os.path.join(self.tmp, f"nf{port}")
-        os.makedirs(d)
-        p = subprocess.Popen(self.nsexec + ["nfcapd", "-w", d, "-b", "127.0.0.1", "-p", str(port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = self.netns.nfcapd(d, port)
         self.addCleanup(harness.stop, p, signal.SIGKILL)
-        harness.wait_for(lambda: subprocess.run(self.nsexec + ["ss", "-Hlun", f"sport = :{port}"], capture_output=True,
-                                                text=True).stdout.strip() != "", what="nfcapd")
         return p, d
 
     def send(self, conversations, per):
