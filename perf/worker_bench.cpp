@@ -142,7 +142,6 @@ int run_worker(void* arg) {
     weir::WorkerConfig wc;
     wc.index = r.index;
     wc.domain = 1 + r.index;
-    wc.max_message = 1452;
     wc.buffers = 1024;
     wc.max_delay_cycles = hz / 2;
     wc.replay = false;  // never wait for buffers: drops would be counted and reported

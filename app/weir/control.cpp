@@ -48,11 +48,11 @@ unsigned drain(Runtime& rt, Worker& w) {
     const uint32_t t = wall_s();
     std::lock_guard<std::mutex> lock(rt.mu);
     for (unsigned i = 0; i < n; ++i) {
-        auto* m = static_cast<MessageBuffer*>(bufs[i]);
-        rt.handed_records += m->records;
-        rt.handed_packets += m->packets;
+        auto* b = static_cast<RecordBatch*>(bufs[i]);
+        rt.handed_records += b->count;
+        rt.handed_packets += b->packets;
         rt.handed_messages += 1;
-        for (auto& ex : rt.exporters) ex->send_data(m->data, m->len, m->domain, m->records, m->packets, t);
+        for (auto& ex : rt.exporters) ex->send_records(b->records, b->count, b->domain, t);
     }
     rte_ring_sp_enqueue_burst(w.free_ring(), bufs, n, nullptr);
     return n;

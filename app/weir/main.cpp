@@ -411,8 +411,7 @@ int main(int argc, char** argv) {
             wc.index = w;
             wc.burst = cfg.burst;
             wc.domain = cfg.observation_domain + w;
-            // Room for IPv6 + UDP headers, so one message size serves every collector.
-            wc.max_message = cfg.mtu - 48;
+
             wc.buffers = cfg.export_buffers;
             wc.max_delay_cycles = hz / 1000 * cfg.max_delay_ms;
             wc.replay = cfg.replay;

@@ -19,7 +19,6 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
       queues_(std::move(queues)),
       qstats_(new QueueStats[queues_.size()]),
       table_(std::make_unique<flow::FlowTable>(cfg.table)),
-      encoder_(cfg.domain, cfg.max_message),
       ts_offset_(ts_offset),
       ts_flag_(ts_flag),
       tsc_hz_(tsc_hz),
@@ -33,12 +32,11 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
     if (!full_ || !free_) throw std::runtime_error("worker " + std::to_string(cfg.index) + ": cannot create rings");
     top_heap_.reserve(kTopMax);
     top_result_.reserve(kTopMax);
-    pool_bytes_.reset(new uint8_t[static_cast<size_t>(cfg.buffers) * cfg.max_message]);
+    pool_records_.reset(new flow::FlowRecord[static_cast<size_t>(cfg.buffers) * cfg.batch_records]);
     pool_.resize(cfg.buffers);
     for (uint32_t i = 0; i < cfg.buffers; ++i) {
-        pool_[i] = MessageBuffer{};
-        pool_[i].data = pool_bytes_.get() + static_cast<size_t>(i) * cfg.max_message;
-        MessageBuffer* p = &pool_[i];
+        pool_[i] = RecordBatch{0, cfg.domain, 0, pool_records_.get() + static_cast<size_t>(i) * cfg.batch_records};
+        RecordBatch* p = &pool_[i];
         rte_ring_sp_enqueue(free_, p);
     }
 }
@@ -61,30 +59,27 @@ uint64_t Worker::tsc_to_ns(uint64_t tsc) const noexcept {
 bool Worker::acquire_buffer() noexcept {
     void* p = nullptr;
     while (rte_ring_sc_dequeue(free_, &p) != 0) {
-        // Live traffic never waits for the exporter: the records are counted as dropped.
+        // Live traffic never waits for the exporters: the records are counted as dropped.
         // A replay or the final flush waits, since nothing more arrives to be lost meanwhile.
         if (!cfg_.replay && !final_flush_) return false;
         rte_pause();
     }
-    current_ = static_cast<MessageBuffer*>(p);
-    encoder_.start(current_->data);
+    current_ = static_cast<RecordBatch*>(p);
+    current_->count = 0;
+    current_->packets = 0;
     return true;
 }
 
 void Worker::hand_off() noexcept {
-    MessageBuffer* m = current_;
-    m->records = encoder_.records();
-    m->packets = encoder_.packets();
-    m->octets = encoder_.octets();
-    m->domain = encoder_.domain();
-    m->len = encoder_.finish();
+    RecordBatch* b = current_;
     current_ = nullptr;
-    while (rte_ring_sp_enqueue(full_, m) != 0) {
+    while (rte_ring_sp_enqueue(full_, b) != 0) {
         if (!cfg_.replay && !final_flush_) {
-            stats_.dropped_records.add(m->records);
-            stats_.dropped_packets.add(m->packets);
-            current_ = m;  // reuse the buffer for the next message
-            encoder_.start(m->data);
+            stats_.dropped_records.add(b->count);
+            stats_.dropped_packets.add(b->packets);
+            current_ = b;  // reuse the batch
+            b->count = 0;
+            b->packets = 0;
             return;
         }
         rte_pause();
@@ -93,19 +88,17 @@ void Worker::hand_off() noexcept {
 }
 
 void Worker::on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept {
-    const uint32_t n = e.dir[1].packets ? 2 : 1;
-    if (!current_ && !acquire_buffer()) goto drop;
-    if (!encoder_.add(e, why)) {
-        hand_off();
-        if (!current_ && !acquire_buffer()) goto drop;
-        encoder_.add(e, why);  // always fits an empty message (max_message >= kMinMessage)
+    if (!current_ && !acquire_buffer()) {
+        stats_.dropped_records.add();
+        stats_.dropped_packets.add(e.dir[0].packets + e.dir[1].packets);
+        return;
     }
-    if (encoder_.records() == n) current_since_ = rte_rdtsc();
-    stats_.records.add(n);
-    return;
-drop:
-    stats_.dropped_records.add(n);
-    stats_.dropped_packets.add(e.dir[0].packets + e.dir[1].packets);
+    RecordBatch& b = *current_;
+    if (b.count == 0) current_since_ = rte_rdtsc();
+    flow::make_record(e, why, b.records[b.count]);
+    b.packets += e.dir[0].packets + e.dir[1].packets;
+    stats_.records.add();
+    if (++b.count == cfg_.batch_records) hand_off();
 }
 
 void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept {
@@ -225,13 +218,13 @@ void Worker::housekeeping(uint64_t now_ns, uint64_t now_tsc) noexcept {
     // Live ports: time moves on without packets too, so idle flows expire.
     if (!cfg_.replay && now_ns > clock_ns_) clock_ns_ = now_ns;
     table_->expire(clock_ns_, 256, *this);
-    if (current_ && encoder_.records() && now_tsc - current_since_ > cfg_.max_delay_cycles) hand_off();
+    if (current_ && current_->count && now_tsc - current_since_ > cfg_.max_delay_cycles) hand_off();
 }
 
 void Worker::finish() noexcept {
     final_flush_ = true;
     table_->flush(*this);
-    if (current_ && encoder_.records()) hand_off();
+    if (current_ && current_->count) hand_off();
 }
 
 }  // namespace weir

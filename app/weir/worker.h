@@ -11,7 +11,7 @@
 
 #include "common/counter.h"
 #include "flow/flow_table.h"
-#include "ipfix/ipfix.h"
+#include "flow/flow_record.h"
 #include "packet/decode.h"
 
 struct rte_ring;
@@ -19,16 +19,14 @@ struct rte_mbuf;
 
 namespace weir {
 
-// A message handed from a worker to the control thread. Buffers come from the worker's
-// fixed pool and go back through the free ring.
-struct MessageBuffer {
-    uint32_t len;
-    uint32_t records;
-    uint32_t domain;
-    uint32_t reserved;
-    uint64_t packets;
-    uint64_t octets;
-    uint8_t* data;
+// A batch of ended conversations handed from a worker to the control thread, which encodes
+// them for every exporter. Batches come from the worker's fixed pool and go back through the
+// free ring.
+struct RecordBatch {
+    uint32_t count;
+    uint32_t domain;   // IPFIX observation domain of the worker
+    uint64_t packets;  // in all records of the batch
+    flow::FlowRecord* records;
 };
 
 struct RxQueueRef {
@@ -48,9 +46,9 @@ struct alignas(64) WorkerStats {
     Counter rx_bytes;
     Counter drops[packet::kDropCount];  // by packet::Drop
     Counter l4_truncated;               // accounted with ports 0, not dropped
-    Counter records;                    // records encoded
-    Counter messages;                   // messages handed to the control thread
-    Counter dropped_records;            // no buffer or ring full: records lost
+    Counter records;                    // flow records (ended conversations) written
+    Counter messages;                   // batches handed to the control thread
+    Counter dropped_records;            // no batch free or ring full: records lost
     Counter dropped_packets;            // packets in those records
     Counter busy_cycles;
     Counter total_cycles;
@@ -69,8 +67,8 @@ struct WorkerConfig {
     uint32_t index = 0;
     uint32_t burst = 32;
     uint32_t domain = 1;
-    uint32_t max_message = 1452;
-    uint32_t buffers = 1024;
+    uint32_t batch_records = 32;  // records per batch handed to the control thread
+    uint32_t buffers = 1024;      // batches in the worker's pool
     uint64_t max_delay_cycles = 0;
     bool replay = false;            // time only from packets; wait for buffers instead of dropping
     flow::TableConfig table;
@@ -133,11 +131,10 @@ private:
     std::vector<RxQueueRef> queues_;
     std::unique_ptr<QueueStats[]> qstats_;
     std::unique_ptr<flow::FlowTable> table_;
-    ipfix::MessageEncoder encoder_;
-    MessageBuffer* current_ = nullptr;
-    uint64_t current_since_ = 0;  // TSC when the current message got its first record
-    std::vector<MessageBuffer> pool_;
-    std::unique_ptr<uint8_t[]> pool_bytes_;
+    RecordBatch* current_ = nullptr;
+    uint64_t current_since_ = 0;  // TSC when the current batch got its first record
+    std::vector<RecordBatch> pool_;
+    std::unique_ptr<flow::FlowRecord[]> pool_records_;
     rte_ring* full_ = nullptr;
     rte_ring* free_ = nullptr;
     int ts_offset_;

@@ -13,7 +13,10 @@
 namespace weir::exporter {
 
 IpfixUdpExporter::IpfixUdpExporter(const config::Exporter& ex, const config::Config& cfg)
-    : url_(ex.url), refresh_s_(cfg.template_refresh_s), refresh_messages_(cfg.template_refresh_messages) {
+    : url_(ex.url),
+      refresh_s_(cfg.template_refresh_s),
+      refresh_messages_(cfg.template_refresh_messages),
+      buf_(cfg.mtu - 48) {  // room for IPv6 + UDP headers
     addrinfo hints{};
     hints.ai_socktype = SOCK_DGRAM;
     hints.ai_flags = AI_NUMERICSERV;
@@ -73,13 +76,15 @@ void IpfixUdpExporter::send_templates(uint32_t domain, Domain& d, uint32_t now_s
     }
 }
 
-void IpfixUdpExporter::send_data(uint8_t* msg, uint32_t len, uint32_t domain, uint32_t records, uint64_t packets,
-                                 uint32_t now_s) {
+void IpfixUdpExporter::send_message(uint32_t domain, ipfix::MessageEncoder& enc, uint32_t now_s) {
     Domain& d = domains_[domain];
     if (!d.templates_sent || now_s - d.last_template_s >= refresh_s_ || d.since_template >= refresh_messages_)
         send_templates(domain, d, now_s);
-    ipfix::set_header_fields(msg, now_s, d.sequence);
-    if (send(msg, len)) {
+    const uint32_t records = enc.records();
+    const uint64_t packets = enc.packets();
+    const uint32_t len = enc.finish();
+    ipfix::set_header_fields(buf_.data(), now_s, d.sequence);
+    if (send(buf_.data(), len)) {
         d.sequence += records;
         d.since_template += 1;
         stats_.messages.add();
@@ -89,6 +94,18 @@ void IpfixUdpExporter::send_data(uint8_t* msg, uint32_t len, uint32_t domain, ui
         stats_.lost_records.add(records);
         stats_.lost_packets.add(packets);
     }
+}
+
+void IpfixUdpExporter::send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s) {
+    ipfix::MessageEncoder enc(domain, static_cast<uint32_t>(buf_.size()));
+    enc.start(buf_.data());
+    for (uint32_t i = 0; i < count; ++i) {
+        if (enc.add(records[i])) continue;
+        send_message(domain, enc, now_s);
+        enc.start(buf_.data());
+        enc.add(records[i]);  // always fits an empty message
+    }
+    if (enc.records()) send_message(domain, enc, now_s);
 }
 
 }  // namespace weir::exporter

@@ -8,9 +8,12 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/counter.h"
 #include "config/config.h"
+#include "flow/flow_record.h"
+#include "ipfix/ipfix.h"
 
 namespace weir::exporter {
 
@@ -32,9 +35,9 @@ public:
     IpfixUdpExporter(const IpfixUdpExporter&) = delete;
     IpfixUdpExporter& operator=(const IpfixUdpExporter&) = delete;
 
-    // Sends a finished data message of `domain` holding `records` records. The header's
-    // sequence number and export time are written in place.
-    void send_data(uint8_t* msg, uint32_t len, uint32_t domain, uint32_t records, uint64_t packets, uint32_t now_s);
+    // Encodes ended conversations of observation domain `domain` into as few messages as fit
+    // the MTU and sends them (templates first when due).
+    void send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s);
 
     const std::string& url() const { return url_; }
     const ExporterStats& stats() const { return stats_; }
@@ -49,6 +52,7 @@ private:
     };
     bool send(const uint8_t* p, size_t n);
     void send_templates(uint32_t domain, Domain& d, uint32_t now_s);
+    void send_message(uint32_t domain, ipfix::MessageEncoder& enc, uint32_t now_s);
 
     std::string url_;
     int fd_ = -1;
@@ -57,6 +61,7 @@ private:
     std::map<uint32_t, Domain> domains_;
     ExporterStats stats_;
     int last_errno_ = 0;
+    std::vector<uint8_t> buf_;  // one message, max_message bytes
 };
 
 }  // namespace weir::exporter

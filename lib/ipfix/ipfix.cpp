@@ -127,10 +127,10 @@ void MessageEncoder::start(uint8_t* buf) noexcept {
     octets_ = 0;
 }
 
-bool MessageEncoder::add(const flow::FlowEntry& e, flow::EndReason why) noexcept {
-    const bool v6 = e.key.ip_version == 6;
+bool MessageEncoder::add(const flow::FlowRecord& r) noexcept {
+    const bool v6 = r.tuple.ip_version == 6;
     const uint16_t tid = v6 ? kTemplateIdV6 : kTemplateIdV4;
-    const uint32_t nrec = e.dir[1].packets ? 2 : 1;
+    const uint32_t nrec = r.rev.packets ? 2 : 1;
     const uint32_t need = nrec * record_length(v6) + (set_id_ == tid ? 0 : kSetHeaderLen);
     if (pos_ + need > max_len_) return false;
     if (set_id_ != tid) {
@@ -140,12 +140,11 @@ bool MessageEncoder::add(const flow::FlowEntry& e, flow::EndReason why) noexcept
         put16(buf_ + pos_, tid);
         pos_ += kSetHeaderLen;
     }
-    uint8_t* p = buf_ + pos_;
-    for (uint32_t d = 0; d < nrec; ++d) {
-        p = put_record(p, e.tuple(static_cast<int>(d)), e.dir[d], e.in_port, why);
-        packets_ += e.dir[d].packets;
-        octets_ += e.dir[d].octets;
-    }
+    const auto why = static_cast<flow::EndReason>(r.end_reason);
+    uint8_t* p = put_record(buf_ + pos_, r.tuple, r.fwd, r.in_port, why);
+    if (nrec == 2) p = put_record(p, r.reverse_tuple(), r.rev, r.in_port, why);
+    packets_ += r.packets();
+    octets_ += r.fwd.octets + r.rev.octets;
     pos_ = static_cast<uint32_t>(p - buf_);
     records_ += nrec;
     return true;

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <span>
 
-#include "flow/flow_table.h"
+#include "flow/flow_record.h"
 
 namespace weir::ipfix {
 
@@ -67,9 +67,9 @@ public:
 
     void start(uint8_t* buf) noexcept;
     bool started() const noexcept { return buf_ != nullptr; }
-    // Appends the uniflow records of an expired conversation: one per direction that saw
+    // Appends the uniflow records of an ended conversation: one per direction that saw
     // packets. Returns false, writing nothing, when they do not fit: finish() and start().
-    bool add(const flow::FlowEntry& e, flow::EndReason why) noexcept;
+    bool add(const flow::FlowRecord& r) noexcept;
     // Closes the open set and writes the header (sequence and export time left 0).
     // Returns the message length; the buffer is released.
     uint32_t finish() noexcept;

@@ -87,15 +87,15 @@ std::string render(const Snapshot& s) {
                   w.evicted_table_full);
         b.counter("weir_flows_evicted_total", "Flows ended early to make room.", {{"worker", wi}, {"cause", "bucket_full"}},
                   w.evicted_bucket_full);
-        b.counter("weir_records_encoded_total", "Flow records encoded by the worker.", l, w.records);
-        b.counter("weir_export_ring_messages_total", "Messages handed from the worker to the control thread.", l,
+        b.counter("weir_flow_records_total", "Ended conversations handed to the exporters.", l, w.records);
+        b.counter("weir_export_ring_batches_total", "Record batches handed from the worker to the control thread.", l,
                   w.messages);
         b.counter("weir_export_ring_dropped_records_total", "Records lost because the export ring was full.", l,
                   w.ring_dropped_records);
         b.counter("weir_export_ring_dropped_packets_total", "Packets in records lost at the export ring.", l,
                   w.ring_dropped_packets);
-        b.gauge("weir_export_ring_occupancy", "Messages waiting in the worker's export ring.", l, w.ring_occupancy);
-        b.gauge("weir_export_ring_capacity", "Message buffers of the worker's export ring.", l, w.ring_capacity);
+        b.gauge("weir_export_ring_occupancy", "Batches waiting in the worker's export ring.", l, w.ring_occupancy);
+        b.gauge("weir_export_ring_capacity", "Record batches in the worker's pool.", l, w.ring_capacity);
     }
     for (const auto& e : s.exporters) {
         const Labels l = {{"exporter", e.url}, {"format", e.format}};

@@ -17,11 +17,13 @@ struct Sink {
     uint64_t packets = 0;
     void on_expired(const weir::flow::FlowEntry& e, weir::flow::EndReason why) noexcept {
         packets += e.dir[0].packets + e.dir[1].packets;
+        weir::flow::FlowRecord r;
+        weir::flow::make_record(e, why, r);
         if (!enc.started()) enc.start(buf.data());
-        if (!enc.add(e, why)) {
+        if (!enc.add(r)) {
             enc.finish();
             enc.start(buf.data());
-            if (!enc.add(e, why)) std::abort();
+            if (!enc.add(r)) std::abort();
         }
     }
 };

@@ -37,6 +37,12 @@ flow::FlowEntry tcp_entry() {
     return e;
 }
 
+flow::FlowRecord rec(const flow::FlowEntry& e, flow::EndReason why) {
+    flow::FlowRecord r{};
+    flow::make_record(e, why, r);
+    return r;
+}
+
 }  // namespace
 
 TEST(Ipfix, GoldenTwoWayTcpMessage) {
@@ -48,7 +54,7 @@ TEST(Ipfix, GoldenTwoWayTcpMessage) {
     std::vector<uint8_t> buf(1452);
     ipfix::MessageEncoder enc(7, 1452);
     enc.start(buf.data());
-    ASSERT_TRUE(enc.add(tcp_entry(), flow::EndReason::kEndOfFlow));
+    ASSERT_TRUE(enc.add(rec(tcp_entry(), flow::EndReason::kEndOfFlow)));
     EXPECT_EQ(enc.records(), 2u);
     EXPECT_EQ(enc.packets(), 5u);
     const uint32_t len = enc.finish();
@@ -82,8 +88,8 @@ TEST(Ipfix, TemplatesAndRecordsReadBack) {
     std::vector<uint8_t> buf(1452);
     ipfix::MessageEncoder enc(9, 1452);
     enc.start(buf.data());
-    ASSERT_TRUE(enc.add(tcp_entry(), flow::EndReason::kIdle));
-    ASSERT_TRUE(enc.add(v6, flow::EndReason::kForced));
+    ASSERT_TRUE(enc.add(rec(tcp_entry(), flow::EndReason::kIdle)));
+    ASSERT_TRUE(enc.add(rec(v6, flow::EndReason::kForced)));
     const uint32_t len = enc.finish();
     ipfix::set_header_fields(buf.data(), 1700000001, 42);
     const auto m = rd.parse(buf.data(), len);
@@ -116,7 +122,7 @@ TEST(Ipfix, MessagesNeverExceedTheLimit) {
     ipfix::MessageEncoder enc(1, limit);
     enc.start(buf.data());
     int added = 0;
-    while (enc.add(tcp_entry(), flow::EndReason::kIdle)) ++added;
+    while (enc.add(rec(tcp_entry(), flow::EndReason::kIdle))) ++added;
     const uint32_t len = enc.finish();
     EXPECT_LE(len, limit);
     EXPECT_EQ(added, static_cast<int>((limit - 16 - 4) / (2 * 59)));
