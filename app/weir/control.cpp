@@ -159,19 +159,20 @@ nlohmann::json do_reload(Runtime& rt) {
         fixed(c.drivers_config.empty() || c.drivers_config == o.drivers_config, "drivers_config");
     }
     // Exporters: keep those whose URL stays (their sequence numbers go on), open the new ones.
-    std::vector<std::unique_ptr<exporter::IpfixUdpExporter>> next;
+    std::vector<std::unique_ptr<exporter::Exporter>> next;
     if (errors.empty()) {
         std::lock_guard<std::mutex> lock(rt.mu);
-        std::vector<std::unique_ptr<exporter::IpfixUdpExporter>> old = std::move(rt.exporters);
+        std::vector<std::unique_ptr<exporter::Exporter>> old = std::move(rt.exporters);
         rt.exporters.clear();
         try {
             for (const auto& ex : c.exporters) {
-                auto it = std::find_if(old.begin(), old.end(), [&](const auto& p) { return p && p->url() == ex.url; });
+                const std::string id = exporter::identity_of(ex);
+                auto it = std::find_if(old.begin(), old.end(), [&](const auto& p) { return p && p->identity() == id; });
                 if (it != old.end() && c.template_refresh_s == o.template_refresh_s &&
                     c.template_refresh_messages == o.template_refresh_messages)
                     next.push_back(std::move(*it));
                 else
-                    next.push_back(std::make_unique<exporter::IpfixUdpExporter>(ex, c));
+                    next.push_back(exporter::make_exporter(ex, c));
             }
         } catch (const std::exception& e) {
             errors.push_back(std::string("exporters: ") + e.what());
@@ -186,8 +187,8 @@ nlohmann::json do_reload(Runtime& rt) {
             rt.exporters = std::move(old);
         } else {
             std::vector<std::string> before, after;
-            for (const auto& e : o.exporters) before.push_back(e.url);
-            for (const auto& e : c.exporters) after.push_back(e.url);
+            for (const auto& e : o.exporters) before.push_back(exporter::identity_of(e));
+            for (const auto& e : c.exporters) after.push_back(exporter::identity_of(e));
             if (before != after) changed.push_back("exporters");
             rt.exporters = std::move(next);
         }
@@ -435,7 +436,7 @@ bool report(Runtime& rt) {
         std::printf(" %s %lu", it.key().c_str(), it->get<unsigned long>());
     std::printf(" (evictions: table full %lu, bucket full %lu)\n", static_cast<unsigned long>(evicted_full),
                 static_cast<unsigned long>(evicted_bucket));
-    std::printf("  records: %lu encoded, %lu dropped before export (export ring full)\n",
+    std::printf("  flow records: %lu (ended conversations), %lu dropped before export (export ring full)\n",
                 static_cast<unsigned long>(records), static_cast<unsigned long>(dropped_records));
     if (rt.exporters.empty()) std::printf("  export: no exporter configured; records were discarded\n");
     for (const auto& je : j["exporters"])
@@ -496,7 +497,7 @@ metrics::Snapshot snapshot(Runtime& rt) {
             const auto& st = ex->stats();
             metrics::ExporterSnapshot e;
             e.url = ex->url();
-            e.format = "ipfix";
+            e.format = ex->format();
             e.records = st.records.get(), e.packets = st.packets.get(), e.messages = st.messages.get();
             e.template_messages = st.template_messages.get(), e.bytes = st.bytes.get();
             e.send_errors = st.send_errors.get(), e.lost_records = st.lost_records.get();

@@ -17,7 +17,7 @@
 
 #include "config/config.h"
 #include "dpdk/port.h"
-#include "export/ipfix_udp.h"
+#include "export/exporter.h"
 #include "metrics/metrics.h"
 #include "worker.h"
 
@@ -29,7 +29,7 @@ struct Runtime {
     std::vector<uint64_t> expected_packets;  // per port, replay only: what libpcap reads
     std::vector<std::string> captures;       // replay only, for the summary
     std::vector<std::unique_ptr<Worker>> workers;
-    std::vector<std::unique_ptr<exporter::IpfixUdpExporter>> exporters;
+    std::vector<std::unique_ptr<exporter::Exporter>> exporters;
     std::atomic<uint64_t> handed_records{0};  // records the control thread took from workers
     std::atomic<uint64_t> handed_packets{0};
     std::atomic<uint64_t> handed_messages{0};

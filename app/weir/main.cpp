@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "control.h"
+#include "export/exporter.h"
 #include "dpdk/port.h"
 #include "management.h"
 
@@ -401,7 +402,7 @@ int main(int argc, char** argv) {
         const weir::dpdk::TimestampField tsf = weir::dpdk::timestamp_field();
 
         for (const auto& ex : cfg.exporters)
-            rt.exporters.push_back(std::make_unique<weir::exporter::IpfixUdpExporter>(ex, cfg));
+            rt.exporters.push_back(weir::exporter::make_exporter(ex, cfg));
 
         const uint64_t hz = rte_get_tsc_hz();
         const uint64_t tsc0 = rte_rdtsc();

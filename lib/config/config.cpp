@@ -98,7 +98,15 @@ void parse_url(const std::string& url, Exporter& out) {
     const auto sep = url.find("://");
     if (sep == std::string::npos) throw std::invalid_argument("expected udp://HOST:PORT, got \"" + url + "\"");
     const std::string scheme = url.substr(0, sep);
-    if (scheme != "udp") throw std::invalid_argument("transport \"" + scheme + "\" is not supported (udp)");
+    if (scheme == "file") {
+        const std::string path = url.substr(sep + 3);
+        if (path.empty() || path[0] != '/') throw std::invalid_argument("expected file:///ABSOLUTE/PATH, got \"" + url + "\"");
+        out.url = url;
+        out.scheme = scheme;
+        out.path = path;
+        return;
+    }
+    if (scheme != "udp") throw std::invalid_argument("transport \"" + scheme + "\" is not supported (udp, file)");
     std::string rest = url.substr(sep + 3);
     std::string host, port;
     if (!rest.empty() && rest[0] == '[') {
@@ -126,6 +134,7 @@ void parse_url(const std::string& url, Exporter& out) {
             throw std::invalid_argument("port must be 1..65535, got \"" + port + "\"");
     }
     out.url = url;
+    out.scheme = scheme;
     out.host = host;
     out.port = static_cast<uint16_t>(p);
 }
@@ -186,7 +195,15 @@ Config from_json(const json& j) {
                     e.format = "ipfix";
                     r.string("format", e.format);
                     r.string("url", e.url);
+                    r.string("mode", e.mode);
+                    r.string("time_unit", e.time_unit);
+                    r.number("rotate_mb", e.rotate_mb, 0, 1 << 20);
+                    r.integer("rotate_s", e.rotate_s, 0, 86400 * 365);
                     if (e.format != "ipfix") r.problem(r.at("format"), "expected \"ipfix\", got \"" + e.format + "\"");
+                    if (e.mode != "uniflow" && e.mode != "biflow")
+                        r.problem(r.at("mode"), "expected \"uniflow\" or \"biflow\", got \"" + e.mode + "\"");
+                    if (e.time_unit != "ms" && e.time_unit != "us" && e.time_unit != "ns")
+                        r.problem(r.at("time_unit"), "expected \"ms\", \"us\" or \"ns\", got \"" + e.time_unit + "\"");
                     if ((*ex)[i].is_object()) {
                         if (e.url.empty()) r.problem(r.at("url"), "required");
                         else
@@ -196,6 +213,8 @@ Config from_json(const json& j) {
                                 r.problem(r.at("url"), err.what());
                             }
                     }
+                    if ((e.rotate_mb || e.rotate_s) && e.scheme != "file" && !e.url.empty())
+                        r.problem(r.at("rotate_mb"), "rotation applies to file:// exporters only");
                     c.exporters.push_back(e);
                 }
         }

@@ -20,10 +20,16 @@ struct Port {
 };
 
 struct Exporter {
-    std::string format;  // "ipfix"
-    std::string url;     // udp://HOST:PORT
+    std::string format = "ipfix";  // "ipfix"
+    std::string url;               // udp://HOST:PORT or file:///PATH
+    std::string scheme;            // "udp" or "file"
     std::string host;
     uint16_t port = 0;
+    std::string path;              // file://
+    std::string mode = "uniflow";  // uniflow | biflow (RFC 5103)
+    std::string time_unit = "ms";  // ms | us | ns
+    double rotate_mb = 0;          // file://: rotate at this size in MiB (0: never)
+    uint32_t rotate_s = 0;         // file://: rotate at this age (0: never)
 };
 
 struct Config {
@@ -63,7 +69,8 @@ private:
 // Validates `j` and returns the configuration; throws ConfigError naming every bad field.
 Config from_json(const nlohmann::json& j);
 
-// Parses "udp://host:port" ([v6] literal allowed); throws std::invalid_argument.
+// Parses "udp://host:port" ([v6] literal allowed) or "file:///absolute/path"; throws
+// std::invalid_argument.
 void parse_url(const std::string& url, Exporter& out);
 
 }  // namespace weir::config

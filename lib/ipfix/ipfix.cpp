@@ -5,34 +5,6 @@
 namespace weir::ipfix {
 namespace {
 
-// Eight-byte fields first, then four, two and one: every field stays naturally aligned
-// relative to the record start.
-constexpr FieldSpec kFieldsV4[] = {
-    {kFlowStartMilliseconds, 8}, {kFlowEndMilliseconds, 8}, {kPacketDeltaCount, 8},
-    {kOctetDeltaCount, 8},       {kSourceIPv4Address, 4},   {kDestinationIPv4Address, 4},
-    {kIngressInterface, 4},      {kSourceTransportPort, 2}, {kDestinationTransportPort, 2},
-    {kIcmpTypeCodeIPv4, 2},      {kVlanId, 2},              {kTcpControlBits, 2},
-    {kProtocolIdentifier, 1},    {kIpClassOfService, 1},    {kMinimumTTL, 1},
-    {kMaximumTTL, 1},            {kFlowEndReason, 1},
-};
-constexpr FieldSpec kFieldsV6[] = {
-    {kFlowStartMilliseconds, 8}, {kFlowEndMilliseconds, 8}, {kPacketDeltaCount, 8},
-    {kOctetDeltaCount, 8},       {kSourceIPv6Address, 16},  {kDestinationIPv6Address, 16},
-    {kIngressInterface, 4},      {kSourceTransportPort, 2}, {kDestinationTransportPort, 2},
-    {kIcmpTypeCodeIPv6, 2},      {kVlanId, 2},              {kTcpControlBits, 2},
-    {kProtocolIdentifier, 1},    {kIpClassOfService, 1},    {kMinimumTTL, 1},
-    {kMaximumTTL, 1},            {kFlowEndReason, 1},
-};
-
-constexpr uint16_t sum_lengths(std::span<const FieldSpec> f) {
-    uint16_t n = 0;
-    for (const auto& x : f) n += x.length;
-    return n;
-}
-constexpr uint16_t kRecV4 = sum_lengths(kFieldsV4);
-constexpr uint16_t kRecV6 = sum_lengths(kFieldsV6);
-static_assert(kRecV4 == 59 && kRecV6 == 83);
-
 inline uint8_t* put8(uint8_t* p, uint8_t v) { *p = v; return p + 1; }
 inline uint8_t* put16(uint8_t* p, uint16_t v) {
     v = __builtin_bswap16(v);
@@ -52,53 +24,146 @@ inline uint8_t* put64(uint8_t* p, uint64_t v) {
 
 constexpr bool is_icmp(uint8_t proto) { return proto == 1 || proto == 58; }
 
-// One record, in template order. `t` is the directional tuple, `d` that direction's counters.
-uint8_t* put_record(uint8_t* p, const packet::Tuple& t, const flow::DirStats& d, uint16_t in_port,
-                    flow::EndReason why) noexcept {
-    const bool v6 = t.ip_version == 6;
-    const bool icmp = is_icmp(t.proto);
-    p = put64(p, d.first_ns / 1'000'000);
-    p = put64(p, d.last_ns / 1'000'000);
-    p = put64(p, d.packets);
-    p = put64(p, d.octets);
-    const size_t alen = v6 ? 16 : 4;
-    std::memcpy(p, t.src, alen);
-    std::memcpy(p + alen, t.dst, alen);
-    p += 2 * alen;
-    p = put32(p, in_port);
-    p = put16(p, icmp ? 0 : t.sport);
-    p = put16(p, icmp ? 0 : t.dport);
-    p = put16(p, icmp ? t.dport : 0);
-    p = put16(p, t.vlan);
-    p = put16(p, d.tcp_flags);
-    p = put8(p, t.proto);
-    p = put8(p, d.tos);
-    p = put8(p, d.ttl_min);
-    p = put8(p, d.ttl_max);
-    p = put8(p, static_cast<uint8_t>(why));
-    return p;
+// An absolute time in ns as the exporter's time unit asks: ms since the epoch, or an NTP
+// timestamp (seconds since 1900, 32-bit fraction). Nanoseconds round the fraction up, so a
+// reader that truncates gets the exact ns back; microseconds use the 2^-21 s grid RFC 7011
+// prescribes (low 11 bits zero), rounded to nearest, so a reader rounding to us gets it back.
+uint64_t time_value(uint64_t ns, TimeUnit u) {
+    if (u == TimeUnit::kMilliseconds) return ns / 1'000'000;
+    uint64_t secs = ns / 1'000'000'000 + 2'208'988'800ull;
+    const uint64_t sub = ns % 1'000'000'000;
+    uint64_t frac;
+    if (u == TimeUnit::kNanoseconds) {
+        frac = ((sub << 32) + 999'999'999) / 1'000'000'000;
+    } else {
+        const uint64_t us = sub / 1000;
+        frac = ((us << 21) + 500'000) / 1'000'000 << 11;
+    }
+    if (frac >> 32) {  // rounded up to the next second
+        frac = 0;
+        ++secs;
+    }
+    return secs << 32 | frac;
 }
 
 }  // namespace
 
-std::span<const FieldSpec> template_fields(bool ipv6) noexcept {
-    return ipv6 ? std::span<const FieldSpec>(kFieldsV6) : std::span<const FieldSpec>(kFieldsV4);
+enum class Layout::Src : uint8_t {
+    kStart, kEnd, kPackets, kOctets, kSrcAddr, kDstAddr, kIngress, kSport, kDport, kIcmp, kVlan, kTcpFlags,
+    kProto, kTos, kMinTtl, kMaxTtl, kEndReason,
+    kRevStart, kRevEnd, kRevPackets, kRevOctets, kRevTcpFlags, kRevMinTtl, kRevMaxTtl,
+};
+
+Layout::Layout(Options o) : o_(o) {
+    tid_ = static_cast<uint16_t>(256 + 2 * static_cast<int>(o.time) + (o.biflow ? 6 : 0));
+    const uint16_t start = o.time == TimeUnit::kMilliseconds ? kFlowStartMilliseconds
+                         : o.time == TimeUnit::kMicroseconds ? kFlowStartMicroseconds : kFlowStartNanoseconds;
+    for (bool v6 : {false, true}) {
+        const uint16_t alen = v6 ? 16 : 4;
+        std::vector<Field> f = {
+            {{start, 8, 0}, Src::kStart}, {{static_cast<uint16_t>(start + 1), 8, 0}, Src::kEnd},
+            {{kPacketDeltaCount, 8, 0}, Src::kPackets}, {{kOctetDeltaCount, 8, 0}, Src::kOctets}};
+        if (o.biflow) {
+            f.push_back({{start, 8, kReversePen}, Src::kRevStart});
+            f.push_back({{static_cast<uint16_t>(start + 1), 8, kReversePen}, Src::kRevEnd});
+            f.push_back({{kPacketDeltaCount, 8, kReversePen}, Src::kRevPackets});
+            f.push_back({{kOctetDeltaCount, 8, kReversePen}, Src::kRevOctets});
+        }
+        f.push_back({{v6 ? kSourceIPv6Address : kSourceIPv4Address, alen, 0}, Src::kSrcAddr});
+        f.push_back({{v6 ? kDestinationIPv6Address : kDestinationIPv4Address, alen, 0}, Src::kDstAddr});
+        f.push_back({{kIngressInterface, 4, 0}, Src::kIngress});
+        f.push_back({{kSourceTransportPort, 2, 0}, Src::kSport});
+        f.push_back({{kDestinationTransportPort, 2, 0}, Src::kDport});
+        f.push_back({{v6 ? kIcmpTypeCodeIPv6 : kIcmpTypeCodeIPv4, 2, 0}, Src::kIcmp});
+        f.push_back({{kVlanId, 2, 0}, Src::kVlan});
+        f.push_back({{kTcpControlBits, 2, 0}, Src::kTcpFlags});
+        if (o.biflow) f.push_back({{kTcpControlBits, 2, kReversePen}, Src::kRevTcpFlags});
+        f.push_back({{kProtocolIdentifier, 1, 0}, Src::kProto});
+        f.push_back({{kIpClassOfService, 1, 0}, Src::kTos});
+        f.push_back({{kMinimumTTL, 1, 0}, Src::kMinTtl});
+        f.push_back({{kMaximumTTL, 1, 0}, Src::kMaxTtl});
+        if (o.biflow) {
+            f.push_back({{kMinimumTTL, 1, kReversePen}, Src::kRevMinTtl});
+            f.push_back({{kMaximumTTL, 1, kReversePen}, Src::kRevMaxTtl});
+        }
+        f.push_back({{kFlowEndReason, 1, 0}, Src::kEndReason});
+        uint16_t len = 0;
+        std::vector<FieldSpec> spec;
+        for (const auto& x : f) {
+            len += x.spec.length;
+            spec.push_back(x.spec);
+        }
+        (v6 ? f6_ : f4_) = std::move(f);
+        (v6 ? spec6_ : spec4_) = std::move(spec);
+        (v6 ? len6_ : len4_) = len;
+    }
 }
 
-uint16_t record_length(bool ipv6) noexcept { return ipv6 ? kRecV6 : kRecV4; }
+const Layout& default_layout() noexcept {
+    static const Layout layout;
+    return layout;
+}
 
-size_t write_template_set(uint8_t* buf, size_t cap) noexcept {
-    const size_t len = kSetHeaderLen + 2 * 4 + 4 * (std::size(kFieldsV4) + std::size(kFieldsV6));
+uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, bool reverse) const noexcept {
+    const packet::Tuple t = reverse ? r.reverse_tuple() : r.tuple;
+    const flow::DirStats& d = reverse ? r.rev : r.fwd;
+    const flow::DirStats& o = r.rev;  // the reverse direction, for biflow records
+    const bool v6 = t.ip_version == 6;
+    const bool icmp = is_icmp(t.proto);
+    for (const Field& f : v6 ? f6_ : f4_) {
+        switch (f.src) {
+            case Src::kStart: p = put64(p, time_value(d.first_ns, o_.time)); break;
+            case Src::kEnd: p = put64(p, time_value(d.last_ns, o_.time)); break;
+            case Src::kPackets: p = put64(p, d.packets); break;
+            case Src::kOctets: p = put64(p, d.octets); break;
+            case Src::kSrcAddr: std::memcpy(p, t.src, f.spec.length); p += f.spec.length; break;
+            case Src::kDstAddr: std::memcpy(p, t.dst, f.spec.length); p += f.spec.length; break;
+            case Src::kIngress: p = put32(p, r.in_port); break;
+            case Src::kSport: p = put16(p, icmp ? 0 : t.sport); break;
+            case Src::kDport: p = put16(p, icmp ? 0 : t.dport); break;
+            case Src::kIcmp: p = put16(p, icmp ? t.dport : 0); break;
+            case Src::kVlan: p = put16(p, t.vlan); break;
+            case Src::kTcpFlags: p = put16(p, d.tcp_flags); break;
+            case Src::kProto: p = put8(p, t.proto); break;
+            case Src::kTos: p = put8(p, d.tos); break;
+            case Src::kMinTtl: p = put8(p, d.ttl_min); break;
+            case Src::kMaxTtl: p = put8(p, d.ttl_max); break;
+            case Src::kEndReason: p = put8(p, r.end_reason); break;
+            case Src::kRevStart: p = put64(p, o.packets ? time_value(o.first_ns, o_.time) : 0); break;
+            case Src::kRevEnd: p = put64(p, o.packets ? time_value(o.last_ns, o_.time) : 0); break;
+            case Src::kRevPackets: p = put64(p, o.packets); break;
+            case Src::kRevOctets: p = put64(p, o.octets); break;
+            case Src::kRevTcpFlags: p = put16(p, o.tcp_flags); break;
+            case Src::kRevMinTtl: p = put8(p, o.ttl_min); break;
+            case Src::kRevMaxTtl: p = put8(p, o.ttl_max); break;
+        }
+    }
+    return p;
+}
+
+uint8_t* Layout::put(uint8_t* p, const flow::FlowRecord& r) const noexcept {
+    p = put_one(p, r, false);
+    if (!o_.biflow && r.rev.packets) p = put_one(p, r, true);
+    return p;
+}
+
+size_t Layout::write_template_set(uint8_t* buf, size_t cap) const noexcept {
+    size_t len = kSetHeaderLen;
+    for (bool v6 : {false, true}) {
+        len += 4;
+        for (const auto& f : fields(v6)) len += f.pen ? 8 : 4;
+    }
     if (cap < len) return 0;
     uint8_t* p = put16(buf, kTemplateSetId);
     p = put16(p, static_cast<uint16_t>(len));
     for (bool v6 : {false, true}) {
-        const auto fields = template_fields(v6);
-        p = put16(p, v6 ? kTemplateIdV6 : kTemplateIdV4);
+        const auto fields = this->fields(v6);
+        p = put16(p, template_id(v6));
         p = put16(p, static_cast<uint16_t>(fields.size()));
         for (const auto& f : fields) {
-            p = put16(p, f.id);
+            p = put16(p, static_cast<uint16_t>(f.id | (f.pen ? 0x8000 : 0)));
             p = put16(p, f.length);
+            if (f.pen) p = put32(p, f.pen);
         }
     }
     return len;
@@ -129,9 +194,9 @@ void MessageEncoder::start(uint8_t* buf) noexcept {
 
 bool MessageEncoder::add(const flow::FlowRecord& r) noexcept {
     const bool v6 = r.tuple.ip_version == 6;
-    const uint16_t tid = v6 ? kTemplateIdV6 : kTemplateIdV4;
-    const uint32_t nrec = r.rev.packets ? 2 : 1;
-    const uint32_t need = nrec * record_length(v6) + (set_id_ == tid ? 0 : kSetHeaderLen);
+    const uint16_t tid = layout_->template_id(v6);
+    const uint32_t nrec = layout_->records_for(r);
+    const uint32_t need = nrec * layout_->record_length(v6) + (set_id_ == tid ? 0 : kSetHeaderLen);
     if (pos_ + need > max_len_) return false;
     if (set_id_ != tid) {
         if (set_id_ != 0) put16(buf_ + set_start_ + 2, static_cast<uint16_t>(pos_ - set_start_));
@@ -140,12 +205,9 @@ bool MessageEncoder::add(const flow::FlowRecord& r) noexcept {
         put16(buf_ + pos_, tid);
         pos_ += kSetHeaderLen;
     }
-    const auto why = static_cast<flow::EndReason>(r.end_reason);
-    uint8_t* p = put_record(buf_ + pos_, r.tuple, r.fwd, r.in_port, why);
-    if (nrec == 2) p = put_record(p, r.reverse_tuple(), r.rev, r.in_port, why);
+    pos_ = static_cast<uint32_t>(layout_->put(buf_ + pos_, r) - buf_);
     packets_ += r.packets();
     octets_ += r.fwd.octets + r.rev.octets;
-    pos_ = static_cast<uint32_t>(p - buf_);
     records_ += nrec;
     return true;
 }

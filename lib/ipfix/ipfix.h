@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "flow/flow_record.h"
 
@@ -41,45 +42,98 @@ enum Ie : uint16_t {
     kIcmpTypeCodeIPv6 = 139,
     kFlowStartMilliseconds = 152,
     kFlowEndMilliseconds = 153,
+    kFlowStartMicroseconds = 154,
+    kFlowEndMicroseconds = 155,
+    kFlowStartNanoseconds = 156,
+    kFlowEndNanoseconds = 157,
 };
+
+// Flow times: absolute milliseconds (dateTimeMilliseconds), or micro/nanoseconds in the NTP
+// timestamp format of RFC 7011 section 6.1.9.
+enum class TimeUnit : uint8_t { kMilliseconds = 0, kMicroseconds = 1, kNanoseconds = 2 };
+
+struct Options {
+    bool biflow = false;  // RFC 5103: one record per conversation with reverse elements
+    TimeUnit time = TimeUnit::kMilliseconds;
+};
+
+constexpr uint32_t kReversePen = 29305;  // RFC 5103 reverse information elements
 
 struct FieldSpec {
     uint16_t id;
     uint16_t length;
+    uint32_t pen;  // 0: IANA; kReversePen: the reverse of element `id`
 };
 
-std::span<const FieldSpec> template_fields(bool ipv6) noexcept;
-uint16_t record_length(bool ipv6) noexcept;
+// The templates and record layout of one exporter's options: which elements in which order,
+// and how each is filled from a FlowRecord. Fixed-length records (no variable fields).
+class Layout {
+public:
+    explicit Layout(Options o = {});
 
-// Writes one template set holding both templates. Returns its length, 0 if cap is too small.
-size_t write_template_set(uint8_t* buf, size_t cap) noexcept;
+    const Options& options() const noexcept { return o_; }
+    std::span<const FieldSpec> fields(bool ipv6) const noexcept { return ipv6 ? spec6_ : spec4_; }
+    uint16_t record_length(bool ipv6) const noexcept { return ipv6 ? len6_ : len4_; }
+    uint16_t template_id(bool ipv6) const noexcept { return tid_ + (ipv6 ? 1 : 0); }
+    // Records one conversation becomes: 1 for biflow; 1 or 2 (one per direction) for uniflow.
+    uint32_t records_for(const flow::FlowRecord& r) const noexcept { return o_.biflow || !r.rev.packets ? 1 : 2; }
+    // One template set with both templates; its length, or 0 when cap is too small.
+    size_t write_template_set(uint8_t* buf, size_t cap) const noexcept;
+    // Writes the records of a conversation at p; returns the end.
+    uint8_t* put(uint8_t* p, const flow::FlowRecord& r) const noexcept;
+
+    enum class Src : uint8_t;
+    struct Field {
+        FieldSpec spec;
+        Src src;
+    };
+
+private:
+    uint8_t* put_one(uint8_t* p, const flow::FlowRecord& r, bool reverse) const noexcept;
+    Options o_;
+    uint16_t tid_;
+    std::vector<Field> f4_, f6_;
+    std::vector<FieldSpec> spec4_, spec6_;
+    uint16_t len4_ = 0, len6_ = 0;
+};
+
+// The default layout: uniflow, milliseconds (templates 256 and 257).
+const Layout& default_layout() noexcept;
+inline std::span<const FieldSpec> template_fields(bool ipv6) noexcept { return default_layout().fields(ipv6); }
+inline uint16_t record_length(bool ipv6) noexcept { return default_layout().record_length(ipv6); }
+inline size_t write_template_set(uint8_t* buf, size_t cap) noexcept {
+    return default_layout().write_template_set(buf, cap);
+}
 void write_header(uint8_t* msg, uint16_t length, uint32_t export_time, uint32_t sequence,
                   uint32_t domain) noexcept;
 // Sets export time and sequence number of a finished message in place.
 void set_header_fields(uint8_t* msg, uint32_t export_time, uint32_t sequence) noexcept;
 
-// Smallest message size that always fits one flow (two records of the larger template).
-constexpr uint32_t kMinMessage = kHeaderLen + kSetHeaderLen + 2 * 83;
+// Smallest message size that always fits one conversation in any layout.
+constexpr uint32_t kMinMessage = kHeaderLen + kSetHeaderLen + 2 * 128;
 
 class MessageEncoder {
 public:
-    MessageEncoder(uint32_t domain, uint32_t max_len) noexcept : domain_(domain), max_len_(max_len) {}
+    MessageEncoder(uint32_t domain, uint32_t max_len, const Layout& layout = default_layout()) noexcept
+        : layout_(&layout), domain_(domain), max_len_(max_len) {}
 
     void start(uint8_t* buf) noexcept;
     bool started() const noexcept { return buf_ != nullptr; }
-    // Appends the uniflow records of an ended conversation: one per direction that saw
-    // packets. Returns false, writing nothing, when they do not fit: finish() and start().
+    // Appends the records of an ended conversation (Layout::records_for). Returns false,
+    // writing nothing, when they do not fit: finish() and start().
     bool add(const flow::FlowRecord& r) noexcept;
     // Closes the open set and writes the header (sequence and export time left 0).
     // Returns the message length; the buffer is released.
     uint32_t finish() noexcept;
 
     uint32_t records() const noexcept { return records_; }
+    uint32_t length() const noexcept { return pos_; }
     uint64_t packets() const noexcept { return packets_; }
     uint64_t octets() const noexcept { return octets_; }
     uint32_t domain() const noexcept { return domain_; }
 
 private:
+    const Layout* layout_;
     uint8_t* buf_ = nullptr;
     uint32_t pos_ = 0;
     uint32_t set_start_ = 0;

@@ -141,3 +141,55 @@ TEST(Ipfix, TemplateLengthsMatchRecordLengths) {
         EXPECT_EQ(sum, ipfix::record_length(v6));
     }
 }
+
+TEST(Ipfix, MicroAndNanosecondTimesRoundTrip) {
+    // NTP timestamps (RFC 7011 6.1.9): a reader truncating to ns, or rounding to us, gets the
+    // packet time back exactly.
+    auto decode_ns = [](uint64_t ntp) {
+        const uint64_t secs = (ntp >> 32) - 2208988800ull;
+        return secs * 1'000'000'000ull + (((ntp & 0xFFFFFFFFull) * 1'000'000'000ull) >> 32);
+    };
+    for (uint64_t ns : {1308930694548963546ull, 1700000000000000000ull, 1700000000999999999ull,
+                        1700000000000000001ull, 1700000000123456789ull}) {
+        flow::FlowEntry e = tcp_entry();
+        e.dir[0].first_ns = e.dir[0].last_ns = ns;
+        e.dir[1] = flow::DirStats{};
+        for (auto unit : {ipfix::TimeUnit::kNanoseconds, ipfix::TimeUnit::kMicroseconds}) {
+            const ipfix::Layout layout({false, unit});
+            std::vector<uint8_t> tmpl(512), buf(1452);
+            const size_t set = layout.write_template_set(tmpl.data() + 16, 496);
+            ipfix::write_header(tmpl.data(), static_cast<uint16_t>(16 + set), 0, 0, 1);
+            ipfix::MessageEncoder enc(1, 1452, layout);
+            enc.start(buf.data());
+            ASSERT_TRUE(enc.add(rec(e, flow::EndReason::kIdle)));
+            const uint32_t len = enc.finish();
+            test::Reader rd;
+            rd.parse(tmpl.data(), 16 + set);
+            const auto m = rd.parse(buf.data(), len);
+            ASSERT_EQ(m.records.size(), 1u);
+            if (unit == ipfix::TimeUnit::kNanoseconds) {
+                EXPECT_EQ(decode_ns(m.records[0].u(ipfix::kFlowStartNanoseconds)), ns);
+            } else {
+                const uint64_t ntp = m.records[0].u(ipfix::kFlowStartMicroseconds);
+                EXPECT_EQ(ntp & 0x7FF, 0u) << "low 11 bits of a microsecond time are zero";
+                EXPECT_EQ((decode_ns(ntp) + 500) / 1000, ns / 1000);
+            }
+        }
+    }
+}
+
+TEST(Ipfix, BiflowTemplateUsesReverseElements) {
+    const ipfix::Layout bi({true, ipfix::TimeUnit::kMilliseconds});
+    int reverse = 0;
+    for (const auto& f : bi.fields(false)) reverse += f.pen == ipfix::kReversePen;
+    EXPECT_EQ(reverse, 7);  // start, end, packets, octets, tcp flags, min and max TTL
+    std::vector<uint8_t> tmpl(1024), buf(1452);
+    const size_t set = bi.write_template_set(tmpl.data() + 16, 1000);
+    ipfix::write_header(tmpl.data(), static_cast<uint16_t>(16 + set), 0, 0, 1);
+    ipfix::MessageEncoder enc(1, 1452, bi);
+    enc.start(buf.data());
+    ASSERT_TRUE(enc.add(rec(tcp_entry(), flow::EndReason::kIdle)));
+    EXPECT_EQ(enc.records(), 1u) << "one record for both directions";
+    const uint32_t len = enc.finish();
+    EXPECT_EQ(len, 16u + 4u + bi.record_length(false));
+}

@@ -1,0 +1,52 @@
+// Exporters (control thread only): each takes the ended conversations workers hand over and
+// delivers them in its own format over its own transport. A failed delivery is counted with
+// the records and packets it lost; nothing here blocks for long or retries forever.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/counter.h"
+#include "config/config.h"
+#include "flow/flow_record.h"
+
+namespace weir::exporter {
+
+struct ExporterStats {
+    Counter messages;
+    Counter template_messages;
+    Counter bytes;
+    Counter records;        // records in the exporter's format (e.g. two uniflow per conversation)
+    Counter packets;        // packets in the records delivered
+    Counter send_errors;
+    Counter lost_records;   // in messages that could not be delivered
+    Counter lost_packets;
+    Counter reconnects;
+    Counter files;          // files opened (file transport)
+};
+
+class Exporter {
+public:
+    virtual ~Exporter() = default;
+    // Conversations of observation domain `domain` (one per worker).
+    virtual void send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s) = 0;
+
+    const std::string& url() const { return url_; }
+    const std::string& format() const { return format_; }
+    const ExporterStats& stats() const { return stats_; }
+    // Same destination, format and options: a reload keeps this exporter (and its sequence).
+    const std::string& identity() const { return identity_; }
+
+protected:
+    Exporter(const config::Exporter& ex);
+    std::string url_, format_, identity_;
+    ExporterStats stats_;
+};
+
+// Builds the exporter a configuration entry describes; throws std::runtime_error naming the
+// URL and the reason (cannot resolve, cannot open the file, ...).
+std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg);
+std::string identity_of(const config::Exporter& ex);
+
+}  // namespace weir::exporter

@@ -1,0 +1,125 @@
+// IPFIX exporter: per observation domain, the sequence number (data records sent before each
+// message, RFC 7011 section 3.1) and the template schedule: templates before a domain's first
+// data on each transport generation (socket, file), then every template_refresh_s seconds or
+// template_refresh_messages messages, whichever comes first.
+#include <map>
+#include <vector>
+
+#include "export/exporter.h"
+#include "export/transport.h"
+#include "ipfix/ipfix.h"
+
+namespace weir::exporter {
+
+Exporter::Exporter(const config::Exporter& ex) : url_(ex.url), format_(ex.format), identity_(identity_of(ex)) {}
+
+std::string identity_of(const config::Exporter& ex) {
+    return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + " " + std::to_string(ex.rotate_mb) + " " +
+           std::to_string(ex.rotate_s);
+}
+
+namespace {
+
+ipfix::Options options_of(const config::Exporter& ex) {
+    ipfix::Options o;
+    o.biflow = ex.mode == "biflow";
+    o.time = ex.time_unit == "us" ? ipfix::TimeUnit::kMicroseconds
+           : ex.time_unit == "ns" ? ipfix::TimeUnit::kNanoseconds : ipfix::TimeUnit::kMilliseconds;
+    return o;
+}
+
+class IpfixExporter : public Exporter {
+public:
+    IpfixExporter(const config::Exporter& ex, const config::Config& cfg)
+        : Exporter(ex),
+          layout_(options_of(ex)),
+          transport_(make_transport(ex, cfg)),
+          refresh_s_(cfg.template_refresh_s),
+          refresh_messages_(cfg.template_refresh_messages),
+          buf_(transport_->max_message()) {
+        if (transport_->generation()) stats_.files.add();
+    }
+
+    void send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s) override {
+        ipfix::MessageEncoder enc(domain, static_cast<uint32_t>(buf_.size()), layout_);
+        enc.start(buf_.data());
+        for (uint32_t i = 0; i < count; ++i) {
+            if (enc.add(records[i])) continue;
+            send_message(domain, enc, now_s);
+            enc.start(buf_.data());
+            enc.add(records[i]);  // always fits an empty message
+        }
+        if (enc.records()) send_message(domain, enc, now_s);
+    }
+
+private:
+    struct Domain {
+        uint32_t sequence = 0;
+        uint32_t last_template_s = 0;
+        uint32_t since_template = 0;
+        uint64_t generation = UINT64_MAX;  // transport generation the templates went out on
+    };
+
+    bool deliver(const uint8_t* p, size_t n, uint32_t now_s) {
+        const uint64_t gen = transport_->generation();
+        if (transport_->send(p, n, now_s)) {
+            stats_.bytes.add(n);
+            if (transport_->generation() != gen) stats_.files.add();  // reopened after an error
+            return true;
+        }
+        stats_.send_errors.add();
+        return false;
+    }
+
+    void send_templates(uint32_t domain, Domain& d, uint32_t now_s) {
+        uint8_t buf[1024];
+        const size_t set = layout_.write_template_set(buf + ipfix::kHeaderLen, sizeof(buf) - ipfix::kHeaderLen);
+        const auto len = static_cast<uint16_t>(ipfix::kHeaderLen + set);
+        ipfix::write_header(buf, len, now_s, d.sequence, domain);
+        if (deliver(buf, len, now_s)) {
+            stats_.template_messages.add();
+            d.generation = transport_->generation();
+            d.last_template_s = now_s;
+            d.since_template = 0;
+        }
+    }
+
+    void send_message(uint32_t domain, ipfix::MessageEncoder& enc, uint32_t now_s) {
+        Domain& d = domains_[domain];
+        const uint64_t gen = transport_->generation();
+        transport_->prepare(enc.length() + 1024, now_s);  // room for templates too
+        if (transport_->generation() != gen) stats_.files.add();
+        if (d.generation != transport_->generation() || now_s - d.last_template_s >= refresh_s_ ||
+            d.since_template >= refresh_messages_)
+            send_templates(domain, d, now_s);
+        const uint32_t records = enc.records();
+        const uint64_t packets = enc.packets();
+        const uint32_t len = enc.finish();
+        ipfix::set_header_fields(buf_.data(), now_s, d.sequence);
+        if (deliver(buf_.data(), len, now_s)) {
+            d.sequence += records;
+            d.since_template += 1;
+            stats_.messages.add();
+            stats_.records.add(records);
+            stats_.packets.add(packets);
+        } else {
+            stats_.lost_records.add(records);
+            stats_.lost_packets.add(packets);
+        }
+    }
+
+    ipfix::Layout layout_;
+    std::unique_ptr<Transport> transport_;
+    uint32_t refresh_s_;
+    uint32_t refresh_messages_;
+    std::map<uint32_t, Domain> domains_;
+    std::vector<uint8_t> buf_;
+};
+
+}  // namespace
+
+std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg) {
+    return std::make_unique<IpfixExporter>(ex, cfg);
+}
+
+}  // namespace weir::exporter

@@ -1,0 +1,34 @@
+// Where an exporter's messages go: UDP datagrams, or IPFIX files (RFC 5655: the messages one
+// after the other) with rotation by size and age. Control thread only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+
+namespace weir::exporter {
+
+class Transport {
+public:
+    virtual ~Transport() = default;
+    // Delivers one whole message; false when it could not (errno in last_errno()).
+    virtual bool send(const uint8_t* p, size_t n, uint32_t now_s) = 0;
+    // Called before each message of up to n bytes: a file transport rotates here, so the
+    // exporter sees the new generation and sends templates first.
+    virtual void prepare(size_t /*n*/, uint32_t /*now_s*/) {}
+    // Changes when templates must go out again: a new file, a new connection.
+    virtual uint64_t generation() const { return 0; }
+    // Largest message this transport carries.
+    virtual size_t max_message() const = 0;
+    int last_errno() const { return errno_; }
+
+protected:
+    int errno_ = 0;
+};
+
+std::unique_ptr<Transport> make_transport(const config::Exporter& ex, const config::Config& cfg);
+
+}  // namespace weir::exporter

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Exporter modes: RFC 5103 biflow records carry the reverse direction's counters (read by
+tshark), IPFIX files (RFC 5655) rotate and each file reads back alone, and micro/nanosecond
+times are the capture's own."""
+import collections
+import datetime
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+CAPTURE = "zeek__var-services-std-ports.pcap"
+
+
+def tshark_blocks(path, port=None):
+    """Per 'Flow N' block: the list of (field, value) lines tshark prints."""
+    cmd = ["tshark", "-n", "-r", path, "-V"] + (["-d", f"udp.port=={port},cflow"] if port else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    blocks, cur, indent = [], None, 0
+    for line in out.splitlines():
+        s = line.strip()
+        depth = len(line) - len(line.lstrip())
+        if re.fullmatch(r"Flow \d+", s):
+            cur, indent = [], depth
+            blocks.append(cur)
+        elif cur is not None and depth > indent:
+            m = re.match(r"([A-Za-z ]+): (.*)$", s)
+            if m:
+                cur.append((m.group(1), m.group(2)))
+        elif cur is not None:
+            cur = None
+    return blocks, out
+
+
+def parse_time(s):
+    """'Jun 24, 2011 15:51:34.548963546 UTC' -> ns since the epoch."""
+    m = re.match(r"(\w+ +\d+, \d+ \d+:\d+:\d+)\.(\d+) UTC", s)
+    base = datetime.datetime.strptime(m.group(1), "%b %d, %Y %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    frac = (m.group(2) + "000000000")[:9]
+    return int(base.timestamp()) * 10**9 + int(frac)
+
+
+def first_packet_ns(capture):
+    out = subprocess.run(["tshark", "-r", capture, "-c", "1", "-T", "fields", "-e", "frame.time_epoch"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    sec, _, frac = out.partition(".")
+    return int(sec) * 10**9 + int((frac + "000000000")[:9])
+
+
+class ExportFormats(unittest.TestCase):
+    def run_weir(self, exporters, extra=()):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({"ports": [{"device": "net_pcap_fmt,rx_pcap=" + capture}], "exporters": exporters}, f)
+        self.addCleanup(os.unlink, f.name)
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as s:
+            summary = s.name
+        self.addCleanup(os.unlink, summary)
+        harness.run_weir(["-c", f.name, "--summary-json", summary] + list(extra))
+        with open(summary) as f:
+            return capture, json.load(f)
+
+    def test_biflow_records_carry_the_reverse_direction(self):
+        with harness.Collectors() as col:
+            capture, s = self.run_weir([{"url": col.url(), "mode": "biflow", "time_unit": "us"}],
+                                       ["--idle-timeout", "86400", "--tcp-end-timeout", "86400"])
+            col.finish()
+            blocks, _ = tshark_blocks(col.lo_pcap, col.port)
+        truth = collections.Counter()
+        for t in harness.load_truth(capture):
+            truth[(t.proto, t.src, t.dst, t.sport, t.dport)] += t.packets
+        fwd_total = rev_total = with_reverse = 0
+        for b in blocks:
+            d = collections.defaultdict(list)
+            for k, v in b:
+                d[k].append(v)
+            if "Packets" not in d:
+                continue
+            proto = int(re.search(r"\((\d+)\)", d["Protocol"][0]).group(1))
+            src, dst = d["SrcAddr"][0], d["DstAddr"][0]
+            sp, dp = int(d["SrcPort"][0]), int(d["DstPort"][0])
+            fwd = int(d["Packets"][0])
+            rev = int(next(v for v in d["Packets"] if "Reverse" in v).split()[0])
+            fwd_total += fwd
+            rev_total += rev
+            if proto in (6, 17) and rev:
+                with_reverse += 1
+                # Without timeouts splitting them, each direction equals tshark's count.
+                self.assertEqual(rev, truth[(proto, dst, src, dp, sp)], (proto, src, dst, sp, dp))
+                self.assertEqual(fwd, truth[(proto, src, dst, sp, dp)], (proto, src, dst, sp, dp))
+        self.assertGreater(with_reverse, 5)
+        self.assertEqual(fwd_total + rev_total, s["accounting"]["in_records"])
+        self.assertEqual(s["exporters"][0]["records"], len(blocks), "one record per conversation")
+
+    def test_ipfix_files_rotate_and_read_back(self):
+        tmp = tempfile.mkdtemp(prefix="weir-files-")
+        path = os.path.join(tmp, "flows.ipfix")
+        capture, s = self.run_weir([{"url": "file://" + path, "time_unit": "ns", "rotate_mb": 0.002}],
+                                   ["--idle-timeout", "86400", "--tcp-end-timeout", "86400"])
+        files = sorted(glob.glob(path + "*"))
+        self.assertGreater(len(files), 1, "rotated at 2 KiB")
+        ex = s["exporters"][0]
+        self.assertEqual(ex["send_errors"], 0)
+        total, starts = 0, []
+        for f in files:
+            # Each file is read alone: its data only decodes if its templates are in it too.
+            blocks, out = tshark_blocks(f)
+            self.assertTrue(blocks, f"{f}: no flow decoded")
+            for b in blocks:
+                d = dict(b)
+                total += int(d["Packets"])
+            starts += [parse_time(v) for b in blocks for k, v in b if k == "StartTime"]
+        self.assertEqual(total, s["accounting"]["in_records"])
+        self.assertEqual(min(starts), first_packet_ns(capture), "nanosecond times are the capture's")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
