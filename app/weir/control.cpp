@@ -394,7 +394,12 @@ bool report(Runtime& rt) {
                              {"packets", s.packets.get()},
                              {"send_errors", s.send_errors.get()},
                              {"lost_records", s.lost_records.get()},
-                             {"lost_packets", s.lost_packets.get()}});
+                             {"lost_packets", s.lost_packets.get()},
+                             {"skipped_records", s.skipped_records.get()},
+                             {"skipped_packets", s.skipped_packets.get()},
+                             {"saturated_records", s.saturated_records.get()},
+                             {"files", s.files.get()},
+                             {"format", ex->format()}});
     }
     j["exporters"] = exporters;
     j["records_encoded"] = records;
@@ -440,12 +445,13 @@ bool report(Runtime& rt) {
                 static_cast<unsigned long>(records), static_cast<unsigned long>(dropped_records));
     if (rt.exporters.empty()) std::printf("  export: no exporter configured; records were discarded\n");
     for (const auto& je : j["exporters"])
-        std::printf("  export %s: %lu records (%lu packets) in %lu messages + %lu template messages, %lu bytes; "
-                    "send errors %lu, records lost %lu\n",
-                    je["url"].get<std::string>().c_str(), je["records"].get<unsigned long>(),
-                    je["packets"].get<unsigned long>(), je["messages"].get<unsigned long>(),
-                    je["template_messages"].get<unsigned long>(), je["bytes"].get<unsigned long>(),
-                    je["send_errors"].get<unsigned long>(), je["lost_records"].get<unsigned long>());
+        std::printf("  export %s %s: %lu records (%lu packets) in %lu messages + %lu template messages, %lu bytes; "
+                    "send errors %lu, records lost %lu, skipped %lu\n",
+                    je["format"].get<std::string>().c_str(), je["url"].get<std::string>().c_str(),
+                    je["records"].get<unsigned long>(), je["packets"].get<unsigned long>(),
+                    je["messages"].get<unsigned long>(), je["template_messages"].get<unsigned long>(),
+                    je["bytes"].get<unsigned long>(), je["send_errors"].get<unsigned long>(),
+                    je["lost_records"].get<unsigned long>(), je["skipped_records"].get<unsigned long>());
     std::printf("  accounting: %lu packets = %lu in records + %lu dropped at export ring + %lu decode drops: %s\n",
                 static_cast<unsigned long>(rx), static_cast<unsigned long>(handed_packets),
                 static_cast<unsigned long>(dropped_packets), static_cast<unsigned long>(drops_total),
@@ -502,6 +508,7 @@ metrics::Snapshot snapshot(Runtime& rt) {
             e.template_messages = st.template_messages.get(), e.bytes = st.bytes.get();
             e.send_errors = st.send_errors.get(), e.lost_records = st.lost_records.get();
             e.lost_packets = st.lost_packets.get();
+            e.skipped_records = st.skipped_records.get(), e.skipped_packets = st.skipped_packets.get();
             s.exporters.push_back(e);
         }
         busy = rt.busy_ratio;

@@ -199,7 +199,13 @@ Config from_json(const json& j) {
                     r.string("time_unit", e.time_unit);
                     r.number("rotate_mb", e.rotate_mb, 0, 1 << 20);
                     r.integer("rotate_s", e.rotate_s, 0, 86400 * 365);
-                    if (e.format != "ipfix") r.problem(r.at("format"), "expected \"ipfix\", got \"" + e.format + "\"");
+                    const bool netflow = e.format == "netflow9" || e.format == "netflow5";
+                    if (e.format != "ipfix" && !netflow)
+                        r.problem(r.at("format"), "expected \"ipfix\", \"netflow9\" or \"netflow5\", got \"" + e.format + "\"");
+                    if (netflow && e.mode != "uniflow")
+                        r.problem(r.at("mode"), "biflow needs format \"ipfix\" (RFC 5103)");
+                    if (netflow && e.time_unit != "ms")
+                        r.problem(r.at("time_unit"), "NetFlow carries milliseconds since boot only");
                     if (e.mode != "uniflow" && e.mode != "biflow")
                         r.problem(r.at("mode"), "expected \"uniflow\" or \"biflow\", got \"" + e.mode + "\"");
                     if (e.time_unit != "ms" && e.time_unit != "us" && e.time_unit != "ns")
@@ -213,6 +219,8 @@ Config from_json(const json& j) {
                                 r.problem(r.at("url"), err.what());
                             }
                     }
+                    if (netflow && e.scheme == "file")
+                        r.problem(r.at("url"), "NetFlow goes over udp:// (IPFIX files are RFC 5655)");
                     if ((e.rotate_mb || e.rotate_s) && e.scheme != "file" && !e.url.empty())
                         r.problem(r.at("rotate_mb"), "rotation applies to file:// exporters only");
                     c.exporters.push_back(e);

@@ -20,7 +20,7 @@ struct Port {
 };
 
 struct Exporter {
-    std::string format = "ipfix";  // "ipfix"
+    std::string format = "ipfix";  // ipfix | netflow9 | netflow5
     std::string url;               // udp://HOST:PORT or file:///PATH
     std::string scheme;            // "udp" or "file"
     std::string host;

@@ -24,6 +24,9 @@ struct ExporterStats {
     Counter lost_packets;
     Counter reconnects;
     Counter files;          // files opened (file transport)
+    Counter skipped_records;  // the format cannot carry them (IPv6 in NetFlow v5)
+    Counter skipped_packets;
+    Counter saturated_records;  // counters clipped at 2^32-1 (NetFlow v5)
 };
 
 class Exporter {

@@ -118,7 +118,10 @@ private:
 
 }  // namespace
 
+std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg);
+
 std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg) {
+    if (ex.format == "netflow9" || ex.format == "netflow5") return make_netflow_exporter(ex, cfg);
     return std::make_unique<IpfixExporter>(ex, cfg);
 }
 

@@ -109,6 +109,9 @@ std::string render(const Snapshot& s) {
         b.counter("weir_exporter_dropped_records_total", "Records lost in messages that could not be sent.", l,
                   e.lost_records);
         b.counter("weir_exporter_dropped_packets_total", "Packets in records lost in failed sends.", l, e.lost_packets);
+        b.counter("weir_exporter_skipped_records_total", "Records the format cannot carry (IPv6 in NetFlow v5).", l,
+                  e.skipped_records);
+        b.counter("weir_exporter_skipped_packets_total", "Packets in skipped records.", l, e.skipped_packets);
         b.counter("weir_exporter_reconnects_total", "Reconnections to the collector (connection transports).", l,
                   e.reconnects);
     }

@@ -35,6 +35,7 @@ struct ExporterSnapshot {
     std::string url, format;
     uint64_t records = 0, packets = 0, messages = 0, template_messages = 0, bytes = 0;
     uint64_t send_errors = 0, lost_records = 0, lost_packets = 0, reconnects = 0;
+    uint64_t skipped_records = 0, skipped_packets = 0;
 };
 struct Snapshot {
     std::string version;

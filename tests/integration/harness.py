@@ -58,7 +58,8 @@ def stop(proc, sig=signal.SIGTERM, timeout=15):
 
 
 class Collectors:
-    """nfcapd on 127.0.0.1:PORT plus dumpcap on lo for the same port, as a context manager."""
+    """nfcapd on 127.0.0.1:PORT plus dumpcap on lo for the same port, as a context manager.
+    Exporters decoded by tshark: IPFIX and NetFlow v9 ("Flow N" blocks) and v5 ("pdu i/n")."""
 
     def __init__(self, tshark=True):
         self.port = free_udp_port()
@@ -103,7 +104,7 @@ class Collectors:
 
     def nfdump_records(self):
         out = subprocess.run(["nfdump", "-R", self.nfdir, "-o", "csv", "-q"], capture_output=True, text=True,
-                             check=True).stdout
+                             check=True, env=dict(os.environ, TZ="UTC")).stdout
         lines = [l for l in out.splitlines() if l and not l.startswith("ts,")]
         head = "ts,te,td,sa,da,sp,dp,pr,flg,fwd,stos,ipkt,ibyt".split(",")
         recs = []
@@ -158,7 +159,7 @@ def parse_tshark_flows(text):
     for line in text.splitlines():
         s = line.strip()
         depth = len(line) - len(line.lstrip())
-        if re.fullmatch(r"Flow \d+", s):
+        if re.fullmatch(r"Flow \d+", s) or re.fullmatch(r"pdu \d+/\d+", s):  # IPFIX/v9, v5
             flush()
             cur, indent = {}, depth
             continue
@@ -171,9 +172,9 @@ def parse_tshark_flows(text):
         m = re.match(r"(SrcAddr|DstAddr|SrcPort|DstPort|Packets|Octets): (\S+)$", s)
         if m:
             cur[m.group(1)] = m.group(2)
-        m = re.match(r"Protocol: .*\((\d+)\)$", s)
+        m = re.match(r"Protocol: (?:.*\((\d+)\)|(\d+))$", s)
         if m:
-            cur["proto"] = int(m.group(1))
+            cur["proto"] = int(m.group(1) or m.group(2))
     flush()
     return recs
 

@@ -121,5 +121,44 @@ class ExportFormats(unittest.TestCase):
         self.assertEqual(min(starts), first_packet_ns(capture), "nanosecond times are the capture's")
 
 
+class NetflowFormats(unittest.TestCase):
+    def test_netflow_v9_and_v5_reach_nfcapd_and_tshark(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        truth = harness.load_truth(capture)
+        truth4 = [t for t in truth if ":" not in t.src]
+        with harness.Collectors() as v9, harness.Collectors() as v5:
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                json.dump({"ports": [{"device": "net_pcap_nf,rx_pcap=" + capture}],
+                           "exporters": [{"format": "netflow9", "url": v9.url()},
+                                         {"format": "netflow5", "url": v5.url()}]}, f)
+            self.addCleanup(os.unlink, f.name)
+            summary = f.name + ".summary"
+            harness.run_weir(["-c", f.name, "--summary-json", summary])
+            self.addCleanup(os.unlink, summary)
+            v9.finish()
+            v5.finish()
+            with open(summary) as fs:
+                s = json.load(fs)
+            e9, e5 = s["exporters"]
+            for col, exp, want, name in ((v9, e9, truth, "v9"), (v5, e5, truth4, "v5")):
+                self.assertEqual(col.nfdump_sequence_failures(), 0, name)
+                nf = col.nfdump_records()
+                self.assertEqual(len(nf), exp["records"], name)
+                self.assertEqual(harness.compare(nf, want), [], f"nfdump {name} vs truth")
+                ts = col.tshark_records()
+                self.assertEqual(len(ts), exp["records"], f"tshark decodes every {name} record")
+                self.assertEqual(harness.compare(ts, want), [], f"tshark {name} vs truth")
+            # v5 cannot carry IPv6: those packets are counted as skipped, not lost.
+            self.assertEqual(e5["skipped_packets"], sum(t.packets for t in truth if ":" in t.src))
+            self.assertEqual(e5["packets"] + e5["skipped_packets"], s["accounting"]["in_records"])
+            # sysUptime-relative times come out as the capture's own (to the millisecond).
+            out = subprocess.run(["nfdump", "-R", v9.nfdir, "-q", "-o", "fmt:%ts"], capture_output=True, text=True,
+                                 check=True, env=dict(os.environ, TZ="UTC")).stdout
+            first = min(datetime.datetime.strptime(l.strip(), "%Y-%m-%d %H:%M:%S.%f").replace(
+                tzinfo=datetime.timezone.utc) for l in out.splitlines() if l.strip())
+            want_ms = first_packet_ns(capture) // 1_000_000
+            self.assertEqual(int(first.timestamp() * 1000 + 0.5), want_ms)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

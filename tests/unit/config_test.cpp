@@ -35,7 +35,7 @@ TEST(Config, EveryProblemNamesItsField) {
         "ports":[{"device":"0000:3b:00.0","rx_descriptors":"many"}, {"devise":"x"}],
         "workers": 0,
         "timeouts": {"idle_s": -1},
-        "exporters":[{"url":"udp://127.0.0.1:70000"}, {"format":"netflow5","url":"udp://[::1]:2055"}],
+        "exporters":[{"url":"udp://127.0.0.1:70000"}, {"format":"sflow","url":"udp://[::1]:2055"}],
         "ipfix": {"mtu": 100},
         "colour": "blue"})"));
     const std::vector<std::string> want = {
@@ -46,7 +46,7 @@ TEST(Config, EveryProblemNamesItsField) {
         "timeouts.idle_s: expected 0.001..86400, got -1",
         "ipfix.mtu: expected 576..65535, got 100",
         "exporters[0].url: port must be 1..65535, got \"70000\"",
-        "exporters[1].format: expected \"ipfix\", got \"netflow5\"",
+        "exporters[1].format: expected \"ipfix\", \"netflow9\" or \"netflow5\", got \"sflow\"",
         "colour: unknown key",
     };
     for (const auto& w : want) EXPECT_NE(std::find(p.begin(), p.end(), w), p.end()) << "missing: " << w;

@@ -1,0 +1,204 @@
+#include "ipfix/netflow.h"
+
+#include <cstring>
+#include <iterator>
+#include <span>
+
+namespace weir::netflow {
+namespace {
+
+uint8_t* put8(uint8_t* p, uint8_t v) { *p = v; return p + 1; }
+uint8_t* put16(uint8_t* p, uint16_t v) {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+    return p + 2;
+}
+uint8_t* put32(uint8_t* p, uint32_t v) {
+    p = put16(p, static_cast<uint16_t>(v >> 16));
+    return put16(p, static_cast<uint16_t>(v));
+}
+uint8_t* put64(uint8_t* p, uint64_t v) {
+    p = put32(p, static_cast<uint32_t>(v >> 32));
+    return put32(p, static_cast<uint32_t>(v));
+}
+bool is_icmp(uint8_t proto) { return proto == 1 || proto == 58; }
+
+}  // namespace
+
+void NetflowClock::observe(const flow::FlowRecord& r) noexcept {
+    uint64_t first = r.fwd.first_ns, last = r.fwd.last_ns;
+    if (r.rev.packets) {
+        if (r.rev.first_ns < first) first = r.rev.first_ns;
+        if (r.rev.last_ns > last) last = r.rev.last_ns;
+    }
+    if (!started_) {
+        boot_ms_ = (first / 1'000'000 / 1000 - 3600) * 1000;  // a whole second, an hour earlier
+        now_ms_ = boot_ms_;
+        started_ = true;
+    }
+    if (last / 1'000'000 > now_ms_) now_ms_ = last / 1'000'000;
+}
+
+namespace v9 {
+namespace {
+// Field types (RFC 3954 section 8), in record order.
+struct F {
+    uint16_t type, len;
+};
+constexpr F kV4[] = {{8, 4}, {12, 4}, {7, 2}, {11, 2}, {4, 1}, {5, 1}, {6, 1}, {10, 4}, {58, 2},
+                     {32, 2}, {2, 8}, {1, 8}, {22, 4}, {21, 4}, {52, 1}, {53, 1}};
+constexpr F kV6[] = {{27, 16}, {28, 16}, {7, 2}, {11, 2}, {4, 1}, {5, 1}, {6, 1}, {10, 4}, {58, 2},
+                     {139, 2}, {2, 8}, {1, 8}, {22, 4}, {21, 4}, {52, 1}, {53, 1}};
+constexpr uint16_t len_of(const F* f, size_t n) {
+    uint16_t s = 0;
+    for (size_t i = 0; i < n; ++i) s += f[i].len;
+    return s;
+}
+constexpr uint16_t kLen4 = len_of(kV4, std::size(kV4));
+constexpr uint16_t kLen6 = len_of(kV6, std::size(kV6));
+
+uint8_t* put_record(uint8_t* p, const packet::Tuple& t, const flow::DirStats& d, uint16_t in_port,
+                    const NetflowClock& c) {
+    const size_t alen = t.ip_version == 6 ? 16 : 4;
+    std::memcpy(p, t.src, alen);
+    std::memcpy(p + alen, t.dst, alen);
+    p += 2 * alen;
+    const bool icmp = is_icmp(t.proto);
+    p = put16(p, icmp ? 0 : t.sport);
+    p = put16(p, icmp ? 0 : t.dport);
+    p = put8(p, t.proto);
+    p = put8(p, d.tos);
+    p = put8(p, d.tcp_flags);
+    p = put32(p, in_port);
+    p = put16(p, t.vlan);
+    p = put16(p, icmp ? t.dport : 0);
+    p = put64(p, d.packets);
+    p = put64(p, d.octets);
+    p = put32(p, c.since_boot(d.first_ns));
+    p = put32(p, c.since_boot(d.last_ns));
+    p = put8(p, d.ttl_min);
+    return put8(p, d.ttl_max);
+}
+}  // namespace
+
+size_t write_templates(uint8_t* buf, size_t cap) noexcept {
+    const size_t len = 4 + 2 * 4 + 4 * (std::size(kV4) + std::size(kV6));
+    if (cap < len) return 0;
+    uint8_t* p = put16(buf, 0);
+    p = put16(p, static_cast<uint16_t>(len));
+    for (int v6 = 0; v6 < 2; ++v6) {
+        p = put16(p, static_cast<uint16_t>(256 + v6));
+        p = put16(p, static_cast<uint16_t>(v6 ? std::size(kV6) : std::size(kV4)));
+        for (const F& f : v6 ? std::span<const F>(kV6) : std::span<const F>(kV4)) {
+            p = put16(p, f.type);
+            p = put16(p, f.len);
+        }
+    }
+    return len;
+}
+
+void Encoder::close_set() noexcept {
+    if (!set_id_) return;
+    while ((pos_ - set_start_) % 4) buf_[pos_++] = 0;  // flowsets end on a 32-bit boundary
+    put16(buf_ + set_start_ + 2, static_cast<uint16_t>(pos_ - set_start_));
+    set_id_ = 0;
+}
+
+bool Encoder::add_templates() noexcept {
+    close_set();
+    const size_t n = write_templates(buf_ + pos_, max_len_ - pos_);
+    if (!n) return false;
+    pos_ += static_cast<uint32_t>(n);
+    count_ += kTemplateRecords;
+    return true;
+}
+
+bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept {
+    const bool v6 = r.tuple.ip_version == 6;
+    const uint16_t tid = v6 ? 257 : 256;
+    const uint32_t nrec = r.rev.packets ? 2 : 1;
+    const uint32_t need = nrec * (v6 ? kLen6 : kLen4) + (set_id_ == tid ? 0 : 4) + 3;  // + padding
+    if (pos_ + need > max_len_) return false;
+    if (set_id_ != tid) {
+        close_set();
+        set_start_ = pos_;
+        set_id_ = tid;
+        put16(buf_ + pos_, tid);
+        pos_ += 4;
+    }
+    uint8_t* p = put_record(buf_ + pos_, r.tuple, r.fwd, r.in_port, clock);
+    if (nrec == 2) p = put_record(p, r.reverse_tuple(), r.rev, r.in_port, clock);
+    pos_ = static_cast<uint32_t>(p - buf_);
+    count_ = static_cast<uint16_t>(count_ + nrec);
+    data_records_ += nrec;
+    packets_ += r.packets();
+    return true;
+}
+
+uint32_t Encoder::finish(const NetflowClock& clock, uint32_t sequence, uint32_t source_id) noexcept {
+    close_set();
+    uint8_t* p = put16(buf_, 9);
+    p = put16(p, count_);
+    p = put32(p, clock.uptime_ms());
+    p = put32(p, clock.unix_secs());
+    p = put32(p, sequence);
+    put32(p, source_id);
+    return pos_;
+}
+}  // namespace v9
+
+namespace v5 {
+
+void Encoder::put(const packet::Tuple& t, const flow::DirStats& d, uint16_t in_port, const NetflowClock& c) noexcept {
+    uint8_t* p = buf_ + kHeaderLen + static_cast<size_t>(count_) * kRecordLen;
+    std::memcpy(p, t.src, 4);
+    std::memcpy(p + 4, t.dst, 4);
+    p += 8;
+    p = put32(p, 0);  // next hop: not known to a passive probe
+    p = put16(p, in_port);
+    p = put16(p, 0);  // output interface
+    const bool clip = d.packets > 0xFFFFFFFFull || d.octets > 0xFFFFFFFFull;
+    saturated_ += clip;
+    p = put32(p, d.packets > 0xFFFFFFFFull ? 0xFFFFFFFFu : static_cast<uint32_t>(d.packets));
+    p = put32(p, d.octets > 0xFFFFFFFFull ? 0xFFFFFFFFu : static_cast<uint32_t>(d.octets));
+    p = put32(p, c.since_boot(d.first_ns));
+    p = put32(p, c.since_boot(d.last_ns));
+    const bool icmp = is_icmp(t.proto);
+    p = put16(p, icmp ? 0 : t.sport);
+    p = put16(p, t.dport);  // ICMP: type << 8 | code, as NetFlow v5 collectors expect
+    p = put8(p, 0);
+    p = put8(p, d.tcp_flags);
+    p = put8(p, t.proto);
+    p = put8(p, d.tos);
+    p = put16(p, 0);  // source AS
+    p = put16(p, 0);  // destination AS
+    p = put8(p, 0);   // source mask
+    p = put8(p, 0);   // destination mask
+    put16(p, 0);
+    ++count_;
+    packets_ += d.packets;
+}
+
+bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept {
+    const uint16_t nrec = r.rev.packets ? 2 : 1;
+    if (count_ + nrec > kMaxRecords) return false;
+    put(r.tuple, r.fwd, r.in_port, clock);
+    if (nrec == 2) put(r.reverse_tuple(), r.rev, r.in_port, clock);
+    return true;
+}
+
+uint32_t Encoder::finish(const NetflowClock& clock, uint32_t flow_sequence, uint8_t engine_id) noexcept {
+    uint8_t* p = put16(buf_, 5);
+    p = put16(p, count_);
+    p = put32(p, clock.uptime_ms());
+    p = put32(p, clock.unix_secs());
+    p = put32(p, 0);  // unix_nsecs: sysUptime is taken at the whole second
+    p = put32(p, flow_sequence);
+    p = put8(p, 0);  // engine type
+    p = put8(p, engine_id);
+    put16(p, 0);  // sampling: none
+    return static_cast<uint32_t>(kHeaderLen + static_cast<size_t>(count_) * kRecordLen);
+}
+}  // namespace v5
+
+}  // namespace weir::netflow
