@@ -251,7 +251,7 @@ void control_loop(Runtime& rt) {
     double last_t = 0;
     const double t0 = rt.started_s;
     double next_stats = rt.cfg.stats_interval_s > 0 ? rt.cfg.stats_interval_s : 1e300;
-    double next_ports = 0;
+    double next_ports = 0, next_tick = 0;
     std::vector<uint64_t> last_busy(rt.workers.size()), last_total(rt.workers.size());
     for (;;) {
         unsigned moved = 0;
@@ -294,6 +294,8 @@ void control_loop(Runtime& rt) {
                 for (auto& w : rt.workers)
                     while (drain(rt, *w) != 0) {
                     }
+                std::lock_guard<std::mutex> lock(rt.mu);
+                for (auto& ex : rt.exporters) ex->tick(wall_s());
                 break;
             }
         }
@@ -301,6 +303,11 @@ void control_loop(Runtime& rt) {
         if (elapsed >= next_ports) {
             refresh_port_stats(rt, last_busy, last_total);
             next_ports = elapsed + 0.25;
+        }
+        if (elapsed >= next_tick) {
+            std::lock_guard<std::mutex> lock(rt.mu);
+            for (auto& ex : rt.exporters) ex->tick(wall_s());
+            next_tick = elapsed + 0.1;
         }
         if (rt.cfg.stats_interval_s > 0 && next_stats > elapsed + rt.cfg.stats_interval_s)
             next_stats = elapsed + rt.cfg.stats_interval_s;  // a reload shortened the interval
@@ -399,6 +406,7 @@ bool report(Runtime& rt) {
                              {"skipped_packets", s.skipped_packets.get()},
                              {"saturated_records", s.saturated_records.get()},
                              {"files", s.files.get()},
+                             {"reconnects", s.reconnects.get()},
                              {"format", ex->format()}});
     }
     j["exporters"] = exporters;
@@ -509,6 +517,7 @@ metrics::Snapshot snapshot(Runtime& rt) {
             e.send_errors = st.send_errors.get(), e.lost_records = st.lost_records.get();
             e.lost_packets = st.lost_packets.get();
             e.skipped_records = st.skipped_records.get(), e.skipped_packets = st.skipped_packets.get();
+            e.reconnects = st.reconnects.get();
             s.exporters.push_back(e);
         }
         busy = rt.busy_ratio;

@@ -106,7 +106,8 @@ void parse_url(const std::string& url, Exporter& out) {
         out.path = path;
         return;
     }
-    if (scheme != "udp") throw std::invalid_argument("transport \"" + scheme + "\" is not supported (udp, file)");
+    if (scheme != "udp" && scheme != "tcp")
+        throw std::invalid_argument("transport \"" + scheme + "\" is not supported (udp, tcp, file)");
     std::string rest = url.substr(sep + 3);
     std::string host, port;
     if (!rest.empty() && rest[0] == '[') {
@@ -198,6 +199,7 @@ Config from_json(const json& j) {
                     r.string("mode", e.mode);
                     r.string("time_unit", e.time_unit);
                     r.number("rotate_mb", e.rotate_mb, 0, 1 << 20);
+                    r.number("queue_mb", e.queue_mb, 0.0625, 4096);
                     r.integer("rotate_s", e.rotate_s, 0, 86400 * 365);
                     const bool netflow = e.format == "netflow9" || e.format == "netflow5";
                     if (e.format != "ipfix" && !netflow)
@@ -219,8 +221,8 @@ Config from_json(const json& j) {
                                 r.problem(r.at("url"), err.what());
                             }
                     }
-                    if (netflow && e.scheme == "file")
-                        r.problem(r.at("url"), "NetFlow goes over udp:// (IPFIX files are RFC 5655)");
+                    if (netflow && !e.url.empty() && e.scheme != "udp")
+                        r.problem(r.at("url"), "NetFlow goes over udp:// only");
                     if ((e.rotate_mb || e.rotate_s) && e.scheme != "file" && !e.url.empty())
                         r.problem(r.at("rotate_mb"), "rotation applies to file:// exporters only");
                     c.exporters.push_back(e);

@@ -21,8 +21,8 @@ struct Port {
 
 struct Exporter {
     std::string format = "ipfix";  // ipfix | netflow9 | netflow5
-    std::string url;               // udp://HOST:PORT or file:///PATH
-    std::string scheme;            // "udp" or "file"
+    std::string url;               // udp://HOST:PORT, tcp://HOST:PORT or file:///PATH
+    std::string scheme;            // "udp", "tcp" or "file"
     std::string host;
     uint16_t port = 0;
     std::string path;              // file://
@@ -30,6 +30,7 @@ struct Exporter {
     std::string time_unit = "ms";  // ms | us | ns
     double rotate_mb = 0;          // file://: rotate at this size in MiB (0: never)
     uint32_t rotate_s = 0;         // file://: rotate at this age (0: never)
+    double queue_mb = 16;          // tcp://: bytes queued for a slow collector before dropping
 };
 
 struct Config {

@@ -34,6 +34,8 @@ public:
     virtual ~Exporter() = default;
     // Conversations of observation domain `domain` (one per worker).
     virtual void send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s) = 0;
+    // Called by the control thread about every 100 ms: reconnect, flush queues, count losses.
+    virtual void tick(uint32_t /*now_s*/) {}
 
     const std::string& url() const { return url_; }
     const std::string& format() const { return format_; }

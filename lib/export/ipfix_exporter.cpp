@@ -52,6 +52,12 @@ public:
         if (enc.records()) send_message(domain, enc, now_s);
     }
 
+    void tick(uint32_t now_s) override {
+        transport_->prepare(0, now_s);
+        settle_lost();
+        stats_.reconnects.set(transport_->reconnects());
+    }
+
 private:
     struct Domain {
         uint32_t sequence = 0;
@@ -60,9 +66,19 @@ private:
         uint64_t generation = UINT64_MAX;  // transport generation the templates went out on
     };
 
-    bool deliver(const uint8_t* p, size_t n, uint32_t now_s) {
+    // A broken connection took queued messages with it: they were counted sent, now lost.
+    void settle_lost() {
+        const Transport::Lost l = transport_->take_lost();
+        if (!l.messages) return;
+        stats_.records.sub(l.records);
+        stats_.packets.sub(l.packets);
+        stats_.lost_records.add(l.records);
+        stats_.lost_packets.add(l.packets);
+    }
+
+    bool deliver(const uint8_t* p, size_t n, uint32_t now_s, uint64_t records = 0, uint64_t packets = 0) {
         const uint64_t gen = transport_->generation();
-        if (transport_->send(p, n, now_s)) {
+        if (transport_->send(p, n, now_s, records, packets)) {
             stats_.bytes.add(n);
             if (transport_->generation() != gen) stats_.files.add();  // reopened after an error
             return true;
@@ -88,7 +104,11 @@ private:
         Domain& d = domains_[domain];
         const uint64_t gen = transport_->generation();
         transport_->prepare(enc.length() + 1024, now_s);  // room for templates too
-        if (transport_->generation() != gen) stats_.files.add();
+        settle_lost();
+        stats_.reconnects.set(transport_->reconnects());
+        if (transport_->generation() != gen && !transport_->new_session_per_generation()) stats_.files.add();
+        if (d.generation != transport_->generation() && transport_->new_session_per_generation())
+            d.sequence = 0;  // a new TCP connection is a new transport session (RFC 7011 10.4)
         if (d.generation != transport_->generation() || now_s - d.last_template_s >= refresh_s_ ||
             d.since_template >= refresh_messages_)
             send_templates(domain, d, now_s);
@@ -96,7 +116,7 @@ private:
         const uint64_t packets = enc.packets();
         const uint32_t len = enc.finish();
         ipfix::set_header_fields(buf_.data(), now_s, d.sequence);
-        if (deliver(buf_.data(), len, now_s)) {
+        if (d.generation == transport_->generation() && deliver(buf_.data(), len, now_s, records, packets)) {
             d.sequence += records;
             d.since_template += 1;
             stats_.messages.add();

@@ -29,6 +29,8 @@ public:
         else send_v9(records, count, domain, s, now_s);
     }
 
+    void tick(uint32_t now_s) override { transport_->prepare(0, now_s); }
+
 private:
     struct Source {
         netflow::NetflowClock clock;
@@ -39,7 +41,7 @@ private:
     };
 
     bool deliver(uint32_t len, uint32_t now_s) {
-        if (transport_->send(buf_.data(), len, now_s)) {
+        if (transport_->send(buf_.data(), len, now_s, 0, 0)) {
             stats_.bytes.add(len);
             stats_.messages.add();
             return true;

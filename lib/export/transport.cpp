@@ -1,6 +1,7 @@
 #include "export/transport.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
+#include <vector>
 
 namespace weir::exporter {
 namespace {
@@ -46,7 +48,7 @@ public:
     }
     ~UdpTransport() override { close(fd_); }
 
-    bool send(const uint8_t* p, size_t n, uint32_t) override {
+    bool send(const uint8_t* p, size_t n, uint32_t, uint64_t, uint64_t) override {
         const ssize_t rc = ::send(fd_, p, n, 0);
         if (rc == static_cast<ssize_t>(n)) return true;
         // ECONNREFUSED: an earlier datagram drew ICMP port unreachable; this call sent nothing.
@@ -79,7 +81,7 @@ public:
             rotate(now_s);
     }
 
-    bool send(const uint8_t* p, size_t n, uint32_t now_s) override {
+    bool send(const uint8_t* p, size_t n, uint32_t now_s, uint64_t, uint64_t) override {
         if (fd_ < 0) {
             open_file(now_s);
             if (fd_ < 0) return false;
@@ -137,10 +139,174 @@ private:
     uint64_t generation_ = 0;
 };
 
+// A TCP connection to the collector. Messages go into a bounded queue and out with
+// non-blocking writes; the control thread never waits. A collector that closed the connection
+// is noticed before the next write (peek for EOF), so no message goes into a dead socket
+// unnoticed. Disconnected: messages are refused (counted lost by the exporter) and the
+// connection is retried with backoff (0.5 s doubling to 30 s). A message cut by a broken
+// connection, and those queued behind it, are reported through take_lost().
+class TcpTransport : public Transport {
+public:
+    TcpTransport(const config::Exporter& ex, const config::Config&)
+        : url_(ex.url), host_(ex.host), port_(ex.port), queue_limit_(static_cast<size_t>(ex.queue_mb * (1 << 20))) {
+        addrinfo hints{};
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        addrinfo* res = nullptr;
+        const std::string port = std::to_string(port_);
+        if (int rc = getaddrinfo(host_.c_str(), port.c_str(), &hints, &res); rc != 0 || !res)
+            throw std::runtime_error(url_ + ": cannot resolve " + host_ + ": " + gai_strerror(rc));
+        std::memcpy(&addr_, res->ai_addr, res->ai_addrlen);
+        addrlen_ = res->ai_addrlen;
+        family_ = res->ai_family;
+        freeaddrinfo(res);
+        try_connect(0);
+    }
+    ~TcpTransport() override {
+        if (fd_ >= 0) {
+            flush_blocking_briefly();
+            close(fd_);
+        }
+    }
+
+    void prepare(size_t, uint32_t now_s) override {
+        if (fd_ >= 0) check_peer();
+        if (fd_ < 0 && now_ms() >= next_try_ms_) try_connect(now_s);
+        pump();
+    }
+
+    bool send(const uint8_t* p, size_t n, uint32_t, uint64_t records, uint64_t packets) override {
+        if (fd_ < 0 || connecting_) {
+            errno_ = fd_ < 0 ? ENOTCONN : EINPROGRESS;
+            return false;
+        }
+        if (queue_.size() - head_ + n > queue_limit_) {
+            errno_ = ENOBUFS;  // collector too slow: refuse rather than grow or block
+            return false;
+        }
+        queue_.insert(queue_.end(), p, p + n);
+        metas_.push_back(Meta{queue_.size(), records, packets});
+        pump();
+        return true;
+    }
+    uint64_t generation() const override { return generation_; }
+    bool new_session_per_generation() const override { return true; }
+    size_t max_message() const override { return 65000; }
+    Lost take_lost() override {
+        Lost l = lost_;
+        lost_ = {};
+        return l;
+    }
+    uint64_t reconnects() const override { return reconnects_; }
+
+private:
+    struct Meta {
+        size_t end;  // offset in queue_ just past the message
+        uint64_t records, packets;
+    };
+    static uint64_t now_ms() {
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+    }
+    void try_connect(uint32_t) {
+        fd_ = socket(family_, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd_ < 0) return fail(errno);
+        const int rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr_), addrlen_);
+        if (rc != 0 && errno != EINPROGRESS) return fail(errno);
+        connecting_ = rc != 0;
+        if (!connecting_) connected();
+    }
+    void connected() {
+        connecting_ = false;
+        backoff_ms_ = 500;
+        ++generation_;  // a new session: templates first, sequence from 0
+        if (generation_ > 1) ++reconnects_;
+    }
+    void fail(int err) {
+        errno_ = err;
+        if (fd_ >= 0) close(fd_);
+        fd_ = -1;
+        connecting_ = false;
+        // Whatever was queued never reaches the collector whole.
+        for (const Meta& m : metas_) {
+            lost_.records += m.records;
+            lost_.packets += m.packets;
+            ++lost_.messages;
+        }
+        metas_.clear();
+        queue_.clear();
+        head_ = 0;
+        next_try_ms_ = now_ms() + backoff_ms_;
+        backoff_ms_ = backoff_ms_ * 2 > 30000 ? 30000 : backoff_ms_ * 2;
+    }
+    void check_peer() {
+        if (connecting_) {
+            pollfd p{fd_, POLLOUT, 0};
+            if (poll(&p, 1, 0) <= 0) return;
+            int err = 0;
+            socklen_t len = sizeof(err);
+            getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+            if (err) return fail(err);
+            connected();
+        }
+        char c;
+        const ssize_t rc = recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (rc == 0) return fail(ECONNRESET);  // the collector closed the connection
+        if (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return fail(errno);
+    }
+    void pump() {
+        while (fd_ >= 0 && !connecting_ && head_ < queue_.size()) {
+            const ssize_t rc = ::send(fd_, queue_.data() + head_, queue_.size() - head_, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (rc < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+                return fail(errno);
+            }
+            head_ += static_cast<size_t>(rc);
+        }
+        size_t done = 0;
+        while (done < metas_.size() && metas_[done].end <= head_) ++done;
+        metas_.erase(metas_.begin(), metas_.begin() + static_cast<long>(done));
+        if (head_ == queue_.size()) {
+            queue_.clear();
+            head_ = 0;
+        } else if (head_ > (1u << 20)) {
+            queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(head_));
+            for (Meta& m : metas_) m.end -= head_;
+            head_ = 0;
+        }
+    }
+    // At shutdown: give a slow collector up to 2 s for what is queued.
+    void flush_blocking_briefly() {
+        const uint64_t until = now_ms() + 2000;
+        while (fd_ >= 0 && head_ < queue_.size() && now_ms() < until) {
+            pollfd p{fd_, POLLOUT, 100};
+            poll(&p, 1, 100);
+            pump();
+        }
+    }
+
+    std::string url_, host_;
+    uint16_t port_;
+    size_t queue_limit_;
+    sockaddr_storage addr_{};
+    socklen_t addrlen_ = 0;
+    int family_ = AF_INET;
+    int fd_ = -1;
+    bool connecting_ = false;
+    std::vector<uint8_t> queue_;
+    size_t head_ = 0;
+    std::vector<Meta> metas_;
+    Lost lost_;
+    uint64_t generation_ = 0, reconnects_ = 0;
+    uint64_t next_try_ms_ = 0, backoff_ms_ = 500;
+};
+
 }  // namespace
 
 std::unique_ptr<Transport> make_transport(const config::Exporter& ex, const config::Config& cfg) {
     if (ex.scheme == "file") return std::make_unique<FileTransport>(ex, cfg);
+    if (ex.scheme == "tcp") return std::make_unique<TcpTransport>(ex, cfg);
     return std::make_unique<UdpTransport>(ex, cfg);
 }
 

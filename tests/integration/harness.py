@@ -301,3 +301,53 @@ class VethNamespace:
         wait_for(lambda: subprocess.run(self.exec + ["ss", "-Hlun", f"sport = :{port}"], capture_output=True,
                                         text=True).stdout.strip() != "", what="nfcapd to bind")
         return p
+
+
+def ipfix_stream(data):
+    """Decodes a byte stream of IPFIX messages (TCP, files) with a reader written for tests:
+    returns [(sequence, domain, [('templates', n) | ('data', records, packets)])] per message."""
+    import struct
+    templates, out, off = {}, [], 0
+    while off + 16 <= len(data):
+        version, length, _, seq, domain = struct.unpack("!HHIII", data[off:off + 16])
+        if version != 10 or length < 16 or off + length > len(data):
+            raise ValueError(f"bad IPFIX message at offset {off}")
+        sets, pos = [], off + 16
+        while pos + 4 <= off + length:
+            sid, slen = struct.unpack("!HH", data[pos:pos + 4])
+            body = data[pos + 4:pos + slen]
+            if sid == 2:
+                o, n = 0, 0
+                while o + 4 <= len(body):
+                    tid, count = struct.unpack("!HH", body[o:o + 4])
+                    o += 4
+                    fields = []
+                    for _ in range(count):
+                        ie, flen = struct.unpack("!HH", body[o:o + 4])
+                        o += 4
+                        pen = 0
+                        if ie & 0x8000:
+                            pen = struct.unpack("!I", body[o:o + 4])[0]
+                            o += 4
+                        fields.append((ie & 0x7FFF, flen, pen))
+                    templates[(domain, tid)] = fields
+                    n += 1
+                sets.append(("templates", n))
+            elif sid >= 256:
+                fields = templates[(domain, sid)]  # KeyError: data before its template
+                rlen = sum(f[1] for f in fields)
+                recs = pkts = 0
+                for r in range(len(body) // rlen):
+                    rec, o = body[r * rlen:(r + 1) * rlen], 0
+                    for ie, flen, pen in fields:
+                        if ie == 2 and pen == 0:
+                            pkts += int.from_bytes(rec[o:o + flen], "big")
+                        o += flen
+                    recs += 1
+                sets.append(("data", recs, pkts))
+            pos += slen
+        out.append((seq, domain, sets))
+        off += length
+    if off != len(data):
+        raise ValueError(f"{len(data) - off} trailing bytes: a message cut short")
+    return out

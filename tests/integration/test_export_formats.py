@@ -160,5 +160,77 @@ class NetflowFormats(unittest.TestCase):
             self.assertEqual(int(first.timestamp() * 1000 + 0.5), want_ms)
 
 
+class TcpExport(unittest.TestCase):
+    """IPFIX over TCP from a live af_packet capture; the collector dies and comes back."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root for network namespaces")
+        self.netns = harness.VethNamespace(f"weir-tcp-{os.getpid()}")
+        self.addCleanup(self.netns.delete)
+        self.tmp = tempfile.mkdtemp(prefix="weir-tcp-")
+
+    def collector(self, out):
+        import signal
+        p = subprocess.Popen(self.netns.exec + [sys.executable, os.path.join(harness.HERE, "tcp_collector.py"), "4739",
+                                                out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(harness.stop, p, signal.SIGKILL)
+        harness.wait_for(lambda: subprocess.run(self.netns.exec + ["ss", "-Hltn", "sport = :4739"], capture_output=True,
+                                                text=True).stdout.strip() != "", what="collector to listen")
+        return p
+
+    def send(self, conversations, per):
+        out = subprocess.run(self.netns.exec + [sys.executable, os.path.join(harness.HERE, "sendframes.py"), "wb",
+                                                str(conversations), str(per)], capture_output=True, text=True, check=True)
+        return int(out.stdout)
+
+    def test_collector_restart(self):
+        import signal
+        import time
+        out = os.path.join(self.tmp, "collected")
+        col = self.collector(out)
+        cfg = os.path.join(self.tmp, "weir.json")
+        with open(cfg, "w") as f:
+            json.dump({"ports": [{"device": "net_af_packet0,iface=wa"}], "timeouts": {"idle_s": 1},
+                       "ipfix": {"max_delay_ms": 100}, "management": {"listen": "none"},
+                       "exporters": [{"url": "tcp://127.0.0.1:4739"}]}, f)
+        summary = os.path.join(self.tmp, "summary.json")
+        weir = subprocess.Popen(self.netns.exec + [harness.WEIR, "--drivers-config", harness.DRIVERS, "-c", cfg,
+                                                   "--stats-interval", "0", "--summary-json", summary],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: weir.poll() is None and weir.kill())
+        harness.wait_for(lambda: os.path.exists(os.path.join(out, "conn-0.bin")), timeout=30, what="weir to connect")
+        a = self.send(20, 3)
+        time.sleep(3)                   # idle 1 s: phase A reaches the collector
+        harness.stop(col, signal.SIGKILL)  # the collector dies
+        time.sleep(1)
+        b = self.send(10, 2)            # ends while nobody listens: counted drops
+        time.sleep(3)
+        self.collector(out)             # back again: weir reconnects within its backoff
+        harness.wait_for(lambda: os.path.exists(os.path.join(out, "conn-1.bin")), timeout=40,
+                         what="weir to reconnect")
+        c = self.send(30, 2)
+        time.sleep(3)
+        weir.send_signal(signal.SIGTERM)
+        _, err = weir.communicate(timeout=60)
+        self.assertEqual(weir.returncode, 0, err)
+        with open(summary) as f:
+            s = json.load(f)
+        ex = s["exporters"][0]
+        self.assertEqual(s["rx_packets"], a + b + c)
+        self.assertTrue(s["accounting"]["balanced"])
+        got = []
+        for n in (0, 1):
+            with open(os.path.join(out, f"conn-{n}.bin"), "rb") as f:
+                msgs = harness.ipfix_stream(f.read())
+            self.assertEqual(msgs[0][2][0][0], "templates", f"connection {n} starts with templates")
+            self.assertEqual(msgs[0][0], 0, f"connection {n}: a new session starts its sequence at 0")
+            got.append(sum(x[2] for m in msgs for x in m[2] if x[0] == "data"))
+        self.assertEqual(got, [a, c], "before the outage and after the reconnect")
+        self.assertEqual(ex["lost_packets"], b, "what ended during the outage is exactly what was counted lost")
+        self.assertEqual(ex["packets"], a + c)
+        self.assertGreaterEqual(ex["reconnects"], 1)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
