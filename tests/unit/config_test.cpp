@@ -72,6 +72,11 @@ TEST(Config, UrlForms) {
     EXPECT_EQ(e.port, 9995);
     weir::config::parse_url("udp://collector.example", e);
     EXPECT_EQ(e.port, 4739);
-    EXPECT_THROW(weir::config::parse_url("tcp://a:1", e), std::invalid_argument);
+    weir::config::parse_url("tcp://collector:4739", e);
+    EXPECT_EQ(e.scheme, "tcp");
+    weir::config::parse_url("file:///var/lib/weir/flows.ipfix", e);
+    EXPECT_EQ(e.path, "/var/lib/weir/flows.ipfix");
+    EXPECT_THROW(weir::config::parse_url("sctp://a:1", e), std::invalid_argument);
+    EXPECT_THROW(weir::config::parse_url("file://relative/path", e), std::invalid_argument);
     EXPECT_THROW(weir::config::parse_url("127.0.0.1:4739", e), std::invalid_argument);
 }
