@@ -172,7 +172,7 @@ nlohmann::json do_reload(Runtime& rt) {
                     c.template_refresh_messages == o.template_refresh_messages)
                     next.push_back(std::move(*it));
                 else
-                    next.push_back(exporter::make_exporter(ex, c));
+                    next.push_back(exporter::make_exporter(ex, c, rt.export_context));
             }
         } catch (const std::exception& e) {
             errors.push_back(std::string("exporters: ") + e.what());
@@ -295,6 +295,7 @@ void control_loop(Runtime& rt) {
                     while (drain(rt, *w) != 0) {
                     }
                 std::lock_guard<std::mutex> lock(rt.mu);
+                for (auto& ex : rt.exporters) ex->finish(wall_s());  // final statistics
                 for (auto& ex : rt.exporters) ex->tick(wall_s());
                 break;
             }
@@ -407,6 +408,7 @@ bool report(Runtime& rt) {
                              {"saturated_records", s.saturated_records.get()},
                              {"files", s.files.get()},
                              {"reconnects", s.reconnects.get()},
+                             {"options_records", s.options_records.get()},
                              {"format", ex->format()}});
     }
     j["exporters"] = exporters;

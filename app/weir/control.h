@@ -30,6 +30,7 @@ struct Runtime {
     std::vector<std::string> captures;       // replay only, for the summary
     std::vector<std::unique_ptr<Worker>> workers;
     std::vector<std::unique_ptr<exporter::Exporter>> exporters;
+    std::shared_ptr<const exporter::ExportContext> export_context;
     std::atomic<uint64_t> handed_records{0};  // records the control thread took from workers
     std::atomic<uint64_t> handed_packets{0};
     std::atomic<uint64_t> handed_messages{0};

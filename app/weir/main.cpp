@@ -1,5 +1,6 @@
 // weir: command line and configuration -> EAL -> ports -> workers -> control loop -> summary.
 #include <getopt.h>
+#include <unistd.h>
 #include <pcap/pcap.h>
 #include <sched.h>
 #include <time.h>
@@ -401,8 +402,28 @@ int main(int argc, char** argv) {
         }
         const weir::dpdk::TimestampField tsf = weir::dpdk::timestamp_field();
 
+        {
+            auto ctx = std::make_shared<weir::exporter::ExportContext>();
+            ctx->process_id = static_cast<uint32_t>(getpid());
+            for (const auto& p : rt.ports) ctx->interfaces.push_back({p.id, p.name, p.driver});
+            weir::Runtime* rtp = &rt;
+            ctx->metering = [rtp](uint32_t domain) {
+                weir::ipfix::MeteringStats m;
+                for (const auto& w : rtp->workers) {
+                    if (w->domain() != domain) continue;
+                    const auto& s = w->stats();
+                    m.packets = s.rx_packets.get();
+                    for (size_t d = 1; d < weir::packet::kDropCount; ++d) m.ignored_packets += s.drops[d].get();
+                    m.flows = w->table_stats().created.get();
+                    m.lost_flows = s.dropped_records.get();
+                    m.lost_packets = s.dropped_packets.get();
+                }
+                return m;
+            };
+            rt.export_context = ctx;
+        }
         for (const auto& ex : cfg.exporters)
-            rt.exporters.push_back(weir::exporter::make_exporter(ex, cfg));
+            rt.exporters.push_back(weir::exporter::make_exporter(ex, cfg, rt.export_context));
 
         const uint64_t hz = rte_get_tsc_hz();
         const uint64_t tsc0 = rte_rdtsc();

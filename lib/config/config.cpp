@@ -200,6 +200,7 @@ Config from_json(const json& j) {
                     r.string("time_unit", e.time_unit);
                     r.number("rotate_mb", e.rotate_mb, 0, 1 << 20);
                     r.number("queue_mb", e.queue_mb, 0.0625, 4096);
+                    r.boolean("options", e.options);
                     r.integer("rotate_s", e.rotate_s, 0, 86400 * 365);
                     const bool netflow = e.format == "netflow9" || e.format == "netflow5";
                     if (e.format != "ipfix" && !netflow)

@@ -31,6 +31,7 @@ struct Exporter {
     double rotate_mb = 0;          // file://: rotate at this size in MiB (0: never)
     uint32_t rotate_s = 0;         // file://: rotate at this age (0: never)
     double queue_mb = 16;          // tcp://: bytes queued for a slow collector before dropping
+    bool options = true;           // IPFIX: options records (statistics, interface table)
 };
 
 struct Config {

@@ -4,12 +4,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/counter.h"
 #include "config/config.h"
 #include "flow/flow_record.h"
+#include "ipfix/ipfix.h"
 
 namespace weir::exporter {
 
@@ -27,6 +30,15 @@ struct ExporterStats {
     Counter skipped_records;  // the format cannot carry them (IPv6 in NetFlow v5)
     Counter skipped_packets;
     Counter saturated_records;  // counters clipped at 2^32-1 (NetFlow v5)
+    Counter options_records;    // IPFIX options records sent (statistics, interface table)
+};
+
+// What the exporters may report about the probe itself (IPFIX options records): metering
+// statistics per observation domain, read on the control thread, and the interface table.
+struct ExportContext {
+    std::function<ipfix::MeteringStats(uint32_t domain)> metering;
+    std::vector<ipfix::InterfaceInfo> interfaces;
+    uint32_t process_id = 0;
 };
 
 class Exporter {
@@ -36,6 +48,8 @@ public:
     virtual void send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s) = 0;
     // Called by the control thread about every 100 ms: reconnect, flush queues, count losses.
     virtual void tick(uint32_t /*now_s*/) {}
+    // At shutdown, after the last records: final statistics (IPFIX options records).
+    virtual void finish(uint32_t /*now_s*/) {}
 
     const std::string& url() const { return url_; }
     const std::string& format() const { return format_; }
@@ -51,7 +65,8 @@ protected:
 
 // Builds the exporter a configuration entry describes; throws std::runtime_error naming the
 // URL and the reason (cannot resolve, cannot open the file, ...).
-std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg);
+std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg,
+                                       std::shared_ptr<const ExportContext> ctx = nullptr);
 std::string identity_of(const config::Exporter& ex);
 
 }  // namespace weir::exporter

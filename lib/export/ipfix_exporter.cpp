@@ -15,7 +15,7 @@ Exporter::Exporter(const config::Exporter& ex) : url_(ex.url), format_(ex.format
 
 std::string identity_of(const config::Exporter& ex) {
     return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + " " + std::to_string(ex.rotate_mb) + " " +
-           std::to_string(ex.rotate_s);
+           std::to_string(ex.rotate_s) + " " + std::to_string(ex.queue_mb) + (ex.options ? " options" : "");
 }
 
 namespace {
@@ -30,8 +30,9 @@ ipfix::Options options_of(const config::Exporter& ex) {
 
 class IpfixExporter : public Exporter {
 public:
-    IpfixExporter(const config::Exporter& ex, const config::Config& cfg)
+    IpfixExporter(const config::Exporter& ex, const config::Config& cfg, std::shared_ptr<const ExportContext> ctx)
         : Exporter(ex),
+          ctx_(ex.options ? std::move(ctx) : nullptr),
           layout_(options_of(ex)),
           transport_(make_transport(ex, cfg)),
           refresh_s_(cfg.template_refresh_s),
@@ -89,16 +90,50 @@ private:
 
     void send_templates(uint32_t domain, Domain& d, uint32_t now_s) {
         uint8_t buf[1024];
-        const size_t set = layout_.write_template_set(buf + ipfix::kHeaderLen, sizeof(buf) - ipfix::kHeaderLen);
-        const auto len = static_cast<uint16_t>(ipfix::kHeaderLen + set);
-        ipfix::write_header(buf, len, now_s, d.sequence, domain);
+        size_t len = ipfix::kHeaderLen;
+        len += layout_.write_template_set(buf + len, sizeof(buf) - len);
+        if (ctx_) len += ipfix::write_options_templates(buf + len, sizeof(buf) - len);
+        ipfix::write_header(buf, static_cast<uint16_t>(len), now_s, d.sequence, domain);
         if (deliver(buf, len, now_s)) {
             stats_.template_messages.add();
             d.generation = transport_->generation();
             d.last_template_s = now_s;
             d.since_template = 0;
+            send_options(domain, d, now_s);
         }
     }
+
+    // Statistics and the interface table as options data (counted in the sequence like any
+    // data record, RFC 7011 section 3.1).
+    void send_options(uint32_t domain, Domain& d, uint32_t now_s) {
+        if (!ctx_ || d.generation != transport_->generation()) return;
+        std::vector<uint8_t> buf(4096);
+        ipfix::ExportingStats e;
+        e.process_id = ctx_->process_id;
+        e.messages = stats_.messages.get();
+        e.records = stats_.records.get();
+        e.octets = stats_.bytes.get();
+        e.lost_records = stats_.lost_records.get();
+        e.lost_packets = stats_.lost_packets.get();
+        const ipfix::MeteringStats m = ctx_->metering ? ctx_->metering(domain) : ipfix::MeteringStats{};
+        uint32_t records = 0;
+        const size_t n = ipfix::write_options_data(buf.data() + ipfix::kHeaderLen, buf.size() - ipfix::kHeaderLen,
+                                                   domain, m, e, ctx_->interfaces, records);
+        if (!n) return;
+        const auto len = static_cast<uint16_t>(ipfix::kHeaderLen + n);
+        ipfix::write_header(buf.data(), len, now_s, d.sequence, domain);
+        if (deliver(buf.data(), len, now_s)) {
+            d.sequence += records;
+            stats_.options_records.add(records);
+        }
+    }
+
+public:
+    void finish(uint32_t now_s) override {
+        for (auto& [domain, d] : domains_) send_options(domain, d, now_s);
+    }
+
+private:
 
     void send_message(uint32_t domain, ipfix::MessageEncoder& enc, uint32_t now_s) {
         Domain& d = domains_[domain];
@@ -128,6 +163,7 @@ private:
         }
     }
 
+    std::shared_ptr<const ExportContext> ctx_;
     ipfix::Layout layout_;
     std::unique_ptr<Transport> transport_;
     uint32_t refresh_s_;
@@ -140,9 +176,10 @@ private:
 
 std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg);
 
-std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg) {
+std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg,
+                                       std::shared_ptr<const ExportContext> ctx) {
     if (ex.format == "netflow9" || ex.format == "netflow5") return make_netflow_exporter(ex, cfg);
-    return std::make_unique<IpfixExporter>(ex, cfg);
+    return std::make_unique<IpfixExporter>(ex, cfg, std::move(ctx));
 }
 
 }  // namespace weir::exporter

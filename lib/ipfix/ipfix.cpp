@@ -222,3 +222,94 @@ uint32_t MessageEncoder::finish() noexcept {
 }
 
 }  // namespace weir::ipfix
+
+namespace weir::ipfix {
+namespace {
+
+inline uint8_t* w16(uint8_t* p, uint16_t v) { p[0] = static_cast<uint8_t>(v >> 8); p[1] = static_cast<uint8_t>(v); return p + 2; }
+inline uint8_t* w32(uint8_t* p, uint32_t v) { return w16(w16(p, static_cast<uint16_t>(v >> 16)), static_cast<uint16_t>(v)); }
+inline uint8_t* w64(uint8_t* p, uint64_t v) { return w32(w32(p, static_cast<uint32_t>(v >> 32)), static_cast<uint32_t>(v)); }
+
+struct OptField {
+    uint16_t id, len;
+};
+// IANA: 149 observationDomainId, 86 packetTotalCount, 164 ignoredPacketTotalCount,
+// 163 observedFlowTotalCount, 166 notSentFlowTotalCount, 167 notSentPacketTotalCount,
+// 144 exportingProcessId, 41 exportedMessageTotalCount, 42 exportedFlowRecordTotalCount,
+// 40 exportedOctetTotalCount, 10 ingressInterface, 82 interfaceName, 83 interfaceDescription.
+constexpr OptField kMetering[] = {{149, 4}, {86, 8}, {164, 8}, {163, 8}, {166, 8}, {167, 8}};
+constexpr OptField kExporting[] = {{144, 4}, {41, 8}, {42, 8}, {40, 8}, {166, 8}, {167, 8}};
+constexpr OptField kInterface[] = {{10, 4}, {82, 0xFFFF}, {83, 0xFFFF}};  // strings: variable length
+
+uint8_t* put_template(uint8_t* p, uint16_t id, const OptField* f, size_t n) {
+    p = w16(p, id);
+    p = w16(p, static_cast<uint16_t>(n));
+    p = w16(p, 1);  // one scope field, the first
+    for (size_t i = 0; i < n; ++i) {
+        p = w16(p, f[i].id);
+        p = w16(p, f[i].len);
+    }
+    return p;
+}
+
+uint8_t* put_string(uint8_t* p, const std::string& s) {
+    const size_t n = s.size() < 255 ? s.size() : 254;
+    *p++ = static_cast<uint8_t>(n);
+    std::memcpy(p, s.data(), n);
+    return p + n;
+}
+
+}  // namespace
+
+size_t write_options_templates(uint8_t* buf, size_t cap) noexcept {
+    const size_t len = 4 + 3 * 6 + 4 * (std::size(kMetering) + std::size(kExporting) + std::size(kInterface));
+    if (cap < len) return 0;
+    uint8_t* p = w16(buf, kOptionsTemplateSetId);
+    p = w16(p, static_cast<uint16_t>(len));
+    p = put_template(p, kMeteringStatsTemplate, kMetering, std::size(kMetering));
+    p = put_template(p, kExportingStatsTemplate, kExporting, std::size(kExporting));
+    put_template(p, kInterfaceTemplate, kInterface, std::size(kInterface));
+    return len;
+}
+
+size_t write_options_data(uint8_t* buf, size_t cap, uint32_t domain, const MeteringStats& m, const ExportingStats& e,
+                          const std::vector<InterfaceInfo>& ifs, uint32_t& records) noexcept {
+    size_t need = 2 * (4 + 44) + 4;
+    for (const auto& i : ifs) need += 4 + 2 + std::min<size_t>(i.name.size(), 254) + std::min<size_t>(i.description.size(), 254);
+    need += 3;  // padding
+    if (cap < need) return 0;
+    uint8_t* p = buf;
+    p = w16(p, kMeteringStatsTemplate);
+    p = w16(p, 48);
+    p = w32(p, domain);
+    p = w64(p, m.packets);
+    p = w64(p, m.ignored_packets);
+    p = w64(p, m.flows);
+    p = w64(p, m.lost_flows);
+    p = w64(p, m.lost_packets);
+    p = w16(p, kExportingStatsTemplate);
+    p = w16(p, 48);
+    p = w32(p, e.process_id);
+    p = w64(p, e.messages);
+    p = w64(p, e.records);
+    p = w64(p, e.octets);
+    p = w64(p, e.lost_records);
+    p = w64(p, e.lost_packets);
+    records = 2;
+    if (!ifs.empty()) {
+        uint8_t* set = p;
+        p = w16(p, kInterfaceTemplate);
+        p += 2;
+        for (const auto& i : ifs) {
+            p = w32(p, i.index);
+            p = put_string(p, i.name);
+            p = put_string(p, i.description);
+            ++records;
+        }
+        while ((p - set) % 4) *p++ = 0;  // pad the set to 32 bits (RFC 7011 3.3.1)
+        w16(set + 2, static_cast<uint16_t>(p - set));
+    }
+    return static_cast<size_t>(p - buf);
+}
+
+}  // namespace weir::ipfix

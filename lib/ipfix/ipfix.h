@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "flow/flow_record.h"
@@ -144,5 +145,38 @@ private:
     uint32_t domain_;
     uint32_t max_len_;
 };
+
+}  // namespace weir::ipfix
+
+// Options template records (RFC 7011 section 4): statistics and the interface table, sent on
+// the template refresh schedule and once more at shutdown.
+namespace weir::ipfix {
+
+constexpr uint16_t kOptionsTemplateSetId = 3;
+constexpr uint16_t kMeteringStatsTemplate = 400;   // scope observationDomainId
+constexpr uint16_t kExportingStatsTemplate = 401;  // scope exportingProcessId
+constexpr uint16_t kInterfaceTemplate = 402;       // scope ingressInterface
+
+struct MeteringStats {      // one worker = one observation domain
+    uint64_t packets = 0;          // packetTotalCount: packets the worker received
+    uint64_t ignored_packets = 0;  // ignoredPacketTotalCount: not accounted to a flow (decode drops)
+    uint64_t flows = 0;            // observedFlowTotalCount: conversations created
+    uint64_t lost_flows = 0;       // notSentFlowTotalCount: records lost before export
+    uint64_t lost_packets = 0;     // notSentPacketTotalCount
+};
+struct ExportingStats {     // this exporter
+    uint32_t process_id = 0;
+    uint64_t messages = 0, records = 0, octets = 0, lost_records = 0, lost_packets = 0;
+};
+struct InterfaceInfo {
+    uint32_t index;
+    std::string name, description;
+};
+
+// The options template set (three templates). Returns its length, 0 if cap is too small.
+size_t write_options_templates(uint8_t* buf, size_t cap) noexcept;
+// The three data sets; `records` gets the number of records written. 0 if cap is too small.
+size_t write_options_data(uint8_t* buf, size_t cap, uint32_t domain, const MeteringStats& m, const ExportingStats& e,
+                          const std::vector<InterfaceInfo>& ifs, uint32_t& records) noexcept;
 
 }  // namespace weir::ipfix

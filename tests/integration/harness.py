@@ -305,7 +305,9 @@ class VethNamespace:
 
 def ipfix_stream(data):
     """Decodes a byte stream of IPFIX messages (TCP, files) with a reader written for tests:
-    returns [(sequence, domain, [('templates', n) | ('data', records, packets)])] per message."""
+    returns [(sequence, domain, [('templates', n) | ('data', records, packets)])] per message.
+    Options templates (set 3) and variable-length fields are understood; data sets of options
+    templates come back as ('options', records)."""
     import struct
     templates, out, off = {}, [], 0
     while off + 16 <= len(data):
@@ -316,11 +318,13 @@ def ipfix_stream(data):
         while pos + 4 <= off + length:
             sid, slen = struct.unpack("!HH", data[pos:pos + 4])
             body = data[pos + 4:pos + slen]
-            if sid == 2:
+            if sid in (2, 3):
                 o, n = 0, 0
                 while o + 4 <= len(body):
                     tid, count = struct.unpack("!HH", body[o:o + 4])
                     o += 4
+                    if sid == 3:
+                        o += 2  # scope field count
                     fields = []
                     for _ in range(count):
                         ie, flen = struct.unpack("!HH", body[o:o + 4])
@@ -330,21 +334,26 @@ def ipfix_stream(data):
                             pen = struct.unpack("!I", body[o:o + 4])[0]
                             o += 4
                         fields.append((ie & 0x7FFF, flen, pen))
-                    templates[(domain, tid)] = fields
+                    templates[(domain, tid)] = (sid == 3, fields)
                     n += 1
                 sets.append(("templates", n))
             elif sid >= 256:
-                fields = templates[(domain, sid)]  # KeyError: data before its template
-                rlen = sum(f[1] for f in fields)
-                recs = pkts = 0
-                for r in range(len(body) // rlen):
-                    rec, o = body[r * rlen:(r + 1) * rlen], 0
+                options, fields = templates[(domain, sid)]  # KeyError: data before its template
+                minlen = sum(1 if f[1] == 0xFFFF else f[1] for f in fields)
+                recs = pkts = o = 0
+                while len(body) - o >= minlen:
                     for ie, flen, pen in fields:
+                        if flen == 0xFFFF:
+                            flen = body[o]
+                            o += 1
+                            if flen == 255:
+                                flen = struct.unpack("!H", body[o:o + 2])[0]
+                                o += 2
                         if ie == 2 and pen == 0:
-                            pkts += int.from_bytes(rec[o:o + flen], "big")
+                            pkts += int.from_bytes(body[o:o + flen], "big")
                         o += flen
                     recs += 1
-                sets.append(("data", recs, pkts))
+                sets.append(("options", recs) if options else ("data", recs, pkts))
             pos += slen
         out.append((seq, domain, sets))
         off += length

@@ -97,7 +97,28 @@ class ExportFormats(unittest.TestCase):
                 self.assertEqual(fwd, truth[(proto, src, dst, sp, dp)], (proto, src, dst, sp, dp))
         self.assertGreater(with_reverse, 5)
         self.assertEqual(fwd_total + rev_total, s["accounting"]["in_records"])
-        self.assertEqual(s["exporters"][0]["records"], len(blocks), "one record per conversation")
+        flows = [b for b in blocks if any(k == "Packets" for k, _ in b)]  # not the options records
+        self.assertEqual(s["exporters"][0]["records"], len(flows), "one record per conversation")
+
+    def test_options_records_report_statistics_and_interfaces(self):
+        with harness.Collectors() as col:
+            capture, s = self.run_weir([{"url": col.url()}])
+            col.finish()
+            self.assertEqual(col.nfdump_sequence_failures(), 0, "options records count in the sequence")
+            blocks, _ = tshark_blocks(col.lo_pcap, col.port)
+        metering = [dict(b) for b in blocks if any(k == "Ignored Packets" for k, _ in b)]
+        interfaces = [dict(b) for b in blocks if any(k == "IfName" for k, _ in b)]
+        exporting = [dict(b) for b in blocks if any(k == "FlowsExp" for k, _ in b)]
+        self.assertGreaterEqual(len(metering), 2, "at start with the templates, and at shutdown")
+        last = metering[-1]  # sent after every flow was exported
+        self.assertEqual(int(last["Permanent Packets"]), s["rx_packets"])
+        self.assertEqual(int(last["Ignored Packets"]), sum(v for k, v in s["decode_drops"].items()
+                                                            if k != "l4_truncated_accounted"))
+        self.assertEqual(int(last["Flows"]), s["flows"]["created"])
+        self.assertEqual(int(last["Not Sent Flows"]), 0)
+        self.assertEqual(interfaces[-1]["IfName"], s["ports"][0]["name"])
+        self.assertEqual(int(exporting[-1]["FlowsExp"]), s["exporters"][0]["records"])
+        self.assertEqual(s["exporters"][0]["options_records"], len(metering) + len(interfaces) + len(exporting))
 
     def test_ipfix_files_rotate_and_read_back(self):
         tmp = tempfile.mkdtemp(prefix="weir-files-")
@@ -115,7 +136,7 @@ class ExportFormats(unittest.TestCase):
             self.assertTrue(blocks, f"{f}: no flow decoded")
             for b in blocks:
                 d = dict(b)
-                total += int(d["Packets"])
+                total += int(d.get("Packets", 0))  # options records have none
             starts += [parse_time(v) for b in blocks for k, v in b if k == "StartTime"]
         self.assertEqual(total, s["accounting"]["in_records"])
         self.assertEqual(min(starts), first_packet_ns(capture), "nanosecond times are the capture's")
@@ -224,6 +245,11 @@ class TcpExport(unittest.TestCase):
             with open(os.path.join(out, f"conn-{n}.bin"), "rb") as f:
                 msgs = harness.ipfix_stream(f.read())
             self.assertEqual(msgs[0][2][0][0], "templates", f"connection {n} starts with templates")
+            # Sequence numbers count every data record, options records included.
+            expect = 0
+            for seq, _, sets in msgs:
+                self.assertEqual(seq, expect, f"connection {n}: sequence")
+                expect += sum(x[1] for x in sets if x[0] in ("data", "options"))
             self.assertEqual(msgs[0][0], 0, f"connection {n}: a new session starts its sequence at 0")
             got.append(sum(x[2] for m in msgs for x in m[2] if x[0] == "data"))
         self.assertEqual(got, [a, c], "before the outage and after the reconnect")
