@@ -106,8 +106,8 @@ void parse_url(const std::string& url, Exporter& out) {
         out.path = path;
         return;
     }
-    if (scheme != "udp" && scheme != "tcp")
-        throw std::invalid_argument("transport \"" + scheme + "\" is not supported (udp, tcp, file)");
+    if (scheme != "udp" && scheme != "tcp" && scheme != "http")
+        throw std::invalid_argument("transport \"" + scheme + "\" is not supported (udp, tcp, file, http)");
     std::string rest = url.substr(sep + 3);
     std::string host, port;
     if (!rest.empty() && rest[0] == '[') {
@@ -123,7 +123,8 @@ void parse_url(const std::string& url, Exporter& out) {
         port = colon == std::string::npos ? "" : rest.substr(colon + 1);
     }
     if (host.empty()) throw std::invalid_argument("no host in \"" + url + "\"");
-    unsigned long p = 4739;
+    unsigned long p = scheme == "http" ? 8123 : 4739;
+    if (!port.empty() && port.back() == '/') port.pop_back();  // http://host:8123/
     if (!port.empty()) {
         size_t used = 0;
         try {
@@ -202,9 +203,14 @@ Config from_json(const json& j) {
                     r.number("queue_mb", e.queue_mb, 0.0625, 4096);
                     r.boolean("options", e.options);
                     r.integer("rotate_s", e.rotate_s, 0, 86400 * 365);
+                    r.string("table", e.table);
+                    r.integer("batch_rows", e.batch_rows, 1, 10'000'000);
+                    r.integer("flush_s", e.flush_s, 1, 3600);
+                    r.integer("queue_batches", e.queue_batches, 1, 100000);
                     const bool netflow = e.format == "netflow9" || e.format == "netflow5";
-                    if (e.format != "ipfix" && !netflow)
-                        r.problem(r.at("format"), "expected \"ipfix\", \"netflow9\" or \"netflow5\", got \"" + e.format + "\"");
+                    if (e.format != "ipfix" && !netflow && e.format != "jsonl" && e.format != "clickhouse")
+                        r.problem(r.at("format"), "expected \"ipfix\", \"netflow9\", \"netflow5\", \"jsonl\" or "
+                                                  "\"clickhouse\", got \"" + e.format + "\"");
                     if (netflow && e.mode != "uniflow")
                         r.problem(r.at("mode"), "biflow needs format \"ipfix\" (RFC 5103)");
                     if (netflow && e.time_unit != "ms")
@@ -222,7 +228,12 @@ Config from_json(const json& j) {
                                 r.problem(r.at("url"), err.what());
                             }
                     }
-                    if (netflow && !e.url.empty() && e.scheme != "udp")
+                    if ((e.format == "clickhouse") != (e.scheme == "http") && !e.scheme.empty())
+                        r.problem(r.at("url"), e.format == "clickhouse" ? "clickhouse takes http://HOST:PORT"
+                                                                        : "http:// is for format \"clickhouse\"");
+                    if (e.format == "jsonl" && e.scheme == "udp")
+                        r.problem(r.at("url"), "JSON lines go to file:// or tcp://");
+                    if (netflow && !e.scheme.empty() && e.scheme != "udp")
                         r.problem(r.at("url"), "NetFlow goes over udp:// only");
                     if ((e.rotate_mb || e.rotate_s) && e.scheme != "file" && !e.url.empty())
                         r.problem(r.at("rotate_mb"), "rotation applies to file:// exporters only");

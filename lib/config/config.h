@@ -20,9 +20,9 @@ struct Port {
 };
 
 struct Exporter {
-    std::string format = "ipfix";  // ipfix | netflow9 | netflow5
-    std::string url;               // udp://HOST:PORT, tcp://HOST:PORT or file:///PATH
-    std::string scheme;            // "udp", "tcp" or "file"
+    std::string format = "ipfix";  // ipfix | netflow9 | netflow5 | jsonl | clickhouse
+    std::string url;               // udp://HOST:PORT, tcp://HOST:PORT, file:///PATH, http://HOST:PORT
+    std::string scheme;            // "udp", "tcp", "file" or "http"
     std::string host;
     uint16_t port = 0;
     std::string path;              // file://
@@ -32,6 +32,10 @@ struct Exporter {
     uint32_t rotate_s = 0;         // file://: rotate at this age (0: never)
     double queue_mb = 16;          // tcp://: bytes queued for a slow collector before dropping
     bool options = true;           // IPFIX: options records (statistics, interface table)
+    std::string table = "weir.flows";  // clickhouse: the table to insert into
+    uint32_t batch_rows = 10000;   // clickhouse: rows per INSERT
+    uint32_t flush_s = 1;          // clickhouse: a partial batch waits at most this long
+    uint32_t queue_batches = 64;   // clickhouse: batches waiting for the server before dropping
 };
 
 struct Config {

@@ -15,7 +15,8 @@ Exporter::Exporter(const config::Exporter& ex) : url_(ex.url), format_(ex.format
 
 std::string identity_of(const config::Exporter& ex) {
     return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + " " + std::to_string(ex.rotate_mb) + " " +
-           std::to_string(ex.rotate_s) + " " + std::to_string(ex.queue_mb) + (ex.options ? " options" : "");
+           std::to_string(ex.rotate_s) + " " + std::to_string(ex.queue_mb) + (ex.options ? " options" : "") + " " + ex.table + " " +
+           std::to_string(ex.batch_rows) + " " + std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches);
 }
 
 namespace {
@@ -175,10 +176,12 @@ private:
 }  // namespace
 
 std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg);
+std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg);
 
 std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg,
                                        std::shared_ptr<const ExportContext> ctx) {
     if (ex.format == "netflow9" || ex.format == "netflow5") return make_netflow_exporter(ex, cfg);
+    if (ex.format == "jsonl" || ex.format == "clickhouse") return make_json_exporter(ex, cfg);
     return std::make_unique<IpfixExporter>(ex, cfg, std::move(ctx));
 }
 

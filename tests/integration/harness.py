@@ -134,7 +134,7 @@ def norm(addr):
     return str(ipaddress.ip_address(addr.strip()))
 
 
-_PROTO_NAMES = {"TCP": 6, "UDP": 17, "ICMP": 1, "ICMP6": 58, "SCTP": 132, "GRE": 47, "ESP": 50, "AH": 51,
+_PROTO_NAMES = {"TCP": 6, "UDP": 17, "ICMP": 1, "ICMP6": 58, "IPV6-ICMP": 58, "SCTP": 132, "GRE": 47, "ESP": 50, "AH": 51,
                 "IPv6": 41, "IPIP": 4, "IGMP": 2, "PIM": 103, "OSPF": 89, "VRRP": 112, "RSVP": 46}
 
 

@@ -142,6 +142,137 @@ class ExportFormats(unittest.TestCase):
         self.assertEqual(min(starts), first_packet_ns(capture), "nanosecond times are the capture's")
 
 
+class Nfacctd(unittest.TestCase):
+    """pmacct's nfacctd (print plugin, CSV) collects IPFIX and NetFlow v9 from weir."""
+
+    def collect(self, fmt):
+        import signal
+        import shutil
+        if not shutil.which("nfacctd"):
+            self.skipTest("pmacct is not installed")
+        tmp = tempfile.mkdtemp(prefix="weir-nfacctd-")
+        port = harness.free_udp_port()
+        conf = os.path.join(tmp, "nfacctd.conf")
+        out = os.path.join(tmp, "flows.csv")
+        log = os.path.join(tmp, "nfacctd.log")
+        with open(conf, "w") as f:
+            f.write(f"daemonize: false\nnfacctd_ip: 127.0.0.1\nnfacctd_port: {port}\nnfacctd_time_new: true\n"
+                    "plugins: print\naggregate: src_host, dst_host, src_port, dst_port, proto\nprint_output: csv\n"
+                    f"print_output_file: {out}\nprint_output_file_append: true\nprint_refresh_time: 3600\n")
+        proc = subprocess.Popen(["nfacctd", "-f", conf], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        self.addCleanup(harness.stop, proc, signal.SIGKILL)
+        harness.wait_for(lambda: harness.udp_bound(port), what="nfacctd to bind")
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({"ports": [{"device": "net_pcap_nfa,rx_pcap=" + capture}],
+                       "exporters": [{"format": fmt, "url": f"udp://127.0.0.1:{port}"}]}, f)
+        self.addCleanup(os.unlink, f.name)
+        harness.run_weir(["-c", f.name])
+        import time
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)  # the print plugin writes its cache on SIGINT
+        harness.wait_for(lambda: "Purging cache - END" in open(log).read(), timeout=30, what="nfacctd to write")
+        proc.wait(timeout=30)
+        recs = []
+        with open(out) as f:
+            for line in f.read().splitlines()[1:]:
+                sa, da, sp, dp, pr, pk, by = line.split(",")
+                recs.append(harness.Rec(harness.proto_number(pr.upper()), harness.norm(sa), harness.norm(da), int(sp),
+                                        int(dp), int(pk), int(by)))
+        return capture, recs
+
+    def test_ipfix(self):
+        capture, recs = self.collect("ipfix")
+        self.assertEqual(harness.compare(recs, harness.load_truth(capture)), [])
+
+    def test_netflow9(self):
+        capture, recs = self.collect("netflow9")
+        self.assertEqual(harness.compare(recs, harness.load_truth(capture)), [])
+
+
+class AnalystFormats(unittest.TestCase):
+    def test_json_lines_equal_the_truth(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        tmp = tempfile.mkdtemp(prefix="weir-jsonl-")
+        path = os.path.join(tmp, "flows.jsonl")
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({"ports": [{"device": "net_pcap_js,rx_pcap=" + capture}],
+                       "exporters": [{"format": "jsonl", "url": "file://" + path, "time_unit": "us"}]}, f)
+        self.addCleanup(os.unlink, f.name)
+        harness.run_weir(["-c", f.name])
+        rows = [json.loads(l) for l in open(path)]
+        recs = [harness.Rec(r["proto"], r["src"], r["dst"], r["sport"], r["dport"], r["packets"], r["bytes"]) for r in rows]
+        self.assertEqual(harness.compare(recs, harness.load_truth(capture)), [])
+        first = min(r["start"] for r in rows)
+        want = first_packet_ns(capture) // 1000
+        self.assertEqual(first, datetime.datetime.fromtimestamp(want // 10**6, datetime.timezone.utc)
+                         .strftime("%Y-%m-%dT%H:%M:%S") + f".{want % 10**6:06d}Z")
+
+    def test_clickhouse_receives_the_flows(self):
+        import signal
+        import shutil
+        import socket
+        import urllib.request
+        server = shutil.which("clickhouse-server")
+        if not server:
+            self.skipTest("clickhouse-server is not installed")
+        tmp = tempfile.mkdtemp(prefix="weir-ch-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+
+        def free_port():
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                return s.getsockname()[1]
+        http, tcp, inter = free_port(), free_port(), free_port()
+        proc = subprocess.Popen([server, "--config-file=/etc/clickhouse-server/config.xml", "--",
+                                 f"--path={tmp}/data/", f"--tmp_path={tmp}/tmp/", f"--user_files_path={tmp}/uf/",
+                                 f"--format_schema_path={tmp}/fs/", f"--http_port={http}", f"--tcp_port={tcp}",
+                                 f"--interserver_http_port={inter}", "--listen_host=127.0.0.1",
+                                 f"--logger.log={tmp}/server.log", f"--logger.errorlog={tmp}/error.log",
+                                 "--logger.level=warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(harness.stop, proc, signal.SIGKILL)
+        base = f"http://127.0.0.1:{http}/"
+
+        def query(sql):
+            req = urllib.request.Request(base, data=sql.encode(), method="POST")
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.read().decode()
+
+        def up():
+            try:
+                return query("SELECT 1").strip() == "1"
+            except OSError:
+                return False
+        harness.wait_for(up, timeout=60, what="clickhouse-server to start")
+        ddl = re.sub(r"--[^\n]*", "", open(os.path.join(harness.ROOT, "deploy", "clickhouse", "weir.sql")).read())
+        for statement in (x.strip() for x in ddl.split(";")):
+            if statement:
+                query(statement)
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}],
+                       "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows",
+                                      "batch_rows": 20}]}, f)
+        self.addCleanup(os.unlink, f.name)
+        summary = f.name + ".summary"
+        self.addCleanup(lambda: os.path.exists(summary) and os.unlink(summary))
+        harness.run_weir(["-c", f.name, "--summary-json", summary])
+        with open(summary) as fs:
+            s = json.load(fs)
+        truth = harness.load_truth(capture)
+        count, packets, octets = map(int, query("SELECT count(), sum(packets), sum(bytes) FROM weir.flows").split())
+        self.assertEqual(packets, sum(t.packets for t in truth))
+        self.assertEqual(octets, sum(t.octets for t in truth))
+        self.assertEqual(count, s["exporters"][0]["records"])
+        self.assertGreater(s["exporters"][0]["messages"], 1, "batched")
+        self.assertEqual(s["exporters"][0]["lost_records"], 0)
+        # The example queries of deploy/ run on this server.
+        examples = re.sub(r"--[^\n]*", "", open(os.path.join(harness.ROOT, "deploy", "clickhouse", "queries.sql")).read())
+        for statement in (x.strip() for x in examples.split(";")):
+            if statement:
+                self.assertTrue(query(statement.replace("now() - 3600", "toDateTime(0)")).strip(), statement)
+
+
 class NetflowFormats(unittest.TestCase):
     def test_netflow_v9_and_v5_reach_nfcapd_and_tshark(self):
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)

@@ -46,7 +46,7 @@ TEST(Config, EveryProblemNamesItsField) {
         "timeouts.idle_s: expected 0.001..86400, got -1",
         "ipfix.mtu: expected 576..65535, got 100",
         "exporters[0].url: port must be 1..65535, got \"70000\"",
-        "exporters[1].format: expected \"ipfix\", \"netflow9\" or \"netflow5\", got \"sflow\"",
+        "exporters[1].format: expected \"ipfix\", \"netflow9\", \"netflow5\", \"jsonl\" or \"clickhouse\", got \"sflow\"",
         "colour: unknown key",
     };
     for (const auto& w : want) EXPECT_NE(std::find(p.begin(), p.end(), w), p.end()) << "missing: " << w;

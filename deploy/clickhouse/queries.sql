@@ -1,0 +1,31 @@
+-- Example queries over weir.flows.
+
+-- Top talkers by bytes sent in the last hour.
+SELECT src, sum(bytes) AS bytes, sum(packets) AS packets, count() AS flows
+FROM weir.flows
+WHERE start >= now() - 3600
+GROUP BY src
+ORDER BY bytes DESC
+LIMIT 20;
+
+-- The flow matrix: source /24 (IPv4) x destination /24 x service, by bytes.
+SELECT
+    if(position(src, ':') > 0, src, concat(arrayStringConcat(arraySlice(splitByChar('.', src), 1, 3), '.'), '.0/24')) AS src_net,
+    if(position(dst, ':') > 0, dst, concat(arrayStringConcat(arraySlice(splitByChar('.', dst), 1, 3), '.'), '.0/24')) AS dst_net,
+    -- the service port: the lower of the two (the client's ephemeral port is the higher one)
+    multiIf(proto = 6, concat('tcp/', toString(least(sport, dport))), proto = 17, concat('udp/', toString(least(sport, dport))),
+            proto IN (1, 58), 'icmp', toString(proto)) AS service,
+    sum(bytes) AS bytes,
+    sum(packets) AS packets,
+    count() AS flows
+FROM weir.flows
+WHERE start >= now() - 3600
+GROUP BY src_net, dst_net, service
+ORDER BY bytes DESC
+LIMIT 50;
+
+-- Flows per second and how they ended, per minute.
+SELECT toStartOfMinute(end) AS minute, end_reason, count() / 60 AS flows_per_s
+FROM weir.flows
+GROUP BY minute, end_reason
+ORDER BY minute, end_reason;

@@ -1,0 +1,37 @@
+-- Flow records from weir's "clickhouse" exporter (INSERT ... FORMAT JSONEachRow).
+-- One row per direction (mode "uniflow", the default) or per conversation with rev_* columns
+-- (mode "biflow"). Works on ClickHouse 18.16 (Debian 12) and later; addresses are strings
+-- because 18.16 has no IPv4/IPv6 column types.
+CREATE DATABASE IF NOT EXISTS weir;
+
+CREATE TABLE IF NOT EXISTS weir.flows
+(
+    start DateTime,           -- first packet, UTC seconds
+    end DateTime,             -- last packet
+    start_ms UInt64,          -- the same in milliseconds since the epoch
+    end_ms UInt64,
+    src String,
+    dst String,
+    sport UInt16,
+    dport UInt16,
+    proto UInt8,
+    icmp_type UInt8,
+    icmp_code UInt8,
+    vlan UInt16,
+    packets UInt64,
+    bytes UInt64,             -- IP-layer octets
+    tcp_flags UInt8,
+    tos UInt8,
+    ttl_min UInt8,
+    ttl_max UInt8,
+    rev_packets UInt64 DEFAULT 0,   -- biflow only
+    rev_bytes UInt64 DEFAULT 0,
+    rev_tcp_flags UInt8 DEFAULT 0,
+    end_reason UInt8,         -- IPFIX flowEndReason: 1 idle, 2 active, 3 end of flow, 4 forced, 5 evicted
+    in_port UInt16,
+    domain UInt32             -- observation domain = worker
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(start)
+ORDER BY (start, src, dst)
+SETTINGS index_granularity = 8192;

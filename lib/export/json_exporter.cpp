@@ -1,0 +1,303 @@
+// JSON lines (file or TCP) and ClickHouse (HTTP INSERT ... FORMAT JSONEachRow) exporters.
+// One object per record: per direction (uniflow) or per conversation with rev_* fields
+// (biflow). ClickHouse batches are posted by a sender thread of the exporter's own, behind a
+// bounded queue: a slow or down server costs counted drops, never a stalled control thread.
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "export/exporter.h"
+#include "export/transport.h"
+
+namespace weir::exporter {
+namespace {
+
+std::string addr(const packet::Tuple& t, const uint8_t* a) {
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(t.ip_version == 6 ? AF_INET6 : AF_INET, a, buf, sizeof(buf));
+    return buf;
+}
+
+// RFC 3339 UTC with the exporter's precision.
+std::string rfc3339(uint64_t ns, const std::string& unit) {
+    const time_t secs = static_cast<time_t>(ns / 1'000'000'000);
+    tm utc;
+    gmtime_r(&secs, &utc);
+    char buf[64];
+    const size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &utc);
+    const uint64_t sub = ns % 1'000'000'000;
+    if (unit == "ns") snprintf(buf + n, sizeof(buf) - n, ".%09luZ", static_cast<unsigned long>(sub));
+    else if (unit == "us") snprintf(buf + n, sizeof(buf) - n, ".%06luZ", static_cast<unsigned long>(sub / 1000));
+    else snprintf(buf + n, sizeof(buf) - n, ".%03luZ", static_cast<unsigned long>(sub / 1'000'000));
+    return buf;
+}
+
+// Appends one JSON object (no newline). `clickhouse`: start/end as Unix seconds for DateTime.
+void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, const flow::DirStats* rev,
+         const flow::FlowRecord& r, uint32_t domain, const std::string& unit, bool clickhouse) {
+    const bool icmp = t.proto == 1 || t.proto == 58;
+    char buf[256];
+    out += "{\"start\":";
+    if (clickhouse) out += std::to_string(d.first_ns / 1'000'000'000) + ",\"end\":" + std::to_string(d.last_ns / 1'000'000'000);
+    else out += "\"" + rfc3339(d.first_ns, unit) + "\",\"end\":\"" + rfc3339(d.last_ns, unit) + "\"";
+    snprintf(buf, sizeof(buf), ",\"start_ms\":%lu,\"end_ms\":%lu,\"src\":\"",
+             static_cast<unsigned long>(d.first_ns / 1'000'000), static_cast<unsigned long>(d.last_ns / 1'000'000));
+    out += buf;
+    out += addr(t, t.src) + "\",\"dst\":\"" + addr(t, t.dst) + "\"";
+    snprintf(buf, sizeof(buf),
+             ",\"sport\":%u,\"dport\":%u,\"proto\":%u,\"icmp_type\":%u,\"icmp_code\":%u,\"vlan\":%u,"
+             "\"packets\":%lu,\"bytes\":%lu,\"tcp_flags\":%u,\"tos\":%u,\"ttl_min\":%u,\"ttl_max\":%u",
+             icmp ? 0u : t.sport, icmp ? 0u : t.dport, t.proto, icmp ? t.dport >> 8 : 0u, icmp ? t.dport & 0xFFu : 0u,
+             t.vlan, static_cast<unsigned long>(d.packets), static_cast<unsigned long>(d.octets), d.tcp_flags, d.tos,
+             d.ttl_min, d.ttl_max);
+    out += buf;
+    if (rev) {
+        snprintf(buf, sizeof(buf), ",\"rev_packets\":%lu,\"rev_bytes\":%lu,\"rev_tcp_flags\":%u",
+                 static_cast<unsigned long>(rev->packets), static_cast<unsigned long>(rev->octets), rev->tcp_flags);
+        out += buf;
+    }
+    snprintf(buf, sizeof(buf), ",\"end_reason\":%u,\"in_port\":%u,\"domain\":%u}", r.end_reason, r.in_port, domain);
+    out += buf;
+}
+
+// The rows of a batch of conversations; returns records and packets written.
+void rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t domain, const config::Exporter& ex,
+          bool clickhouse, uint64_t& records, uint64_t& packets) {
+    const bool bi = ex.mode == "biflow";
+    for (uint32_t i = 0; i < n; ++i) {
+        const auto& r = rs[i];
+        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex.time_unit, clickhouse);
+        out += '\n';
+        ++records;
+        if (!bi && r.rev.packets) {
+            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex.time_unit, clickhouse);
+            out += '\n';
+            ++records;
+        }
+        packets += r.packets();
+    }
+}
+
+class JsonLinesExporter : public Exporter {
+public:
+    JsonLinesExporter(const config::Exporter& ex, const config::Config& cfg)
+        : Exporter(ex), ex_(ex), transport_(make_transport(ex, cfg)) {}
+
+    void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
+        std::string out;
+        uint64_t records = 0, packets = 0;
+        rows(out, rs, count, domain, ex_, false, records, packets);
+        transport_->prepare(out.size(), now_s);
+        settle();
+        if (transport_->send(reinterpret_cast<const uint8_t*>(out.data()), out.size(), now_s, records, packets)) {
+            stats_.messages.add();
+            stats_.bytes.add(out.size());
+            stats_.records.add(records);
+            stats_.packets.add(packets);
+        } else {
+            stats_.send_errors.add();
+            stats_.lost_records.add(records);
+            stats_.lost_packets.add(packets);
+        }
+    }
+    void tick(uint32_t now_s) override {
+        transport_->prepare(0, now_s);
+        settle();
+    }
+
+private:
+    void settle() {
+        const Transport::Lost l = transport_->take_lost();
+        stats_.records.sub(l.records);
+        stats_.packets.sub(l.packets);
+        stats_.lost_records.add(l.records);
+        stats_.lost_packets.add(l.packets);
+        stats_.reconnects.set(transport_->reconnects());
+    }
+    config::Exporter ex_;
+    std::unique_ptr<Transport> transport_;
+};
+
+// Posts batches to ClickHouse's HTTP interface from a thread of its own.
+class ClickHouseExporter : public Exporter {
+public:
+    ClickHouseExporter(const config::Exporter& ex, const config::Config&) : Exporter(ex), ex_(ex) {
+        path_ = "/?query=" + url_encode("INSERT INTO " + ex.table + " FORMAT JSONEachRow");
+        sender_ = std::thread([this] { run(); });
+    }
+    ~ClickHouseExporter() override {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        sender_.join();
+    }
+
+    void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
+        if (pending_.body.empty()) pending_since_ = now_s;
+        rows(pending_.body, rs, count, domain, ex_, true, pending_.records, pending_.packets);
+        if (pending_.records >= ex_.batch_rows) hand_over();
+    }
+    void tick(uint32_t now_s) override {
+        if (!pending_.body.empty() && now_s - pending_since_ >= ex_.flush_s) hand_over();
+        sync();
+    }
+    void finish(uint32_t) override {
+        hand_over();
+        // Give the server up to 30 s to take what is queued; what is left is counted lost.
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, std::chrono::seconds(30), [this] { return queue_.empty() && !busy_; });
+        for (const Batch& b : queue_) {
+            lost_records_ += b.records;
+            lost_packets_ += b.packets;
+        }
+        queue_.clear();
+        lock.unlock();
+        sync();
+    }
+
+private:
+    struct Batch {
+        std::string body;
+        uint64_t records = 0, packets = 0;
+    };
+    static std::string url_encode(const std::string& s) {
+        std::string o;
+        for (unsigned char c : s) {
+            if (isalnum(c) || c == '.' || c == '_' || c == '-') o += static_cast<char>(c);
+            else {
+                char b[4];
+                snprintf(b, sizeof(b), "%%%02X", c);
+                o += b;
+            }
+        }
+        return o;
+    }
+    void hand_over() {
+        if (pending_.body.empty()) return;
+        std::lock_guard<std::mutex> lock(mu_);
+        if (queue_.size() >= ex_.queue_batches) {
+            queued_drop_records_ += pending_.records;  // the server does not keep up: drop, count
+            queued_drop_packets_ += pending_.packets;
+        } else {
+            queue_.push_back(std::move(pending_));
+            cv_.notify_all();
+        }
+        pending_ = Batch{};
+    }
+    // Control-thread copy of what the sender thread counted (one writer per counter).
+    void sync() {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.records.set(sent_records_);
+        stats_.packets.set(sent_packets_);
+        stats_.messages.set(sent_batches_);
+        stats_.bytes.set(sent_bytes_);
+        stats_.send_errors.set(errors_);
+        stats_.lost_records.set(lost_records_ + queued_drop_records_);
+        stats_.lost_packets.set(lost_packets_ + queued_drop_packets_);
+    }
+    // One POST; returns the HTTP status (0 when the server could not be reached).
+    int post(const std::string& body, std::string& reply) {
+        addrinfo hints{};
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        addrinfo* res = nullptr;
+        if (getaddrinfo(ex_.host.c_str(), std::to_string(ex_.port).c_str(), &hints, &res) != 0 || !res) return 0;
+        const int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        timeval tv{10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        const bool ok = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
+        freeaddrinfo(res);
+        if (!ok) {
+            if (fd >= 0) close(fd);
+            return 0;
+        }
+        const std::string head = "POST " + path_ + " HTTP/1.1\r\nHost: " + ex_.host + "\r\nContent-Type: text/plain\r\n" +
+                                 "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+        bool sent = ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size());
+        for (size_t off = 0; sent && off < body.size();) {
+            const ssize_t n = ::send(fd, body.data() + off, body.size() - off, MSG_NOSIGNAL);
+            if (n <= 0) sent = false;
+            else off += static_cast<size_t>(n);
+        }
+        reply.clear();
+        char buf[4096];
+        ssize_t n;
+        while (sent && (n = recv(fd, buf, sizeof(buf), 0)) > 0) reply.append(buf, static_cast<size_t>(n));
+        close(fd);
+        int status = 0;
+        if (reply.rfind("HTTP/1.", 0) == 0 && reply.size() > 12) status = atoi(reply.c_str() + 9);
+        return status;
+    }
+    void run() {
+        std::unique_lock<std::mutex> lock(mu_);
+        for (;;) {
+            cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+            if (queue_.empty()) return;  // stop, nothing left
+            Batch b = std::move(queue_.front());
+            queue_.pop_front();
+            busy_ = true;
+            lock.unlock();
+            int status = 0;
+            std::string reply;
+            for (int attempt = 0; attempt < 3; ++attempt) {
+                if (attempt) std::this_thread::sleep_for(std::chrono::seconds(attempt));
+                status = post(b.body, reply);
+                if (status == 200) break;
+                std::lock_guard<std::mutex> g(mu_);
+                ++errors_;
+                if (status >= 400 && status < 500) break;  // the server refuses this data: retrying will not help
+            }
+            lock.lock();
+            busy_ = false;
+            if (status == 200) {
+                sent_records_ += b.records;
+                sent_packets_ += b.packets;
+                sent_bytes_ += b.body.size();
+                ++sent_batches_;
+            } else {
+                lost_records_ += b.records;
+                lost_packets_ += b.packets;
+                if (!warned_) {
+                    warned_ = true;
+                    fprintf(stderr, "weir: %s: insert failed (HTTP %d): %.200s\n", url_.c_str(), status,
+                            reply.c_str());
+                }
+            }
+            cv_.notify_all();
+        }
+    }
+
+    config::Exporter ex_;
+    std::string path_;
+    Batch pending_;  // control thread only
+    uint32_t pending_since_ = 0;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Batch> queue_;
+    bool stop_ = false, busy_ = false, warned_ = false;
+    uint64_t sent_records_ = 0, sent_packets_ = 0, sent_bytes_ = 0, sent_batches_ = 0, errors_ = 0;
+    uint64_t lost_records_ = 0, lost_packets_ = 0, queued_drop_records_ = 0, queued_drop_packets_ = 0;
+    std::thread sender_;
+};
+
+}  // namespace
+
+std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg) {
+    if (ex.format == "clickhouse") return std::make_unique<ClickHouseExporter>(ex, cfg);
+    return std::make_unique<JsonLinesExporter>(ex, cfg);
+}
+
+}  // namespace weir::exporter
