@@ -79,7 +79,7 @@ private:
     }
 
     void send_v5(const flow::FlowRecord* r, uint32_t count, uint32_t domain, Source& s, uint32_t now_s) {
-        netflow::v5::Encoder enc(buf_.data());
+        netflow::v5::Encoder enc(buf_.data(), buf_.size());
         auto flush = [&] {
             if (!enc.records()) return;
             const uint32_t len = enc.finish(s.clock, s.sequence, static_cast<uint8_t>(domain));
@@ -92,7 +92,7 @@ private:
                 stats_.lost_packets.add(enc.packets());
             }
             stats_.saturated_records.add(enc.saturated());
-            enc = netflow::v5::Encoder(buf_.data());
+            enc = netflow::v5::Encoder(buf_.data(), buf_.size());
         };
         for (uint32_t i = 0; i < count; ++i) {
             if (!netflow::v5::Encoder::can_encode(r[i])) {

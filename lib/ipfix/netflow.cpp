@@ -181,7 +181,7 @@ void Encoder::put(const packet::Tuple& t, const flow::DirStats& d, uint16_t in_p
 
 bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept {
     const uint16_t nrec = r.rev.packets ? 2 : 1;
-    if (count_ + nrec > kMaxRecords) return false;
+    if (count_ + nrec > max_records_) return false;
     put(r.tuple, r.fwd, r.in_port, clock);
     if (nrec == 2) put(r.reverse_tuple(), r.rev, r.in_port, clock);
     return true;

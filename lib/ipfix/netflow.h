@@ -73,7 +73,13 @@ constexpr uint16_t kMaxRecords = 30;
 
 class Encoder {
 public:
-    explicit Encoder(uint8_t* buf) noexcept : buf_(buf) {}
+    // At most 30 records, and no more than fit max_len bytes.
+    Encoder(uint8_t* buf, size_t max_len) noexcept
+        : buf_(buf),
+          max_records_(static_cast<uint16_t>(max_len < kHeaderLen + kRecordLen ? 0
+                                             : (max_len - kHeaderLen) / kRecordLen < kMaxRecords
+                                                 ? (max_len - kHeaderLen) / kRecordLen
+                                                 : kMaxRecords)) {}
     // False when the packet is full. The record must be IPv4 (check can_encode()).
     bool add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept;
     static bool can_encode(const flow::FlowRecord& r) noexcept { return r.tuple.ip_version == 4; }
@@ -85,6 +91,7 @@ public:
 private:
     void put(const packet::Tuple& t, const flow::DirStats& d, uint16_t in_port, const NetflowClock& c) noexcept;
     uint8_t* buf_;
+    uint16_t max_records_;
     uint16_t count_ = 0;
     uint64_t packets_ = 0;
     uint32_t saturated_ = 0;

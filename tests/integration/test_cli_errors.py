@@ -61,6 +61,13 @@ class BadInput(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("management.listen: expected ADDRESS:PORT", p.stderr)
 
+    def test_readme_exporter_example_is_valid(self):
+        text = open(os.path.join(harness.ROOT, "README.md")).read()
+        block = text.split("One example per exporter")[1].split("```json")[1].split("```")[0]
+        p = self.run_config(json.loads(block), "--check")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("8 exporter(s)", p.stdout)
+
     def test_collector_down_costs_counted_losses(self):
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)
         port = harness.free_udp_port()  # nothing listens there

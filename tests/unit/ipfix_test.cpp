@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ipfix/ipfix.h"
+#include "ipfix/netflow.h"
 #include "ipfix_reader.h"
 
 using namespace weir;
@@ -192,4 +193,41 @@ TEST(Ipfix, BiflowTemplateUsesReverseElements) {
     EXPECT_EQ(enc.records(), 1u) << "one record for both directions";
     const uint32_t len = enc.finish();
     EXPECT_EQ(len, 16u + 4u + bi.record_length(false));
+}
+
+TEST(Netflow, V5PacketsFitTheBuffer) {
+    // 30 records need 1464 bytes; a 1452-byte limit (1500 MTU over IPv6) holds 29.
+    for (const auto& [limit, want] : std::vector<std::pair<size_t, uint16_t>>{{1452, 29}, {1464, 30}, {9000, 30}}) {
+        std::vector<uint8_t> buf(limit);
+        netflow::NetflowClock clock;
+        flow::FlowRecord r = rec(tcp_entry(), flow::EndReason::kIdle);
+        r.rev = flow::DirStats{};
+        clock.observe(r);
+        netflow::v5::Encoder enc(buf.data(), limit);
+        uint16_t n = 0;
+        while (enc.add(r, clock)) ++n;
+        EXPECT_EQ(n, want) << limit;
+        EXPECT_LE(enc.finish(clock, 0, 1), limit);
+    }
+}
+
+TEST(Netflow, V9PacketsNeverExceedTheLimit) {
+    std::vector<uint8_t> buf(1452);
+    netflow::NetflowClock clock;
+    const flow::FlowRecord r = rec(tcp_entry(), flow::EndReason::kIdle);
+    clock.observe(r);
+    netflow::v9::Encoder enc(buf.data(), 1452);
+    ASSERT_TRUE(enc.add_templates());
+    int n = 0;
+    while (enc.add(r, clock)) ++n;
+    EXPECT_GT(n, 10);
+    const uint32_t len = enc.finish(clock, 7, 1);
+    EXPECT_LE(len, 1452u);
+    EXPECT_EQ(len % 4, 0u) << "flowsets end on 32-bit boundaries";
+    // Header: version 9, count = 2 templates + data records, unix secs at a whole second.
+    EXPECT_EQ(buf[0] << 8 | buf[1], 9);
+    EXPECT_EQ(buf[2] << 8 | buf[3], 2 + 2 * n);
+    const uint64_t unix_secs = static_cast<uint64_t>(buf[8]) << 24 | buf[9] << 16 | buf[10] << 8 | buf[11];
+    const uint64_t uptime = static_cast<uint64_t>(buf[4]) << 24 | buf[5] << 16 | buf[6] << 8 | buf[7];
+    EXPECT_EQ(unix_secs * 1000 - uptime, clock.boot_ms()) << "collectors recover boot exactly";
 }
