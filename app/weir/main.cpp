@@ -438,6 +438,7 @@ int main(int argc, char** argv) {
             wc.max_delay_cycles = hz / 1000 * cfg.max_delay_ms;
             wc.replay = cfg.replay;
             wc.table.capacity = cfg.flow_capacity;
+            wc.table.defer_init = true;  // zeroed by the worker on its own lcore (NUMA first touch)
             wc.table.idle_ns = static_cast<uint64_t>(cfg.idle_timeout_s * 1e9);
             wc.table.active_ns = static_cast<uint64_t>(cfg.active_timeout_s * 1e9);
             wc.table.tcp_end_ns = static_cast<uint64_t>(cfg.tcp_end_timeout_s * 1e9);
@@ -473,6 +474,9 @@ int main(int argc, char** argv) {
         }
         for (uint32_t w = 0; w < cfg.workers; ++w)
             rte_eal_remote_launch(weir::Worker::lcore_main, rt.workers[w].get(), lcores[w]);
+        // Workers zero their flow tables first; a live port's RX ring absorbs what arrives meanwhile.
+        for (const auto& w : rt.workers)
+            while (!w->ready() && !w->done()) rte_delay_us_sleep(1000);
         weir::control_loop(rt);
         rte_eal_mp_wait_lcore();
         if (!weir::report(rt)) rc = 1;

@@ -135,6 +135,8 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
 }
 
 void Worker::run() noexcept {
+    table_->initialize();  // first touch on this lcore: the table lives on this worker's node
+    ready_.store(true, std::memory_order_release);
     rte_mbuf* pkts[64];
     const uint16_t burst = static_cast<uint16_t>(cfg_.burst > 64 ? 64 : cfg_.burst);
     while (!stop_.load(std::memory_order_acquire)) {

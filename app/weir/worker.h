@@ -88,6 +88,7 @@ public:
 
     void request_stop() noexcept { stop_.store(true, std::memory_order_release); }
     bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+    bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
 
     rte_ring* full_ring() const noexcept { return full_; }
     rte_ring* free_ring() const noexcept { return free_; }
@@ -160,6 +161,7 @@ private:
     std::atomic<uint64_t> new_idle_ns_{0}, new_active_ns_{0}, new_tcp_end_ns_{0};
     alignas(64) std::atomic<bool> stop_{false};
     std::atomic<bool> done_{false};
+    std::atomic<bool> ready_{false};
     WorkerStats stats_;
 };
 

@@ -57,14 +57,21 @@ FlowTable::FlowTable(const TableConfig& cfg) : cfg_(cfg), capacity_(cfg.capacity
     links_ = reinterpret_cast<Link*>(p + b_bytes + e_bytes);
     free_ = reinterpret_cast<uint32_t*>(p + b_bytes + e_bytes + l_bytes);
 
-    // Touch everything now, on the thread that will use it, so no page fault waits for a packet.
-    std::memset(m, 0, bytes_);
+    if (!cfg.defer_init) initialize();
+}
+
+void FlowTable::initialize() noexcept {
+    if (initialized_) return;
+    // Touch every page now, so no page fault waits for a packet; the thread that does this
+    // decides the NUMA node the memory lands on (first touch).
+    std::memset(mem_, 0, bytes_);
     for (uint32_t s = 0; s < kSlots; ++s) links_[capacity_ + s] = Link{capacity_ + s, capacity_ + s};
     for (uint32_t i = 0; i < capacity_; ++i) {
         free_[i] = capacity_ - 1 - i;
         entries_[i].where = kFreeEntry;
     }
     free_top_ = capacity_;
+    initialized_ = true;
 }
 
 FlowTable::~FlowTable() {

@@ -64,6 +64,9 @@ struct TableConfig {
     uint64_t idle_ns = 15'000'000'000ull;
     uint64_t active_ns = 60'000'000'000ull;
     uint64_t tcp_end_ns = 1'000'000'000ull;  // grace after FIN both ways or RST
+    // Allocate only; the owning worker calls initialize() on its own lcore, so the pages land
+    // on that worker's NUMA node.
+    bool defer_init = false;
 };
 
 struct TableStats {
@@ -108,6 +111,10 @@ public:
     // Expires every entry (reason kForced): shutdown and end of replay.
     template <class Sink>
     void flush(Sink& sink) noexcept;
+
+    // Zeroes and links the table (done by the constructor unless TableConfig::defer_init).
+    void initialize() noexcept;
+    bool initialized() const noexcept { return initialized_; }
 
     uint32_t capacity() const noexcept { return capacity_; }
     uint32_t size() const noexcept { return capacity_ - free_top_; }
@@ -200,6 +207,7 @@ private:
     uint64_t cursor_ = 0;          // next wheel tick to process
     uint64_t evict_hint_ = 0;      // first tick that may hold entries, for evict_oldest
     bool started_ = false;
+    bool initialized_ = false;
     void* mem_ = nullptr;
     size_t bytes_ = 0;
     TableStats stats_;
