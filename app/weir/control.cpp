@@ -51,7 +51,8 @@ unsigned drain(Runtime& rt, Worker& w) {
         auto* b = static_cast<RecordBatch*>(bufs[i]);
         rt.handed_records += b->count;
         rt.handed_packets += b->packets;
-        rt.handed_messages += 1;
+        rt.handed_copy_packets += b->copy_packets;
+        rt.handed_batches += 1;
         for (auto& ex : rt.exporters) ex->send_records(b->records, b->count, b->domain, t);
     }
     rte_ring_sp_enqueue_burst(w.free_ring(), bufs, n, nullptr);
@@ -149,6 +150,11 @@ nlohmann::json do_reload(Runtime& rt) {
         fixed(c.eal == o.eal, "eal");
         fixed(c.workers == o.workers, "workers");
         fixed(c.flow_capacity == o.flow_capacity, "flow_table.capacity_per_worker");
+        fixed(c.tunnels == o.tunnels, "tunnels");
+        fixed(c.enterprise_number == o.enterprise_number, "ipfix.enterprise_number");
+        if (c.want_macs() && !o.want_macs())
+            errors.push_back("exporters: MAC addresses are kept only when an exporter asked for them at start "
+                             "(restart weir to add \"macs\": true)");
         fixed(c.mtu == o.mtu, "ipfix.mtu");
         fixed(c.observation_domain == o.observation_domain, "ipfix.observation_domain");
         fixed(c.max_delay_ms == o.max_delay_ms, "ipfix.max_delay_ms");
@@ -342,6 +348,9 @@ bool report(Runtime& rt) {
 
     json workers = json::array();
     uint64_t rx = 0, drops_total = 0, dropped_packets = 0, records = 0, dropped_records = 0;
+    uint64_t dropped_copy = 0, outer_copies = 0, handed = 0, handoff_dropped = 0, contexts_full = 0;
+    uint64_t multi_segment = 0, linearized = 0, ipv6_ext_limit = 0;
+    json tunneled = json::object(), stops = json::object();
     json drops = json::object();
     json expired = json::object();
     uint64_t created = 0, evicted_full = 0, evicted_bucket = 0;
@@ -351,9 +360,12 @@ bool report(Runtime& rt) {
                    {"rx_packets", s.rx_packets.get()},
                    {"rx_bytes", s.rx_bytes.get()},
                    {"records", s.records.get()},
-                   {"messages", s.messages.get()},
+                   {"batches", s.batches.get()},
                    {"flows_created", w->table_stats().created.get()},
-                   {"table_capacity", w->table_capacity()}};
+                   {"table_capacity", w->table_capacity()},
+                   {"handed_out", s.handed_out.get()},
+                   {"handed_in", s.handed_in.get()},
+                   {"tunnel_contexts_full", w->tunnel_stats().full.get()}};
         json jq = json::array();
         for (size_t i = 0; i < w->queues().size(); ++i)
             jq.push_back({{"port", w->queues()[i].port},
@@ -373,6 +385,22 @@ bool report(Runtime& rt) {
         drops["l4_truncated_accounted"] = drops.value("l4_truncated_accounted", uint64_t{0}) + s.l4_truncated.get();
         dropped_packets += s.dropped_packets.get();
         dropped_records += s.dropped_records.get();
+        dropped_copy += s.dropped_copy_packets.get();
+        outer_copies += s.outer_copies.get();
+        handed += s.handed_out.get();
+        handoff_dropped += s.handoff_dropped.get();
+        contexts_full += w->tunnel_stats().full.get();
+        multi_segment += s.multi_segment.get();
+        linearized += s.linearized.get();
+        ipv6_ext_limit += s.ipv6_ext_limit.get();
+        for (size_t t = 1; t < packet::kTunnelTypeCount; ++t) {
+            const char* name = packet::tunnel_name(static_cast<packet::TunnelType>(t));
+            tunneled[name] = tunneled.value(name, uint64_t{0}) + s.tunneled[t].get();
+        }
+        for (size_t r = 1; r < packet::kTunnelStopCount; ++r) {
+            const char* name = packet::tunnel_stop_name(static_cast<packet::TunnelStop>(r));
+            stops[name] = stops.value(name, uint64_t{0}) + s.tunnel_stops[r].get();
+        }
         records += s.records.get();
         const auto& ts = w->table_stats();
         created += ts.created.get();
@@ -412,18 +440,34 @@ bool report(Runtime& rt) {
                              {"format", ex->format()}});
     }
     j["exporters"] = exporters;
-    j["records_encoded"] = records;
+    j["records_written"] = records;
     j["records_handed"] = rt.handed_records.load();
     j["export_ring_dropped_records"] = dropped_records;
+    j["frames"] = {{"multi_segment", multi_segment}, {"linearized", linearized}, {"ipv6_ext_limit", ipv6_ext_limit}};
+    j["tunnels"] = {{"mode", config::tunnel_mode_name(rt.cfg.tunnels.mode)},
+                    {"decapsulated", tunneled},
+                    {"not_followed", stops},
+                    {"outer_copies", outer_copies},
+                    {"handed_between_workers", handed},
+                    {"handoff_dropped", handoff_dropped},
+                    {"contexts_full", contexts_full}};
 
     // Every packet that reached a worker is in exactly one place: a record handed to the
-    // control thread, a record the worker could not hand over, or a decode drop.
+    // control thread, a record the worker could not hand over, a packet lost between workers, or
+    // a decode drop. The copies of tunneled packets in their tunnel's own flow (mode both) are
+    // counted apart, and balance the same way.
     const uint64_t handed_packets = rt.handed_packets.load();
-    const bool balanced = rx == handed_packets + dropped_packets + drops_total;
+    const uint64_t handed_copies = rt.handed_copy_packets.load();
+    const bool balanced = rx == handed_packets + dropped_packets + handoff_dropped + drops_total &&
+                          outer_copies == handed_copies + dropped_copy;
     j["accounting"] = {{"rx_packets", rx},
                        {"in_records", handed_packets},
                        {"dropped_in_export_ring", dropped_packets},
+                       {"dropped_between_workers", handoff_dropped},
                        {"decode_drops", drops_total},
+                       {"outer_copies", outer_copies},
+                       {"outer_copies_in_records", handed_copies},
+                       {"outer_copies_dropped_in_export_ring", dropped_copy},
                        {"balanced", balanced}};
 
     std::printf("weir summary (%.3f s)\n", elapsed);
@@ -453,6 +497,20 @@ bool report(Runtime& rt) {
                 static_cast<unsigned long>(evicted_bucket));
     std::printf("  flow records: %lu (ended conversations), %lu dropped before export (export ring full)\n",
                 static_cast<unsigned long>(records), static_cast<unsigned long>(dropped_records));
+    std::printf("  frames: %lu in several buffers (%lu with headers across buffers), %lu with IPv6 extension headers "
+                "past the limit\n",
+                static_cast<unsigned long>(multi_segment), static_cast<unsigned long>(linearized),
+                static_cast<unsigned long>(ipv6_ext_limit));
+    std::printf("  tunnels (%s): opened", config::tunnel_mode_name(rt.cfg.tunnels.mode));
+    uint64_t opened = 0;
+    for (auto it = tunneled.begin(); it != tunneled.end(); ++it)
+        if (it->get<uint64_t>()) std::printf(" %s %lu", it.key().c_str(), it->get<unsigned long>()), opened += it->get<uint64_t>();
+    if (!opened) std::printf(" none");
+    std::printf("; not followed:");
+    for (auto it = stops.begin(); it != stops.end(); ++it) std::printf(" %s %lu", it.key().c_str(), it->get<unsigned long>());
+    std::printf("; outer copies %lu; between workers %lu (lost %lu); no context %lu\n",
+                static_cast<unsigned long>(outer_copies), static_cast<unsigned long>(handed),
+                static_cast<unsigned long>(handoff_dropped), static_cast<unsigned long>(contexts_full));
     if (rt.exporters.empty()) std::printf("  export: no exporter configured; records were discarded\n");
     for (const auto& je : j["exporters"])
         std::printf("  export %s %s: %lu records (%lu packets) in %lu messages + %lu template messages, %lu bytes; "
@@ -462,9 +520,12 @@ bool report(Runtime& rt) {
                     je["messages"].get<unsigned long>(), je["template_messages"].get<unsigned long>(),
                     je["bytes"].get<unsigned long>(), je["send_errors"].get<unsigned long>(),
                     je["lost_records"].get<unsigned long>(), je["skipped_records"].get<unsigned long>());
-    std::printf("  accounting: %lu packets = %lu in records + %lu dropped at export ring + %lu decode drops: %s\n",
+    std::printf("  accounting: %lu packets = %lu in records + %lu dropped at export ring + %lu lost between workers + "
+                "%lu decode drops; %lu outer copies = %lu in records + %lu dropped at export ring: %s\n",
                 static_cast<unsigned long>(rx), static_cast<unsigned long>(handed_packets),
-                static_cast<unsigned long>(dropped_packets), static_cast<unsigned long>(drops_total),
+                static_cast<unsigned long>(dropped_packets), static_cast<unsigned long>(handoff_dropped),
+                static_cast<unsigned long>(drops_total), static_cast<unsigned long>(outer_copies),
+                static_cast<unsigned long>(handed_copies), static_cast<unsigned long>(dropped_copy),
                 balanced ? "OK" : "MISMATCH");
     std::fflush(stdout);
 
@@ -540,7 +601,17 @@ metrics::Snapshot snapshot(Runtime& rt) {
         for (uint8_t r = 1; r < flow::kEndReasonSlots; ++r)
             ws.flows_expired.emplace_back(flow::end_reason_name(static_cast<flow::EndReason>(r)), ts.expired[r].get());
         ws.evicted_table_full = ts.evicted_table_full.get(), ws.evicted_bucket_full = ts.evicted_bucket_full.get();
-        ws.records = st.records.get(), ws.messages = st.messages.get();
+        ws.records = st.records.get(), ws.batches = st.batches.get();
+        ws.multi_segment = st.multi_segment.get(), ws.linearized = st.linearized.get();
+        ws.ipv6_ext_limit = st.ipv6_ext_limit.get();
+        for (size_t t = 1; t < packet::kTunnelTypeCount; ++t)
+            ws.tunneled.emplace_back(packet::tunnel_name(static_cast<packet::TunnelType>(t)), st.tunneled[t].get());
+        for (size_t r = 1; r < packet::kTunnelStopCount; ++r)
+            ws.tunnel_stops.emplace_back(packet::tunnel_stop_name(static_cast<packet::TunnelStop>(r)), st.tunnel_stops[r].get());
+        ws.outer_copies = st.outer_copies.get(), ws.handed_out = st.handed_out.get(), ws.handed_in = st.handed_in.get();
+        ws.handoff_dropped = st.handoff_dropped.get();
+        ws.tunnel_contexts = w.tunnel_stats().active.get(), ws.tunnel_contexts_capacity = w.tunnel_capacity();
+        ws.tunnel_contexts_full = w.tunnel_stats().full.get();
         ws.ring_dropped_records = st.dropped_records.get(), ws.ring_dropped_packets = st.dropped_packets.get();
         ws.ring_occupancy = w.ring_occupancy(), ws.ring_capacity = rt.cfg.export_buffers;
         s.workers.push_back(ws);
@@ -625,6 +696,8 @@ nlohmann::json top_flows(Runtime& rt, bool by_packets, uint32_t n) {
         out.push_back({{"src", addr_str(t, t.src)}, {"dst", addr_str(t, t.dst)},
                        {"sport", icmp ? 0 : t.sport}, {"dport", icmp ? 0 : t.dport},
                        {"icmp_type_code", icmp ? t.dport : 0}, {"proto", t.proto}, {"vlan", t.vlan},
+                       {"cvlan", f.cvlan}, {"tunnel_type", packet::tunnel_name(static_cast<packet::TunnelType>(f.tunnel_type))},
+                       {"tunnel_id", f.tunnel_id}, {"outer_copy", f.outer_copy},
                        {"packets", f.packets}, {"bytes", f.octets}, {"first_ms", f.first_ns / 1000000},
                        {"last_ms", f.last_ns / 1000000}, {"worker", w}});
     }

@@ -13,10 +13,16 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,7 +34,13 @@
 #include "management.h"
 
 #ifndef WEIR_DRIVERS_DIR
-#define WEIR_DRIVERS_DIR "drivers-config"
+#define WEIR_DRIVERS_DIR "/usr/local/share/weir/drivers-config"
+#endif
+#ifndef WEIR_BUILD_ROOT
+#define WEIR_BUILD_ROOT ""
+#endif
+#ifndef WEIR_SOURCE_ROOT
+#define WEIR_SOURCE_ROOT ""
 #endif
 #ifndef WEIR_VERSION
 #define WEIR_VERSION "unknown"
@@ -251,7 +263,7 @@ CaptureInfo inspect_capture(const std::string& path, const std::string& what) {
 
 // Default EAL arguments: main lcore plus one per worker, placed on the CPUs we may use with the
 // control thread alone on the first; workers share CPUs only when there are too few.
-std::vector<std::string> default_eal(const Config& cfg) {
+std::vector<std::string> default_eal(const Config& cfg, uint32_t data_room) {
     cpu_set_t set;
     CPU_ZERO(&set);
     std::vector<int> cpus;
@@ -262,7 +274,7 @@ std::vector<std::string> default_eal(const Config& cfg) {
     std::string lcores = "0@" + std::to_string(cpus[0]);
     for (uint32_t w = 1; w <= cfg.workers; ++w) {
         const int cpu = cpus.size() > 1 ? cpus[1 + (w - 1) % (cpus.size() - 1)] : cpus[0];
-        lcores += "," + std::to_string(w) + "@" + std::to_string(cpu);
+        lcores.append(",").append(std::to_string(w)).append("@").append(std::to_string(cpu));
     }
     std::vector<std::string> a = {"--lcores=" + lcores, "--no-telemetry", "--log-level=warning"};
     bool all_vdev = true;
@@ -270,12 +282,35 @@ std::vector<std::string> default_eal(const Config& cfg) {
     if (all_vdev) {
         // Packet buffers plus ring and driver overhead; the flow tables live outside DPDK memory.
         // --no-huge cannot go with --in-memory; --no-shconf keeps runs from sharing state.
-        const uint64_t mb = 64 + static_cast<uint64_t>(cfg.workers) * cfg.ports.size() * cfg.mbufs_per_queue * 2560 / (1 << 20);
+        const uint64_t mbuf = data_room + RTE_PKTMBUF_HEADROOM + 384;  // buffer, headroom, header and pool overhead
+        const uint64_t mb = 64 + static_cast<uint64_t>(cfg.workers) * cfg.ports.size() * cfg.mbufs_per_queue * mbuf / (1 << 20) +
+                            static_cast<uint64_t>(cfg.workers) * cfg.workers * cfg.tunnels.handoff_ring * sizeof(weir::Handoff) /
+                                (1 << 20);
         a.insert(a.end(), {"--no-huge", "--no-shconf", "--no-pci", "-m", std::to_string(mb)});
     } else {
         a.push_back("--in-memory");
     }
     return a;
+}
+
+// Where the driver profiles are when the configuration does not say: next to the binary
+// (PREFIX/bin/weir and PREFIX/share/weir/drivers-config, or the source tree of the build tree it
+// sits in), then the prefix it was built for. Empty when none exists; `tried` lists where it
+// looked. The compiled-in copies of the shipped profiles then serve.
+std::string find_drivers_dir(std::vector<std::string>& tried) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        tried.push_back((exe.parent_path() / ".." / "share" / "weir" / "drivers-config").lexically_normal());
+        const std::string build_root = WEIR_BUILD_ROOT;
+        if (!build_root.empty() && exe.string().rfind(build_root + "/", 0) == 0)
+            tried.push_back((fs::path(WEIR_SOURCE_ROOT) / "drivers-config").lexically_normal());
+    }
+    tried.push_back(WEIR_DRIVERS_DIR);
+    for (const auto& d : tried)
+        if (fs::is_directory(d, ec)) return d;
+    return "";
 }
 
 uint64_t wall_ns() {
@@ -294,7 +329,21 @@ int main(int argc, char** argv) {
     } catch (const weir::config::ConfigError& e) {
         die_config(e.problems());
     }
-    if (cfg.drivers_config.empty()) cfg.drivers_config = WEIR_DRIVERS_DIR;
+    std::string drivers_note;
+    if (!cfg.drivers_config.empty()) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(cfg.drivers_config, ec))
+            die_config({"drivers_config: no such folder \"" + cfg.drivers_config + "\""});
+    } else {
+        std::vector<std::string> tried;
+        cfg.drivers_config = find_drivers_dir(tried);
+        if (cfg.drivers_config.empty()) {
+            std::string where;
+            for (const auto& t : tried) where += (where.empty() ? "" : ", ") + t;
+            drivers_note = "weir: warning: no drivers-config folder (looked in " + where +
+                           "); using the driver profiles compiled into weir, which are the shipped ones\n";
+        }
+    }
     if (cli.check) {
         std::printf("weir: configuration OK: %zu port(s), %u worker(s), %zu exporter(s)\n", cfg.ports.size(),
                     cfg.workers, cfg.exporters.size());
@@ -328,13 +377,35 @@ int main(int argc, char** argv) {
                         " capture(s), one queue each"});
     }
 
+    std::fputs(drivers_note.c_str(), stderr);
+    // Virtual devices take the driver arguments their profile adds (af_packet frame sizes), and
+    // their packet buffers are sized before EAL starts.
+    uint32_t vdev_room = RTE_MBUF_DEFAULT_DATAROOM;
+    std::vector<std::string> devices;
+    for (const auto& p : cfg.ports) {
+        std::string dev = p.device;
+        if (p.is_vdev()) {
+            const std::string driver = weir::dpdk::vdev_driver(dev);
+            if (!driver.empty()) {
+                try {
+                    const auto prof = weir::dpdk::load_profile(cfg.drivers_config, driver);
+                    dev = weir::dpdk::with_devargs(dev, prof);
+                    vdev_room = std::max(vdev_room, weir::dpdk::data_room_for(prof, false));
+                } catch (const std::exception& e) {
+                    die_config({std::string("driver profile: ") + e.what()});
+                }
+            }
+        }
+        devices.push_back(dev);
+    }
+
     // EAL.
     std::vector<std::string> eal_args = {"weir"};
-    const std::vector<std::string> base = cfg.eal.empty() ? default_eal(cfg) : cfg.eal;
+    const std::vector<std::string> base = cfg.eal.empty() ? default_eal(cfg, vdev_room) : cfg.eal;
     eal_args.insert(eal_args.end(), base.begin(), base.end());
-    for (const auto& p : cfg.ports) {
-        eal_args.push_back(p.is_vdev() ? "--vdev" : "-a");
-        eal_args.push_back(p.device);
+    for (size_t p = 0; p < cfg.ports.size(); ++p) {
+        eal_args.push_back(cfg.ports[p].is_vdev() ? "--vdev" : "-a");
+        eal_args.push_back(devices[p]);
     }
     std::vector<char*> eal_argv;
     for (auto& s : eal_args) eal_argv.push_back(s.data());
@@ -355,24 +426,10 @@ int main(int argc, char** argv) {
 
     int rc = 0;
     try {
-        // One mbuf pool per worker, on the worker's socket.
-        std::vector<unsigned> lcores;
-        unsigned lc;
-        RTE_LCORE_FOREACH_WORKER(lc) {
-            if (lcores.size() < cfg.workers) lcores.push_back(lc);
-        }
-        std::vector<rte_mempool*> pools;
-        for (uint32_t w = 0; w < cfg.workers; ++w) {
-            const std::string name = "weir_mbuf_w" + std::to_string(w);
-            const unsigned n = cfg.mbufs_per_queue * static_cast<unsigned>(cfg.ports.size());
-            rte_mempool* mp = rte_pktmbuf_pool_create(name.c_str(), n, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                                      static_cast<int>(rte_lcore_to_socket_id(lcores[w])));
-            if (!mp) throw std::runtime_error("cannot allocate " + std::to_string(n) + " mbufs for worker " +
-                                              std::to_string(w) + ": " + rte_strerror(rte_errno) +
-                                              " (more hugepages, or -m with --no-huge)");
-            pools.push_back(mp);
-        }
-
+        // What each port will be set up with: its packet buffers must hold what it receives.
+        std::vector<weir::dpdk::PortPlan> plans;
+        uint32_t data_room = RTE_MBUF_DEFAULT_DATAROOM;
+        bool inner_rss = !cfg.ports.empty();
         for (size_t p = 0; p < cfg.ports.size(); ++p) {
             const std::string what = "ports[" + std::to_string(p) + "]";
             uint16_t id;
@@ -384,10 +441,42 @@ int main(int argc, char** argv) {
                 rte_eal_cleanup();
                 return kExitUsage;
             }
+            try {
+                plans.push_back(weir::dpdk::plan_port(id, cfg.drivers_config, what));
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "weir: config: %s\n", e.what());
+                rte_eal_cleanup();
+                return kExitUsage;
+            }
+            data_room = std::max(data_room, plans.back().data_room);
+            inner_rss = inner_rss && plans.back().inner_rss;
+        }
+
+        // One mbuf pool per worker, on the worker's socket.
+        std::vector<unsigned> lcores;
+        unsigned lc;
+        RTE_LCORE_FOREACH_WORKER(lc) {
+            if (lcores.size() < cfg.workers) lcores.push_back(lc);
+        }
+        std::vector<rte_mempool*> pools;
+        for (uint32_t w = 0; w < cfg.workers; ++w) {
+            const std::string name = "weir_mbuf_w" + std::to_string(w);
+            const unsigned n = cfg.mbufs_per_queue * static_cast<unsigned>(cfg.ports.size());
+            rte_mempool* mp = rte_pktmbuf_pool_create(name.c_str(), n, 256, 0,
+                                                      static_cast<uint16_t>(data_room + RTE_PKTMBUF_HEADROOM),
+                                                      static_cast<int>(rte_lcore_to_socket_id(lcores[w])));
+            if (!mp) throw std::runtime_error("cannot allocate " + std::to_string(n) + " mbufs of " +
+                                              std::to_string(data_room) + " bytes for worker " + std::to_string(w) +
+                                              ": " + rte_strerror(rte_errno) + " (more hugepages, or -m with --no-huge)");
+            pools.push_back(mp);
+        }
+
+        for (size_t p = 0; p < cfg.ports.size(); ++p) {
+            const std::string what = "ports[" + std::to_string(p) + "]";
             weir::dpdk::PortInfo pi;
             try {
-                pi = weir::dpdk::start_port(id, static_cast<uint16_t>(cfg.workers), pools, cfg.ports[p].rx_descriptors,
-                                            cfg.drivers_config, what);
+                pi = weir::dpdk::start_port(plans[p], static_cast<uint16_t>(cfg.workers), pools, cfg.ports[p].rx_descriptors,
+                                            what);
             } catch (const std::exception& e) {
                 // Queue counts, descriptors, RSS: what the configuration asked of this device.
                 std::fprintf(stderr, "weir: config: %s\n", e.what());
@@ -395,9 +484,9 @@ int main(int argc, char** argv) {
                 rte_eal_cleanup();
                 return kExitUsage;
             }
-            std::fprintf(stderr, "weir: port %u %s (%s): %u RX queues x %u descriptors; RSS: %s; profile %s\n", pi.id,
+            std::fprintf(stderr, "weir: port %u %s (%s): %u RX queues x %u descriptors; RSS: %s; %s; profile %s\n", pi.id,
                          pi.name.c_str(), pi.driver.c_str(), pi.queues, pi.rx_descriptors, pi.rss.c_str(),
-                         pi.profile.source.c_str());
+                         pi.frames.c_str(), pi.profile.source.c_str());
             rt.ports.push_back(pi);
         }
         const weir::dpdk::TimestampField tsf = weir::dpdk::timestamp_field();
@@ -428,11 +517,21 @@ int main(int argc, char** argv) {
         const uint64_t hz = rte_get_tsc_hz();
         const uint64_t tsc0 = rte_rdtsc();
         const uint64_t wall0 = wall_ns();
+        rt.decode = cfg.tunnels.decode_options(cfg.want_macs());
+        // A tunneled conversation's two directions may arrive with different outer headers (a
+        // VTEP's UDP source port is a hash of the inner packet): unless every port's device hashes
+        // on the innermost headers, such packets go to the worker their inner conversation maps to.
+        const bool handoff = cfg.workers > 1 && cfg.tunnels.mode != weir::packet::TunnelMode::kOuter && !inner_rss;
         for (uint32_t w = 0; w < cfg.workers; ++w) {
             weir::WorkerConfig wc;
             wc.index = w;
             wc.burst = cfg.burst;
             wc.domain = cfg.observation_domain + w;
+            wc.decode = &rt.decode;
+            wc.tunnel_contexts = cfg.tunnels.contexts_per_worker;
+            wc.workers = cfg.workers;
+            wc.handoff = handoff;
+            wc.table.macs = cfg.want_macs();
 
             wc.buffers = cfg.export_buffers;
             wc.max_delay_cycles = hz / 1000 * cfg.max_delay_ms;
@@ -451,9 +550,46 @@ int main(int argc, char** argv) {
             }
             rt.workers.push_back(std::make_unique<weir::Worker>(wc, std::move(queues), tsf.offset, tsf.flag, hz, wall0, tsc0));
         }
+        if (cfg.workers > 1) {
+            // Hand-off rings, one per ordered pair of workers (single producer, single consumer).
+            uint32_t size = 1;
+            while (size < cfg.tunnels.handoff_ring) size <<= 1;
+            std::vector<std::vector<rte_ring*>> ring(cfg.workers, std::vector<rte_ring*>(cfg.workers, nullptr));
+            for (uint32_t a = 0; a < cfg.workers; ++a)
+                for (uint32_t b = 0; b < cfg.workers; ++b) {
+                    if (a == b || !handoff) continue;
+                    const std::string name = "weir_h" + std::to_string(a) + "_" + std::to_string(b);
+                    ring[a][b] = rte_ring_create_elem(name.c_str(), sizeof(weir::Handoff), size,
+                                                      static_cast<int>(rte_lcore_to_socket_id(lcores[b])),
+                                                      RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+                    if (!ring[a][b]) throw std::runtime_error("cannot create hand-off ring " + name + ": " + rte_strerror(rte_errno));
+                    rt.handoff_rings.push_back(ring[a][b]);
+                }
+            for (uint32_t w = 0; w < cfg.workers; ++w) {
+                std::vector<rte_ring*> to(cfg.workers), from(cfg.workers);
+                for (uint32_t o = 0; o < cfg.workers; ++o) {
+                    to[o] = ring[w][o];
+                    from[o] = ring[o][w];
+                }
+                if (!handoff) to.clear(), from.clear();
+                rt.workers[w]->connect(std::move(to), std::move(from), &rt.rx_stopped);
+            }
+        }
         rt.cfg = cfg;
         std::fprintf(stderr, "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",
                      cfg.workers, cfg.flow_capacity, rt.workers[0]->table_memory() / 1048576.0, cfg.exporters.size());
+        {
+            std::string ports;
+            for (const auto& [type, list] : cfg.tunnels.udp_ports)
+                for (uint16_t port : list) ports += (ports.empty() ? "" : ", ") + std::string(weir::packet::tunnel_name(type)) + " " + std::to_string(port);
+            std::fprintf(stderr, "weir: tunnels: flows keyed on %s headers%s (UDP: %s; nesting up to %u, %u tunnel contexts per worker)%s\n",
+                         cfg.tunnels.mode == weir::packet::TunnelMode::kOuter ? "the outer"
+                         : cfg.tunnels.mode == weir::packet::TunnelMode::kInner ? "the inner" : "both the inner and the outer",
+                         cfg.tunnels.mode == weir::packet::TunnelMode::kOuter ? "" : ", the tunnel kept in the key",
+                         ports.c_str(), cfg.tunnels.max_depth, cfg.tunnels.contexts_per_worker,
+                         handoff ? "; tunneled packets go to the worker of their inner conversation"
+                         : inner_rss && cfg.workers > 1 ? "; the NICs spread tunneled packets by their inner headers" : "");
+        }
 
         struct timespec t;
         clock_gettime(CLOCK_MONOTONIC, &t);
@@ -490,6 +626,7 @@ int main(int argc, char** argv) {
         rte_eth_dev_close(p.id);
     }
     rt.workers.clear();
+    for (rte_ring* r : rt.handoff_rings) rte_ring_free(r);
     rte_eal_cleanup();
     return rc;
 }

@@ -6,19 +6,33 @@
 #include <rte_mbuf_dyn.h>
 #include <rte_pause.h>
 #include <rte_ring.h>
+#include <rte_ring_elem.h>
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 
 namespace weir {
+namespace {
+
+constexpr uint32_t kLinearBytes = 4096;  // headers of a multi-segment frame copied to decode them
+
+const packet::DecodeOptions& default_decode() {
+    static const packet::DecodeOptions d;
+    return d;
+}
+
+}  // namespace
 
 Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_offset, uint64_t ts_flag,
                uint64_t tsc_hz, uint64_t wall_ns0, uint64_t tsc0)
     : cfg_(cfg),
+      decode_(cfg.decode ? cfg.decode : &default_decode()),
       queues_(std::move(queues)),
       qstats_(new QueueStats[queues_.size()]),
       table_(std::make_unique<flow::FlowTable>(cfg.table)),
+      tunnels_(std::make_unique<flow::TunnelTable>(cfg.tunnel_contexts)),
+      linear_(new uint8_t[kLinearBytes]),
       ts_offset_(ts_offset),
       ts_flag_(ts_flag),
       tsc_hz_(tsc_hz),
@@ -35,7 +49,7 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
     pool_records_.reset(new flow::FlowRecord[static_cast<size_t>(cfg.buffers) * cfg.batch_records]);
     pool_.resize(cfg.buffers);
     for (uint32_t i = 0; i < cfg.buffers; ++i) {
-        pool_[i] = RecordBatch{0, cfg.domain, 0, pool_records_.get() + static_cast<size_t>(i) * cfg.batch_records};
+        pool_[i] = RecordBatch{0, cfg.domain, 0, 0, pool_records_.get() + static_cast<size_t>(i) * cfg.batch_records};
         RecordBatch* p = &pool_[i];
         rte_ring_sp_enqueue(free_, p);
     }
@@ -44,6 +58,12 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
 Worker::~Worker() {
     rte_ring_free(full_);
     rte_ring_free(free_);
+}
+
+void Worker::connect(std::vector<rte_ring*> to, std::vector<rte_ring*> from, std::atomic<uint32_t>* rx_stopped) {
+    to_ = std::move(to);
+    from_ = std::move(from);
+    rx_stopped_ = rx_stopped;
 }
 
 int Worker::lcore_main(void* self) noexcept {
@@ -67,6 +87,7 @@ bool Worker::acquire_buffer() noexcept {
     current_ = static_cast<RecordBatch*>(p);
     current_->count = 0;
     current_->packets = 0;
+    current_->copy_packets = 0;
     return true;
 }
 
@@ -77,61 +98,196 @@ void Worker::hand_off() noexcept {
         if (!cfg_.replay && !final_flush_) {
             stats_.dropped_records.add(b->count);
             stats_.dropped_packets.add(b->packets);
+            stats_.dropped_copy_packets.add(b->copy_packets);
             current_ = b;  // reuse the batch
             b->count = 0;
             b->packets = 0;
+            b->copy_packets = 0;
             return;
         }
         rte_pause();
     }
-    stats_.messages.add();
+    stats_.batches.add();
 }
 
 void Worker::on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept {
+    const bool copy = e.key.view == flow::kViewOuterCopy;
     if (!current_ && !acquire_buffer()) {
         stats_.dropped_records.add();
-        stats_.dropped_packets.add(e.dir[0].packets + e.dir[1].packets);
+        (copy ? stats_.dropped_copy_packets : stats_.dropped_packets).add(e.packets());
+        if (e.key.tunnel) tunnels_->release(e.key.tunnel);
         return;
     }
     RecordBatch& b = *current_;
     if (b.count == 0) current_since_ = rte_rdtsc();
-    flow::make_record(e, why, b.records[b.count]);
-    b.packets += e.dir[0].packets + e.dir[1].packets;
+    flow::make_record(e, why, e.key.tunnel ? &tunnels_->key(e.key.tunnel) : nullptr, table_->macs(e), b.records[b.count]);
+    if (e.key.tunnel) tunnels_->release(e.key.tunnel);
+    (copy ? b.copy_packets : b.packets) += e.packets();
     stats_.records.add();
     if (++b.count == cfg_.batch_records) hand_off();
 }
 
-void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept {
+uint32_t Worker::owner_of(const packet::PacketInfo& pi, uint64_t tunnel_hash) const noexcept {
+    flow::FlowKey k;
+    flow::canonicalize(pi.tuple, 0, pi.cvlan, flow::kViewPrimary, k);
+    const uint64_t h = flow::key_hash(k) ^ (tunnel_hash * 0x9E3779B97F4A7C15ull);
+    return static_cast<uint32_t>(((h >> 32) * cfg_.workers) >> 32);
+}
+
+void Worker::handle(rte_mbuf** pkts, uint16_t n, const uint64_t* ts, uint16_t linktype, uint16_t port,
+                    bool arrived) noexcept {
+    struct Item {
+        flow::FlowTable::Prepared pk;
+        const packet::Layer* layer;
+        uint64_t ts;
+    };
     packet::PacketInfo info[64];
-    flow::FlowTable::Prepared prep[64];
-    uint64_t ts[64];
-    bool ok[64];
-    uint64_t bytes = 0;
+    Item items[128];
+    uint32_t pinned[64];
+    Handoff out[64];
+    uint32_t out_to[64];
+    uint32_t ni = 0, np = 0, no = 0;
+    const packet::DecodeOptions& opt = *decode_;
+    const bool both = opt.mode == packet::TunnelMode::kBoth;
+
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
-        bytes += m->pkt_len;
-        const packet::Drop d = packet::decode(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, q.linktype, info[i]);
-        ok[i] = d == packet::Drop::kNone;
-        if (!ok[i]) {
+        packet::PacketInfo& pi = info[i];
+        packet::Drop d = packet::decode(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, m->pkt_len, linktype, opt, pi);
+        if (pi.short_read) [[unlikely]] {
+            // A header crosses into the next segment of a jumbo frame: decode a contiguous copy.
+            // Only the bytes the segments really hold (a PMD may say more in pkt_len).
+            uint32_t held = 0;
+            for (const rte_mbuf* s = m; s && held < kLinearBytes; s = s->next) held += s->data_len;
+            const uint32_t len = std::min({m->pkt_len, held, kLinearBytes});
+            const auto* p = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, linear_.get()));
+            d = p ? packet::decode(p, len, m->pkt_len, linktype, opt, pi) : d;
+            if (arrived) stats_.linearized.add();
+        }
+        if (d != packet::Drop::kNone) {
             stats_.drops[static_cast<size_t>(d)].add();
             continue;
         }
-        if (info[i].l4_truncated) stats_.l4_truncated.add();
-        uint64_t t = now_ns;
-        if (q.ts_ns_per_unit && (m->ol_flags & ts_flag_))
-            t = *RTE_MBUF_DYNFIELD(m, ts_offset_, uint64_t*) * q.ts_ns_per_unit;
-        ts[i] = t;
-        if (t > clock_ns_) clock_ns_ = t;
-        table_->prepare(info[i], prep[i]);
+        if (ts[i] > clock_ns_) clock_ns_ = ts[i];
+        if (arrived) {
+            if (pi.l4_truncated) stats_.l4_truncated.add();
+            if (pi.ipv6_ext_limit) [[unlikely]] stats_.ipv6_ext_limit.add();
+            if (pi.stop != packet::TunnelStop::kNone) [[unlikely]] stats_.tunnel_stops[static_cast<size_t>(pi.stop)].add();
+        }
+        if (pi.tunnel.depth == 0) [[likely]] {
+            Item& it = items[ni++];
+            table_->prepare(pi, 0, flow::kViewPrimary, it.pk);
+            if (pi.has_macs) it.pk.macs = pi.macs;
+            it.layer = &pi;
+            it.ts = ts[i];
+            continue;
+        }
+        if (arrived) {
+            stats_.tunneled[static_cast<size_t>(pi.tunnel.type)].add();
+            if (both) {  // the tunnel's own flow, accounted where its outer headers arrived
+                Item& it = items[ni++];
+                table_->prepare(pi.outer, 0, flow::kViewOuterCopy, it.pk);
+                if (pi.has_outer_macs) it.pk.macs = pi.outer_macs;
+                it.layer = &pi.outer;
+                it.ts = ts[i];
+                stats_.outer_copies.add();
+            }
+        }
+        flow::TunnelKey tk;
+        const bool src_hi = flow::make_tunnel_key(pi.tunnel, tk);
+        const uint64_t th = flow::tunnel_hash(tk);
+        if (arrived && cfg_.handoff && pi.tunnel.entropy) {
+            const uint32_t owner = owner_of(pi, th);
+            if (owner != cfg_.index) {
+                out[no] = Handoff{m, ts[i], linktype, port, 0};
+                out_to[no++] = owner;
+                pkts[i] = nullptr;
+                continue;
+            }
+        }
+        Item& it = items[ni++];
+        const uint32_t ref = tunnels_->intern(tk, th);
+        if (ref) [[likely]] {
+            pinned[np++] = ref;
+            table_->prepare(pi, ref, flow::kViewPrimary, it.pk);
+            it.pk.tunnel_src_hi = src_hi;
+            if (pi.has_macs) it.pk.macs = pi.macs;
+            it.layer = &pi;
+        } else {
+            // No room for another tunnel: the packet is keyed on its outer headers (counted).
+            table_->prepare(pi.outer, 0, flow::kViewPrimary, it.pk);
+            if (pi.has_outer_macs) it.pk.macs = pi.outer_macs;
+            it.layer = &pi.outer;
+        }
+        it.ts = ts[i];
     }
-    for (uint16_t i = 0; i < n; ++i)
-        if (ok[i]) table_->locate(prep[i]);
-    for (uint16_t i = 0; i < n; ++i)
-        if (ok[i]) table_->update(prep[i], info[i], ts[i], q.port, *this);
+    for (uint32_t i = 0; i < ni; ++i) table_->locate(items[i].pk);
+    for (uint32_t i = 0; i < ni; ++i) table_->update(items[i].pk, *items[i].layer, items[i].ts, port, *this);
+    for (uint32_t i = 0; i < np; ++i) tunnels_->release(pinned[i]);
+
+    for (uint32_t i = 0; i < no; ++i) {
+        bool sent = true;
+        while (rte_ring_sp_enqueue_elem(to_[out_to[i]], &out[i], sizeof(Handoff)) != 0) {
+            if (!cfg_.replay) {  // live traffic never waits: the packet is counted lost
+                sent = false;
+                break;
+            }
+            // A replay loses nothing: make room by taking in what the others handed to us.
+            drain_handoffs();
+            rte_pause();
+        }
+        if (sent) {
+            stats_.handed_out.add();
+        } else {
+            stats_.handoff_dropped.add();
+            rte_pktmbuf_free(out[i].mbuf);
+        }
+    }
+}
+
+unsigned Worker::drain_handoffs() noexcept {
+    unsigned total = 0;
+    for (rte_ring* r : from_) {
+        if (!r) continue;
+        Handoff in[32];
+        const unsigned n = rte_ring_sc_dequeue_burst_elem(r, in, sizeof(Handoff), 32, nullptr);
+        if (n == 0) continue;
+        total += n;
+        stats_.handed_in.add(n);
+        rte_mbuf* pkts[32];
+        uint64_t ts[32];
+        // Runs of the same link type and port go through handle() together.
+        for (unsigned s = 0; s < n;) {
+            unsigned e = s;
+            while (e < n && in[e].linktype == in[s].linktype && in[e].port == in[s].port) {
+                pkts[e] = in[e].mbuf;
+                ts[e] = in[e].ts_ns;
+                ++e;
+            }
+            handle(pkts + s, static_cast<uint16_t>(e - s), ts + s, in[s].linktype, in[s].port, false);
+            s = e;
+        }
+        rte_pktmbuf_free_bulk(pkts, n);
+    }
+    return total;
+}
+
+void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept {
+    uint64_t ts[64];
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        const rte_mbuf* m = pkts[i];
+        bytes += m->pkt_len;
+        if (m->nb_segs > 1) [[unlikely]] stats_.multi_segment.add();
+        ts[i] = q.ts_ns_per_unit && (m->ol_flags & ts_flag_)
+                    ? *RTE_MBUF_DYNFIELD(m, ts_offset_, const uint64_t*) * q.ts_ns_per_unit
+                    : now_ns;
+    }
     qs.packets.add(n);
     qs.bytes.add(bytes);
     stats_.rx_packets.add(n);
     stats_.rx_bytes.add(bytes);
+    handle(pkts, n, ts, q.linktype, q.port, true);
 }
 
 void Worker::run() noexcept {
@@ -139,6 +295,7 @@ void Worker::run() noexcept {
     ready_.store(true, std::memory_order_release);
     rte_mbuf* pkts[64];
     const uint16_t burst = static_cast<uint16_t>(cfg_.burst > 64 ? 64 : cfg_.burst);
+    const bool peers = !from_.empty();
     while (!stop_.load(std::memory_order_acquire)) {
         const uint64_t t0 = rte_rdtsc();
         const uint64_t now_ns = tsc_to_ns(t0);
@@ -149,12 +306,24 @@ void Worker::run() noexcept {
             if (n == 0) continue;
             any = true;
             process_burst(q, qstats_[i], pkts, n, now_ns);
-            rte_pktmbuf_free_bulk(pkts, n);
+            rte_pktmbuf_free_bulk(pkts, n);  // those handed to other workers are nullptr now
         }
+        if (peers && drain_handoffs()) any = true;
         housekeeping(now_ns, t0);
         const uint64_t t1 = rte_rdtsc();
         stats_.total_cycles.add(t1 - t0);
         if (any) stats_.busy_cycles.add(t1 - t0);
+    }
+    if (rx_stopped_) {
+        // Receiving has stopped here; the others may still hand over what they received before
+        // they stopped. Once every worker has stopped receiving, nothing more can come.
+        rx_stopped_->fetch_add(1, std::memory_order_acq_rel);
+        while (rx_stopped_->load(std::memory_order_acquire) < cfg_.workers) {
+            drain_handoffs();
+            rte_pause();
+        }
+        while (drain_handoffs()) {
+        }
     }
     finish();
     done_.store(true, std::memory_order_release);
@@ -190,8 +359,11 @@ void Worker::top_step() noexcept {
     auto lighter = [&](const TopFlow& a, const TopFlow& b) { return weight(a) > weight(b); };
     top_pos_ = table_->scan(top_pos_, 4096, [&](const flow::FlowEntry& e) {
         for (int d = 0; d < 2; ++d) {
-            if (!e.dir[d].packets) continue;
-            const TopFlow f{e.tuple(d), e.dir[d].packets, e.dir[d].octets, e.dir[d].first_ns, e.dir[d].last_ns};
+            if (!e.c[d].packets) continue;
+            const flow::TunnelKey* tk = e.key.tunnel ? &tunnels_->key(e.key.tunnel) : nullptr;
+            const TopFlow f{e.tuple(d), e.c[d].packets, e.c[d].octets, e.c[d].first_ns, e.c[d].last_ns,
+                            tk ? tk->id : 0, tk ? tk->type : uint8_t{0}, e.key.view == flow::kViewOuterCopy,
+                            e.key.cvlan};
             if (top_heap_.size() < top_n_) {
                 top_heap_.push_back(f);
                 std::push_heap(top_heap_.begin(), top_heap_.end(), lighter);

@@ -1,7 +1,10 @@
-// A worker lcore: owns RX queue q of every port, its flow-table shard and its IPFIX encoder.
-// Run to completion: rx burst -> decode -> hash + prefetch -> update -> expire -> encode ->
-// hand full messages to the control thread over an SPSC ring. Nothing here blocks, locks or
-// allocates after start, except the final flush of a replay, which waits for free buffers.
+// A worker lcore: owns RX queue q of every port, its flow-table shard and its tunnel contexts.
+// Run to completion: rx burst -> decode (through tunnels) -> hash + prefetch -> update -> expire
+// -> fixed 192-byte records, handed in batches to the control thread over an SPSC ring, which
+// encodes them for the exporters. A tunneled packet whose inner conversation belongs to another
+// worker (its outer headers were spread by RSS, not its inner ones) goes to that worker over a
+// ring of its own. Nothing here blocks, locks or allocates after start, except that a replay and
+// the final flush wait for free buffers instead of dropping.
 #pragma once
 
 #include <atomic>
@@ -10,8 +13,9 @@
 #include <vector>
 
 #include "common/counter.h"
-#include "flow/flow_table.h"
 #include "flow/flow_record.h"
+#include "flow/flow_table.h"
+#include "flow/tunnel_table.h"
 #include "packet/decode.h"
 
 struct rte_ring;
@@ -24,8 +28,9 @@ namespace weir {
 // free ring.
 struct RecordBatch {
     uint32_t count;
-    uint32_t domain;   // IPFIX observation domain of the worker
-    uint64_t packets;  // in all records of the batch
+    uint32_t domain;        // IPFIX observation domain of the worker
+    uint64_t packets;       // in the records of the batch that are not outer copies
+    uint64_t copy_packets;  // in its outer-copy records (tunnels' own flows in the both mode)
     flow::FlowRecord* records;
 };
 
@@ -36,6 +41,16 @@ struct RxQueueRef {
     uint32_t ts_ns_per_unit;  // 0: packets are stamped from the TSC at RX
 };
 
+// A packet on its way to the worker that owns its inner conversation.
+struct Handoff {
+    rte_mbuf* mbuf;
+    uint64_t ts_ns;
+    uint16_t linktype;
+    uint16_t port;
+    uint32_t reserved;
+};
+static_assert(sizeof(Handoff) == 24);
+
 struct alignas(64) QueueStats {
     Counter packets;
     Counter bytes;
@@ -44,12 +59,22 @@ struct alignas(64) QueueStats {
 struct alignas(64) WorkerStats {
     Counter rx_packets;
     Counter rx_bytes;
+    Counter multi_segment;              // packets that arrived in more than one mbuf
+    Counter linearized;                 // ... whose headers crossed a segment and were copied to decode
     Counter drops[packet::kDropCount];  // by packet::Drop
     Counter l4_truncated;               // accounted with ports 0, not dropped
+    Counter ipv6_ext_limit;             // more extension headers than followed, accounted
+    Counter tunneled[packet::kTunnelTypeCount];     // packets opened, by the innermost tunnel's type
+    Counter tunnel_stops[packet::kTunnelStopCount];  // tunnels not followed, by reason (accounted outside)
+    Counter outer_copies;               // packets accounted a second time, in their tunnel's own flow
+    Counter handed_out;                 // packets passed to the worker owning their inner conversation
+    Counter handed_in;                  // packets received from other workers
+    Counter handoff_dropped;            // hand-off ring full (live ports): packets lost
     Counter records;                    // flow records (ended conversations) written
-    Counter messages;                   // batches handed to the control thread
+    Counter batches;                    // record batches handed to the control thread
     Counter dropped_records;            // no batch free or ring full: records lost
-    Counter dropped_packets;            // packets in those records
+    Counter dropped_packets;            // packets in those records (not outer copies)
+    Counter dropped_copy_packets;       // packets in lost outer-copy records
     Counter busy_cycles;
     Counter total_cycles;
 };
@@ -61,6 +86,10 @@ struct TopFlow {
     uint64_t octets;
     uint64_t first_ns;
     uint64_t last_ns;
+    uint32_t tunnel_id;
+    uint8_t tunnel_type;
+    bool outer_copy;
+    uint16_t cvlan;
 };
 
 struct WorkerConfig {
@@ -72,6 +101,10 @@ struct WorkerConfig {
     uint64_t max_delay_cycles = 0;
     bool replay = false;            // time only from packets; wait for buffers instead of dropping
     flow::TableConfig table;
+    const packet::DecodeOptions* decode = nullptr;  // shared, read-only; nullptr: the defaults
+    uint32_t tunnel_contexts = 65536;  // distinct tunnels the worker's flows may ride in
+    uint32_t workers = 1;              // all workers: the inner conversation's owner is one of them
+    bool handoff = false;              // pass tunneled packets to their inner conversation's owner
 };
 
 class Worker {
@@ -81,6 +114,10 @@ public:
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
+
+    // Rings of Handoff to every worker (`to[i]`, nullptr for this one) and from every worker
+    // (`from[i]`), and the count of workers that stopped receiving, shared by all. Before run().
+    void connect(std::vector<rte_ring*> to, std::vector<rte_ring*> from, std::atomic<uint32_t>* rx_stopped);
 
     // The lcore entry point. Returns when stop is requested, after flushing every flow.
     void run() noexcept;
@@ -94,12 +131,15 @@ public:
     rte_ring* free_ring() const noexcept { return free_; }
     const WorkerStats& stats() const noexcept { return stats_; }
     const flow::TableStats& table_stats() const noexcept { return table_->stats(); }
+    const flow::TunnelTableStats& tunnel_stats() const noexcept { return tunnels_->stats(); }
+    uint32_t tunnel_capacity() const noexcept { return tunnels_->capacity(); }
     uint32_t table_size() const noexcept { return table_->size(); }
     uint32_t table_capacity() const noexcept { return table_->capacity(); }
-    size_t table_memory() const noexcept { return table_->memory_bytes(); }
+    size_t table_memory() const noexcept { return table_->memory_bytes() + tunnels_->memory_bytes(); }
     const QueueStats& queue_stats(size_t i) const noexcept { return qstats_[i]; }
     const std::vector<RxQueueRef>& queues() const noexcept { return queues_; }
     uint32_t domain() const noexcept { return cfg_.domain; }
+    uint32_t index() const noexcept { return cfg_.index; }
 
     // Top flows without stopping the worker: request_top() from any thread, then wait for
     // top_ready(). The worker walks its table a slice per loop iteration, keeping the heaviest
@@ -113,31 +153,47 @@ public:
     void set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept;
     uint32_t ring_occupancy() const noexcept;
 
-    // Called by the flow table for each conversation that ends.
+    // Called by the flow table for each conversation that starts and ends.
+    void on_created(const flow::FlowEntry& e) noexcept {
+        if (e.key.tunnel) tunnels_->acquire(e.key.tunnel);
+    }
     void on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept;
 
     // The pipeline steps run() is made of, public so the benchmark drives the same code:
-    // one burst (decode, hash + prefetch, update), then the per-iteration housekeeping
-    // (expiry, hand-off of a message that waited long enough), and the final flush.
+    // one burst (decode, hash + prefetch, update; hand-off of other workers' packets, which
+    // are taken out of `pkts`), the packets other workers handed over, the per-iteration
+    // housekeeping (expiry, hand-off of a batch that waited long enough), and the final flush.
     void process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept;
+    unsigned drain_handoffs() noexcept;
     void housekeeping(uint64_t now_ns, uint64_t now_tsc) noexcept;
     void finish() noexcept;
 
 private:
+    // Decodes and accounts packets that all came in with the same link type and port; `arrived`
+    // is false for packets another worker handed over (already counted and copied there).
+    void handle(rte_mbuf** pkts, uint16_t n, const uint64_t* ts, uint16_t linktype, uint16_t port,
+                bool arrived) noexcept;
     bool acquire_buffer() noexcept;
     void hand_off() noexcept;
     uint64_t tsc_to_ns(uint64_t tsc) const noexcept;
+    uint32_t owner_of(const packet::PacketInfo& pi, uint64_t tunnel_hash) const noexcept;
+    void top_step() noexcept;
 
     WorkerConfig cfg_;
+    const packet::DecodeOptions* decode_;
     std::vector<RxQueueRef> queues_;
     std::unique_ptr<QueueStats[]> qstats_;
     std::unique_ptr<flow::FlowTable> table_;
+    std::unique_ptr<flow::TunnelTable> tunnels_;
     RecordBatch* current_ = nullptr;
     uint64_t current_since_ = 0;  // TSC when the current batch got its first record
     std::vector<RecordBatch> pool_;
     std::unique_ptr<flow::FlowRecord[]> pool_records_;
     rte_ring* full_ = nullptr;
     rte_ring* free_ = nullptr;
+    std::vector<rte_ring*> to_, from_;  // hand-off rings, by worker
+    std::atomic<uint32_t>* rx_stopped_ = nullptr;
+    std::unique_ptr<uint8_t[]> linear_;  // contiguous copy of a multi-segment frame's headers
     int ts_offset_;
     uint64_t ts_flag_;
     uint64_t tsc_hz_;
@@ -145,7 +201,6 @@ private:
     uint64_t tsc0_;
     uint64_t clock_ns_ = 0;  // newest packet time seen: the expiry clock
     bool final_flush_ = false;
-    void top_step() noexcept;
     // Top-flows request (written by the requester before the ticket is published).
     std::atomic<uint32_t> top_req_{0};
     std::atomic<uint32_t> top_done_{0};

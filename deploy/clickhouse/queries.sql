@@ -29,3 +29,14 @@ SELECT toStartOfMinute(end) AS minute, end_reason, count() / 60 AS flows_per_s
 FROM weir.flows
 GROUP BY minute, end_reason
 ORDER BY minute, end_reason;
+
+-- Tenants: the busiest overlay segments (VXLAN/Geneve VNI, NVGRE VSID, GRE key) in the last hour,
+-- with their tunnel end points. Outer copies (mode "both") are left out: their packets are
+-- already in the tenants' rows.
+SELECT tunnel_type, tunnel_id AS vni, sum(bytes) AS bytes, sum(packets) AS packets, count() AS flows,
+       uniqExact(tunnel_src) AS vteps
+FROM weir.flows
+WHERE start >= now() - 3600 AND tunnel_type != '' AND outer_copy = 0
+GROUP BY tunnel_type, vni
+ORDER BY bytes DESC
+LIMIT 20;

@@ -1,7 +1,9 @@
 -- Flow records from weir's "clickhouse" exporter (INSERT ... FORMAT JSONEachRow).
 -- One row per direction (mode "uniflow", the default) or per conversation with rev_* columns
 -- (mode "biflow"). Works on ClickHouse 18.16 (Debian 12) and later; addresses are strings
--- because 18.16 has no IPv4/IPv6 column types.
+-- because 18.16 has no IPv4/IPv6 column types. A table made by an earlier weir needs the
+-- columns from cvlan to dst_mac added (ALTER TABLE weir.flows ADD COLUMN ...) before this one
+-- inserts into it; until then the inserts fail, are retried and counted lost.
 CREATE DATABASE IF NOT EXISTS weir;
 
 CREATE TABLE IF NOT EXISTS weir.flows
@@ -27,6 +29,16 @@ CREATE TABLE IF NOT EXISTS weir.flows
     rev_packets UInt64 DEFAULT 0,   -- biflow only
     rev_bytes UInt64 DEFAULT 0,
     rev_tcp_flags UInt8 DEFAULT 0,
+    cvlan UInt16 DEFAULT 0,           -- QinQ customer VLAN (dot1qCustomerVlanId)
+    tunnel_type String DEFAULT '',    -- '' (not tunneled), vxlan, vxlan_gpe, geneve, gre, nvgre, erspan, gtpu, ipip, mpls, teredo, pim
+    tunnel_id UInt32 DEFAULT 0,       -- VNI, GRE key, NVGRE VSID, ERSPAN session, bottom MPLS label
+    tunnel_src String DEFAULT '',     -- the tunnel's end points in this row's direction
+    tunnel_dst String DEFAULT '',
+    tunnel_vlan UInt16 DEFAULT 0,     -- VLAN of the tunnel's own frames
+    tunnel_depth UInt8 DEFAULT 0,     -- tunnels opened to reach src/dst
+    outer_copy UInt8 DEFAULT 0,       -- 1: a tunnel's own flow (tunnels.mode "both"); its packets are also in tenant rows
+    src_mac String DEFAULT '',        -- exporters with "macs": true
+    dst_mac String DEFAULT '',
     end_reason UInt8,         -- IPFIX flowEndReason: 1 idle, 2 active, 3 end of flow, 4 forced, 5 evicted
     in_port UInt16,
     domain UInt32             -- observation domain = worker

@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <cmath>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -90,6 +91,26 @@ private:
 };
 
 }  // namespace
+
+const char* tunnel_mode_name(packet::TunnelMode m) {
+    switch (m) {
+        case packet::TunnelMode::kOuter: return "outer";
+        case packet::TunnelMode::kInner: return "inner";
+        case packet::TunnelMode::kBoth: return "both";
+    }
+    return "?";
+}
+
+packet::DecodeOptions Tunnels::decode_options(bool macs) const {
+    packet::DecodeOptions o;
+    o.mode = mode;
+    o.max_depth = static_cast<uint8_t>(max_depth);
+    o.want_macs = macs;
+    o.clear_udp_ports();
+    for (const auto& [type, ports] : udp_ports)
+        for (uint16_t p : ports) o.set_udp_port(p, type);
+    return o;
+}
 
 ConfigError::ConfigError(std::vector<std::string> problems)
     : std::runtime_error(join(problems)), problems_(std::move(problems)) {}
@@ -182,6 +203,7 @@ Config from_json(const json& j) {
             Reader r(*ip, "ipfix", problems);
             r.integer("mtu", c.mtu, 576, 65535);
             r.integer("observation_domain", c.observation_domain, 0, 0xFFFFFF00);
+            r.integer("enterprise_number", c.enterprise_number, 1, 0xFFFFFFFF);
             r.integer("template_refresh_s", c.template_refresh_s, 1, 86400);
             r.integer("template_refresh_messages", c.template_refresh_messages, 1, 1 << 30);
             r.integer("max_delay_ms", c.max_delay_ms, 1, 60000);
@@ -207,6 +229,7 @@ Config from_json(const json& j) {
                     r.integer("batch_rows", e.batch_rows, 1, 10'000'000);
                     r.integer("flush_s", e.flush_s, 1, 3600);
                     r.integer("queue_batches", e.queue_batches, 1, 100000);
+                    r.boolean("macs", e.macs);
                     const bool netflow = e.format == "netflow9" || e.format == "netflow5";
                     if (e.format != "ipfix" && !netflow && e.format != "jsonl" && e.format != "clickhouse")
                         r.problem(r.at("format"), "expected \"ipfix\", \"netflow9\", \"netflow5\", \"jsonl\" or "
@@ -237,8 +260,58 @@ Config from_json(const json& j) {
                         r.problem(r.at("url"), "NetFlow goes over udp:// only");
                     if ((e.rotate_mb || e.rotate_s) && e.scheme != "file" && !e.url.empty())
                         r.problem(r.at("rotate_mb"), "rotation applies to file:// exporters only");
+                    if (e.macs && e.format == "netflow5") r.problem(r.at("macs"), "NetFlow v5 has no MAC address fields");
                     c.exporters.push_back(e);
                 }
+        }
+        if (const json* t = top.get("tunnels"); t) {
+            Reader r(*t, "tunnels", problems);
+            std::string mode = tunnel_mode_name(c.tunnels.mode);
+            r.string("mode", mode);
+            if (mode == "outer") c.tunnels.mode = packet::TunnelMode::kOuter;
+            else if (mode == "inner") c.tunnels.mode = packet::TunnelMode::kInner;
+            else if (mode == "both") c.tunnels.mode = packet::TunnelMode::kBoth;
+            else r.problem(r.at("mode"), "expected \"outer\", \"inner\" or \"both\", got \"" + mode + "\"");
+            r.integer("max_depth", c.tunnels.max_depth, 1, 8);
+            r.integer("contexts_per_worker", c.tunnels.contexts_per_worker, 16, 1 << 24);
+            r.integer("handoff_ring", c.tunnels.handoff_ring, 64, 1 << 20);
+            if (const json* u = r.get("udp_ports"); u) {
+                Reader ur(*u, "tunnels.udp_ports", problems);
+                std::set<std::string> given;
+                for (auto& [type, ports] : c.tunnels.udp_ports) {
+                    const std::string name = packet::tunnel_name(type);
+                    const json* v = ur.get(name);
+                    if (!v) continue;
+                    given.insert(name);
+                    const std::string at = ur.at(name);
+                    if (!v->is_array()) {
+                        ur.problem(at, "expected an array of UDP ports, got " + Reader::kind(*v));
+                        continue;
+                    }
+                    ports.clear();
+                    for (size_t i = 0; i < v->size(); ++i) {
+                        const json& x = (*v)[i];
+                        if (!x.is_number_integer() || x.get<int64_t>() < 1 || x.get<int64_t>() > 65535)
+                            ur.problem(at + "[" + std::to_string(i) + "]", "expected a port 1..65535, got " + x.dump());
+                        else
+                            ports.push_back(static_cast<uint16_t>(x.get<int64_t>()));
+                    }
+                }
+                std::map<uint16_t, std::string> owner;
+                size_t total = 0;
+                for (const auto& [type, ports] : c.tunnels.udp_ports) {
+                    const std::string name = packet::tunnel_name(type);
+                    total += ports.size();
+                    for (uint16_t p : ports) {
+                        auto [it, fresh] = owner.emplace(p, name);
+                        if (!fresh)
+                            ur.problem(ur.at(given.count(name) ? name : it->second),
+                                       "port " + std::to_string(p) + " is listed for both " + it->second + " and " + name +
+                                           " (defaults count: give both lists)");
+                    }
+                }
+                if (total > 32) ur.problem("tunnels.udp_ports", "at most 32 ports in all, got " + std::to_string(total));
+            }
         }
         top.integer("burst", c.burst, 1, 64);
         top.integer("mbufs_per_queue", c.mbufs_per_queue, 1024, 1 << 20);

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "packet/decode.h"
+
 namespace weir::config {
 
 struct Port {
@@ -36,7 +38,28 @@ struct Exporter {
     uint32_t batch_rows = 10000;   // clickhouse: rows per INSERT
     uint32_t flush_s = 1;          // clickhouse: a partial batch waits at most this long
     uint32_t queue_batches = 64;   // clickhouse: batches waiting for the server before dropping
+    bool macs = false;             // source and destination MAC addresses in the records
 };
+
+// Overlays: which headers flows are keyed on, and how tunnels are recognised.
+struct Tunnels {
+    packet::TunnelMode mode = packet::TunnelMode::kInner;
+    uint32_t max_depth = 4;              // tunnels opened one inside another
+    uint32_t contexts_per_worker = 65536;  // distinct tunnels (end points, id) per worker
+    uint32_t handoff_ring = 4096;        // packets queued from one worker to another
+    // UDP destination ports per tunnel type (Teredo: either port).
+    std::vector<std::pair<packet::TunnelType, std::vector<uint16_t>>> udp_ports = {
+        {packet::TunnelType::kVxlan, {4789, 8472}}, {packet::TunnelType::kVxlanGpe, {4790}},
+        {packet::TunnelType::kGeneve, {6081}},       {packet::TunnelType::kGtpU, {2152}},
+        {packet::TunnelType::kGre, {4754}},          {packet::TunnelType::kMpls, {6635}},
+        {packet::TunnelType::kTeredo, {3544}}};
+
+    // The decode options these settings make (`macs`: copy MAC addresses).
+    packet::DecodeOptions decode_options(bool macs) const;
+    bool operator==(const Tunnels&) const = default;
+};
+
+const char* tunnel_mode_name(packet::TunnelMode m);
 
 struct Config {
     std::vector<std::string> eal;  // EAL arguments; empty: weir picks them
@@ -49,6 +72,7 @@ struct Config {
     std::vector<Exporter> exporters;
     uint32_t mtu = 1500;
     uint32_t observation_domain = 1;  // worker i exports in domain observation_domain + i
+    uint32_t enterprise_number = 32473;  // IPFIX PEN of weir's own elements (tunnel end points, ...)
     uint32_t template_refresh_s = 60;
     uint32_t template_refresh_messages = 1000;
     uint32_t max_delay_ms = 500;      // a partly filled message waits at most this long
@@ -61,6 +85,14 @@ struct Config {
     std::string management = "127.0.0.1:9471";  // metrics and status API; "" for none
     bool hold_after_replay = false;   // keep running (flows active) after a replay, until a signal
     bool replay = false;              // every port is a net_pcap capture: exit at its end
+    Tunnels tunnels;
+
+    // Some exporter wants MAC addresses: the flow tables keep them.
+    bool want_macs() const {
+        for (const auto& e : exporters)
+            if (e.macs) return true;
+        return false;
+    }
 };
 
 class ConfigError : public std::runtime_error {

@@ -14,16 +14,22 @@ namespace weir::exporter {
 Exporter::Exporter(const config::Exporter& ex) : url_(ex.url), format_(ex.format), identity_(identity_of(ex)) {}
 
 std::string identity_of(const config::Exporter& ex) {
-    return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + " " + std::to_string(ex.rotate_mb) + " " +
+    return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + (ex.macs ? " macs" : "") + " " +
+           std::to_string(ex.rotate_mb) + " " +
            std::to_string(ex.rotate_s) + " " + std::to_string(ex.queue_mb) + (ex.options ? " options" : "") + " " + ex.table + " " +
            std::to_string(ex.batch_rows) + " " + std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches);
 }
 
 namespace {
 
-ipfix::Options options_of(const config::Exporter& ex) {
+ipfix::Options options_of(const config::Exporter& ex, const config::Config& cfg) {
     ipfix::Options o;
     o.biflow = ex.mode == "biflow";
+    o.macs = ex.macs;
+    o.pen = cfg.enterprise_number;
+    o.tunnels = cfg.tunnels.mode == packet::TunnelMode::kOuter  ? ipfix::Tunnels::kNone
+              : cfg.tunnels.mode == packet::TunnelMode::kInner ? ipfix::Tunnels::kInner
+                                                                 : ipfix::Tunnels::kBoth;
     o.time = ex.time_unit == "us" ? ipfix::TimeUnit::kMicroseconds
            : ex.time_unit == "ns" ? ipfix::TimeUnit::kNanoseconds : ipfix::TimeUnit::kMilliseconds;
     return o;
@@ -34,7 +40,7 @@ public:
     IpfixExporter(const config::Exporter& ex, const config::Config& cfg, std::shared_ptr<const ExportContext> ctx)
         : Exporter(ex),
           ctx_(ex.options ? std::move(ctx) : nullptr),
-          layout_(options_of(ex)),
+          layout_(options_of(ex, cfg)),
           transport_(make_transport(ex, cfg)),
           refresh_s_(cfg.template_refresh_s),
           refresh_messages_(cfg.template_refresh_messages),
@@ -89,14 +95,33 @@ private:
         return false;
     }
 
+    // The layout's templates, in as many messages as the transport's message size needs, with
+    // the options templates in the last one.
     void send_templates(uint32_t domain, Domain& d, uint32_t now_s) {
-        uint8_t buf[1024];
-        size_t len = ipfix::kHeaderLen;
-        len += layout_.write_template_set(buf + len, sizeof(buf) - len);
-        if (ctx_) len += ipfix::write_options_templates(buf + len, sizeof(buf) - len);
-        ipfix::write_header(buf, static_cast<uint16_t>(len), now_s, d.sequence, domain);
-        if (deliver(buf, len, now_s)) {
-            stats_.template_messages.add();
+        std::vector<uint8_t> buf(transport_->max_message());
+        int next = 0;
+        bool ok = true;
+        while (ok && next < ipfix::Layout::kVariants) {
+            size_t len = ipfix::kHeaderLen;
+            len += layout_.write_templates(buf.data() + len, buf.size() - len, next);
+            if (next == ipfix::Layout::kVariants && ctx_) {
+                const size_t o = ipfix::write_options_templates(buf.data() + len, buf.size() - len);
+                if (!o && len > ipfix::kHeaderLen) {  // no room left: the options templates go alone
+                    ipfix::write_header(buf.data(), static_cast<uint16_t>(len), now_s, d.sequence, domain);
+                    ok = deliver(buf.data(), len, now_s);
+                    if (ok) stats_.template_messages.add();
+                    len = ipfix::kHeaderLen;
+                    len += ipfix::write_options_templates(buf.data() + len, buf.size() - len);
+                } else {
+                    len += o;
+                }
+            }
+            if (!ok || len == ipfix::kHeaderLen) break;
+            ipfix::write_header(buf.data(), static_cast<uint16_t>(len), now_s, d.sequence, domain);
+            ok = deliver(buf.data(), len, now_s);
+            if (ok) stats_.template_messages.add();
+        }
+        if (ok) {
             d.generation = transport_->generation();
             d.last_template_s = now_s;
             d.since_template = 0;

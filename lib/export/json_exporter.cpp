@@ -28,6 +28,19 @@ std::string addr(const packet::Tuple& t, const uint8_t* a) {
     return buf;
 }
 
+std::string addr_of(uint8_t version, const uint8_t* a) {
+    if (version != 4 && version != 6) return "";
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(version == 6 ? AF_INET6 : AF_INET, a, buf, sizeof(buf));
+    return buf;
+}
+
+std::string mac(const uint8_t* m) {
+    char buf[18];
+    snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    return buf;
+}
+
 // RFC 3339 UTC with the exporter's precision.
 std::string rfc3339(uint64_t ns, const std::string& unit) {
     const time_t secs = static_cast<time_t>(ns / 1'000'000'000);
@@ -43,13 +56,15 @@ std::string rfc3339(uint64_t ns, const std::string& unit) {
 }
 
 // Appends one JSON object (no newline). `clickhouse`: start/end as Unix seconds for DateTime.
+// `reverse`: the responder's direction of a uniflow pair (tunnel end points and MACs swapped).
 void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, const flow::DirStats* rev,
-         const flow::FlowRecord& r, uint32_t domain, const std::string& unit, bool clickhouse) {
+         const flow::FlowRecord& r, uint32_t domain, const config::Exporter& ex, bool clickhouse, bool reverse) {
+    const std::string& unit = ex.time_unit;
     const bool icmp = t.proto == 1 || t.proto == 58;
     char buf[256];
     out += "{\"start\":";
     if (clickhouse) out += std::to_string(d.first_ns / 1'000'000'000) + ",\"end\":" + std::to_string(d.last_ns / 1'000'000'000);
-    else out += "\"" + rfc3339(d.first_ns, unit) + "\",\"end\":\"" + rfc3339(d.last_ns, unit) + "\"";
+    else out.append("\"").append(rfc3339(d.first_ns, unit)).append("\",\"end\":\"").append(rfc3339(d.last_ns, unit)).append("\"");
     snprintf(buf, sizeof(buf), ",\"start_ms\":%lu,\"end_ms\":%lu,\"src\":\"",
              static_cast<unsigned long>(d.first_ns / 1'000'000), static_cast<unsigned long>(d.last_ns / 1'000'000));
     out += buf;
@@ -66,6 +81,20 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
                  static_cast<unsigned long>(rev->packets), static_cast<unsigned long>(rev->octets), rev->tcp_flags);
         out += buf;
     }
+    const uint8_t* tsrc = reverse ? r.rev_tunnel_src() : r.tunnel_src;
+    const uint8_t* tdst = reverse ? r.rev_tunnel_dst() : r.tunnel_dst;
+    snprintf(buf, sizeof(buf), ",\"cvlan\":%u,\"tunnel_type\":\"%s\",\"tunnel_id\":%u,\"tunnel_src\":\"", r.cvlan,
+             r.tunnel_type ? packet::tunnel_name(static_cast<packet::TunnelType>(r.tunnel_type)) : "", r.tunnel_id);
+    out += buf;
+    out += addr_of(r.tunnel_type ? r.tunnel_ip_version : 0, tsrc) + "\",\"tunnel_dst\":\"" +
+           addr_of(r.tunnel_type ? r.tunnel_ip_version : 0, tdst) + "\"";
+    snprintf(buf, sizeof(buf), ",\"tunnel_vlan\":%u,\"tunnel_depth\":%u,\"outer_copy\":%u", r.tunnel_vlan,
+             r.tunnel_depth, r.outer_copy() ? 1u : 0u);
+    out += buf;
+    if (ex.macs) {
+        out += ",\"src_mac\":\"" + mac(reverse ? r.dst_mac : r.src_mac) + "\",\"dst_mac\":\"" +
+               mac(reverse ? r.src_mac : r.dst_mac) + "\"";
+    }
     snprintf(buf, sizeof(buf), ",\"end_reason\":%u,\"in_port\":%u,\"domain\":%u}", r.end_reason, r.in_port, domain);
     out += buf;
 }
@@ -76,11 +105,11 @@ void rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t dom
     const bool bi = ex.mode == "biflow";
     for (uint32_t i = 0; i < n; ++i) {
         const auto& r = rs[i];
-        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex.time_unit, clickhouse);
+        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex, clickhouse, false);
         out += '\n';
         ++records;
         if (!bi && r.rev.packets) {
-            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex.time_unit, clickhouse);
+            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex, clickhouse, true);
             out += '\n';
             ++records;
         }

@@ -17,6 +17,7 @@ public:
     NetflowExporter(const config::Exporter& ex, const config::Config& cfg)
         : Exporter(ex),
           v5_(ex.format == "netflow5"),
+          macs_(ex.macs),
           transport_(make_transport(ex, cfg)),
           refresh_s_(cfg.template_refresh_s),
           refresh_messages_(cfg.template_refresh_messages),
@@ -53,7 +54,7 @@ private:
     void send_v9(const flow::FlowRecord* r, uint32_t count, uint32_t domain, Source& s, uint32_t now_s) {
         uint32_t i = 0;
         while (i < count) {
-            netflow::v9::Encoder enc(buf_.data(), static_cast<uint32_t>(buf_.size()));
+            netflow::v9::Encoder enc(buf_.data(), static_cast<uint32_t>(buf_.size()), macs_);
             const bool with_templates = !s.templates_sent || now_s - s.last_template_s >= refresh_s_ ||
                                         s.since_template >= refresh_messages_;
             if (with_templates) enc.add_templates();
@@ -109,6 +110,7 @@ private:
     }
 
     bool v5_;
+    bool macs_;
     std::unique_ptr<Transport> transport_;
     uint32_t refresh_s_;
     uint32_t refresh_messages_;

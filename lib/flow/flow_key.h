@@ -1,6 +1,7 @@
-// Flow identity: the canonical (direction-independent) form of a packet's Tuple and its hash.
-// Both directions of a conversation map to one key, so one lookup serves both and the table
-// keeps one entry per conversation. Used by the worker's flow table on every packet.
+// Flow identity: the canonical (direction-independent) form of a packet's Tuple, the context that
+// keeps tunnels and QinQ customers apart, and the hash. Both directions of a conversation map to
+// one key, so one lookup serves both and the table keeps one entry per conversation. Used by the
+// worker's flow table on every packet.
 #pragma once
 
 #include <cstdint>
@@ -10,41 +11,56 @@
 
 namespace weir::flow {
 
-using FlowKey = packet::Tuple;
+// What a flow's key says about the packets in it, beside their addresses.
+enum View : uint8_t {
+    kViewPrimary = 0,    // every packet is accounted once in a flow of this view
+    kViewOuterCopy = 1,  // the tunnel's own (outer) flow in the both mode: its packets are also in tenant flows
+};
+
+struct FlowKey {
+    packet::Tuple tuple;  // canonical: the smaller address first
+    uint32_t tunnel;      // the worker's TunnelTable reference of the tunnel carrying the flow; 0: none
+    uint16_t cvlan;       // QinQ customer VLAN of the frame carrying the IP header
+    uint8_t view;         // View
+    uint8_t reserved;
+};
+static_assert(sizeof(FlowKey) == 48);
 
 // Writes the canonical form of `t` into `key` and returns true when `t` runs from the key's
 // destination to its source (the reverse of canonical order).
-inline bool canonicalize(const packet::Tuple& t, FlowKey& key) noexcept {
+inline bool canonicalize(const packet::Tuple& t, uint32_t tunnel, uint16_t cvlan, uint8_t view, FlowKey& key) noexcept {
     // Any total order works; comparing the addresses as two native 64-bit words is cheapest.
     uint64_t s[2], d[2];
     std::memcpy(s, t.src, 16);
     std::memcpy(d, t.dst, 16);
     const bool swap = s[1] != d[1] ? s[1] > d[1] : s[0] != d[0] ? s[0] > d[0] : t.sport > t.dport;
-    key = t;
+    key.tuple = t;
     if (swap) {
-        std::memcpy(key.src, t.dst, 16);
-        std::memcpy(key.dst, t.src, 16);
-        key.sport = t.dport;
-        key.dport = t.sport;
+        std::memcpy(key.tuple.src, t.dst, 16);
+        std::memcpy(key.tuple.dst, t.src, 16);
+        key.tuple.sport = t.dport;
+        key.tuple.dport = t.sport;
     }
+    key.tunnel = tunnel;
+    key.cvlan = cvlan;
+    key.view = view;
+    key.reserved = 0;
     return swap;
 }
 
 inline bool key_equal(const FlowKey& a, const FlowKey& b) noexcept {
-    uint64_t x[5], y[5];
-    std::memcpy(x, &a, 40);
-    std::memcpy(y, &b, 40);
-    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+    uint64_t x[6], y[6];
+    std::memcpy(x, &a, 48);
+    std::memcpy(y, &b, 48);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
 }
 
-// 64-bit hash of the 40 key bytes: multiply-xorshift per word, then a final avalanche.
-inline uint64_t key_hash(const FlowKey& k) noexcept {
-    uint64_t w[5];
-    std::memcpy(w, &k, 40);
+// 64-bit hash of `n` 64-bit words: multiply-xorshift per word, then a final avalanche.
+inline uint64_t hash_words(const uint64_t* w, int n, uint64_t seed = 0x243F6A8885A308D3ull) noexcept {
     constexpr uint64_t m = 0x9E3779B97F4A7C15ull;
-    uint64_t h = 0x243F6A8885A308D3ull;
-    for (uint64_t x : w) {
-        x *= m;
+    uint64_t h = seed;
+    for (int i = 0; i < n; ++i) {
+        uint64_t x = w[i] * m;
         x ^= x >> 29;
         h = (h ^ x) * 0xBF58476D1CE4E5B9ull;
     }
@@ -52,6 +68,12 @@ inline uint64_t key_hash(const FlowKey& k) noexcept {
     h *= 0x94D049BB133111EBull;
     h ^= h >> 32;
     return h;
+}
+
+inline uint64_t key_hash(const FlowKey& k) noexcept {
+    uint64_t w[6];
+    std::memcpy(w, &k, 48);
+    return hash_words(w, 6);
 }
 
 }  // namespace weir::flow

@@ -1,39 +1,93 @@
-// What a worker hands to the exporters for each conversation that ends: fixed length (128 B),
-// both directions, so every format (uniflow or biflow IPFIX, NetFlow, JSON) is encoded on the
-// control side from the same bytes.
+// What a worker hands to the exporters for each conversation that ends: fixed length (192 B),
+// both directions, the tunnel that carried it and, when kept, its MAC addresses, so every format
+// (uniflow or biflow IPFIX, NetFlow, JSON, ClickHouse) is encoded on the control side from the
+// same bytes.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "flow/flow_table.h"
+#include "flow/tunnel_table.h"
 
 namespace weir::flow {
 
 struct FlowRecord {
+    enum Flags : uint8_t {
+        kOuterCopy = 1,  // the tunnel's own flow (both mode): its packets are also in tenant flows
+        kHasMacs = 2,
+        kTunnelRevSame = 4,  // the responder's packets ran between the tunnel end points the same way
+                             // as the initiator's (a mirror session), not the other way round
+    };
+
     packet::Tuple tuple;  // the initiator's direction (the first packet seen)
     DirStats fwd;         // initiator -> responder
     DirStats rev;         // responder -> initiator; packets == 0 when it never answered
     uint16_t in_port;
     uint8_t end_reason;   // EndReason
-    uint8_t reserved[5];
+    uint8_t flags;        // Flags
+    uint16_t cvlan;       // QinQ customer VLAN (dot1qCustomerVlanId)
+    uint8_t tunnel_type;  // packet::TunnelType; 0: not tunneled
+    uint8_t tunnel_depth;
+    uint32_t tunnel_id;
+    uint16_t tunnel_vlan;
+    uint8_t tunnel_ip_version;
+    uint8_t reserved0;
+    uint8_t tunnel_src[16];  // the tunnel's end points as the initiator's packets ran
+    uint8_t tunnel_dst[16];
+    uint8_t dst_mac[6];      // of the initiator's first packet
+    uint8_t src_mac[6];
+    uint8_t reserved[12];
 
     uint64_t packets() const noexcept { return fwd.packets + rev.packets; }
+    bool outer_copy() const noexcept { return flags & kOuterCopy; }
+    // The tunnel's end points as the responder's packets ran.
+    const uint8_t* rev_tunnel_src() const noexcept { return flags & kTunnelRevSame ? tunnel_src : tunnel_dst; }
+    const uint8_t* rev_tunnel_dst() const noexcept { return flags & kTunnelRevSame ? tunnel_dst : tunnel_src; }
     packet::Tuple reverse_tuple() const noexcept {
         packet::Tuple t = tuple;
-        for (int i = 0; i < 16; ++i) t.src[i] = tuple.dst[i], t.dst[i] = tuple.src[i];
+        std::memcpy(t.src, tuple.dst, 16);
+        std::memcpy(t.dst, tuple.src, 16);
         t.sport = tuple.dport;
         t.dport = tuple.sport;
         return t;
     }
 };
-static_assert(sizeof(FlowRecord) == 128);
+static_assert(sizeof(FlowRecord) == 192);
 
-inline void make_record(const FlowEntry& e, EndReason why, FlowRecord& r) noexcept {
+// The record of an entry. `tunnel` is the key of its tunnel (nullptr: not tunneled) and `macs`
+// the MAC addresses the table kept (nullptr: none).
+inline void make_record(const FlowEntry& e, EndReason why, const TunnelKey* tunnel, const uint8_t* macs,
+                        FlowRecord& r) noexcept {
+    std::memset(&r, 0, sizeof(r));
     r.tuple = e.tuple(0);
-    r.fwd = e.dir[0];
-    r.rev = e.dir[1];
+    r.fwd = e.dir(0);
+    r.rev = e.dir(1);
     r.in_port = e.in_port;
     r.end_reason = static_cast<uint8_t>(why);
+    r.cvlan = e.key.cvlan;
+    if (e.key.view == kViewOuterCopy) r.flags |= FlowRecord::kOuterCopy;
+    if (tunnel) {
+        r.tunnel_type = tunnel->type;
+        r.tunnel_depth = tunnel->version_depth & 0x0F;
+        r.tunnel_id = tunnel->id;
+        r.tunnel_vlan = tunnel->vlan;
+        r.tunnel_ip_version = tunnel->version_depth >> 4;
+        const bool hi = e.state & FlowTable::kTunnelSrcHi;
+        std::memcpy(r.tunnel_src, hi ? tunnel->hi : tunnel->lo, 16);
+        std::memcpy(r.tunnel_dst, hi ? tunnel->lo : tunnel->hi, 16);
+        if (e.c[1].packets && hi == static_cast<bool>(e.state & FlowTable::kTunnelSrcHiRev))
+            r.flags |= FlowRecord::kTunnelRevSame;
+    }
+    if (macs) {
+        std::memcpy(r.dst_mac, macs, 6);
+        std::memcpy(r.src_mac, macs + 6, 6);
+        r.flags |= FlowRecord::kHasMacs;
+    }
+}
+
+inline void make_record(const FlowEntry& e, EndReason why, FlowRecord& r) noexcept {
+    make_record(e, why, nullptr, nullptr, r);
 }
 
 }  // namespace weir::flow

@@ -20,12 +20,12 @@ const char* end_reason_name(EndReason r) noexcept {
 }
 
 packet::Tuple FlowEntry::tuple(int d) const noexcept {
-    packet::Tuple t = key;
+    packet::Tuple t = key.tuple;
     if ((d != 0) != (init_reversed != 0)) {
-        std::memcpy(t.src, key.dst, 16);
-        std::memcpy(t.dst, key.src, 16);
-        t.sport = key.dport;
-        t.dport = key.sport;
+        std::memcpy(t.src, key.tuple.dst, 16);
+        std::memcpy(t.dst, key.tuple.src, 16);
+        t.sport = key.tuple.dport;
+        t.dport = key.tuple.sport;
     }
     return t;
 }
@@ -46,7 +46,8 @@ FlowTable::FlowTable(const TableConfig& cfg) : cfg_(cfg), capacity_(cfg.capacity
     const size_t e_bytes = round_up(sizeof(FlowEntry) * capacity_, 4096);
     const size_t l_bytes = round_up(sizeof(Link) * (capacity_ + kSlots), 4096);
     const size_t f_bytes = round_up(sizeof(uint32_t) * capacity_, 4096);
-    bytes_ = b_bytes + e_bytes + l_bytes + f_bytes;
+    const size_t m_bytes = cfg.macs ? round_up(16ull * capacity_, 4096) : 0;
+    bytes_ = b_bytes + e_bytes + l_bytes + f_bytes + m_bytes;
     void* m = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) throw std::bad_alloc();
     madvise(m, bytes_, MADV_HUGEPAGE);  // fewer TLB misses; a hint only
@@ -56,6 +57,7 @@ FlowTable::FlowTable(const TableConfig& cfg) : cfg_(cfg), capacity_(cfg.capacity
     entries_ = reinterpret_cast<FlowEntry*>(p + b_bytes);
     links_ = reinterpret_cast<Link*>(p + b_bytes + e_bytes);
     free_ = reinterpret_cast<uint32_t*>(p + b_bytes + e_bytes + l_bytes);
+    if (cfg.macs) macs_ = p + b_bytes + e_bytes + l_bytes + f_bytes;
 
     if (!cfg.defer_init) initialize();
 }

@@ -2,17 +2,19 @@
 // eviction when full. Owned and touched by a single worker; the control thread only reads
 // the counters in stats(). Capacity is fixed at construction, nothing is allocated after.
 //
-// Layout: entries[] (one per conversation, both directions, 128 B), a bucket index of
+// Layout: entries[] (one per conversation, both directions, 128 B: a 48-byte key and the
+// counters of both directions), a bucket index of
 // 8-way buckets (one cache line: 8 signatures + 8 entry indexes), two candidate buckets per
 // key, and a timer wheel of intrusive lists. Expiry is lazy: an entry sits in the wheel slot
 // of the earliest time it could expire; when that slot comes due its real deadline is checked
 // and it is expired or moved on. A packet never touches the wheel (except on TCP FIN/RST).
 #pragma once
 
+#include <emmintrin.h>
+
 #include <cstddef>
 #include <cstdint>
-
-#include <emmintrin.h>
+#include <cstring>
 
 #include "common/counter.h"
 #include "flow/flow_key.h"
@@ -31,6 +33,7 @@ enum class EndReason : uint8_t {
 constexpr size_t kEndReasonSlots = 6;
 const char* end_reason_name(EndReason r) noexcept;
 
+// One direction of a conversation, as records carry it.
 struct DirStats {
     uint64_t packets;
     uint64_t octets;
@@ -44,18 +47,38 @@ struct DirStats {
 };
 static_assert(sizeof(DirStats) == 40);
 
-// One conversation. dir[0] is the initiator's direction (the first packet seen), dir[1] the
+// The same in a table entry, split so that an entry with a 48-byte key stays two cache lines.
+struct DirCounters {
+    uint64_t packets;
+    uint64_t octets;
+    uint64_t first_ns;
+    uint64_t last_ns;
+};
+struct DirAttrs {
+    uint8_t tcp_flags;
+    uint8_t ttl_min;
+    uint8_t ttl_max;
+    uint8_t tos;
+};
+
+// One conversation. Direction 0 is the initiator's (the first packet seen), direction 1 the
 // responder's, which may have no packets.
 struct alignas(64) FlowEntry {
     FlowKey key;            // canonical
-    DirStats dir[2];
+    DirCounters c[2];
+    DirAttrs a[2];
     uint32_t where;         // bucket * 8 + way
     uint16_t in_port;       // DPDK port of the first packet
     uint8_t init_reversed;  // the initiator runs key.dst -> key.src
-    uint8_t state;          // TCP end-of-flow bits
+    uint8_t state;          // TCP end-of-flow bits, tunnel orientation (FlowTable::kTunnelSrcHi)
 
-    // The directional tuple of dir[d].
+    // The directional tuple of direction d, and its counters as a record carries them.
     packet::Tuple tuple(int d) const noexcept;
+    DirStats dir(int d) const noexcept {
+        return DirStats{c[d].packets, c[d].octets, c[d].first_ns, c[d].last_ns,
+                        a[d].tcp_flags, a[d].ttl_min, a[d].ttl_max, a[d].tos, 0};
+    }
+    uint64_t packets() const noexcept { return c[0].packets + c[1].packets; }
 };
 static_assert(sizeof(FlowEntry) == 128);
 
@@ -67,6 +90,7 @@ struct TableConfig {
     // Allocate only; the owning worker calls initialize() on its own lcore, so the pages land
     // on that worker's NUMA node.
     bool defer_init = false;
+    bool macs = false;  // keep the MAC addresses of each flow's first packet (12 B per entry more)
 };
 
 struct TableStats {
@@ -90,18 +114,22 @@ public:
     struct Prepared {
         FlowKey key;
         uint64_t hash;
-        uint32_t hint;  // entry whose signature matched in locate(), or kNone
-        bool reversed;
+        uint32_t hint;         // entry whose signature matched in locate(), or kNone
+        bool reversed;         // the packet runs key.dst -> key.src
+        bool tunnel_src_hi;    // the packet's tunnel source is its TunnelKey's `hi` end
+        const uint8_t* macs;   // destination and source MAC of the packet, or nullptr
     };
     static constexpr uint32_t kNone = UINT32_MAX;
-    void prepare(const packet::PacketInfo& p, Prepared& out) const noexcept;
+    // The key of layer `p` with the given tunnel reference and view.
+    void prepare(const packet::Layer& p, uint32_t tunnel, uint8_t view, Prepared& out) const noexcept;
+    void prepare(const packet::Layer& p, Prepared& out) const noexcept { prepare(p, 0, kViewPrimary, out); }
     void locate(Prepared& pk) const noexcept;
 
     // Stage three: account the packet (update() also works without locate()). Entries that must
     // go first (timed out on arrival, evicted for room) are handed to sink.on_expired(entry,
-    // reason) before they are reused.
+    // reason) before they are reused; a new entry is shown to sink.on_created(entry).
     template <class Sink>
-    void update(const Prepared& pk, const packet::PacketInfo& p, uint64_t ts_ns, uint16_t port, Sink& sink) noexcept;
+    void update(const Prepared& pk, const packet::Layer& p, uint64_t ts_ns, uint16_t port, Sink& sink) noexcept;
 
     // Expires entries whose deadline is at or before now_ns; at most `budget` entries are
     // examined per call, so a worker's loop iteration stays bounded.
@@ -115,6 +143,12 @@ public:
     // Zeroes and links the table (done by the constructor unless TableConfig::defer_init).
     void initialize() noexcept;
     bool initialized() const noexcept { return initialized_; }
+
+    // The MAC addresses kept for an entry (TableConfig::macs): destination then source, of the
+    // first packet; nullptr when not kept.
+    const uint8_t* macs(const FlowEntry& e) const noexcept {
+        return macs_ ? macs_ + 16 * static_cast<size_t>(&e - entries_) : nullptr;
+    }
 
     uint32_t capacity() const noexcept { return capacity_; }
     uint32_t size() const noexcept { return capacity_ - free_top_; }
@@ -162,6 +196,12 @@ private:
     };
     enum : uint8_t { kFinInit = 1, kFinResp = 2, kClosing = 4 };
 
+public:
+    static constexpr uint8_t kTunnelSrcHi = 8;      // FlowEntry::state: the initiator's tunnel source is `hi`
+    static constexpr uint8_t kTunnelSrcHiRev = 16;  // ... the responder's (mirrors send both ways alike)
+
+private:
+
     static uint32_t sig_of(uint64_t h) noexcept { return static_cast<uint32_t>(h >> 16) | 1u; }
     // Bit w set where bucket way w holds signature `sig` (SSE2: two 4-lane compares).
     static uint32_t match_mask(const Bucket& b, uint32_t sig) noexcept {
@@ -194,7 +234,7 @@ private:
     void remove(uint32_t i, EndReason why, Sink& sink) noexcept;
     template <class Sink>
     bool evict_oldest(Sink& sink) noexcept;
-    static void account(DirStats& d, const packet::PacketInfo& p, uint64_t ts) noexcept;
+    static void account(DirCounters& d, DirAttrs& a, const packet::Layer& p, uint64_t ts) noexcept;
 
     TableConfig cfg_;
     uint32_t capacity_;
@@ -203,6 +243,7 @@ private:
     FlowEntry* entries_ = nullptr;
     Link* links_ = nullptr;        // capacity_ entries, then kSlots sentinels
     uint32_t* free_ = nullptr;     // stack of free entry indexes
+    uint8_t* macs_ = nullptr;      // 16 bytes per entry (TableConfig::macs)
     uint32_t free_top_ = 0;
     uint64_t cursor_ = 0;          // next wheel tick to process
     uint64_t evict_hint_ = 0;      // first tick that may hold entries, for evict_oldest
@@ -215,8 +256,10 @@ private:
 
 // ---- inline data-plane code ------------------------------------------------------------
 
-inline void FlowTable::prepare(const packet::PacketInfo& p, Prepared& out) const noexcept {
-    out.reversed = canonicalize(p.tuple, out.key);
+inline void FlowTable::prepare(const packet::Layer& p, uint32_t tunnel, uint8_t view, Prepared& out) const noexcept {
+    out.reversed = canonicalize(p.tuple, tunnel, p.cvlan, view, out.key);
+    out.tunnel_src_hi = false;
+    out.macs = nullptr;
     out.hash = key_hash(out.key);
     out.hint = kNone;
     __builtin_prefetch(&buckets_[bucket1(out.hash)]);
@@ -239,27 +282,27 @@ inline void FlowTable::locate(Prepared& pk) const noexcept {
     }
 }
 
-inline void FlowTable::account(DirStats& d, const packet::PacketInfo& p, uint64_t ts) noexcept {
+inline void FlowTable::account(DirCounters& d, DirAttrs& a, const packet::Layer& p, uint64_t ts) noexcept {
     if (d.packets == 0) {
         d.first_ns = d.last_ns = ts;
-        d.ttl_min = d.ttl_max = p.ttl;
-        d.tos = p.tos;
+        a.ttl_min = a.ttl_max = p.ttl;
+        a.tos = p.tos;
     } else {
         if (ts < d.first_ns) d.first_ns = ts;
         if (ts > d.last_ns) d.last_ns = ts;
-        if (p.ttl < d.ttl_min) d.ttl_min = p.ttl;
-        if (p.ttl > d.ttl_max) d.ttl_max = p.ttl;
+        if (p.ttl < a.ttl_min) a.ttl_min = p.ttl;
+        if (p.ttl > a.ttl_max) a.ttl_max = p.ttl;
     }
     d.packets += 1;
     d.octets += p.ip_octets;
-    d.tcp_flags |= p.tcp_flags;
+    a.tcp_flags |= p.tcp_flags;
 }
 
 inline uint64_t FlowTable::deadline(const FlowEntry& e, EndReason& why) const noexcept {
-    uint64_t first = e.dir[0].first_ns, last = e.dir[0].last_ns;
-    if (e.dir[1].packets) {
-        if (e.dir[1].first_ns < first) first = e.dir[1].first_ns;
-        if (e.dir[1].last_ns > last) last = e.dir[1].last_ns;
+    uint64_t first = e.c[0].first_ns, last = e.c[0].last_ns;
+    if (e.c[1].packets) {
+        if (e.c[1].first_ns < first) first = e.c[1].first_ns;
+        if (e.c[1].last_ns > last) last = e.c[1].last_ns;
     }
     uint64_t d = last + cfg_.idle_ns;
     why = EndReason::kIdle;
@@ -326,7 +369,7 @@ inline bool FlowTable::evict_oldest(Sink& sink) noexcept {
 }
 
 template <class Sink>
-void FlowTable::update(const Prepared& pk, const packet::PacketInfo& p, uint64_t ts, uint16_t port,
+void FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, uint16_t port,
                        Sink& sink) noexcept {
     if (!started_) [[unlikely]] {
         cursor_ = evict_hint_ = ts >> kTickShift;
@@ -346,12 +389,13 @@ void FlowTable::update(const Prepared& pk, const packet::PacketInfo& p, uint64_t
         // Fast check that the flow is still live: this direction's last packet is recent, the
         // initiator's first is within the active timeout, and no TCP end is pending. Anything
         // else (out-of-order times, closing flows) takes the exact deadline().
-        bool live = !(e.state & kClosing) && ts - e.dir[dir].last_ns <= cfg_.idle_ns && e.dir[dir].packets &&
-                    ts - e.dir[0].first_ns < cfg_.active_ns && ts >= e.dir[0].first_ns;
+        bool live = !(e.state & kClosing) && ts - e.c[dir].last_ns <= cfg_.idle_ns && e.c[dir].packets &&
+                    ts - e.c[0].first_ns < cfg_.active_ns && ts >= e.c[0].first_ns;
         EndReason why = EndReason::kIdle;
         if (!live) live = ts < deadline(e, why);
         if (live) [[likely]] {
-            account(e.dir[dir], p, ts);
+            if (dir && !e.c[1].packets && pk.tunnel_src_hi) [[unlikely]] e.state |= kTunnelSrcHiRev;
+            account(e.c[dir], e.a[dir], p, ts);
             if (p.tcp_flags & 0x05) [[unlikely]] {  // FIN or RST
                 const uint8_t before = e.state;
                 if (p.tcp_flags & 0x04) e.state |= kClosing;
@@ -378,7 +422,7 @@ void FlowTable::update(const Prepared& pk, const packet::PacketInfo& p, uint64_t
             for (uint32_t w = 0; w < kWays; ++w) {
                 const uint32_t i = buckets_[b[bi]].idx[w];
                 const FlowEntry& e = entries_[i];
-                const uint64_t last = e.dir[1].last_ns > e.dir[0].last_ns ? e.dir[1].last_ns : e.dir[0].last_ns;
+                const uint64_t last = e.c[1].last_ns > e.c[0].last_ns ? e.c[1].last_ns : e.c[0].last_ns;
                 if (last < oldest) {
                     oldest = last;
                     victim = i;
@@ -400,15 +444,23 @@ void FlowTable::update(const Prepared& pk, const packet::PacketInfo& p, uint64_t
 
     FlowEntry& e = entries_[i];
     e.key = pk.key;
-    e.dir[0] = DirStats{};
-    e.dir[1] = DirStats{};
+    e.c[0] = DirCounters{};
+    e.c[1] = DirCounters{};
+    e.a[0] = DirAttrs{};
+    e.a[1] = DirAttrs{};
     e.where = b[pick] * kWays + way;
     e.in_port = port;
     e.init_reversed = pk.reversed;
-    e.state = 0;
-    account(e.dir[0], p, ts);
-    if (p.tcp_flags & 0x04) e.state = kClosing;
+    e.state = pk.tunnel_src_hi ? kTunnelSrcHi : 0;
+    account(e.c[0], e.a[0], p, ts);
+    if (p.tcp_flags & 0x04) e.state |= kClosing;
     if (p.tcp_flags & 0x01) e.state |= kFinInit;
+    if (macs_) {
+        uint8_t* m = macs_ + 16 * static_cast<size_t>(i);
+        if (pk.macs) std::memcpy(m, pk.macs, 12);
+        else std::memset(m, 0, 12);
+    }
+    sink.on_created(e);
     stats_.created.add();
     stats_.active.add();
     const uint64_t idle_or_active = cfg_.idle_ns < cfg_.active_ns ? cfg_.idle_ns : cfg_.active_ns;

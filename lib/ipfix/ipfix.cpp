@@ -49,16 +49,34 @@ uint64_t time_value(uint64_t ns, TimeUnit u) {
 }  // namespace
 
 enum class Layout::Src : uint8_t {
-    kStart, kEnd, kPackets, kOctets, kSrcAddr, kDstAddr, kIngress, kSport, kDport, kIcmp, kVlan, kTcpFlags,
-    kProto, kTos, kMinTtl, kMaxTtl, kEndReason,
+    kStart, kEnd, kPackets, kOctets, kSrcAddr, kDstAddr, kIngress, kSport, kDport, kIcmp, kVlan, kCvlan, kTcpFlags,
+    kProto, kTos, kMinTtl, kMaxTtl, kEndReason, kSrcMac, kDstMac,
     kRevStart, kRevEnd, kRevPackets, kRevOctets, kRevTcpFlags, kRevMinTtl, kRevMaxTtl,
+    kL2Segment, kTunnelType, kTunnelId, kTunnelSrc, kTunnelDst, kTunnelDepth, kTunnelVlan, kOuterCopy,
 };
 
+Layout::Variant Layout::variant_of(const flow::FlowRecord& r) noexcept {
+    const bool v6 = r.tuple.ip_version == 6;
+    if (r.flags & flow::FlowRecord::kOuterCopy) return v6 ? kCopyV6 : kCopyV4;
+    if (!r.tunnel_type) return v6 ? kV6 : kV4;
+    if (r.tunnel_ip_version == 6) return v6 ? kV6InV6 : kV4InV6;
+    return v6 ? kV6InV4 : kV4InV4;
+}
+
 Layout::Layout(Options o) : o_(o) {
-    tid_ = static_cast<uint16_t>(256 + 2 * static_cast<int>(o.time) + (o.biflow ? 6 : 0));
+    // Template ids: a block of 8 per combination of options, so exporters with different options
+    // never reuse an id for another template. The default layout keeps 256 and 257.
+    tid_ = static_cast<uint16_t>(256 + 8 * (static_cast<int>(o.time) + 3 * (o.biflow ? 1 : 0) + 6 * (o.macs ? 1 : 0)));
     const uint16_t start = o.time == TimeUnit::kMilliseconds ? kFlowStartMilliseconds
                          : o.time == TimeUnit::kMicroseconds ? kFlowStartMicroseconds : kFlowStartNanoseconds;
-    for (bool v6 : {false, true}) {
+    for (int vi = 0; vi < kVariants; ++vi) {
+        const auto v = static_cast<Variant>(vi);
+        const bool tunneled = v >= kV4InV4 && v <= kV6InV6;
+        const bool copy = v == kCopyV4 || v == kCopyV6;
+        if (tunneled && o.tunnels == Tunnels::kNone) continue;
+        if (copy && o.tunnels != Tunnels::kBoth) continue;
+        const bool v6 = v == kV6 || v == kV6InV4 || v == kV6InV6 || v == kCopyV6;
+        const bool outer6 = v == kV4InV6 || v == kV6InV6;
         const uint16_t alen = v6 ? 16 : 4;
         std::vector<Field> f = {
             {{start, 8, 0}, Src::kStart}, {{static_cast<uint16_t>(start + 1), 8, 0}, Src::kEnd},
@@ -76,8 +94,26 @@ Layout::Layout(Options o) : o_(o) {
         f.push_back({{kDestinationTransportPort, 2, 0}, Src::kDport});
         f.push_back({{v6 ? kIcmpTypeCodeIPv6 : kIcmpTypeCodeIPv4, 2, 0}, Src::kIcmp});
         f.push_back({{kVlanId, 2, 0}, Src::kVlan});
+        f.push_back({{kDot1qCustomerVlanId, 2, 0}, Src::kCvlan});
         f.push_back({{kTcpControlBits, 2, 0}, Src::kTcpFlags});
         if (o.biflow) f.push_back({{kTcpControlBits, 2, kReversePen}, Src::kRevTcpFlags});
+        if (o.macs) {
+            f.push_back({{kSourceMacAddress, 6, 0}, Src::kSrcMac});
+            f.push_back({{kDestinationMacAddress, 6, 0}, Src::kDstMac});
+        }
+        if (tunneled) {
+            f.push_back({{kLayer2SegmentId, 8, 0}, Src::kL2Segment});
+            f.push_back({{kTunnelId, 4, o.pen}, Src::kTunnelId});
+            f.push_back({{outer6 ? kTunnelSourceIPv6Address : kTunnelSourceIPv4Address, static_cast<uint16_t>(outer6 ? 16 : 4), o.pen},
+                         Src::kTunnelSrc});
+            f.push_back({{outer6 ? kTunnelDestinationIPv6Address : kTunnelDestinationIPv4Address,
+                          static_cast<uint16_t>(outer6 ? 16 : 4), o.pen},
+                         Src::kTunnelDst});
+            f.push_back({{kTunnelVlanId, 2, o.pen}, Src::kTunnelVlan});
+            f.push_back({{kTunnelType, 1, o.pen}, Src::kTunnelType});
+            f.push_back({{kTunnelDepth, 1, o.pen}, Src::kTunnelDepth});
+        }
+        if (copy) f.push_back({{kOuterCopy, 1, o.pen}, Src::kOuterCopy});
         f.push_back({{kProtocolIdentifier, 1, 0}, Src::kProto});
         f.push_back({{kIpClassOfService, 1, 0}, Src::kTos});
         f.push_back({{kMinimumTTL, 1, 0}, Src::kMinTtl});
@@ -93,9 +129,9 @@ Layout::Layout(Options o) : o_(o) {
             len += x.spec.length;
             spec.push_back(x.spec);
         }
-        (v6 ? f6_ : f4_) = std::move(f);
-        (v6 ? spec6_ : spec4_) = std::move(spec);
-        (v6 ? len6_ : len4_) = len;
+        f_[v] = std::move(f);
+        spec_[v] = std::move(spec);
+        len_[v] = len;
     }
 }
 
@@ -104,13 +140,24 @@ const Layout& default_layout() noexcept {
     return layout;
 }
 
-uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, bool reverse) const noexcept {
+namespace {
+
+// layer2SegmentId (IANA 351): the overlay type in the top byte (1 VXLAN, 2 NVGRE) and the segment
+// below; 0 for the tunnels the element has no type for.
+uint64_t layer2_segment(const flow::FlowRecord& r) {
+    if (r.tunnel_type == static_cast<uint8_t>(packet::TunnelType::kVxlan)) return 1ull << 56 | r.tunnel_id;
+    if (r.tunnel_type == static_cast<uint8_t>(packet::TunnelType::kNvgre)) return 2ull << 56 | r.tunnel_id;
+    return 0;
+}
+
+}  // namespace
+
+uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool reverse) const noexcept {
     const packet::Tuple t = reverse ? r.reverse_tuple() : r.tuple;
     const flow::DirStats& d = reverse ? r.rev : r.fwd;
     const flow::DirStats& o = r.rev;  // the reverse direction, for biflow records
-    const bool v6 = t.ip_version == 6;
     const bool icmp = is_icmp(t.proto);
-    for (const Field& f : v6 ? f6_ : f4_) {
+    for (const Field& f : f_[v]) {
         switch (f.src) {
             case Src::kStart: p = put64(p, time_value(d.first_ns, o_.time)); break;
             case Src::kEnd: p = put64(p, time_value(d.last_ns, o_.time)); break;
@@ -123,12 +170,15 @@ uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, bool reverse) co
             case Src::kDport: p = put16(p, icmp ? 0 : t.dport); break;
             case Src::kIcmp: p = put16(p, icmp ? t.dport : 0); break;
             case Src::kVlan: p = put16(p, t.vlan); break;
+            case Src::kCvlan: p = put16(p, r.cvlan); break;
             case Src::kTcpFlags: p = put16(p, d.tcp_flags); break;
             case Src::kProto: p = put8(p, t.proto); break;
             case Src::kTos: p = put8(p, d.tos); break;
             case Src::kMinTtl: p = put8(p, d.ttl_min); break;
             case Src::kMaxTtl: p = put8(p, d.ttl_max); break;
             case Src::kEndReason: p = put8(p, r.end_reason); break;
+            case Src::kSrcMac: std::memcpy(p, reverse ? r.dst_mac : r.src_mac, 6); p += 6; break;
+            case Src::kDstMac: std::memcpy(p, reverse ? r.src_mac : r.dst_mac, 6); p += 6; break;
             case Src::kRevStart: p = put64(p, o.packets ? time_value(o.first_ns, o_.time) : 0); break;
             case Src::kRevEnd: p = put64(p, o.packets ? time_value(o.last_ns, o_.time) : 0); break;
             case Src::kRevPackets: p = put64(p, o.packets); break;
@@ -136,29 +186,54 @@ uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, bool reverse) co
             case Src::kRevTcpFlags: p = put16(p, o.tcp_flags); break;
             case Src::kRevMinTtl: p = put8(p, o.ttl_min); break;
             case Src::kRevMaxTtl: p = put8(p, o.ttl_max); break;
+            case Src::kL2Segment: p = put64(p, layer2_segment(r)); break;
+            case Src::kTunnelType: p = put8(p, r.tunnel_type); break;
+            case Src::kTunnelId: p = put32(p, r.tunnel_id); break;
+            case Src::kTunnelSrc:
+                std::memcpy(p, reverse ? r.rev_tunnel_src() : r.tunnel_src, f.spec.length);
+                p += f.spec.length;
+                break;
+            case Src::kTunnelDst:
+                std::memcpy(p, reverse ? r.rev_tunnel_dst() : r.tunnel_dst, f.spec.length);
+                p += f.spec.length;
+                break;
+            case Src::kTunnelDepth: p = put8(p, r.tunnel_depth); break;
+            case Src::kTunnelVlan: p = put16(p, r.tunnel_vlan); break;
+            case Src::kOuterCopy: p = put8(p, 1); break;
         }
     }
     return p;
 }
 
 uint8_t* Layout::put(uint8_t* p, const flow::FlowRecord& r) const noexcept {
-    p = put_one(p, r, false);
-    if (!o_.biflow && r.rev.packets) p = put_one(p, r, true);
+    const Variant v = variant_for(r);
+    p = put_one(p, r, v, false);
+    if (!o_.biflow && r.rev.packets) p = put_one(p, r, v, true);
     return p;
 }
 
-size_t Layout::write_template_set(uint8_t* buf, size_t cap) const noexcept {
+size_t Layout::write_templates(uint8_t* buf, size_t cap, int& next) const noexcept {
     size_t len = kSetHeaderLen;
-    for (bool v6 : {false, true}) {
-        len += 4;
-        for (const auto& f : fields(v6)) len += f.pen ? 8 : 4;
+    int last = next;
+    for (; last < kVariants; ++last) {
+        const auto v = static_cast<Variant>(last);
+        if (!has(v)) continue;
+        size_t t = 4;
+        for (const auto& f : fields(v)) t += f.pen ? 8 : 4;
+        if (len + t > cap) break;
+        len += t;
     }
-    if (cap < len) return 0;
+    if (len == kSetHeaderLen) {
+        while (next < kVariants && !has(static_cast<Variant>(next))) ++next;
+        return 0;
+    }
     uint8_t* p = put16(buf, kTemplateSetId);
     p = put16(p, static_cast<uint16_t>(len));
-    for (bool v6 : {false, true}) {
-        const auto fields = this->fields(v6);
-        p = put16(p, template_id(v6));
+    for (int vi = next; vi < last; ++vi) {
+        const auto v = static_cast<Variant>(vi);
+        if (!has(v)) continue;
+        const auto fields = this->fields(v);
+        p = put16(p, template_id(v));
         p = put16(p, static_cast<uint16_t>(fields.size()));
         for (const auto& f : fields) {
             p = put16(p, static_cast<uint16_t>(f.id | (f.pen ? 0x8000 : 0)));
@@ -166,7 +241,14 @@ size_t Layout::write_template_set(uint8_t* buf, size_t cap) const noexcept {
             if (f.pen) p = put32(p, f.pen);
         }
     }
+    next = last;
     return len;
+}
+
+size_t Layout::write_template_set(uint8_t* buf, size_t cap) const noexcept {
+    int next = 0;
+    const size_t len = write_templates(buf, cap, next);
+    return next == kVariants ? len : 0;
 }
 
 void write_header(uint8_t* msg, uint16_t length, uint32_t export_time, uint32_t sequence,
@@ -193,10 +275,10 @@ void MessageEncoder::start(uint8_t* buf) noexcept {
 }
 
 bool MessageEncoder::add(const flow::FlowRecord& r) noexcept {
-    const bool v6 = r.tuple.ip_version == 6;
-    const uint16_t tid = layout_->template_id(v6);
+    const Layout::Variant v = layout_->variant_for(r);
+    const uint16_t tid = layout_->template_id(v);
     const uint32_t nrec = layout_->records_for(r);
-    const uint32_t need = nrec * layout_->record_length(v6) + (set_id_ == tid ? 0 : kSetHeaderLen);
+    const uint32_t need = nrec * layout_->record_length(v) + (set_id_ == tid ? 0 : kSetHeaderLen);
     if (pos_ + need > max_len_) return false;
     if (set_id_ != tid) {
         if (set_id_ != 0) put16(buf_ + set_start_ + 2, static_cast<uint16_t>(pos_ - set_start_));

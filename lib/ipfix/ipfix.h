@@ -1,7 +1,8 @@
-// IPFIX (RFC 7011) wire format for weir's flow records: the IPv4 and IPv6 templates of IANA
-// elements (RFC 7012), the message header, and MessageEncoder, which a worker uses to write
-// expired flows as fixed-length uniflow data records into a message buffer. No I/O here: the
-// control thread fills in sequence number and export time and sends the bytes.
+// IPFIX (RFC 7011) wire format for weir's flow records: the templates of IANA elements (RFC
+// 7012) and of weir's own (tunnel end points, ...), the message header, and MessageEncoder,
+// with which an exporter on the control side writes ended conversations as fixed-length data
+// records into a message buffer. No I/O here: the exporter fills in sequence number and export
+// time and sends the bytes.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +21,21 @@ constexpr size_t kSetHeaderLen = 4;
 constexpr uint16_t kTemplateSetId = 2;
 constexpr uint16_t kTemplateIdV4 = 256;
 constexpr uint16_t kTemplateIdV6 = 257;
+
+// weir's own information elements, under the enterprise number in the configuration (by default
+// IANA's number for documentation, RFC 5612, until an organisation sets its own).
+constexpr uint32_t kWeirPenDefault = 32473;
+enum WeirIe : uint16_t {
+    kTunnelType = 1,                  // unsigned8: packet::TunnelType (1 VXLAN, 2 VXLAN-GPE, 3 Geneve, 4 GRE, ...)
+    kTunnelId = 2,                    // unsigned32: VNI, GRE key, NVGRE VSID, ERSPAN session, MPLS label
+    kTunnelSourceIPv4Address = 3,     // the tunnel's end points in the flow's direction
+    kTunnelDestinationIPv4Address = 4,
+    kTunnelSourceIPv6Address = 5,
+    kTunnelDestinationIPv6Address = 6,
+    kTunnelDepth = 7,                 // unsigned8: tunnels opened to reach the flow's headers
+    kTunnelVlanId = 8,                // unsigned16: VLAN of the tunnel's delivery frame
+    kOuterCopy = 9,                   // unsigned8: 1 = a tunnel's own flow, its packets also in tenant flows
+};
 
 // IANA information element ids used by the templates.
 enum Ie : uint16_t {
@@ -41,6 +57,10 @@ enum Ie : uint16_t {
     kVlanId = 58,
     kFlowEndReason = 136,
     kIcmpTypeCodeIPv6 = 139,
+    kSourceMacAddress = 56,
+    kDestinationMacAddress = 80,
+    kDot1qCustomerVlanId = 245,
+    kLayer2SegmentId = 351,
     kFlowStartMilliseconds = 152,
     kFlowEndMilliseconds = 153,
     kFlowStartMicroseconds = 154,
@@ -53,9 +73,19 @@ enum Ie : uint16_t {
 // timestamp format of RFC 7011 section 6.1.9.
 enum class TimeUnit : uint8_t { kMilliseconds = 0, kMicroseconds = 1, kNanoseconds = 2 };
 
+// Which records an exporter may meet beside untunneled ones.
+enum class Tunnels : uint8_t {
+    kNone = 0,   // outer mode: no tunnel fields
+    kInner = 1,  // records of tunneled flows carry the tunnel (type, id, end points)
+    kBoth = 2,   // ... and the tunnels' own flows come as outer copies, marked
+};
+
 struct Options {
     bool biflow = false;  // RFC 5103: one record per conversation with reverse elements
     TimeUnit time = TimeUnit::kMilliseconds;
+    bool macs = false;    // sourceMacAddress, destinationMacAddress
+    Tunnels tunnels = Tunnels::kNone;
+    uint32_t pen = kWeirPenDefault;  // enterprise number of weir's own elements
 };
 
 constexpr uint32_t kReversePen = 29305;  // RFC 5103 reverse information elements
@@ -67,19 +97,36 @@ struct FieldSpec {
 };
 
 // The templates and record layout of one exporter's options: which elements in which order,
-// and how each is filled from a FlowRecord. Fixed-length records (no variable fields).
+// and how each is filled from a FlowRecord. Fixed-length records (no variable fields). One
+// template per variant: the flow's IP version, times whether and over which IP version it was
+// tunneled, or whether it is a tunnel's outer copy.
 class Layout {
 public:
     explicit Layout(Options o = {});
 
+    enum Variant : uint8_t { kV4 = 0, kV6, kV4InV4, kV6InV4, kV4InV6, kV6InV6, kCopyV4, kCopyV6, kVariants };
+    static Variant variant_of(const flow::FlowRecord& r) noexcept;
+    bool has(Variant v) const noexcept { return !f_[v].empty(); }
+
     const Options& options() const noexcept { return o_; }
-    std::span<const FieldSpec> fields(bool ipv6) const noexcept { return ipv6 ? spec6_ : spec4_; }
-    uint16_t record_length(bool ipv6) const noexcept { return ipv6 ? len6_ : len4_; }
-    uint16_t template_id(bool ipv6) const noexcept { return tid_ + (ipv6 ? 1 : 0); }
+    std::span<const FieldSpec> fields(Variant v) const noexcept { return spec_[v]; }
+    std::span<const FieldSpec> fields(bool ipv6) const noexcept { return spec_[ipv6 ? kV6 : kV4]; }
+    uint16_t record_length(Variant v) const noexcept { return len_[v]; }
+    uint16_t record_length(bool ipv6) const noexcept { return len_[ipv6 ? kV6 : kV4]; }
+    uint16_t template_id(Variant v) const noexcept { return static_cast<uint16_t>(tid_ + v); }
+    uint16_t template_id(bool ipv6) const noexcept { return template_id(ipv6 ? kV6 : kV4); }
+    // The variant a record is written in (its own, or the plain one when this layout lacks it).
+    Variant variant_for(const flow::FlowRecord& r) const noexcept {
+        const Variant v = variant_of(r);
+        return has(v) ? v : r.tuple.ip_version == 6 ? kV6 : kV4;
+    }
     // Records one conversation becomes: 1 for biflow; 1 or 2 (one per direction) for uniflow.
     uint32_t records_for(const flow::FlowRecord& r) const noexcept { return o_.biflow || !r.rev.packets ? 1 : 2; }
-    // One template set with both templates; its length, or 0 when cap is too small.
+    // One template set with every template of the layout; its length, or 0 when cap is too small.
     size_t write_template_set(uint8_t* buf, size_t cap) const noexcept;
+    // A template set with the templates from variant `next` on that fit in `cap`; `next` moves past
+    // them (kVariants when all are written). Its length, or 0 when not even one fits.
+    size_t write_templates(uint8_t* buf, size_t cap, int& next) const noexcept;
     // Writes the records of a conversation at p; returns the end.
     uint8_t* put(uint8_t* p, const flow::FlowRecord& r) const noexcept;
 
@@ -90,12 +137,12 @@ public:
     };
 
 private:
-    uint8_t* put_one(uint8_t* p, const flow::FlowRecord& r, bool reverse) const noexcept;
+    uint8_t* put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool reverse) const noexcept;
     Options o_;
     uint16_t tid_;
-    std::vector<Field> f4_, f6_;
-    std::vector<FieldSpec> spec4_, spec6_;
-    uint16_t len4_ = 0, len6_ = 0;
+    std::vector<Field> f_[kVariants];
+    std::vector<FieldSpec> spec_[kVariants];
+    uint16_t len_[kVariants] = {};
 };
 
 // The default layout: uniflow, milliseconds (templates 256 and 257).
@@ -111,7 +158,7 @@ void write_header(uint8_t* msg, uint16_t length, uint32_t export_time, uint32_t 
 void set_header_fields(uint8_t* msg, uint32_t export_time, uint32_t sequence) noexcept;
 
 // Smallest message size that always fits one conversation in any layout.
-constexpr uint32_t kMinMessage = kHeaderLen + kSetHeaderLen + 2 * 128;
+constexpr uint32_t kMinMessage = kHeaderLen + kSetHeaderLen + 2 * 256;
 
 class MessageEncoder {
 public:

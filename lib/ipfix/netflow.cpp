@@ -54,11 +54,13 @@ constexpr uint16_t len_of(const F* f, size_t n) {
     for (size_t i = 0; i < n; ++i) s += f[i].len;
     return s;
 }
+constexpr F kMacs[] = {{56, 6}, {80, 6}};  // IN_SRC_MAC, IN_DST_MAC
 constexpr uint16_t kLen4 = len_of(kV4, std::size(kV4));
 constexpr uint16_t kLen6 = len_of(kV6, std::size(kV6));
+constexpr uint16_t kLenMacs = len_of(kMacs, std::size(kMacs));
 
 uint8_t* put_record(uint8_t* p, const packet::Tuple& t, const flow::DirStats& d, uint16_t in_port,
-                    const NetflowClock& c) {
+                    const NetflowClock& c, const uint8_t* src_mac, const uint8_t* dst_mac) {
     const size_t alen = t.ip_version == 6 ? 16 : 4;
     std::memcpy(p, t.src, alen);
     std::memcpy(p + alen, t.dst, alen);
@@ -77,21 +79,32 @@ uint8_t* put_record(uint8_t* p, const packet::Tuple& t, const flow::DirStats& d,
     p = put32(p, c.since_boot(d.first_ns));
     p = put32(p, c.since_boot(d.last_ns));
     p = put8(p, d.ttl_min);
-    return put8(p, d.ttl_max);
+    p = put8(p, d.ttl_max);
+    if (src_mac) {
+        std::memcpy(p, src_mac, 6);
+        std::memcpy(p + 6, dst_mac, 6);
+        p += 12;
+    }
+    return p;
 }
 }  // namespace
 
-size_t write_templates(uint8_t* buf, size_t cap) noexcept {
-    const size_t len = 4 + 2 * 4 + 4 * (std::size(kV4) + std::size(kV6));
+size_t write_templates(uint8_t* buf, size_t cap, bool macs) noexcept {
+    const size_t nm = macs ? std::size(kMacs) : 0;
+    const size_t len = 4 + 2 * 4 + 4 * (std::size(kV4) + std::size(kV6) + 2 * nm);
     if (cap < len) return 0;
     uint8_t* p = put16(buf, 0);
     p = put16(p, static_cast<uint16_t>(len));
     for (int v6 = 0; v6 < 2; ++v6) {
-        p = put16(p, static_cast<uint16_t>(256 + v6));
-        p = put16(p, static_cast<uint16_t>(v6 ? std::size(kV6) : std::size(kV4)));
+        p = put16(p, static_cast<uint16_t>(template_id(v6, macs)));
+        p = put16(p, static_cast<uint16_t>((v6 ? std::size(kV6) : std::size(kV4)) + nm));
         for (const F& f : v6 ? std::span<const F>(kV6) : std::span<const F>(kV4)) {
             p = put16(p, f.type);
             p = put16(p, f.len);
+        }
+        for (size_t i = 0; i < nm; ++i) {
+            p = put16(p, kMacs[i].type);
+            p = put16(p, kMacs[i].len);
         }
     }
     return len;
@@ -106,7 +119,7 @@ void Encoder::close_set() noexcept {
 
 bool Encoder::add_templates() noexcept {
     close_set();
-    const size_t n = write_templates(buf_ + pos_, max_len_ - pos_);
+    const size_t n = write_templates(buf_ + pos_, max_len_ - pos_, macs_);
     if (!n) return false;
     pos_ += static_cast<uint32_t>(n);
     count_ += kTemplateRecords;
@@ -115,9 +128,9 @@ bool Encoder::add_templates() noexcept {
 
 bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept {
     const bool v6 = r.tuple.ip_version == 6;
-    const uint16_t tid = v6 ? 257 : 256;
+    const uint16_t tid = template_id(v6, macs_);
     const uint32_t nrec = r.rev.packets ? 2 : 1;
-    const uint32_t need = nrec * (v6 ? kLen6 : kLen4) + (set_id_ == tid ? 0 : 4) + 3;  // + padding
+    const uint32_t need = nrec * ((v6 ? kLen6 : kLen4) + (macs_ ? kLenMacs : 0)) + (set_id_ == tid ? 0 : 4) + 3;  // + padding
     if (pos_ + need > max_len_) return false;
     if (set_id_ != tid) {
         close_set();
@@ -126,8 +139,8 @@ bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept
         put16(buf_ + pos_, tid);
         pos_ += 4;
     }
-    uint8_t* p = put_record(buf_ + pos_, r.tuple, r.fwd, r.in_port, clock);
-    if (nrec == 2) p = put_record(p, r.reverse_tuple(), r.rev, r.in_port, clock);
+    uint8_t* p = put_record(buf_ + pos_, r.tuple, r.fwd, r.in_port, clock, macs_ ? r.src_mac : nullptr, r.dst_mac);
+    if (nrec == 2) p = put_record(p, r.reverse_tuple(), r.rev, r.in_port, clock, macs_ ? r.dst_mac : nullptr, r.src_mac);
     pos_ = static_cast<uint32_t>(p - buf_);
     count_ = static_cast<uint16_t>(count_ + nrec);
     data_records_ += nrec;

@@ -34,15 +34,19 @@ private:
     uint64_t now_ms_ = 0;
 };
 
-// NetFlow v9: templates 256 (IPv4) and 257 (IPv6); uniflow data records.
+// NetFlow v9: templates 256 (IPv4) and 257 (IPv6), 258 and 259 with MAC addresses; uniflow
+// data records.
 namespace v9 {
 constexpr size_t kHeaderLen = 20;
-size_t write_templates(uint8_t* buf, size_t cap) noexcept;  // one template flowset; 0 if no room
+constexpr uint16_t template_id(bool v6, bool macs) noexcept { return static_cast<uint16_t>(256 + (v6 ? 1 : 0) + (macs ? 2 : 0)); }
+size_t write_templates(uint8_t* buf, size_t cap, bool macs = false) noexcept;  // one template flowset; 0 if no room
 constexpr uint16_t kTemplateRecords = 2;
 
 class Encoder {
 public:
-    Encoder(uint8_t* buf, uint32_t max_len) noexcept : buf_(buf), max_len_(max_len) { pos_ = kHeaderLen; }
+    Encoder(uint8_t* buf, uint32_t max_len, bool macs = false) noexcept : buf_(buf), max_len_(max_len), macs_(macs) {
+        pos_ = kHeaderLen;
+    }
     // Appends a template flowset (counts as 2 records in the header).
     bool add_templates() noexcept;
     bool add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept;
@@ -56,6 +60,7 @@ private:
     void close_set() noexcept;
     uint8_t* buf_;
     uint32_t max_len_;
+    bool macs_;
     uint32_t pos_;
     uint32_t set_start_ = 0;
     uint16_t set_id_ = 0;

@@ -89,13 +89,39 @@ std::string render(const Snapshot& s) {
                   w.evicted_bucket_full);
         b.counter("weir_flow_records_total", "Ended conversations handed to the exporters.", l, w.records);
         b.counter("weir_export_ring_batches_total", "Record batches handed from the worker to the control thread.", l,
-                  w.messages);
+                  w.batches);
         b.counter("weir_export_ring_dropped_records_total", "Records lost because the export ring was full.", l,
                   w.ring_dropped_records);
         b.counter("weir_export_ring_dropped_packets_total", "Packets in records lost at the export ring.", l,
                   w.ring_dropped_packets);
         b.gauge("weir_export_ring_occupancy", "Batches waiting in the worker's export ring.", l, w.ring_occupancy);
         b.gauge("weir_export_ring_capacity", "Record batches in the worker's pool.", l, w.ring_capacity);
+        b.counter("weir_multi_segment_packets_total", "Packets that arrived in more than one buffer (jumbo frames).", l,
+                  w.multi_segment);
+        b.counter("weir_linearized_packets_total", "Packets whose headers crossed buffers and were copied to decode.",
+                  l, w.linearized);
+        b.counter("weir_ipv6_ext_limit_total", "IPv6 packets with more extension headers than followed (accounted).",
+                  l, w.ipv6_ext_limit);
+        for (const auto& [type, v] : w.tunneled)
+            b.counter("weir_tunnel_packets_total", "Packets decapsulated, by the type of the innermost tunnel opened.",
+                      {{"worker", wi}, {"type", type}}, v);
+        for (const auto& [reason, v] : w.tunnel_stops)
+            b.counter("weir_tunnel_not_followed_total",
+                      "Tunnels not opened further, by reason (the packet is accounted at the last layer decoded).",
+                      {{"worker", wi}, {"reason", reason}}, v);
+        b.counter("weir_tunnel_outer_copies_total", "Packets also accounted in their tunnel's own flow (mode both).", l,
+                  w.outer_copies);
+        b.counter("weir_handoff_packets_total", "Tunneled packets passed to the worker owning their inner conversation.",
+                  {{"worker", wi}, {"direction", "out"}}, w.handed_out);
+        b.counter("weir_handoff_packets_total", "Tunneled packets passed to the worker owning their inner conversation.",
+                  {{"worker", wi}, {"direction", "in"}}, w.handed_in);
+        b.counter("weir_handoff_dropped_total", "Tunneled packets lost because the hand-off ring to their worker was full.",
+                  l, w.handoff_dropped);
+        b.gauge("weir_tunnel_contexts", "Distinct tunnels the worker's flows ride in.", l, w.tunnel_contexts);
+        b.gauge("weir_tunnel_contexts_capacity", "Tunnel contexts the worker can hold.", l, w.tunnel_contexts_capacity);
+        b.counter("weir_tunnel_contexts_full_total",
+                  "Tunneled packets keyed on their outer headers because no tunnel context was free.", l,
+                  w.tunnel_contexts_full);
     }
     for (const auto& e : s.exporters) {
         const Labels l = {{"exporter", e.url}, {"format", e.format}};

@@ -28,8 +28,13 @@ struct WorkerSnapshot {
     uint64_t flows_active = 0, flows_capacity = 0, flows_created = 0;
     std::vector<std::pair<std::string, uint64_t>> flows_expired;  // reason -> count
     uint64_t evicted_table_full = 0, evicted_bucket_full = 0;
-    uint64_t records = 0, messages = 0, ring_dropped_records = 0, ring_dropped_packets = 0;
+    uint64_t records = 0, batches = 0, ring_dropped_records = 0, ring_dropped_packets = 0;
     uint64_t ring_occupancy = 0, ring_capacity = 0;
+    uint64_t multi_segment = 0, linearized = 0, ipv6_ext_limit = 0;
+    std::vector<std::pair<std::string, uint64_t>> tunneled;       // tunnel type -> packets opened
+    std::vector<std::pair<std::string, uint64_t>> tunnel_stops;   // reason -> packets
+    uint64_t outer_copies = 0, handed_out = 0, handed_in = 0, handoff_dropped = 0;
+    uint64_t tunnel_contexts = 0, tunnel_contexts_capacity = 0, tunnel_contexts_full = 0;
 };
 struct ExporterSnapshot {
     std::string url, format;

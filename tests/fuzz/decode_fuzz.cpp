@@ -15,8 +15,9 @@ struct Sink {
     weir::ipfix::MessageEncoder enc{1, 1452};
     std::vector<uint8_t> buf = std::vector<uint8_t>(1452);
     uint64_t packets = 0;
+    void on_created(const weir::flow::FlowEntry&) noexcept {}
     void on_expired(const weir::flow::FlowEntry& e, weir::flow::EndReason why) noexcept {
-        packets += e.dir[0].packets + e.dir[1].packets;
+        packets += e.dir(0).packets + e.dir(1).packets;
         weir::flow::FlowRecord r;
         weir::flow::make_record(e, why, r);
         if (!enc.started()) enc.start(buf.data());

@@ -360,3 +360,206 @@ def ipfix_stream(data):
     if off != len(data):
         raise ValueError(f"{len(data) - off} trailing bytes: a message cut short")
     return out
+
+
+# ---- tshark's reading of every IP layer of every packet (tunnels, times) -------------------
+
+# Protocols behind which tshark shows an IP header that is not carried but quoted (ICMP errors),
+# sampled (sFlow), compressed (IPComp) or inside a frame weir does not open (802.11 from wireless
+# controllers, CAPWAP, NHRP error indications, GTP' charging records). The innermost IP layer
+# a flow is keyed on is the last one before any of these.
+NOT_CARRIED = {"icmp", "icmpv6", "sflow", "ipcomp", "wlan", "capwap.data", "nhrp", "gtpprime"}
+_EXT = {"ipv6.hopopts": "ipv6.hopopts.nxt", "ipv6.routing": "ipv6.routing.nxt", "ipv6.fraghdr": "ipv6.fraghdr.nxt",
+        "ipv6.dstopts": "ipv6.dstopts.nxt", "ah": "ah.next_header", "mipv6": "mip6.proto"}
+_PORTS = {"tcp": ("tcp.srcport", "tcp.dstport"), "udp": ("udp.srcport", "udp.dstport"),
+          "sctp": ("sctp.srcport", "sctp.dstport"), "dccp": ("dccp.srcport", "dccp.dstport"),
+          "udplite": ("udp.srcport", "udp.dstport")}
+_LAYER_FIELDS = ["frame.protocols", "frame.time_epoch", "ip.src", "ip.dst", "ip.proto", "ip.len", "ipv6.src",
+                 "ipv6.dst", "ipv6.nxt", "ipv6.plen", "ipv6.opt.jumbo", "vxlan.vni", "geneve.vni", "gre.key",
+                 "erspan.spanid", "mpls.label"] + sorted(set(_EXT.values())) + sorted({f for p in _PORTS.values() for f in p})
+
+Layer = collections.namedtuple("Layer", "proto src dst sport dport octets")
+Packet = collections.namedtuple("Packet", "time_ns layers tunnels")  # tunnels[i]: (type, id) between layers i and i+1
+
+
+def _nth(v, field, k):
+    vals = (v.get(field) or "").split(",")
+    return vals[k] if k < len(vals) else ""
+
+
+def _ns(epoch):
+    sec, _, frac = epoch.partition(".")
+    return int(sec) * 10**9 + int((frac + "000000000")[:9])
+
+
+def _tunnel_between(stack, a, b, v, l4):
+    """The tunnel type (weir's name) and id tshark shows between positions a and b of the stack."""
+    mid = stack[a:b]
+    occ = lambda name, pos: stack[:pos].count(name)
+    if "vxlan" in mid:
+        k = a + mid.index("vxlan")
+        vni = int(_nth(v, "vxlan.vni", occ("vxlan", k)) or "0", 0)
+        return ("vxlan_gpe" if l4 and l4[1] == 4790 else "vxlan", vni)
+    if "nsh" in mid:  # VXLAN-GPE: tshark lists its NSH, not the VXLAN header before it
+        return ("vxlan_gpe", int(_nth(v, "vxlan.vni", occ("vxlan", a)) or "0", 0))
+    if "geneve" in mid:
+        k = a + mid.index("geneve")
+        return ("geneve", int(_nth(v, "geneve.vni", occ("geneve", k)) or "0", 0))
+    if "gtp" in mid:
+        return ("gtpu", 0)
+    if "teredo" in mid:
+        return ("teredo", 0)
+    if "pim" in mid:
+        return ("pim", 0)
+    if "erspan" in mid:
+        k = a + mid.index("erspan")
+        return ("erspan", int(_nth(v, "erspan.spanid", occ("erspan", k)) or "0", 0))
+    if "mpls" in mid:
+        last = a + len(mid) - 1 - mid[::-1].index("mpls")
+        return ("mpls", int(_nth(v, "mpls.label", occ("mpls", last)) or "0", 0))
+    if "gre" in mid:
+        k = a + mid.index("gre")
+        key = _nth(v, "gre.key", occ("gre", k))
+        key = int(key, 0) if key else None
+        if "ppp" in mid:
+            return ("gre", 0)
+        if "eth" in mid and key is not None:
+            return ("nvgre", key >> 8)
+        return ("gre", key or 0)
+    return ("ipip", 0)
+
+
+def tshark_packets(capture, count=None):
+    """Every packet (or the first `count`) with its IP layers, outermost first, as tshark reads
+    them (defragmentation off), and the tunnel between each pair of layers. Packets with no IP
+    header are left out."""
+    if count == 0:
+        return []
+    # Port 8472 is VXLAN too (Linux's default before IANA's 4789), as weir's default configuration says.
+    cmd = ["tshark", "-n", "-r", capture, "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
+           "-d", "udp.port==8472,vxlan", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
+    for f in _LAYER_FIELDS:
+        cmd += ["-e", f]
+    if count is not None:
+        cmd += ["-c", str(count)]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    packets = []
+    for line in out.splitlines():
+        v = dict(zip(_LAYER_FIELDS, line.split("\t")))
+        stack = v["frame.protocols"].split(":")
+        for k, p in enumerate(stack):
+            if p in NOT_CARRIED:
+                stack = stack[:k]
+                break
+        occ = lambda name, pos: stack[:pos].count(name)
+        layers, positions = [], []
+        for i, p in enumerate(stack):
+            if p not in ("ip", "ipv6"):
+                continue
+            k = occ(p, i)
+            if p == "ip":
+                src, dst, proto = _nth(v, "ip.src", k), _nth(v, "ip.dst", k), _nth(v, "ip.proto", k)
+                octets = int(_nth(v, "ip.len", k) or 0)
+            else:
+                src, dst, proto = _nth(v, "ipv6.src", k), _nth(v, "ipv6.dst", k), _nth(v, "ipv6.nxt", k)
+                plen = int(_nth(v, "ipv6.plen", k) or 0)
+                jumbo = _nth(v, "ipv6.opt.jumbo", k) if plen == 0 else ""
+                octets = (int(jumbo) if jumbo else plen) + 40
+            if not src or not dst or not proto:
+                continue  # a header tshark handed on to the other IP version, or cut short: not a layer
+            j = i + 1
+            while p == "ipv6" and j < len(stack) and stack[j] in _EXT:
+                val = _nth(v, _EXT[stack[j]], occ(stack[j], j))
+                if val:
+                    proto = val
+                j += 1
+            l4 = stack[j] if j < len(stack) else ""
+            sport = dport = 0
+            if l4 in _PORTS and proto in ("6", "17", "132", "33", "136"):
+                name = "udp" if l4 == "udplite" else l4
+                kk = occ(name, j) + (occ("udplite", j) if name == "udp" else 0)
+                sport = int(_nth(v, _PORTS[l4][0], kk) or 0)
+                dport = int(_nth(v, _PORTS[l4][1], kk) or 0)
+            layers.append(Layer(int(proto), norm(src), norm(dst), sport, dport, octets))
+            positions.append(i)
+        if not layers:
+            continue
+        tunnels = [_tunnel_between(stack, positions[n] + 1, positions[n + 1], v,
+                                   (layers[n].sport, layers[n].dport) if layers[n].proto == 17 else None)
+                   for n in range(len(layers) - 1)]
+        packets.append(Packet(_ns(v["frame.time_epoch"]), layers, tunnels))
+    return packets
+
+
+def flows_of(packets, inner):
+    """Packets and octets per directional 5-tuple (ICMP without ports), with the tunnel that
+    carried the flow's layer when `inner`: key (proto, src, dst, sport, dport, tunnel_type,
+    tunnel_id, tunnel_src, tunnel_dst)."""
+    agg = collections.Counter()
+    for p in packets:
+        n = len(p.layers) - 1 if inner else 0
+        l = p.layers[n]
+        icmp = l.proto in (1, 58)
+        t = ("", 0, "", "")
+        if n > 0:
+            ttype, tid = p.tunnels[n - 1]
+            d = p.layers[n - 1]
+            t = (ttype, tid, d.src, d.dst)
+        key = (l.proto, l.src, l.dst, 0 if icmp else l.sport, 0 if icmp else l.dport) + t
+        agg[key + ("p",)] += 1
+        agg[key + ("o",)] += l.octets
+    return agg
+
+
+def record_flows(records, with_tunnel=True, copies=None):
+    """The same aggregation over weir's JSON-lines records. `copies`: True for outer copies only,
+    False for the rest, None for all."""
+    agg = collections.Counter()
+    for r in records:
+        if copies is not None and bool(r.get("outer_copy")) != copies:
+            continue
+        icmp = r["proto"] in (1, 58)
+        key = (r["proto"], norm(r["src"]), norm(r["dst"]), 0 if icmp else r["sport"], 0 if icmp else r["dport"])
+        if with_tunnel:
+            t = r.get("tunnel_type") or ""
+            key += (t, r.get("tunnel_id", 0) if t else 0, norm(r["tunnel_src"]) if t else "",
+                    norm(r["tunnel_dst"]) if t else "")
+        else:
+            key += ("", 0, "", "")
+        agg[key + ("p",)] += r["packets"]
+        agg[key + ("o",)] += r["bytes"]
+    return agg
+
+
+def counter_diff(got, want, limit=12):
+    """Keys where two aggregations differ, as readable lines."""
+    out = []
+    for k in sorted(set(got) | set(want), key=str):
+        if got[k] != want[k]:
+            out.append(f"{k[:-1]} {'packets' if k[-1] == 'p' else 'octets'}: weir {got[k]}, tshark {want[k]}")
+    return out[:limit] + ([f"... {len(out) - limit} more"] if len(out) > limit else [])
+
+
+def replay_jsonl(capture, mode, workdir, extra_config=None, extra_args=(), cwd=None, drivers=True, time_unit="ms"):
+    """Replays a capture with a JSON-lines file exporter; returns (process, summary, records)."""
+    out = os.path.join(workdir, "flows.jsonl")
+    summary = os.path.join(workdir, "summary.json")
+    cfg = {"ports": [{"device": "net_pcap_replay,rx_pcap=" + capture}], "tunnels": {"mode": mode},
+           "exporters": [{"format": "jsonl", "url": "file://" + out, "time_unit": time_unit}],
+           "summary_json": summary, "stats_interval_s": 0}
+    if extra_config:
+        cfg.update(extra_config)
+    path = os.path.join(workdir, "weir.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    cmd = [WEIR, "-c", path] + (["--drivers-config", DRIVERS] if drivers else []) + list(extra_args)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd)
+    s = None
+    if os.path.exists(summary):
+        with open(summary) as f:
+            s = json.load(f)
+    recs = []
+    if os.path.exists(out):
+        with open(out) as f:
+            recs = [json.loads(l) for l in f]
+    return p, s, recs

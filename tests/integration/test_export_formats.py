@@ -266,6 +266,22 @@ class AnalystFormats(unittest.TestCase):
         self.assertEqual(count, s["exporters"][0]["records"])
         self.assertGreater(s["exporters"][0]["messages"], 1, "batched")
         self.assertEqual(s["exporters"][0]["lost_records"], 0)
+        # Tenant flows of a VXLAN capture carry their VNI and tunnel end points.
+        vxlan = os.path.join(harness.pcaps_dir(), "suricata-verify__vxlan-decoder-03_vxlan.pcap")
+        with open(f.name, "w") as cf:
+            json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + vxlan}],
+                       "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows"}]}, cf)
+        harness.run_weir(["-c", f.name])
+        want = collections.Counter()
+        for p in harness.tshark_packets(vxlan):
+            if len(p.layers) > 1:
+                want[(p.tunnels[-1][1], p.layers[-2].src, p.layers[-2].dst)] += 1
+        got = collections.Counter()
+        for line in query("SELECT tunnel_id, tunnel_src, tunnel_dst, sum(packets) FROM weir.flows WHERE tunnel_type = 'vxlan' "
+                          "GROUP BY tunnel_id, tunnel_src, tunnel_dst").splitlines():
+            vni, src, dst, n = line.split("\t")
+            got[(int(vni), src, dst)] = int(n)
+        self.assertEqual(got, want)
         # The example queries of deploy/ run on this server.
         examples = re.sub(r"--[^\n]*", "", open(os.path.join(harness.ROOT, "deploy", "clickhouse", "queries.sql")).read())
         for statement in (x.strip() for x in examples.split(";")):

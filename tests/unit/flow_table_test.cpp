@@ -24,6 +24,7 @@ struct Ended {
 
 struct Sink {
     std::vector<Ended> ended;
+    void on_created(const FlowEntry&) noexcept {}
     void on_expired(const FlowEntry& e, EndReason why) noexcept { ended.push_back({e, why}); }
 };
 
@@ -81,19 +82,19 @@ TEST(FlowTable, BothDirectionsShareOneEntry) {
     const packet::Tuple fwd = e.tuple(0);
     EXPECT_EQ(fwd.src[3], 2);
     EXPECT_EQ(fwd.sport, 40000);
-    EXPECT_EQ(e.dir[0].packets, 2u);
-    EXPECT_EQ(e.dir[0].octets, 112u);
-    EXPECT_EQ(e.dir[0].tcp_flags, 0x12);
-    EXPECT_EQ(e.dir[0].ttl_min, 60);
-    EXPECT_EQ(e.dir[0].ttl_max, 61);
-    EXPECT_EQ(e.dir[0].first_ns, T0);
-    EXPECT_EQ(e.dir[0].last_ns, T0 + 2000);
+    EXPECT_EQ(e.dir(0).packets, 2u);
+    EXPECT_EQ(e.dir(0).octets, 112u);
+    EXPECT_EQ(e.dir(0).tcp_flags, 0x12);
+    EXPECT_EQ(e.dir(0).ttl_min, 60);
+    EXPECT_EQ(e.dir(0).ttl_max, 61);
+    EXPECT_EQ(e.dir(0).first_ns, T0);
+    EXPECT_EQ(e.dir(0).last_ns, T0 + 2000);
     const packet::Tuple rev = e.tuple(1);
     EXPECT_EQ(rev.src[3], 1);
     EXPECT_EQ(rev.sport, 80);
-    EXPECT_EQ(e.dir[1].packets, 1u);
-    EXPECT_EQ(e.dir[1].tcp_flags, 0x12);
-    EXPECT_EQ(e.dir[1].ttl_min, 50);
+    EXPECT_EQ(e.dir(1).packets, 1u);
+    EXPECT_EQ(e.dir(1).tcp_flags, 0x12);
+    EXPECT_EQ(e.dir(1).ttl_min, 50);
     EXPECT_EQ(f.t->size(), 0u);
 }
 
@@ -106,7 +107,7 @@ TEST(FlowTable, IdleTimeout) {
     f.t->expire(T0 + 20 * kSec + kSec / 2, 1000, f.sink);
     ASSERT_EQ(f.sink.ended.size(), 1u);
     EXPECT_EQ(f.sink.ended[0].why, EndReason::kIdle);
-    EXPECT_EQ(f.sink.ended[0].e.dir[0].packets, 2u);
+    EXPECT_EQ(f.sink.ended[0].e.dir(0).packets, 2u);
     EXPECT_EQ(f.t->stats().expired[static_cast<int>(EndReason::kIdle)].get(), 1u);
 }
 
@@ -120,10 +121,10 @@ TEST(FlowTable, ActiveTimeoutSplitsALongFlow) {
     // 100 packets one second apart: one record at 60 s, the rest still active.
     ASSERT_EQ(f.sink.ended.size(), 1u);
     EXPECT_EQ(f.sink.ended[0].why, EndReason::kActive);
-    EXPECT_EQ(f.sink.ended[0].e.dir[0].packets, 60u);
+    EXPECT_EQ(f.sink.ended[0].e.dir(0).packets, 60u);
     f.t->flush(f.sink);
     ASSERT_EQ(f.sink.ended.size(), 2u);
-    EXPECT_EQ(f.sink.ended[1].e.dir[0].packets, 40u);
+    EXPECT_EQ(f.sink.ended[1].e.dir(0).packets, 40u);
 }
 
 TEST(FlowTable, PacketAfterIdleGapStartsANewFlowEvenBeforeExpiryRuns) {
@@ -132,7 +133,7 @@ TEST(FlowTable, PacketAfterIdleGapStartsANewFlowEvenBeforeExpiryRuns) {
     f.feed(pkt(1, 2, 3, 4, 17), T0 + 30 * kSec);  // no expire() in between
     ASSERT_EQ(f.sink.ended.size(), 1u);
     EXPECT_EQ(f.sink.ended[0].why, EndReason::kIdle);
-    EXPECT_EQ(f.sink.ended[0].e.dir[0].packets, 1u);
+    EXPECT_EQ(f.sink.ended[0].e.dir(0).packets, 1u);
     EXPECT_EQ(f.t->size(), 1u);
 }
 
@@ -150,8 +151,8 @@ TEST(FlowTable, FinBothWaysEndsTheFlowAfterGrace) {
     f.t->expire(T0 + 7 * kSec + kSec / 2, 1000, f.sink);
     ASSERT_EQ(f.sink.ended.size(), 1u);
     EXPECT_EQ(f.sink.ended[0].why, EndReason::kEndOfFlow);
-    EXPECT_EQ(f.sink.ended[0].e.dir[0].packets, 3u);
-    EXPECT_EQ(f.sink.ended[0].e.dir[1].packets, 2u);
+    EXPECT_EQ(f.sink.ended[0].e.dir(0).packets, 3u);
+    EXPECT_EQ(f.sink.ended[0].e.dir(1).packets, 2u);
 }
 
 TEST(FlowTable, RstEndsTheFlow) {
@@ -172,7 +173,7 @@ TEST(FlowTable, FullTableEvictsTheOldestAndCountsIt) {
     EXPECT_EQ(f.t->size(), 64u);
     ASSERT_EQ(f.sink.ended.size(), 1u);
     EXPECT_EQ(f.sink.ended[0].why, EndReason::kLackOfResources);
-    EXPECT_LT(f.sink.ended[0].e.key.sport, 8) << "one of the oldest flows goes";
+    EXPECT_LT(f.sink.ended[0].e.key.tuple.sport, 8) << "one of the oldest flows goes";
     EXPECT_EQ(f.t->stats().evicted_table_full.get() + f.t->stats().evicted_bucket_full.get(), 1u);
 }
 
@@ -186,7 +187,7 @@ TEST(FlowTable, SynFloodKeepsEveryPacketAccounted) {
     }
     f.t->flush(f.sink);
     uint64_t seen = 0;
-    for (const auto& x : f.sink.ended) seen += x.e.dir[0].packets + x.e.dir[1].packets;
+    for (const auto& x : f.sink.ended) seen += x.e.dir(0).packets + x.e.dir(1).packets;
     EXPECT_EQ(seen, packets);
     EXPECT_EQ(f.t->stats().created.get(), 50000u);
     EXPECT_EQ(f.t->size(), 0u);
@@ -250,12 +251,168 @@ TEST(FlowTable, StagedBurstsMatchOnePacketAtATime) {
         const auto& a = staged.sink.ended[i];
         const auto& b = single.sink.ended[i];
         ASSERT_TRUE(flow::key_equal(a.e.key, b.e.key)) << i;
-        ASSERT_EQ(a.e.dir[0].packets, b.e.dir[0].packets) << i;
-        ASSERT_EQ(a.e.dir[1].packets, b.e.dir[1].packets) << i;
+        ASSERT_EQ(a.e.dir(0).packets, b.e.dir(0).packets) << i;
+        ASSERT_EQ(a.e.dir(1).packets, b.e.dir(1).packets) << i;
         ASSERT_EQ(a.why, b.why) << i;
     }
     uint64_t total = 0;
-    for (const auto& x : staged.sink.ended) total += x.e.dir[0].packets + x.e.dir[1].packets;
+    for (const auto& x : staged.sink.ended) total += x.e.dir(0).packets + x.e.dir(1).packets;
     EXPECT_EQ(total, 2000u * 32);
     EXPECT_GT(staged.t->stats().evicted_table_full.get(), 0u);
+}
+
+// ---- tunnels in the key -------------------------------------------------------------------
+
+#include "flow/flow_record.h"
+#include "flow/tunnel_table.h"
+
+namespace {
+
+flow::TunnelKey tkey(uint32_t id, uint8_t a, uint8_t b) {
+    packet::TunnelInfo t{};
+    t.type = packet::TunnelType::kVxlan;
+    t.id = id;
+    t.depth = 1;
+    t.ip_version = 4;
+    t.src[0] = 10, t.src[3] = a;
+    t.dst[0] = 10, t.dst[3] = b;
+    flow::TunnelKey k;
+    flow::make_tunnel_key(t, k);
+    return k;
+}
+
+}  // namespace
+
+TEST(TunnelTable, InternIsDirectionFreeAndCounted) {
+    flow::TunnelTable t(8);
+    packet::TunnelInfo ab{}, ba{};
+    ab.type = ba.type = packet::TunnelType::kGeneve;
+    ab.id = ba.id = 5;
+    ab.ip_version = ba.ip_version = 4;
+    ab.src[3] = 1, ab.dst[3] = 2;
+    ba.src[3] = 2, ba.dst[3] = 1;
+    flow::TunnelKey k1, k2;
+    const bool hi1 = flow::make_tunnel_key(ab, k1), hi2 = flow::make_tunnel_key(ba, k2);
+    EXPECT_NE(hi1, hi2);
+    EXPECT_EQ(std::memcmp(&k1, &k2, sizeof(k1)), 0);
+    const uint32_t r1 = t.intern(k1, flow::tunnel_hash(k1));
+    const uint32_t r2 = t.intern(k2, flow::tunnel_hash(k2));
+    EXPECT_EQ(r1, r2);
+    EXPECT_EQ(t.refs(r1), 2u);
+    EXPECT_EQ(t.size(), 1u);
+    t.release(r1);
+    t.release(r2);
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(t.stats().active.get(), 0u);
+}
+
+TEST(TunnelTable, FullTableSaysSoAndRecovers) {
+    flow::TunnelTable t(4);
+    std::vector<uint32_t> refs;
+    for (uint32_t i = 0; i < 4; ++i) {
+        const auto k = tkey(i, 1, 2);
+        refs.push_back(t.intern(k, flow::tunnel_hash(k)));
+        EXPECT_NE(refs.back(), 0u);
+    }
+    const auto k = tkey(99, 1, 2);
+    EXPECT_EQ(t.intern(k, flow::tunnel_hash(k)), 0u);
+    EXPECT_EQ(t.stats().full.get(), 1u);
+    t.release(refs[2]);
+    EXPECT_NE(t.intern(k, flow::tunnel_hash(k)), 0u);
+}
+
+TEST(TunnelTable, MatchesAModelUnderChurn) {
+    // Random intern/release against a map: lookups stay right through backward-shift deletions,
+    // with hashes forced to collide often.
+    flow::TunnelTable t(64);
+    std::map<uint32_t, std::pair<uint32_t, uint32_t>> model;  // id -> (ref, count)
+    std::mt19937 rng(7);
+    for (int step = 0; step < 20000; ++step) {
+        const uint32_t id = rng() % 80;
+        const auto k = tkey(id, 1, 2);
+        const uint64_t h = id % 5;  // few distinct hashes: long probe runs
+        auto it = model.find(id);
+        if (rng() % 2 && it != model.end()) {
+            t.release(it->second.first);
+            if (--it->second.second == 0) model.erase(it);
+        } else {
+            const uint32_t ref = t.intern(k, h);
+            if (ref == 0) {
+                EXPECT_EQ(model.size(), 64u);
+                continue;
+            }
+            if (it != model.end()) {
+                EXPECT_EQ(ref, it->second.first);
+                ++it->second.second;
+            } else {
+                model[id] = {ref, 1};
+            }
+            EXPECT_EQ(t.key(ref).id, id);
+        }
+        ASSERT_EQ(t.size(), model.size());
+    }
+}
+
+TEST(FlowTable, TunnelsAndCustomerVlansKeepTenantsApart) {
+    Fixture f;
+    // The same tenant addresses in two tunnels, in one tunnel under two customer VLANs, and as
+    // the outer copy of a tunnel in mode both: five flows.
+    packet::PacketInfo p = pkt(0x0A000001, 0x0A000002, 1000, 80);
+    for (uint32_t tunnel : {1u, 2u}) {
+        FlowTable::Prepared pk;
+        f.t->prepare(p, tunnel, flow::kViewPrimary, pk);
+        f.t->update(pk, p, T0, 0, f.sink);
+    }
+    p.cvlan = 7;
+    FlowTable::Prepared pk;
+    f.t->prepare(p, 1, flow::kViewPrimary, pk);
+    f.t->update(pk, p, T0, 0, f.sink);
+    p.cvlan = 0;
+    f.t->prepare(p, 0, flow::kViewOuterCopy, pk);
+    f.t->update(pk, p, T0, 0, f.sink);
+    f.feed(p, T0);
+    EXPECT_EQ(f.t->size(), 5u);
+    // The reverse direction of tunnel 1 finds its flow.
+    packet::PacketInfo r = pkt(0x0A000002, 0x0A000001, 80, 1000);
+    f.t->prepare(r, 1, flow::kViewPrimary, pk);
+    f.t->update(pk, r, T0 + 5, 0, f.sink);
+    EXPECT_EQ(f.t->size(), 5u);
+}
+
+TEST(FlowTable, RecordCarriesTheTunnelInTheInitiatorsDirection) {
+    flow::TableConfig cfg;
+    cfg.capacity = 64;
+    cfg.macs = true;
+    FlowTable t(cfg);
+    const flow::TunnelKey k = tkey(77, 1, 9);  // lo = 10.0.0.1, hi = 10.0.0.9
+    struct RecordSink {
+        const FlowTable* t;
+        const flow::TunnelKey* k;
+        std::vector<flow::FlowRecord> out;
+        void on_created(const FlowEntry&) noexcept {}
+        void on_expired(const FlowEntry& e, EndReason why) noexcept {
+            out.emplace_back();
+            flow::make_record(e, why, k, t->macs(e), out.back());  // the entry as it is in the table
+        }
+    } sink{&t, &k, {}};
+    packet::PacketInfo p = pkt(0x0A000001, 0x0A000002, 1000, 80);
+    const uint8_t macs[12] = {1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2};
+    FlowTable::Prepared pk;
+    t.prepare(p, 3, flow::kViewPrimary, pk);
+    pk.tunnel_src_hi = true;
+    pk.macs = macs;
+    t.update(pk, p, T0, 4, sink);
+    t.flush(sink);
+    ASSERT_EQ(sink.out.size(), 1u);
+    const flow::FlowRecord& rec = sink.out[0];
+    EXPECT_EQ(rec.tunnel_type, static_cast<uint8_t>(packet::TunnelType::kVxlan));
+    EXPECT_EQ(rec.tunnel_id, 77u);
+    EXPECT_EQ(rec.tunnel_src[3], 9);  // the initiator's packets came from the `hi` end
+    EXPECT_EQ(rec.tunnel_dst[3], 1);
+    EXPECT_EQ(rec.tunnel_depth, 1);
+    EXPECT_EQ(rec.tunnel_ip_version, 4);
+    EXPECT_EQ(rec.dst_mac[0], 1);
+    EXPECT_EQ(rec.src_mac[0], 2);
+    EXPECT_EQ(rec.in_port, 4);
+    EXPECT_FALSE(rec.outer_copy());
 }
