@@ -16,8 +16,10 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <rte_ring_elem.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -39,6 +41,7 @@ struct Scenario {
     bool imix = false;     // 7:4:1 of 64/594/1518-byte frames; else 64 B (IPv4) / 78 B (IPv6)
     bool synflood = false; // every packet a new flow, table full and evicting
     bool churn = false;    // steady expiry: the population slides, flows end at a fixed rate
+    bool vxlan = false;    // every packet a 64-byte tenant frame inside VXLAN, keyed in mode "both"
 };
 
 struct Options {
@@ -46,6 +49,13 @@ struct Options {
     bool pmd = false;
     uint32_t workers = 1;
     uint64_t packets = 20'000'000;  // timed packets per worker (at least 2 x flows)
+    bool no_handoff = false;        // tunneled packets stay where they arrive (as with innermost-header RSS)
+};
+
+// Hand-off between the workers of one run: each worker's inbound ring, and how many have finished.
+struct Mesh {
+    std::vector<rte_ring*> inbound;
+    std::atomic<uint32_t> stopped{0};
 };
 
 constexpr uint16_t kBurst = 32;
@@ -90,6 +100,36 @@ struct TupleGen {
     }
 };
 
+// Flow i as a tenant conversation inside VXLAN: a 60-byte inner frame (64 with its FCS) between
+// two of 16 VTEPs, VNI 1000 + i % 64, and the outer UDP source port a hash of the inner
+// packet, as VTEPs send them (so the two directions of one conversation differ outside).
+struct VxlanGen {
+    static constexpr uint16_t kInner = 60;
+    static constexpr uint16_t kLen = 14 + 20 + 8 + 8 + kInner;
+    static void write(uint8_t* frame, uint32_t idx, bool reverse) {
+        uint8_t* p = frame + 12;
+        p[0] = 0x08, p[1] = 0x00;
+        uint8_t* ip = p + 2;
+        const uint32_t vtep_c = 0x0AC80000u | ((idx >> 4) & 0xF), vtep_s = 0x0AC90000u | (idx & 0xF);
+        const uint32_t src = reverse ? vtep_s : vtep_c, dst = reverse ? vtep_c : vtep_s;
+        const uint16_t ip_len = kLen - 14;
+        ip[0] = 0x45, ip[1] = 0, ip[2] = ip_len >> 8, ip[3] = ip_len & 0xFF;
+        ip[6] = 0x40, ip[7] = 0, ip[8] = 64, ip[9] = 17;
+        for (int i = 0; i < 4; ++i) ip[12 + i] = src >> (24 - 8 * i), ip[16 + i] = dst >> (24 - 8 * i);
+        uint8_t* udp = ip + 20;
+        const uint32_t h = (idx * 2654435761u) ^ (reverse ? 0x5bd1e995u : 0);
+        const uint16_t sport = static_cast<uint16_t>(49152 + (h >> 18));
+        udp[0] = sport >> 8, udp[1] = sport & 0xFF, udp[2] = 4789 >> 8, udp[3] = 4789 & 0xFF;
+        udp[4] = 0, udp[5] = static_cast<uint8_t>(ip_len - 20);
+        uint8_t* vx = udp + 8;
+        const uint32_t vni = 1000 + idx % 64;
+        vx[0] = 0x08, vx[4] = vni >> 16, vx[5] = (vni >> 8) & 0xFF, vx[6] = vni & 0xFF;
+        uint8_t* inner = vx + 8;
+        std::memset(inner, 0x02, 12);
+        TupleGen::write(inner, idx, reverse, false, false, kInner - 14, false);
+    }
+};
+
 // The order in which flows send packets: precomputed so sampling costs nothing while timed.
 std::vector<uint32_t> make_sequence(const Scenario& sc, size_t n, uint64_t seed) {
     std::vector<uint32_t> seq(n);
@@ -112,7 +152,8 @@ std::vector<uint32_t> make_sequence(const Scenario& sc, size_t n, uint64_t seed)
 }
 
 struct Result {
-    uint64_t packets = 0, cycles = 0, pmd_cycles = 0, created = 0, records = 0, dropped = 0;
+    uint64_t packets = 0, cycles = 0, pmd_cycles = 0, created = 0, records = 0, dropped = 0, handed = 0,
+             handoff_dropped = 0;
     size_t table_bytes = 0;
     uint32_t capacity = 0;
 };
@@ -122,10 +163,12 @@ struct Run {
     const Options* opt;
     uint32_t index;
     rte_mempool* pool;
+    Mesh* mesh;
     Result res;
 };
 
 uint16_t frame_len(const Scenario& sc, uint64_t i, bool v6) {
+    if (sc.vxlan) return VxlanGen::kLen + 4;
     if (sc.imix) {
         const uint32_t r = static_cast<uint32_t>(i * 2654435761u >> 8) % 12;
         return r < 7 ? 64 : r < 11 ? 594 : 1518;
@@ -150,7 +193,18 @@ int run_worker(void* arg) {
                                     : std::max<uint32_t>(1024, sc.flows + sc.flows / 4);
     wc.table.idle_ns = sc.churn ? 1'000'000'000ull : 3600'000'000'000ull;
     wc.table.active_ns = 86400'000'000'000ull;
+    weir::packet::DecodeOptions decode;
+    if (sc.vxlan) {
+        decode.mode = weir::packet::TunnelMode::kBoth;
+        // Tenant flows, and the tunnels' own: one per direction of each, as the VTEPs' source
+        // ports differ per direction.
+        wc.table.capacity = 3 * sc.flows + sc.flows / 2;
+    }
+    wc.decode = &decode;
+    wc.workers = opt.workers;
+    wc.handoff = sc.vxlan && opt.workers > 1 && !opt.no_handoff;
     auto w = std::make_unique<weir::Worker>(wc, std::vector<weir::RxQueueRef>{}, -1, 0, hz, 0, rte_rdtsc());
+    if (wc.handoff) w->connect(r.mesh->inbound, &r.mesh->stopped);
     weir::RxQueueRef q{0, 0, weir::packet::kLinkEthernet, 0};
     weir::QueueStats qs;
 
@@ -204,7 +258,11 @@ int run_worker(void* arg) {
             const bool reverse = !sc.synflood && ((pkt_no * 0x9E3779B1u) >> 31 & 1);
             const uint16_t len = frame_len(sc, pkt_no, v6);
             const uint16_t ip_len = static_cast<uint16_t>(len - 14 - (vlan ? 4 : 0) - 4 /* FCS */);
-            TupleGen::write(rte_pktmbuf_mtod(m, uint8_t*), idx, reverse, v6, vlan, ip_len, sc.synflood);
+            if (sc.vxlan) {
+                VxlanGen::write(rte_pktmbuf_mtod(m, uint8_t*), idx, reverse);
+            } else {
+                TupleGen::write(rte_pktmbuf_mtod(m, uint8_t*), idx, reverse, v6, vlan, ip_len, sc.synflood);
+            }
             m->data_len = m->pkt_len = static_cast<uint16_t>(len - 4);
             pkts[i] = m;
         }
@@ -226,12 +284,18 @@ int run_worker(void* arg) {
                 rte_mbuf* m = ring[(base + i) % kRing];
                 const uint32_t idx = static_cast<uint32_t>((f + i) % sc.flows);
                 const bool v6 = v6_all || (sc.family == 46 && (idx & 1));
-                TupleGen::write(rte_pktmbuf_mtod(m, uint8_t*), idx, false, v6, sc.vlan && (idx & 2),
-                                static_cast<uint16_t>(frame_len(sc, 0, v6) - 18 - (sc.vlan && (idx & 2) ? 4 : 0)), true);
+                if (sc.vxlan) {
+                    VxlanGen::write(rte_pktmbuf_mtod(m, uint8_t*), idx, false);
+                } else {
+                    TupleGen::write(rte_pktmbuf_mtod(m, uint8_t*), idx, false, v6, sc.vlan && (idx & 2),
+                                    static_cast<uint16_t>(frame_len(sc, 0, v6) - 18 - (sc.vlan && (idx & 2) ? 4 : 0)),
+                                    true);
+                }
                 m->data_len = m->pkt_len = static_cast<uint16_t>(frame_len(sc, 0, v6) - 4);
                 pkts[i] = m;
             }
             w->process_burst(q, qs, pkts, kBurst, now);
+            if (wc.handoff) w->drain_handoffs();
             now += step_ns * kBurst;
             base += kBurst;
             if ((f & 0xFFFF) == 0) drain();
@@ -259,11 +323,23 @@ int run_worker(void* arg) {
         } else {
             const uint64_t t0 = rte_rdtsc();
             w->process_burst(q, qs, pkts, kBurst, now);
+            if (wc.handoff) w->drain_handoffs();
             w->housekeeping(now, t0);
             cycles += rte_rdtsc() - t0;
         }
         now += step_ns * kBurst;
         if ((done & 0x3FF) == 0) drain();
+    }
+    if (wc.handoff) {
+        // The others may still hand over packets: take them in until every worker is done.
+        r.mesh->stopped.fetch_add(1);
+        while (r.mesh->stopped.load() < opt.workers) {
+            w->drain_handoffs();
+            drain();
+        }
+        while (w->drain_handoffs()) drain();
+        r.res.handed = w->stats().handed_out.get();
+        r.res.handoff_dropped = w->stats().handoff_dropped.get();
     }
     drain();
     r.res.packets = total;
@@ -296,6 +372,7 @@ std::vector<Scenario> scenarios() {
     v.push_back({"mixed_v4v6_vlan_1M", 1'000'000, false, 46, true});
     v.push_back({"synflood", 0, false, 4, false, false, true});
     v.push_back({"churn_100k", 100'000, false, 4, false, false, false, true});
+    v.push_back({"vxlan64_both_1M", 1'000'000, false, 4, false, false, false, false, true});
     return v;
 }
 
@@ -309,17 +386,19 @@ int main(int argc, char** argv) {
                                       {"mode", required_argument, nullptr, 'm'},
                                       {"workers", required_argument, nullptr, 'w'},
                                       {"packets", required_argument, nullptr, 'n'},
+                                      {"no-handoff", no_argument, nullptr, 'H'},
                                       {"help", no_argument, nullptr, 'h'},
                                       {nullptr, 0, nullptr, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "s:m:w:n:h", longopts, nullptr)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:m:w:n:Hh", longopts, nullptr)) != -1) {
         switch (c) {
             case 's': opt.only = optarg; break;
             case 'm': opt.pmd = std::string(optarg) == "pmd"; break;
             case 'w': opt.workers = static_cast<uint32_t>(std::stoul(optarg)); break;
             case 'n': opt.packets = std::stoull(optarg); break;
+            case 'H': opt.no_handoff = true; break;
             default:
-                std::printf("usage: worker_bench [--scenario NAME|list] [--mode inmem|pmd] [--workers N] [--packets N]\n");
+                std::printf("usage: worker_bench [--scenario NAME|list] [--mode inmem|pmd] [--workers N] [--packets N] [--no-handoff]\n");
                 return c == 'h' ? 0 : 2;
         }
     }
@@ -350,12 +429,20 @@ int main(int argc, char** argv) {
     for (const auto& sc : scenarios()) {
         if (!opt.only.empty() && sc.name != opt.only) continue;
         std::vector<Run> runs(opt.workers);
+        Mesh mesh;
+        static int serial = 0;
+        ++serial;
+        for (uint32_t a = 0; a < opt.workers && sc.vxlan && opt.workers > 1; ++a) {
+            const std::string name = "bh" + std::to_string(serial) + "_" + std::to_string(a);
+            mesh.inbound.push_back(rte_ring_create_elem(name.c_str(), sizeof(weir::Handoff), 8192, 0, RING_F_SC_DEQ));
+        }
         unsigned lc = rte_get_next_lcore(-1, 1, 0);
-        for (uint32_t i = 0; i < opt.workers; ++i) runs[i] = Run{&sc, &opt, i, pools[i], {}};
+        for (uint32_t i = 0; i < opt.workers; ++i) runs[i] = Run{&sc, &opt, i, pools[i], &mesh, {}};
         for (uint32_t i = 1; i < opt.workers; ++i, lc = rte_get_next_lcore(lc, 1, 0))
             rte_eal_remote_launch(run_worker, &runs[i], lc);
         run_worker(&runs[0]);  // worker 0 on the main lcore: nothing else spins meanwhile
         rte_eal_mp_wait_lcore();
+        for (rte_ring* x : mesh.inbound) rte_ring_free(x);
 
         Result sum;
         double mpps = 0, secs_max = 0;
@@ -366,6 +453,8 @@ int main(int argc, char** argv) {
             sum.created += r.res.created;
             sum.records += r.res.records;
             sum.dropped += r.res.dropped;
+            sum.handed += r.res.handed;
+            sum.handoff_dropped += r.res.handoff_dropped;
             const double secs = r.res.cycles / hz;
             mpps += r.res.packets / secs / 1e6;  // workers run in parallel: rates add
             secs_max = std::max(secs_max, secs);
@@ -373,14 +462,15 @@ int main(int argc, char** argv) {
             sum.capacity = r.res.capacity;
         }
         const double cpp = static_cast<double>(sum.cycles) / sum.packets;
-        const double pkt_bytes = sc.imix ? (7 * 64 + 4 * 594 + 1518) / 12.0 : (sc.family == 6 ? 78 : 64);
+        const double pkt_bytes = sc.vxlan ? VxlanGen::kLen + 4 : sc.imix ? (7 * 64 + 4 * 594 + 1518) / 12.0 : (sc.family == 6 ? 78 : 64);
         std::printf("scenario=%s flows=%u pkt_bytes=%.0f mpps=%.2f cycles_per_pkt=%.1f new_flows_per_s=%.0f "
                     "bytes_per_flow=%.0f workers=%u mode=%s records_per_s=%.0f hit_rate=%.4f pmd_cycles_per_pkt=%.1f "
-                    "export_drops=%lu table_mib=%.1f tsc_ghz=%.2f cmd=\"%s\"\n",
+                    "export_drops=%lu handed=%lu handoff_drops=%lu table_mib=%.1f tsc_ghz=%.2f cmd=\"%s\"\n",
                     sc.name.c_str(), sc.synflood ? sum.capacity : sc.flows, pkt_bytes, mpps, cpp,
                     sum.created / secs_max, static_cast<double>(sum.table_bytes) / sum.capacity, opt.workers,
                     opt.pmd ? "pmd" : "inmem", sum.records / secs_max, 1.0 - static_cast<double>(sum.created) / sum.packets,
                     static_cast<double>(sum.pmd_cycles) / sum.packets, static_cast<unsigned long>(sum.dropped),
+                    static_cast<unsigned long>(sum.handed), static_cast<unsigned long>(sum.handoff_dropped),
                     sum.table_bytes / 1048576.0, hz / 1e9, cmdline.c_str());
         std::fflush(stdout);
     }

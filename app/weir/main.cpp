@@ -284,8 +284,7 @@ std::vector<std::string> default_eal(const Config& cfg, uint32_t data_room) {
         // --no-huge cannot go with --in-memory; --no-shconf keeps runs from sharing state.
         const uint64_t mbuf = data_room + RTE_PKTMBUF_HEADROOM + 384;  // buffer, headroom, header and pool overhead
         const uint64_t mb = 64 + static_cast<uint64_t>(cfg.workers) * cfg.ports.size() * cfg.mbufs_per_queue * mbuf / (1 << 20) +
-                            static_cast<uint64_t>(cfg.workers) * cfg.workers * cfg.tunnels.handoff_ring * sizeof(weir::Handoff) /
-                                (1 << 20);
+                            static_cast<uint64_t>(cfg.workers) * cfg.tunnels.handoff_ring * sizeof(weir::Handoff) / (1 << 20);
         a.insert(a.end(), {"--no-huge", "--no-shconf", "--no-pci", "-m", std::to_string(mb)});
     } else {
         a.push_back("--in-memory");
@@ -550,30 +549,19 @@ int main(int argc, char** argv) {
             }
             rt.workers.push_back(std::make_unique<weir::Worker>(wc, std::move(queues), tsf.offset, tsf.flag, hz, wall0, tsc0));
         }
-        if (cfg.workers > 1) {
-            // Hand-off rings, one per ordered pair of workers (single producer, single consumer).
+        if (handoff) {
+            // One hand-off ring per worker, fed by all the others (multi-producer, single consumer).
             uint32_t size = 1;
             while (size < cfg.tunnels.handoff_ring) size <<= 1;
-            std::vector<std::vector<rte_ring*>> ring(cfg.workers, std::vector<rte_ring*>(cfg.workers, nullptr));
-            for (uint32_t a = 0; a < cfg.workers; ++a)
-                for (uint32_t b = 0; b < cfg.workers; ++b) {
-                    if (a == b || !handoff) continue;
-                    const std::string name = "weir_h" + std::to_string(a) + "_" + std::to_string(b);
-                    ring[a][b] = rte_ring_create_elem(name.c_str(), sizeof(weir::Handoff), size,
-                                                      static_cast<int>(rte_lcore_to_socket_id(lcores[b])),
-                                                      RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
-                    if (!ring[a][b]) throw std::runtime_error("cannot create hand-off ring " + name + ": " + rte_strerror(rte_errno));
-                    rt.handoff_rings.push_back(ring[a][b]);
-                }
+            std::vector<rte_ring*> inbound(cfg.workers);
             for (uint32_t w = 0; w < cfg.workers; ++w) {
-                std::vector<rte_ring*> to(cfg.workers), from(cfg.workers);
-                for (uint32_t o = 0; o < cfg.workers; ++o) {
-                    to[o] = ring[w][o];
-                    from[o] = ring[o][w];
-                }
-                if (!handoff) to.clear(), from.clear();
-                rt.workers[w]->connect(std::move(to), std::move(from), &rt.rx_stopped);
+                const std::string name = "weir_handoff_w" + std::to_string(w);
+                inbound[w] = rte_ring_create_elem(name.c_str(), sizeof(weir::Handoff), size,
+                                                  static_cast<int>(rte_lcore_to_socket_id(lcores[w])), RING_F_SC_DEQ);
+                if (!inbound[w]) throw std::runtime_error("cannot create hand-off ring " + name + ": " + rte_strerror(rte_errno));
+                rt.handoff_rings.push_back(inbound[w]);
             }
+            for (uint32_t w = 0; w < cfg.workers; ++w) rt.workers[w]->connect(inbound, &rt.rx_stopped);
         }
         rt.cfg = cfg;
         std::fprintf(stderr, "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",

@@ -9,6 +9,7 @@
 #include <rte_ring_elem.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -60,9 +61,9 @@ Worker::~Worker() {
     rte_ring_free(free_);
 }
 
-void Worker::connect(std::vector<rte_ring*> to, std::vector<rte_ring*> from, std::atomic<uint32_t>* rx_stopped) {
-    to_ = std::move(to);
-    from_ = std::move(from);
+void Worker::connect(std::vector<rte_ring*> inbound, std::atomic<uint32_t>* rx_stopped) {
+    inbound_ = std::move(inbound);
+    mine_ = cfg_.index < inbound_.size() ? inbound_[cfg_.index] : nullptr;
     rx_stopped_ = rx_stopped;
 }
 
@@ -134,160 +135,159 @@ uint32_t Worker::owner_of(const packet::PacketInfo& pi, uint64_t tunnel_hash) co
     return static_cast<uint32_t>(((h >> 32) * cfg_.workers) >> 32);
 }
 
-void Worker::handle(rte_mbuf** pkts, uint16_t n, const uint64_t* ts, uint16_t linktype, uint16_t port,
-                    bool arrived) noexcept {
-    struct Item {
-        flow::FlowTable::Prepared pk;
-        const packet::Layer* layer;
-        uint64_t ts;
-    };
-    packet::PacketInfo info[64];
-    Item items[128];
-    uint32_t pinned[64];
-    Handoff out[64];
-    uint32_t out_to[64];
-    uint32_t ni = 0, np = 0, no = 0;
-    const packet::DecodeOptions& opt = *decode_;
-    const bool both = opt.mode == packet::TunnelMode::kBoth;
-
-    for (uint16_t i = 0; i < n; ++i) {
-        rte_mbuf* m = pkts[i];
-        packet::PacketInfo& pi = info[i];
-        packet::Drop d = packet::decode(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, m->pkt_len, linktype, opt, pi);
-        if (pi.short_read) [[unlikely]] {
-            // A header crosses into the next segment of a jumbo frame: decode a contiguous copy.
-            // Only the bytes the segments really hold (a PMD may say more in pkt_len).
-            uint32_t held = 0;
-            for (const rte_mbuf* s = m; s && held < kLinearBytes; s = s->next) held += s->data_len;
-            const uint32_t len = std::min({m->pkt_len, held, kLinearBytes});
-            const auto* p = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, linear_.get()));
-            d = p ? packet::decode(p, len, m->pkt_len, linktype, opt, pi) : d;
-            if (arrived) stats_.linearized.add();
-        }
-        if (d != packet::Drop::kNone) {
-            stats_.drops[static_cast<size_t>(d)].add();
-            continue;
-        }
-        if (ts[i] > clock_ns_) clock_ns_ = ts[i];
-        if (arrived) {
-            if (pi.l4_truncated) stats_.l4_truncated.add();
-            if (pi.ipv6_ext_limit) [[unlikely]] stats_.ipv6_ext_limit.add();
-            if (pi.stop != packet::TunnelStop::kNone) [[unlikely]] stats_.tunnel_stops[static_cast<size_t>(pi.stop)].add();
-        }
-        if (pi.tunnel.depth == 0) [[likely]] {
-            Item& it = items[ni++];
-            table_->prepare(pi, 0, flow::kViewPrimary, it.pk);
-            if (pi.has_macs) it.pk.macs = pi.macs;
-            it.layer = &pi;
-            it.ts = ts[i];
-            continue;
-        }
-        if (arrived) {
-            stats_.tunneled[static_cast<size_t>(pi.tunnel.type)].add();
-            if (both) {  // the tunnel's own flow, accounted where its outer headers arrived
-                Item& it = items[ni++];
-                table_->prepare(pi.outer, 0, flow::kViewOuterCopy, it.pk);
-                if (pi.has_outer_macs) it.pk.macs = pi.outer_macs;
-                it.layer = &pi.outer;
-                it.ts = ts[i];
-                stats_.outer_copies.add();
-            }
-        }
-        flow::TunnelKey tk;
-        const bool src_hi = flow::make_tunnel_key(pi.tunnel, tk);
-        const uint64_t th = flow::tunnel_hash(tk);
-        if (arrived && cfg_.handoff && pi.tunnel.entropy) {
-            const uint32_t owner = owner_of(pi, th);
-            if (owner != cfg_.index) {
-                out[no] = Handoff{m, ts[i], linktype, port, 0};
-                out_to[no++] = owner;
-                pkts[i] = nullptr;
-                continue;
-            }
-        }
-        Item& it = items[ni++];
-        const uint32_t ref = tunnels_->intern(tk, th);
-        if (ref) [[likely]] {
-            pinned[np++] = ref;
-            table_->prepare(pi, ref, flow::kViewPrimary, it.pk);
-            it.pk.tunnel_src_hi = src_hi;
-            if (pi.has_macs) it.pk.macs = pi.macs;
-            it.layer = &pi;
+void Worker::account(const Pending* items, uint32_t n) noexcept {
+    flow::FlowTable::Prepared prep[128];
+    uint32_t pinned[128];
+    uint32_t np = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+        const Pending& it = items[i];
+        flow::FlowTable::Prepared& pk = prep[i];
+        if (!it.tunnel) [[likely]] {
+            table_->prepare(*it.layer, 0, it.view, pk);
         } else {
-            // No room for another tunnel: the packet is keyed on its outer headers (counted).
-            table_->prepare(pi.outer, 0, flow::kViewPrimary, it.pk);
-            if (pi.has_outer_macs) it.pk.macs = pi.outer_macs;
-            it.layer = &pi.outer;
+            flow::TunnelKey tk;
+            const bool src_hi = flow::make_tunnel_key(*it.tunnel, tk);
+            const uint32_t ref = tunnels_->intern(tk, flow::tunnel_hash(tk));
+            // No room for another tunnel: keyed without it (counted by the tunnel table).
+            if (ref) pinned[np++] = ref;
+            table_->prepare(*it.layer, ref, it.view, pk);
+            pk.tunnel_src_hi = ref && src_hi;
         }
-        it.ts = ts[i];
+        pk.macs = it.macs;
     }
-    for (uint32_t i = 0; i < ni; ++i) table_->locate(items[i].pk);
-    for (uint32_t i = 0; i < ni; ++i) table_->update(items[i].pk, *items[i].layer, items[i].ts, port, *this);
+    for (uint32_t i = 0; i < n; ++i) table_->locate(prep[i]);
+    for (uint32_t i = 0; i < n; ++i) table_->update(prep[i], *items[i].layer, items[i].ts, items[i].port, *this);
     for (uint32_t i = 0; i < np; ++i) tunnels_->release(pinned[i]);
+}
 
-    for (uint32_t i = 0; i < no; ++i) {
-        bool sent = true;
-        while (rte_ring_sp_enqueue_elem(to_[out_to[i]], &out[i], sizeof(Handoff)) != 0) {
-            if (!cfg_.replay) {  // live traffic never waits: the packet is counted lost
-                sent = false;
-                break;
-            }
-            // A replay loses nothing: make room by taking in what the others handed to us.
-            drain_handoffs();
-            rte_pause();
-        }
-        if (sent) {
-            stats_.handed_out.add();
-        } else {
-            stats_.handoff_dropped.add();
-            rte_pktmbuf_free(out[i].mbuf);
-        }
+void Worker::send_handoffs(Handoff* out, const uint32_t* owner, uint32_t n) noexcept {
+    uint32_t i = 1;
+    while (i < n && owner[i] == owner[0]) ++i;
+    if (i == n) {  // one owner (always so with two workers): no regrouping
+        enqueue_handoffs(owner[0], out, n);
+        return;
     }
+    // Grouped by owner (a stable counting sort), so each owner's ring takes one burst.
+    uint32_t count[kMaxHandoffTargets] = {};
+    for (uint32_t i = 0; i < n; ++i) ++count[owner[i]];
+    uint32_t start[kMaxHandoffTargets];
+    uint32_t pos = 0;
+    for (uint32_t w = 0; w < cfg_.workers; ++w) start[w] = pos, pos += count[w];
+    Handoff sorted[64];
+    uint32_t fill[kMaxHandoffTargets];
+    for (uint32_t w = 0; w < cfg_.workers; ++w) fill[w] = start[w];
+    for (uint32_t i = 0; i < n; ++i) sorted[fill[owner[i]]++] = out[i];
+    for (uint32_t w = 0; w < cfg_.workers; ++w)
+        if (count[w]) enqueue_handoffs(w, sorted + start[w], count[w]);
+}
+
+void Worker::enqueue_handoffs(uint32_t owner, const Handoff* h, uint32_t n) noexcept {
+    uint32_t done = 0;
+    for (;;) {
+        done += rte_ring_mp_enqueue_burst_elem(inbound_[owner], h + done, sizeof(Handoff), n - done, nullptr);
+        if (done == n || !cfg_.replay) break;
+        // A replay loses nothing: make room by taking in what the others handed to us.
+        drain_handoffs();
+        rte_pause();
+    }
+    stats_.handed_out.add(done);
+    stats_.handoff_dropped.add(n - done);  // live traffic never waits: counted lost
 }
 
 unsigned Worker::drain_handoffs() noexcept {
+    if (!mine_) return 0;
+    // Up to four bursts a call: the others together may hand over more than one burst meanwhile.
     unsigned total = 0;
-    for (rte_ring* r : from_) {
-        if (!r) continue;
-        Handoff in[32];
-        const unsigned n = rte_ring_sc_dequeue_burst_elem(r, in, sizeof(Handoff), 32, nullptr);
-        if (n == 0) continue;
-        total += n;
+    for (int round = 0; round < 4; ++round) {
+        Handoff in[64];
+        const unsigned n = rte_ring_sc_dequeue_burst_elem(mine_, in, sizeof(Handoff), 64, nullptr);
+        if (n == 0) break;
         stats_.handed_in.add(n);
-        rte_mbuf* pkts[32];
-        uint64_t ts[32];
-        // Runs of the same link type and port go through handle() together.
-        for (unsigned s = 0; s < n;) {
-            unsigned e = s;
-            while (e < n && in[e].linktype == in[s].linktype && in[e].port == in[s].port) {
-                pkts[e] = in[e].mbuf;
-                ts[e] = in[e].ts_ns;
-                ++e;
-            }
-            handle(pkts + s, static_cast<uint16_t>(e - s), ts + s, in[s].linktype, in[s].port, false);
-            s = e;
+        Pending items[64];
+        for (unsigned i = 0; i < n; ++i) {
+            const Handoff& h = in[i];
+            if (h.ts_ns > clock_ns_) clock_ns_ = h.ts_ns;
+            items[i] = Pending{&h.layer, &h.tunnel, h.has_macs ? h.macs : nullptr, h.ts_ns, h.port, flow::kViewPrimary};
         }
-        rte_pktmbuf_free_bulk(pkts, n);
+        account(items, n);
+        total += n;
+        if (n < 64) break;
     }
     return total;
 }
 
 void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept {
-    uint64_t ts[64];
+    packet::PacketInfo info[64];
+    Pending items[128];
+    Handoff out[64];
+    uint32_t owner[64];
+    uint32_t ni = 0, no = 0;
     uint64_t bytes = 0;
+    const packet::DecodeOptions& opt = *decode_;
+    const bool both = opt.mode == packet::TunnelMode::kBoth;
     for (uint16_t i = 0; i < n; ++i) {
-        const rte_mbuf* m = pkts[i];
+        rte_mbuf* m = pkts[i];
         bytes += m->pkt_len;
-        if (m->nb_segs > 1) [[unlikely]] stats_.multi_segment.add();
-        ts[i] = q.ts_ns_per_unit && (m->ol_flags & ts_flag_)
-                    ? *RTE_MBUF_DYNFIELD(m, ts_offset_, const uint64_t*) * q.ts_ns_per_unit
-                    : now_ns;
+        const uint64_t ts = q.ts_ns_per_unit && (m->ol_flags & ts_flag_)
+                                ? *RTE_MBUF_DYNFIELD(m, ts_offset_, uint64_t*) * q.ts_ns_per_unit
+                                : now_ns;
+        packet::PacketInfo& pi = info[i];
+        packet::Drop d = packet::decode(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, m->pkt_len, q.linktype, opt, pi);
+        if (m->nb_segs > 1) [[unlikely]] {
+            stats_.multi_segment.add();
+            if (pi.short_read) {
+                // A header crosses into the next segment: decode a contiguous copy of the first bytes
+                // the segments really hold (a PMD may say more in pkt_len).
+                uint32_t held = 0;
+                for (const rte_mbuf* s = m; s && held < kLinearBytes; s = s->next) held += s->data_len;
+                const uint32_t len = std::min({m->pkt_len, held, kLinearBytes});
+                const auto* p = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, linear_.get()));
+                if (p) d = packet::decode(p, len, m->pkt_len, q.linktype, opt, pi);
+                stats_.linearized.add();
+            }
+        }
+        if (d != packet::Drop::kNone) {
+            stats_.drops[static_cast<size_t>(d)].add();
+            continue;
+        }
+        if (ts > clock_ns_) clock_ns_ = ts;
+        if (pi.l4_truncated) stats_.l4_truncated.add();
+        if (pi.ipv6_ext_limit) [[unlikely]] stats_.ipv6_ext_limit.add();
+        if (pi.stop != packet::TunnelStop::kNone) [[unlikely]] stats_.tunnel_stops[static_cast<size_t>(pi.stop)].add();
+        if (pi.tunnel.depth == 0) [[likely]] {
+            items[ni++] = Pending{&pi, nullptr, pi.has_macs ? pi.macs : nullptr, ts, q.port, flow::kViewPrimary};
+            continue;
+        }
+        stats_.tunneled[static_cast<size_t>(pi.tunnel.type)].add();
+        if (both) {  // the tunnel's own flow, accounted where its outer headers arrived
+            items[ni++] = Pending{&pi.outer, nullptr, pi.has_outer_macs ? pi.outer_macs : nullptr, ts, q.port,
+                                  flow::kViewOuterCopy};
+            stats_.outer_copies.add();
+        }
+        if (cfg_.handoff && pi.tunnel.entropy) {
+            flow::TunnelKey tk;
+            flow::make_tunnel_key(pi.tunnel, tk);
+            const uint32_t o = owner_of(pi, flow::tunnel_hash(tk));
+            if (o != cfg_.index) {
+                Handoff& h = out[no];
+                h.layer = pi;
+                h.tunnel = pi.tunnel;
+                h.ts_ns = ts;
+                h.port = q.port;
+                h.has_macs = pi.has_macs;
+                if (pi.has_macs) std::memcpy(h.macs, pi.macs, 12);
+                owner[no++] = o;
+                continue;
+            }
+        }
+        items[ni++] = Pending{&pi, &pi.tunnel, pi.has_macs ? pi.macs : nullptr, ts, q.port, flow::kViewPrimary};
     }
     qs.packets.add(n);
     qs.bytes.add(bytes);
     stats_.rx_packets.add(n);
     stats_.rx_bytes.add(bytes);
-    handle(pkts, n, ts, q.linktype, q.port, true);
+    account(items, ni);
+    if (no) send_handoffs(out, owner, no);
 }
 
 void Worker::run() noexcept {
@@ -295,7 +295,7 @@ void Worker::run() noexcept {
     ready_.store(true, std::memory_order_release);
     rte_mbuf* pkts[64];
     const uint16_t burst = static_cast<uint16_t>(cfg_.burst > 64 ? 64 : cfg_.burst);
-    const bool peers = !from_.empty();
+    const bool peers = mine_ != nullptr;
     while (!stop_.load(std::memory_order_acquire)) {
         const uint64_t t0 = rte_rdtsc();
         const uint64_t now_ns = tsc_to_ns(t0);
@@ -306,7 +306,7 @@ void Worker::run() noexcept {
             if (n == 0) continue;
             any = true;
             process_burst(q, qstats_[i], pkts, n, now_ns);
-            rte_pktmbuf_free_bulk(pkts, n);  // those handed to other workers are nullptr now
+            rte_pktmbuf_free_bulk(pkts, n);
         }
         if (peers && drain_handoffs()) any = true;
         housekeeping(now_ns, t0);

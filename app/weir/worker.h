@@ -41,15 +41,19 @@ struct RxQueueRef {
     uint32_t ts_ns_per_unit;  // 0: packets are stamped from the TSC at RX
 };
 
-// A packet on its way to the worker that owns its inner conversation.
+// A tunneled packet on its way to the worker that owns its inner conversation, decoded: the
+// layer its flow is keyed on and the tunnel that carried it. The packet itself stays with (and is
+// freed by) the worker that received it.
 struct Handoff {
-    rte_mbuf* mbuf;
+    packet::Layer layer;
+    packet::TunnelInfo tunnel;
     uint64_t ts_ns;
-    uint16_t linktype;
     uint16_t port;
-    uint32_t reserved;
+    bool has_macs;
+    uint8_t macs[12];
+    uint8_t reserved[9];
 };
-static_assert(sizeof(Handoff) == 24);
+static_assert(sizeof(Handoff) == 128);  // two whole cache lines a slot: no line shared by two slots
 
 struct alignas(64) QueueStats {
     Counter packets;
@@ -92,6 +96,8 @@ struct TopFlow {
     uint16_t cvlan;
 };
 
+constexpr uint32_t kMaxHandoffTargets = 128;  // = the largest worker count the configuration allows
+
 struct WorkerConfig {
     uint32_t index = 0;
     uint32_t burst = 32;
@@ -115,9 +121,10 @@ public:
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
 
-    // Rings of Handoff to every worker (`to[i]`, nullptr for this one) and from every worker
-    // (`from[i]`), and the count of workers that stopped receiving, shared by all. Before run().
-    void connect(std::vector<rte_ring*> to, std::vector<rte_ring*> from, std::atomic<uint32_t>* rx_stopped);
+    // The Handoff rings of every worker (`inbound[i]`: worker i's, multi-producer, single-consumer;
+    // this worker's own is the one it takes from), and the count of workers that stopped
+    // receiving, shared by all. Before run().
+    void connect(std::vector<rte_ring*> inbound, std::atomic<uint32_t>* rx_stopped);
 
     // The lcore entry point. Returns when stop is requested, after flushing every flow.
     void run() noexcept;
@@ -160,8 +167,8 @@ public:
     void on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept;
 
     // The pipeline steps run() is made of, public so the benchmark drives the same code:
-    // one burst (decode, hash + prefetch, update; hand-off of other workers' packets, which
-    // are taken out of `pkts`), the packets other workers handed over, the per-iteration
+    // one burst (decode, hash + prefetch, update; tunneled packets of other workers' inner
+    // conversations handed to them), the packets other workers handed over, the per-iteration
     // housekeeping (expiry, hand-off of a batch that waited long enough), and the final flush.
     void process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept;
     unsigned drain_handoffs() noexcept;
@@ -169,10 +176,20 @@ public:
     void finish() noexcept;
 
 private:
-    // Decodes and accounts packets that all came in with the same link type and port; `arrived`
-    // is false for packets another worker handed over (already counted and copied there).
-    void handle(rte_mbuf** pkts, uint16_t n, const uint64_t* ts, uint16_t linktype, uint16_t port,
-                bool arrived) noexcept;
+    // A layer to account, with the tunnel that carried it (nullptr: none) and its view.
+    struct Pending {
+        const packet::Layer* layer;
+        const packet::TunnelInfo* tunnel;
+        const uint8_t* macs;
+        uint64_t ts;
+        uint16_t port;
+        uint8_t view;
+    };
+    // Hash + prefetch, locate, update for up to 128 layers; tunnels interned and pinned meanwhile.
+    void account(const Pending* items, uint32_t n) noexcept;
+    // Hands decoded packets to their owners: one burst per owner ring.
+    void send_handoffs(Handoff* out, const uint32_t* owner, uint32_t n) noexcept;
+    void enqueue_handoffs(uint32_t owner, const Handoff* h, uint32_t n) noexcept;
     bool acquire_buffer() noexcept;
     void hand_off() noexcept;
     uint64_t tsc_to_ns(uint64_t tsc) const noexcept;
@@ -191,7 +208,8 @@ private:
     std::unique_ptr<flow::FlowRecord[]> pool_records_;
     rte_ring* full_ = nullptr;
     rte_ring* free_ = nullptr;
-    std::vector<rte_ring*> to_, from_;  // hand-off rings, by worker
+    std::vector<rte_ring*> inbound_;  // hand-off rings of all workers, by worker
+    rte_ring* mine_ = nullptr;        // this worker's
     std::atomic<uint32_t>* rx_stopped_ = nullptr;
     std::unique_ptr<uint8_t[]> linear_;  // contiguous copy of a multi-segment frame's headers
     int ts_offset_;

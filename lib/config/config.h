@@ -46,7 +46,7 @@ struct Tunnels {
     packet::TunnelMode mode = packet::TunnelMode::kInner;
     uint32_t max_depth = 4;              // tunnels opened one inside another
     uint32_t contexts_per_worker = 65536;  // distinct tunnels (end points, id) per worker
-    uint32_t handoff_ring = 4096;        // packets queued from one worker to another
+    uint32_t handoff_ring = 8192;        // packets queued from one worker to another
     // UDP destination ports per tunnel type (Teredo: either port).
     std::vector<std::pair<packet::TunnelType, std::vector<uint16_t>>> udp_ports = {
         {packet::TunnelType::kVxlan, {4789, 8472}}, {packet::TunnelType::kVxlanGpe, {4790}},

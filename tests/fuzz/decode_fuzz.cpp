@@ -1,25 +1,36 @@
-// libFuzzer target: arbitrary bytes as a frame of every link type, decoded and fed to a flow
-// table, then encoded as IPFIX. Must never read out of bounds, crash or lose a packet.
+// libFuzzer target: arbitrary bytes as a frame of every link type, decoded in the three tunnel
+// modes (and with a buffer split where a multi-segment frame would split it), fed to a flow table
+// with tunnel contexts, then encoded as IPFIX. Must never read out of bounds, crash, lose a
+// packet or leak a tunnel context.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
 
+#include "flow/flow_record.h"
 #include "flow/flow_table.h"
+#include "flow/tunnel_table.h"
 #include "ipfix/ipfix.h"
 #include "packet/decode.h"
 
 namespace {
 
+using namespace weir;
+
 struct Sink {
-    weir::ipfix::MessageEncoder enc{1, 1452};
+    flow::TunnelTable* tunnels;
+    ipfix::Layout layout{ipfix::Options{true, ipfix::TimeUnit::kNanoseconds, true, ipfix::Tunnels::kBoth, 32473}};
+    ipfix::MessageEncoder enc{1, 1452, layout};
     std::vector<uint8_t> buf = std::vector<uint8_t>(1452);
     uint64_t packets = 0;
-    void on_created(const weir::flow::FlowEntry&) noexcept {}
-    void on_expired(const weir::flow::FlowEntry& e, weir::flow::EndReason why) noexcept {
-        packets += e.dir(0).packets + e.dir(1).packets;
-        weir::flow::FlowRecord r;
-        weir::flow::make_record(e, why, r);
+    void on_created(const flow::FlowEntry& e) noexcept {
+        if (e.key.tunnel) tunnels->acquire(e.key.tunnel);
+    }
+    void on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept {
+        packets += e.packets();
+        flow::FlowRecord r;
+        flow::make_record(e, why, e.key.tunnel ? &tunnels->key(e.key.tunnel) : nullptr, nullptr, r);
+        if (e.key.tunnel) tunnels->release(e.key.tunnel);
         if (!enc.started()) enc.start(buf.data());
         if (!enc.add(r)) {
             enc.finish();
@@ -29,35 +40,72 @@ struct Sink {
     }
 };
 
-weir::flow::FlowTable& table() {
-    static weir::flow::FlowTable t([] {
-        weir::flow::TableConfig c;
+struct State {
+    flow::TunnelTable tunnels{8};
+    flow::FlowTable table{[] {
+        flow::TableConfig c;
         c.capacity = 64;
         return c;
-    }());
-    return t;
+    }()};
+};
+
+State& state() {
+    static State s;
+    return s;
+}
+
+// Accounts one layer as the worker does: tunnel interned and pinned around the update.
+void account(State& st, Sink& sink, const packet::Layer& l, const packet::TunnelInfo* t, uint8_t view, uint64_t ts) {
+    flow::FlowTable::Prepared pk;
+    uint32_t ref = 0;
+    bool hi = false;
+    if (t) {
+        flow::TunnelKey k;
+        hi = flow::make_tunnel_key(*t, k);
+        ref = st.tunnels.intern(k, flow::tunnel_hash(k));
+    }
+    st.table.prepare(l, ref, view, pk);
+    pk.tunnel_src_hi = hi;
+    st.table.locate(pk);
+    st.table.update(pk, l, ts, 0, sink);
+    if (ref) st.tunnels.release(ref);
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    static const uint16_t kLinks[] = {0, 1, 12, 101, 108, 113, 228, 229, 276, 105};
-    Sink sink;
+    static const uint16_t kLinks[] = {0, 1, 9, 12, 50, 101, 104, 108, 113, 228, 229, 276, 105};
+    State& st = state();
+    Sink sink{&st.tunnels};
     uint64_t accounted = 0;
     uint64_t ts = 1'700'000'000'000'000'000ull;
-    for (uint16_t lt : kLinks) {
-        std::vector<uint8_t> frame(data, data + size);  // exact-size copy: ASan sees over-reads
-        weir::packet::PacketInfo pi;
-        if (weir::packet::decode(frame.data(), static_cast<uint32_t>(size), lt, pi) != weir::packet::Drop::kNone)
-            continue;
-        weir::flow::FlowTable::Prepared pk;
-        table().prepare(pi, pk);
-        table().update(pk, pi, ts, 0, sink);
-        ts += 20'000'000'000ull;  // past the idle timeout: exercises expiry too
-        table().expire(ts, 64, sink);
-        ++accounted;
+    for (const auto mode : {packet::TunnelMode::kOuter, packet::TunnelMode::kInner, packet::TunnelMode::kBoth}) {
+        packet::DecodeOptions opt;
+        opt.mode = mode;
+        opt.want_macs = true;
+        for (uint16_t lt : kLinks) {
+            std::vector<uint8_t> frame(data, data + size);  // exact-size copy: ASan sees over-reads
+            packet::PacketInfo pi;
+            // First as a buffer holding only part of the frame (as the first segment of a jumbo
+            // frame would), then whole when a header crossed the split.
+            const uint32_t split = size > 64 ? static_cast<uint32_t>(size / 2) : static_cast<uint32_t>(size);
+            packet::Drop d = packet::decode(frame.data(), split, static_cast<uint32_t>(size), lt, opt, pi);
+            if (pi.short_read) d = packet::decode(frame.data(), static_cast<uint32_t>(size), static_cast<uint32_t>(size), lt, opt, pi);
+            if (pi.short_read) std::abort();  // the whole frame was at hand
+            if (d != packet::Drop::kNone) continue;
+            if (pi.tunnel.depth > 0 && mode == packet::TunnelMode::kOuter) std::abort();
+            if (pi.tunnel.depth > 0 && mode == packet::TunnelMode::kBoth) {
+                account(st, sink, pi.outer, nullptr, flow::kViewOuterCopy, ts);
+                ++accounted;
+            }
+            account(st, sink, pi, pi.tunnel.depth ? &pi.tunnel : nullptr, flow::kViewPrimary, ts);
+            ts += 20'000'000'000ull;  // past the idle timeout: exercises expiry too
+            st.table.expire(ts, 64, sink);
+            ++accounted;
+        }
     }
-    table().flush(sink);
+    st.table.flush(sink);
     if (sink.packets != accounted) std::abort();
+    if (st.tunnels.size() != 0) std::abort();  // every context released with its last flow
     return 0;
 }

@@ -72,9 +72,12 @@ def max_caplen(path):
 def select():
     """(file, why) for every capture this test replays."""
     root = harness.pcaps_dir()
-    failed = set(open(os.path.join(root, "truth", "TRUTH-FAILED.txt")).read().split())
+    with open(os.path.join(root, "truth", "TRUTH-FAILED.txt")) as f:
+        failed = set(f.read().split())
+    with open(os.path.join(root, "MANIFEST.tsv")) as f:
+        manifest = f.read().splitlines()[1:]
     chosen = {}
-    for line in open(os.path.join(root, "MANIFEST.tsv")).read().splitlines()[1:]:
+    for line in manifest:
         cols = line.split("\t")
         name, linktype, exercises = cols[0], cols[5], cols[7]
         if name in failed or linktype == "unreadable":
