@@ -135,29 +135,41 @@ uint32_t Worker::owner_of(const packet::PacketInfo& pi, uint64_t tunnel_hash) co
     return static_cast<uint32_t>(((h >> 32) * cfg_.workers) >> 32);
 }
 
-void Worker::account(const Pending* items, uint32_t n) noexcept {
-    flow::FlowTable::Prepared prep[128];
-    uint32_t pinned[128];
-    uint32_t np = 0;
-    for (uint32_t i = 0; i < n; ++i) {
-        const Pending& it = items[i];
-        flow::FlowTable::Prepared& pk = prep[i];
-        if (!it.tunnel) [[likely]] {
-            table_->prepare(*it.layer, 0, it.view, pk);
-        } else {
-            flow::TunnelKey tk;
-            const bool src_hi = flow::make_tunnel_key(*it.tunnel, tk);
-            const uint32_t ref = tunnels_->intern(tk, flow::tunnel_hash(tk));
-            // No room for another tunnel: keyed without it (counted by the tunnel table).
-            if (ref) pinned[np++] = ref;
-            table_->prepare(*it.layer, ref, it.view, pk);
-            pk.tunnel_src_hi = ref && src_hi;
-        }
-        pk.macs = it.macs;
+struct Worker::Burst {
+    static constexpr uint32_t kMax = 128;  // a burst of 64, each packet with its outer copy
+    flow::FlowTable::Prepared prep[kMax];
+    struct Item {
+        const packet::Layer* layer;
+        const uint8_t* macs;
+        uint64_t ts;
+        uint16_t port;
+    } item[kMax];
+    uint32_t pinned[kMax];
+    uint32_t n = 0, np = 0;
+};
+
+inline void Worker::add(Burst& b, const packet::Layer& l, const packet::TunnelInfo* tunnel, uint8_t view, uint64_t ts,
+                        uint16_t port, const uint8_t* macs) noexcept {
+    flow::FlowTable::Prepared& pk = b.prep[b.n];
+    if (!tunnel) [[likely]] {
+        table_->prepare(l, 0, view, pk);
+    } else {
+        flow::TunnelKey tk;
+        const bool src_hi = flow::make_tunnel_key(*tunnel, tk);
+        const uint32_t ref = tunnels_->intern(tk, flow::tunnel_hash(tk));
+        // No room for another tunnel: keyed without it (counted by the tunnel table).
+        if (ref) b.pinned[b.np++] = ref;
+        table_->prepare(l, ref, view, pk);
+        pk.tunnel_src_hi = ref && src_hi;
     }
-    for (uint32_t i = 0; i < n; ++i) table_->locate(prep[i]);
-    for (uint32_t i = 0; i < n; ++i) table_->update(prep[i], *items[i].layer, items[i].ts, items[i].port, *this);
-    for (uint32_t i = 0; i < np; ++i) tunnels_->release(pinned[i]);
+    b.item[b.n++] = Burst::Item{&l, macs, ts, port};
+}
+
+void Worker::account(Burst& b) noexcept {
+    for (uint32_t i = 0; i < b.n; ++i) table_->locate(b.prep[i]);
+    for (uint32_t i = 0; i < b.n; ++i)
+        table_->update(b.prep[i], *b.item[i].layer, b.item[i].ts, b.item[i].port, *this, b.item[i].macs);
+    for (uint32_t i = 0; i < b.np; ++i) tunnels_->release(b.pinned[i]);
 }
 
 void Worker::send_handoffs(Handoff* out, const uint32_t* owner, uint32_t n) noexcept {
@@ -203,13 +215,13 @@ unsigned Worker::drain_handoffs() noexcept {
         const unsigned n = rte_ring_sc_dequeue_burst_elem(mine_, in, sizeof(Handoff), 64, nullptr);
         if (n == 0) break;
         stats_.handed_in.add(n);
-        Pending items[64];
+        Burst b;
         for (unsigned i = 0; i < n; ++i) {
             const Handoff& h = in[i];
             if (h.ts_ns > clock_ns_) clock_ns_ = h.ts_ns;
-            items[i] = Pending{&h.layer, &h.tunnel, h.has_macs ? h.macs : nullptr, h.ts_ns, h.port, flow::kViewPrimary};
+            add(b, h.layer, &h.tunnel, flow::kViewPrimary, h.ts_ns, h.port, h.has_macs ? h.macs : nullptr);
         }
-        account(items, n);
+        account(b);
         total += n;
         if (n < 64) break;
     }
@@ -218,10 +230,10 @@ unsigned Worker::drain_handoffs() noexcept {
 
 void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept {
     packet::PacketInfo info[64];
-    Pending items[128];
+    Burst b;
     Handoff out[64];
     uint32_t owner[64];
-    uint32_t ni = 0, no = 0;
+    uint32_t no = 0;
     uint64_t bytes = 0;
     const packet::DecodeOptions& opt = *decode_;
     const bool both = opt.mode == packet::TunnelMode::kBoth;
@@ -255,13 +267,12 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
         if (pi.ipv6_ext_limit) [[unlikely]] stats_.ipv6_ext_limit.add();
         if (pi.stop != packet::TunnelStop::kNone) [[unlikely]] stats_.tunnel_stops[static_cast<size_t>(pi.stop)].add();
         if (pi.tunnel.depth == 0) [[likely]] {
-            items[ni++] = Pending{&pi, nullptr, pi.has_macs ? pi.macs : nullptr, ts, q.port, flow::kViewPrimary};
+            add(b, pi, nullptr, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr);
             continue;
         }
         stats_.tunneled[static_cast<size_t>(pi.tunnel.type)].add();
         if (both) {  // the tunnel's own flow, accounted where its outer headers arrived
-            items[ni++] = Pending{&pi.outer, nullptr, pi.has_outer_macs ? pi.outer_macs : nullptr, ts, q.port,
-                                  flow::kViewOuterCopy};
+            add(b, pi.outer, nullptr, flow::kViewOuterCopy, ts, q.port, pi.has_outer_macs ? pi.outer_macs : nullptr);
             stats_.outer_copies.add();
         }
         if (cfg_.handoff && pi.tunnel.entropy) {
@@ -280,13 +291,13 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
                 continue;
             }
         }
-        items[ni++] = Pending{&pi, &pi.tunnel, pi.has_macs ? pi.macs : nullptr, ts, q.port, flow::kViewPrimary};
+        add(b, pi, &pi.tunnel, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr);
     }
     qs.packets.add(n);
     qs.bytes.add(bytes);
     stats_.rx_packets.add(n);
     stats_.rx_bytes.add(bytes);
-    account(items, ni);
+    account(b);
     if (no) send_handoffs(out, owner, no);
 }
 

@@ -176,17 +176,13 @@ public:
     void finish() noexcept;
 
 private:
-    // A layer to account, with the tunnel that carried it (nullptr: none) and its view.
-    struct Pending {
-        const packet::Layer* layer;
-        const packet::TunnelInfo* tunnel;
-        const uint8_t* macs;
-        uint64_t ts;
-        uint16_t port;
-        uint8_t view;
-    };
-    // Hash + prefetch, locate, update for up to 128 layers; tunnels interned and pinned meanwhile.
-    void account(const Pending* items, uint32_t n) noexcept;
+    // The layers of one burst on their way into the table: each is hashed and its buckets
+    // prefetched as soon as it is added (tunnels interned and pinned), then all are located and
+    // updated together, so memory latency overlaps across the burst.
+    struct Burst;
+    void add(Burst& b, const packet::Layer& l, const packet::TunnelInfo* tunnel, uint8_t view, uint64_t ts,
+             uint16_t port, const uint8_t* macs) noexcept;
+    void account(Burst& b) noexcept;
     // Hands decoded packets to their owners: one burst per owner ring.
     void send_handoffs(Handoff* out, const uint32_t* owner, uint32_t n) noexcept;
     void enqueue_handoffs(uint32_t owner, const Handoff* h, uint32_t n) noexcept;

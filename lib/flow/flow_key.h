@@ -4,6 +4,7 @@
 // worker's flow table on every packet.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -25,6 +26,7 @@ struct FlowKey {
     uint8_t reserved;
 };
 static_assert(sizeof(FlowKey) == 48);
+static_assert(offsetof(FlowKey, tunnel) == 40 && offsetof(FlowKey, cvlan) == 44 && offsetof(FlowKey, view) == 46);
 
 // Writes the canonical form of `t` into `key` and returns true when `t` runs from the key's
 // destination to its source (the reverse of canonical order).
@@ -41,10 +43,9 @@ inline bool canonicalize(const packet::Tuple& t, uint32_t tunnel, uint16_t cvlan
         key.tuple.sport = t.dport;
         key.tuple.dport = t.sport;
     }
-    key.tunnel = tunnel;
-    key.cvlan = cvlan;
-    key.view = view;
-    key.reserved = 0;
+    // The context word in one store: tunnel, customer VLAN, view, and the reserved byte zeroed.
+    const uint64_t ctx = static_cast<uint64_t>(tunnel) | static_cast<uint64_t>(cvlan) << 32 | static_cast<uint64_t>(view) << 48;
+    std::memcpy(&key.tunnel, &ctx, 8);
     return swap;
 }
 

@@ -4,6 +4,7 @@
 // same bytes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -59,14 +60,19 @@ static_assert(sizeof(FlowRecord) == 192);
 // the MAC addresses the table kept (nullptr: none).
 inline void make_record(const FlowEntry& e, EndReason why, const TunnelKey* tunnel, const uint8_t* macs,
                         FlowRecord& r) noexcept {
-    std::memset(&r, 0, sizeof(r));
+    // The first two lines are written whole; the third (tunnel, MACs) zeroed, then filled if there
+    // is something for it: a record costs one line less to write when there is nothing.
+    static_assert(offsetof(FlowRecord, tunnel_type) == 126 && offsetof(FlowRecord, reserved0) == 135);
     r.tuple = e.tuple(0);
     r.fwd = e.dir(0);
     r.rev = e.dir(1);
     r.in_port = e.in_port;
     r.end_reason = static_cast<uint8_t>(why);
+    r.flags = e.key.view == kViewOuterCopy ? FlowRecord::kOuterCopy : 0;
     r.cvlan = e.key.cvlan;
-    if (e.key.view == kViewOuterCopy) r.flags |= FlowRecord::kOuterCopy;
+    r.tunnel_type = 0;
+    r.tunnel_depth = 0;
+    std::memset(reinterpret_cast<uint8_t*>(&r) + 128, 0, sizeof(FlowRecord) - 128);
     if (tunnel) {
         r.tunnel_type = tunnel->type;
         r.tunnel_depth = tunnel->version_depth & 0x0F;

@@ -117,8 +117,8 @@ public:
         uint32_t hint;         // entry whose signature matched in locate(), or kNone
         bool reversed;         // the packet runs key.dst -> key.src
         bool tunnel_src_hi;    // the packet's tunnel source is its TunnelKey's `hi` end
-        const uint8_t* macs;   // destination and source MAC of the packet, or nullptr
     };
+    static_assert(sizeof(Prepared) <= 64);
     static constexpr uint32_t kNone = UINT32_MAX;
     // The key of layer `p` with the given tunnel reference and view.
     void prepare(const packet::Layer& p, uint32_t tunnel, uint8_t view, Prepared& out) const noexcept;
@@ -127,9 +127,12 @@ public:
 
     // Stage three: account the packet (update() also works without locate()). Entries that must
     // go first (timed out on arrival, evicted for room) are handed to sink.on_expired(entry,
-    // reason) before they are reused; a new entry is shown to sink.on_created(entry).
+    // reason) before they are reused; a new entry is shown to sink.on_created(entry). `macs`
+    // (destination and source MAC of the packet, or nullptr) is kept for a new entry when the
+    // table keeps MAC addresses.
     template <class Sink>
-    void update(const Prepared& pk, const packet::Layer& p, uint64_t ts_ns, uint16_t port, Sink& sink) noexcept;
+    void update(const Prepared& pk, const packet::Layer& p, uint64_t ts_ns, uint16_t port, Sink& sink,
+                const uint8_t* macs = nullptr) noexcept;
 
     // Expires entries whose deadline is at or before now_ns; at most `budget` entries are
     // examined per call, so a worker's loop iteration stays bounded.
@@ -259,7 +262,6 @@ private:
 inline void FlowTable::prepare(const packet::Layer& p, uint32_t tunnel, uint8_t view, Prepared& out) const noexcept {
     out.reversed = canonicalize(p.tuple, tunnel, p.cvlan, view, out.key);
     out.tunnel_src_hi = false;
-    out.macs = nullptr;
     out.hash = key_hash(out.key);
     out.hint = kNone;
     __builtin_prefetch(&buckets_[bucket1(out.hash)]);
@@ -369,8 +371,8 @@ inline bool FlowTable::evict_oldest(Sink& sink) noexcept {
 }
 
 template <class Sink>
-void FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, uint16_t port,
-                       Sink& sink) noexcept {
+void FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, uint16_t port, Sink& sink,
+                       const uint8_t* macs) noexcept {
     if (!started_) [[unlikely]] {
         cursor_ = evict_hint_ = ts >> kTickShift;
         started_ = true;
@@ -394,7 +396,7 @@ void FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, 
         EndReason why = EndReason::kIdle;
         if (!live) live = ts < deadline(e, why);
         if (live) [[likely]] {
-            if (dir && !e.c[1].packets && pk.tunnel_src_hi) [[unlikely]] e.state |= kTunnelSrcHiRev;
+            if (pk.tunnel_src_hi && dir && !e.c[1].packets) [[unlikely]] e.state |= kTunnelSrcHiRev;
             account(e.c[dir], e.a[dir], p, ts);
             if (p.tcp_flags & 0x05) [[unlikely]] {  // FIN or RST
                 const uint8_t before = e.state;
@@ -457,7 +459,7 @@ void FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, 
     if (p.tcp_flags & 0x01) e.state |= kFinInit;
     if (macs_) {
         uint8_t* m = macs_ + 16 * static_cast<size_t>(i);
-        if (pk.macs) std::memcpy(m, pk.macs, 12);
+        if (macs) std::memcpy(m, macs, 12);
         else std::memset(m, 0, 12);
     }
     sink.on_created(e);

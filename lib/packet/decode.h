@@ -145,32 +145,36 @@ struct Layer {
 // The tunnel that carried the flow's IP header (the innermost one when they nest): what the
 // flow key keeps of the outer headers, so tenants with the same private addresses stay apart.
 struct TunnelInfo {
-    uint32_t id;          // VNI, GRE key, NVGRE VSID, ERSPAN session, bottom MPLS label; 0 if none
-    TunnelType type;
     uint8_t depth;        // tunnels opened to reach the flow's IP header (0: not tunneled)
-    uint8_t ip_version;   // of the delivery header (the IP header in front of the tunnel)
     bool entropy;         // a tunnel on the way rides UDP, whose source port varies per flow
+    TunnelType type;
+    uint8_t ip_version;   // of the delivery header (the IP header in front of the tunnel)
+    uint32_t id;          // VNI, GRE key, NVGRE VSID, ERSPAN session, bottom MPLS label; 0 if none
     uint16_t vlan;        // VLAN of the frame carrying the delivery header
     uint16_t reserved;
     uint8_t src[16];      // delivery header's addresses, in this packet's direction
     uint8_t dst[16];
 };
 
-struct PacketInfo : Layer {
+// Laid out so that an untunneled packet is written in its first cache line only: the layer, the
+// flags, and the start of `tunnel` (depth).
+struct alignas(64) PacketInfo : Layer {
     // The layer flows are keyed on is the Layer this derives from: the innermost IP header in
-    // the inner and both modes, the outermost in the outer mode. For a tunneled packet (tunnel.depth
-    // > 0), `outer` is its outermost IP layer: the tunnel's own flow in the both mode.
-    Layer outer;
-    TunnelInfo tunnel;
+    // the inner and both modes, the outermost in the outer mode.
     TunnelStop stop;      // why decode went no deeper although a tunnel said there was more
     bool ipv6_ext_limit;  // more IPv6 extension headers than followed (accounted, not dropped)
     bool short_read;      // a header went past `avail` although more was captured: decode the
                           // frame again from contiguous bytes
     bool has_macs;
     bool has_outer_macs;
+    TunnelInfo tunnel;
+    // For a tunneled packet (tunnel.depth > 0): its outermost IP layer, the tunnel's own flow in
+    // the both mode.
+    Layer outer;
     uint8_t macs[12];        // destination then source MAC of the frame carrying the flow's IP
     uint8_t outer_macs[12];  // ... and of the outermost frame, when the packet is tunneled
 };
+
 
 // Decodes one frame of which `avail` bytes are at `frame` and `caplen` were captured (more
 // than avail when the frame spans several buffers). Returns Drop::kNone and fills `out` when the

@@ -400,8 +400,7 @@ TEST(FlowTable, RecordCarriesTheTunnelInTheInitiatorsDirection) {
     FlowTable::Prepared pk;
     t.prepare(p, 3, flow::kViewPrimary, pk);
     pk.tunnel_src_hi = true;
-    pk.macs = macs;
-    t.update(pk, p, T0, 4, sink);
+    t.update(pk, p, T0, 4, sink, macs);
     t.flush(sink);
     ASSERT_EQ(sink.out.size(), 1u);
     const flow::FlowRecord& rec = sink.out[0];

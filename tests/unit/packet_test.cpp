@@ -783,3 +783,14 @@ TEST(Tunnels, NamesAreDistinct) {
     for (size_t s = 0; s < kTunnelStopCount; ++s) stops.insert(tunnel_stop_name(static_cast<TunnelStop>(s)));
     EXPECT_EQ(stops.size(), kTunnelStopCount);
 }
+
+TEST(Decode, PerPacketFieldsShareOneCacheLine) {
+    // What decode writes for every packet (the layer, the flags, tunnel.depth and entropy) lies
+    // in the first 64 bytes: an untunneled packet touches one line of its PacketInfo.
+    PacketInfo pi;
+    const auto* base = reinterpret_cast<const char*>(&pi);
+    EXPECT_EQ(alignof(PacketInfo), 64u);
+    EXPECT_LT(reinterpret_cast<const char*>(&pi.tunnel.entropy) - base, 64);
+    EXPECT_LT(reinterpret_cast<const char*>(&pi.has_outer_macs) - base, 64);
+    EXPECT_LT(reinterpret_cast<const char*>(&pi.reserved) - base, 64);
+}
