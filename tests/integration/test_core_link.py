@@ -11,10 +11,12 @@ Also: a replay from an unrelated folder without drivers-config/ keeps the captur
 import collections
 import concurrent.futures
 import os
+import json
+import shutil
 import struct
+import subprocess
 import sys
 import tempfile
-import shutil
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -242,6 +244,61 @@ def ns_rfc3339(ns):
     import datetime
     t = datetime.datetime.fromtimestamp(ns // 10**9, tz=datetime.timezone.utc)
     return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 10**9:09d}Z"
+
+
+
+class TunnelRecordsOnTheWire(unittest.TestCase):
+    """IPFIX (uniflow and biflow, ns times, MACs) and NetFlow v9 (MACs) records of tunneled flows,
+    in modes inner and both, reach nfcapd and tshark whole: no malformed field, no sequence
+    failure, every record read, the VNI in layer2SegmentId as tshark's reading of the packets."""
+
+    def run_case(self, capture, mode):
+        path = os.path.join(harness.pcaps_dir(), capture)
+        packets = harness.tshark_packets(path)
+        vnis = {p.tunnels[-1][1] for p in packets if p.tunnels and p.tunnels[-1][0] == "vxlan"}
+        with harness.Collectors() as uni, harness.Collectors() as bi, harness.Collectors() as v9:
+            d = tempfile.mkdtemp(prefix="weir-tunwire-")
+            self.addCleanup(shutil.rmtree, d, True)
+            cfg = {"ports": [{"device": "net_pcap_w,rx_pcap=" + path}], "tunnels": {"mode": mode},
+                   "summary_json": os.path.join(d, "s.json"), "stats_interval_s": 0,
+                   "exporters": [{"format": "ipfix", "url": uni.url(), "macs": True},
+                                 {"format": "ipfix", "url": bi.url(), "mode": "biflow", "time_unit": "ns"},
+                                 {"format": "netflow9", "url": v9.url(), "macs": True}]}
+            with open(os.path.join(d, "c.json"), "w") as f:
+                json.dump(cfg, f)
+            harness.run_weir(["-c", os.path.join(d, "c.json")])
+            for c in (uni, bi, v9):
+                c.finish()
+            with open(os.path.join(d, "s.json")) as f:
+                s = json.load(f)
+            acc = s["accounting"]
+            self.assertTrue(acc["balanced"])
+            total = acc["in_records"] + acc["outer_copies_in_records"]
+            for col, ex, name in ((uni, s["exporters"][0], "ipfix"), (bi, s["exporters"][1], "ipfix biflow"),
+                                  (v9, s["exporters"][2], "netflow9")):
+                self.assertEqual(col.nfdump_sequence_failures(), 0, name)
+                nf = col.nfdump_records()
+                self.assertEqual(len(nf), ex["records"], f"{name}: nfcapd has every record")
+                self.assertEqual(ex["packets"], total, name)
+                if name != "ipfix biflow":  # nfdump adds up one direction of a biflow record only
+                    self.assertEqual(sum(r.packets for r in nf), total, f"{name}: packets in nfcapd")
+                out = subprocess.run(["tshark", "-n", "-r", col.lo_pcap, "-d", f"udp.port=={col.port},cflow", "-V"],
+                                     capture_output=True, text=True, check=True).stdout
+                self.assertNotIn("Malformed", out, name)
+                self.assertNotIn("[Severity level: Error]", out, name)
+                self.assertEqual(len(harness.parse_tshark_flows(out)), ex["records"], f"{name}: tshark reads every record")
+            seg = subprocess.run(["tshark", "-n", "-r", uni.lo_pcap, "-d", f"udp.port=={uni.port},cflow", "-T", "fields",
+                                  "-e", "cflow.layer2_segment_id"], capture_output=True, text=True, check=True).stdout
+            seen = {int(x, 0) for line in seg.split() for x in line.split(",") if x and int(x, 0)}
+            self.assertEqual(seen, {1 << 56 | v for v in vnis}, "layer2SegmentId: VXLAN type and VNI")
+
+    def test_vxlan_in_mode_both(self):
+        self.run_case("suricata-verify__vxlan-decoder-03_vxlan.pcap", "both")
+
+    def test_gre_erspan_geneve_gtp_in_mode_inner(self):
+        for capture in ("zeek__erspanII.pcap", "zeek__tunnels_geneve.pcap", "ndpi__rtmp.pcap", "tcpdump__vxlan.pcap"):
+            with self.subTest(capture=capture):
+                self.run_case(capture, "inner")
 
 
 if __name__ == "__main__":
