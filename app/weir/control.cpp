@@ -666,6 +666,8 @@ nlohmann::json status(Runtime& rt) {
                   {"flow_capacity_per_worker", c.flow_capacity},
                   {"timeouts", {{"idle_s", c.idle_timeout_s}, {"active_s", c.active_timeout_s}, {"tcp_end_s", c.tcp_end_timeout_s}}},
                   {"exporters", exporter_urls},
+                  {"tunnels", {{"mode", config::tunnel_mode_name(c.tunnels.mode)}, {"max_depth", c.tunnels.max_depth},
+                               {"contexts_per_worker", c.tunnels.contexts_per_worker}}},
                   {"ipfix", {{"mtu", c.mtu}, {"observation_domain", c.observation_domain},
                              {"template_refresh_s", c.template_refresh_s}}},
                   {"management", c.management}}}};

@@ -263,9 +263,11 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
             continue;
         }
         if (ts > clock_ns_) clock_ns_ = ts;
-        if (pi.l4_truncated) stats_.l4_truncated.add();
-        if (pi.ipv6_ext_limit) [[unlikely]] stats_.ipv6_ext_limit.add();
-        if (pi.stop != packet::TunnelStop::kNone) [[unlikely]] stats_.tunnel_stops[static_cast<size_t>(pi.stop)].add();
+        if (pi.unusual) [[unlikely]] {
+            if (pi.l4_truncated) stats_.l4_truncated.add();
+            if (pi.ipv6_ext_limit) stats_.ipv6_ext_limit.add();
+            if (pi.stop != packet::TunnelStop::kNone) stats_.tunnel_stops[static_cast<size_t>(pi.stop)].add();
+        }
         if (pi.tunnel.depth == 0) [[likely]] {
             add(b, pi, nullptr, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr);
             continue;

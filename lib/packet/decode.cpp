@@ -1049,6 +1049,7 @@ Drop decode(const uint8_t* frame, uint32_t avail, uint32_t caplen, uint16_t link
     out.has_macs = false;
     out.has_outer_macs = false;
     out.short_read = false;
+    out.unusual = false;
     if (avail > caplen) avail = caplen;
     if (linktype == kLinkEthernet && avail >= 14 + 20 + 8 && common_frame(frame, avail, opt, out)) [[likely]]
         return Drop::kNone;
@@ -1075,6 +1076,7 @@ Drop decode(const uint8_t* frame, uint32_t avail, uint32_t caplen, uint16_t link
         }
     }
     out.short_read = c.short_read;
+    out.unusual = out.l4_truncated || out.ipv6_ext_limit || out.short_read || out.stop != TunnelStop::kNone;
     return d;
 }
 

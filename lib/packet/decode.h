@@ -167,6 +167,7 @@ struct alignas(64) PacketInfo : Layer {
                           // frame again from contiguous bytes
     bool has_macs;
     bool has_outer_macs;
+    bool unusual;         // any of l4_truncated, ipv6_ext_limit, short_read, stop: one test for all
     TunnelInfo tunnel;
     // For a tunneled packet (tunnel.depth > 0): its outermost IP layer, the tunnel's own flow in
     // the both mode.

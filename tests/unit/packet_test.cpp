@@ -791,6 +791,6 @@ TEST(Decode, PerPacketFieldsShareOneCacheLine) {
     const auto* base = reinterpret_cast<const char*>(&pi);
     EXPECT_EQ(alignof(PacketInfo), 64u);
     EXPECT_LT(reinterpret_cast<const char*>(&pi.tunnel.entropy) - base, 64);
-    EXPECT_LT(reinterpret_cast<const char*>(&pi.has_outer_macs) - base, 64);
+    EXPECT_LT(reinterpret_cast<const char*>(&pi.unusual) - base, 64);
     EXPECT_LT(reinterpret_cast<const char*>(&pi.reserved) - base, 64);
 }
