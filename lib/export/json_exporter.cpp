@@ -84,16 +84,16 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
     const uint8_t* tsrc = reverse ? r.rev_tunnel_src() : r.tunnel_src;
     const uint8_t* tdst = reverse ? r.rev_tunnel_dst() : r.tunnel_dst;
     snprintf(buf, sizeof(buf), ",\"cvlan\":%u,\"tunnel_type\":\"%s\",\"tunnel_id\":%u,\"tunnel_src\":\"", r.cvlan,
-             r.tunnel_type ? packet::tunnel_name(static_cast<packet::TunnelType>(r.tunnel_type)) : "", r.tunnel_id);
+             r.tunnel_type ? packet::tunnel_name(static_cast<packet::TunnelType>(r.tunnel_type)) : "", r.tunnel_id_or_zero());
     out += buf;
     out += addr_of(r.tunnel_type ? r.tunnel_ip_version : 0, tsrc) + "\",\"tunnel_dst\":\"" +
            addr_of(r.tunnel_type ? r.tunnel_ip_version : 0, tdst) + "\"";
-    snprintf(buf, sizeof(buf), ",\"tunnel_vlan\":%u,\"tunnel_depth\":%u,\"outer_copy\":%u", r.tunnel_vlan,
+    snprintf(buf, sizeof(buf), ",\"tunnel_vlan\":%u,\"tunnel_depth\":%u,\"outer_copy\":%u", r.tunnel_vlan_or_zero(),
              r.tunnel_depth, r.outer_copy() ? 1u : 0u);
     out += buf;
     if (ex.macs) {
-        out += ",\"src_mac\":\"" + mac(reverse ? r.dst_mac : r.src_mac) + "\",\"dst_mac\":\"" +
-               mac(reverse ? r.src_mac : r.dst_mac) + "\"";
+        out += ",\"src_mac\":\"" + mac(reverse ? r.dst_mac_or_zero() : r.src_mac_or_zero()) + "\",\"dst_mac\":\"" +
+               mac(reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero()) + "\"";
     }
     snprintf(buf, sizeof(buf), ",\"end_reason\":%u,\"in_port\":%u,\"domain\":%u}", r.end_reason, r.in_port, domain);
     out += buf;

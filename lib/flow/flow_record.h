@@ -28,7 +28,9 @@ struct FlowRecord {
     uint8_t end_reason;   // EndReason
     uint8_t flags;        // Flags
     uint16_t cvlan;       // QinQ customer VLAN (dot1qCustomerVlanId)
-    uint8_t tunnel_type;  // packet::TunnelType; 0: not tunneled
+    uint8_t tunnel_type;  // packet::TunnelType; 0: not tunneled (and the fields after it, the third
+                          // cache line, are not written unless kHasMacs: read them through the
+                          // accessors below or after testing tunnel_type)
     uint8_t tunnel_depth;
     uint32_t tunnel_id;
     uint16_t tunnel_vlan;
@@ -41,6 +43,12 @@ struct FlowRecord {
     uint8_t reserved[12];
 
     uint64_t packets() const noexcept { return fwd.packets + rev.packets; }
+    // MAC addresses, all zero when the table kept none.
+    const uint8_t* src_mac_or_zero() const noexcept { return flags & kHasMacs ? src_mac : kNoMac; }
+    const uint8_t* dst_mac_or_zero() const noexcept { return flags & kHasMacs ? dst_mac : kNoMac; }
+    uint32_t tunnel_id_or_zero() const noexcept { return tunnel_type ? tunnel_id : 0; }
+    uint16_t tunnel_vlan_or_zero() const noexcept { return tunnel_type ? tunnel_vlan : 0; }
+    static constexpr uint8_t kNoMac[6] = {};
     bool outer_copy() const noexcept { return flags & kOuterCopy; }
     // The tunnel's end points as the responder's packets ran.
     const uint8_t* rev_tunnel_src() const noexcept { return flags & kTunnelRevSame ? tunnel_src : tunnel_dst; }
@@ -60,8 +68,8 @@ static_assert(sizeof(FlowRecord) == 192);
 // the MAC addresses the table kept (nullptr: none).
 inline void make_record(const FlowEntry& e, EndReason why, const TunnelKey* tunnel, const uint8_t* macs,
                         FlowRecord& r) noexcept {
-    // The first two lines are written whole; the third (tunnel, MACs) zeroed, then filled if there
-    // is something for it: a record costs one line less to write when there is nothing.
+    // The first two lines are written whole; the third (tunnel, MACs) only when there is something
+    // for it: a plain record costs one line less to write.
     static_assert(offsetof(FlowRecord, tunnel_type) == 126 && offsetof(FlowRecord, reserved0) == 135);
     r.tuple = e.tuple(0);
     r.fwd = e.dir(0);
@@ -72,6 +80,7 @@ inline void make_record(const FlowEntry& e, EndReason why, const TunnelKey* tunn
     r.cvlan = e.key.cvlan;
     r.tunnel_type = 0;
     r.tunnel_depth = 0;
+    if (!tunnel && !macs) return;
     std::memset(reinterpret_cast<uint8_t*>(&r) + 128, 0, sizeof(FlowRecord) - 128);
     if (tunnel) {
         r.tunnel_type = tunnel->type;

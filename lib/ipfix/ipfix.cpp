@@ -177,8 +177,8 @@ uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool 
             case Src::kMinTtl: p = put8(p, d.ttl_min); break;
             case Src::kMaxTtl: p = put8(p, d.ttl_max); break;
             case Src::kEndReason: p = put8(p, r.end_reason); break;
-            case Src::kSrcMac: std::memcpy(p, reverse ? r.dst_mac : r.src_mac, 6); p += 6; break;
-            case Src::kDstMac: std::memcpy(p, reverse ? r.src_mac : r.dst_mac, 6); p += 6; break;
+            case Src::kSrcMac: std::memcpy(p, reverse ? r.dst_mac_or_zero() : r.src_mac_or_zero(), 6); p += 6; break;
+            case Src::kDstMac: std::memcpy(p, reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero(), 6); p += 6; break;
             case Src::kRevStart: p = put64(p, o.packets ? time_value(o.first_ns, o_.time) : 0); break;
             case Src::kRevEnd: p = put64(p, o.packets ? time_value(o.last_ns, o_.time) : 0); break;
             case Src::kRevPackets: p = put64(p, o.packets); break;

@@ -139,8 +139,11 @@ bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept
         put16(buf_ + pos_, tid);
         pos_ += 4;
     }
-    uint8_t* p = put_record(buf_ + pos_, r.tuple, r.fwd, r.in_port, clock, macs_ ? r.src_mac : nullptr, r.dst_mac);
-    if (nrec == 2) p = put_record(p, r.reverse_tuple(), r.rev, r.in_port, clock, macs_ ? r.dst_mac : nullptr, r.src_mac);
+    uint8_t* p = put_record(buf_ + pos_, r.tuple, r.fwd, r.in_port, clock, macs_ ? r.src_mac_or_zero() : nullptr,
+                            r.dst_mac_or_zero());
+    if (nrec == 2)
+        p = put_record(p, r.reverse_tuple(), r.rev, r.in_port, clock, macs_ ? r.dst_mac_or_zero() : nullptr,
+                       r.src_mac_or_zero());
     pos_ = static_cast<uint32_t>(p - buf_);
     count_ = static_cast<uint16_t>(count_ + nrec);
     data_records_ += nrec;
