@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "common/counter.h"
 #include "config/config.h"
+#include "export/failure_log.h"
 #include "flow/flow_record.h"
 #include "ipfix/ipfix.h"
 
@@ -59,8 +61,15 @@ public:
 
 protected:
     Exporter(const config::Exporter& ex);
+    // After each delivery: a failure goes to the log when it starts, every minute while it
+    // lasts, and when it ends.
+    void delivered(bool ok, int err) {
+        if (ok) failures_.ok();
+        else failures_.failed(err ? std::strerror(err) : "refused");
+    }
     std::string url_, format_, identity_;
     ExporterStats stats_;
+    FailureLog failures_;
 };
 
 // Builds the exporter a configuration entry describes; throws std::runtime_error naming the

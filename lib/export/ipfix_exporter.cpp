@@ -11,7 +11,8 @@
 
 namespace weir::exporter {
 
-Exporter::Exporter(const config::Exporter& ex) : url_(ex.url), format_(ex.format), identity_(identity_of(ex)) {}
+Exporter::Exporter(const config::Exporter& ex)
+    : url_(ex.url), format_(ex.format), identity_(identity_of(ex)), failures_("exporter " + ex.format + " " + ex.url) {}
 
 std::string identity_of(const config::Exporter& ex) {
     return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + (ex.macs ? " macs" : "") + " " +
@@ -89,9 +90,11 @@ private:
         if (transport_->send(p, n, now_s, records, packets)) {
             stats_.bytes.add(n);
             if (transport_->generation() != gen) stats_.files.add();  // reopened after an error
+            delivered(true, 0);
             return true;
         }
         stats_.send_errors.add();
+        delivered(false, transport_->last_errno());
         return false;
     }
 

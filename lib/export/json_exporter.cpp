@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
@@ -133,10 +135,12 @@ public:
             stats_.bytes.add(out.size());
             stats_.records.add(records);
             stats_.packets.add(packets);
+            delivered(true, 0);
         } else {
             stats_.send_errors.add();
             stats_.lost_records.add(records);
             stats_.lost_packets.add(packets);
+            delivered(false, transport_->last_errno());
         }
     }
     void tick(uint32_t now_s) override {
@@ -201,6 +205,13 @@ private:
         std::string body;
         uint64_t records = 0, packets = 0;
     };
+    static std::string one_line(const std::string& s, size_t max) {
+        std::string out = s.substr(0, max);
+        for (char& ch : out)
+            if (ch == '\n' || ch == '\r') ch = ' ';
+        while (!out.empty() && out.back() == ' ') out.pop_back();
+        return out;
+    }
     static std::string url_encode(const std::string& s) {
         std::string o;
         for (unsigned char c : s) {
@@ -242,12 +253,14 @@ private:
         hints.ai_socktype = SOCK_STREAM;
         hints.ai_flags = AI_NUMERICSERV;
         addrinfo* res = nullptr;
+        post_error_ = "cannot resolve " + ex_.host;
         if (getaddrinfo(ex_.host.c_str(), std::to_string(ex_.port).c_str(), &hints, &res) != 0 || !res) return 0;
         const int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         timeval tv{10, 0};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         const bool ok = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
+        post_error_ = std::string("cannot connect: ") + std::strerror(errno);
         freeaddrinfo(res);
         if (!ok) {
             if (fd >= 0) close(fd);
@@ -268,7 +281,28 @@ private:
         close(fd);
         int status = 0;
         if (reply.rfind("HTTP/1.", 0) == 0 && reply.size() > 12) status = atoi(reply.c_str() + 9);
+        post_error_ = sent ? "no HTTP answer" : std::string("send failed: ") + std::strerror(errno);
         return status;
+    }
+    // The body of an HTTP/1.1 answer (chunked or not): what the server said.
+    static std::string http_body(const std::string& reply) {
+        const size_t end = reply.find("\r\n\r\n");
+        if (end == std::string::npos) return reply;
+        std::string head = reply.substr(0, end);
+        for (char& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        std::string body = reply.substr(end + 4);
+        if (head.find("transfer-encoding: chunked") == std::string::npos) return body;
+        std::string out;
+        size_t pos = 0;
+        while (pos < body.size()) {
+            const size_t eol = body.find("\r\n", pos);
+            if (eol == std::string::npos) break;
+            const size_t len = std::strtoul(body.c_str() + pos, nullptr, 16);
+            if (len == 0) break;
+            out.append(body, eol + 2, len);
+            pos = eol + 2 + len + 2;
+        }
+        return out;
     }
     void run() {
         std::unique_lock<std::mutex> lock(mu_);
@@ -299,12 +333,11 @@ private:
             } else {
                 lost_records_ += b.records;
                 lost_packets_ += b.packets;
-                if (!warned_) {
-                    warned_ = true;
-                    fprintf(stderr, "weir: %s: insert failed (HTTP %d): %.200s\n", url_.c_str(), status,
-                            reply.c_str());
-                }
             }
+            if (status == 200) sender_failures_.ok();
+            else sender_failures_.failed(status ? "insert answered HTTP " + std::to_string(status) + ": " +
+                                                      one_line(http_body(reply), 200)
+                                                : post_error_);
             cv_.notify_all();
         }
     }
@@ -316,7 +349,9 @@ private:
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<Batch> queue_;
-    bool stop_ = false, busy_ = false, warned_ = false;
+    bool stop_ = false, busy_ = false;
+    FailureLog sender_failures_{"exporter clickhouse " + url_};  // the sender thread's own
+    std::string post_error_;  // why the last post() got no answer (sender thread)
     uint64_t sent_records_ = 0, sent_packets_ = 0, sent_bytes_ = 0, sent_batches_ = 0, errors_ = 0;
     uint64_t lost_records_ = 0, lost_packets_ = 0, queued_drop_records_ = 0, queued_drop_packets_ = 0;
     std::thread sender_;

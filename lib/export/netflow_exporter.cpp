@@ -45,9 +45,11 @@ private:
         if (transport_->send(buf_.data(), len, now_s, 0, 0)) {
             stats_.bytes.add(len);
             stats_.messages.add();
+            delivered(true, 0);
             return true;
         }
         stats_.send_errors.add();
+        delivered(false, transport_->last_errno());
         return false;
     }
 

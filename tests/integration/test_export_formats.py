@@ -282,6 +282,20 @@ class AnalystFormats(unittest.TestCase):
             vni, src, dst, n = line.split("\t")
             got[(int(vni), src, dst)] = int(n)
         self.assertEqual(got, want)
+        # A server that refuses the inserts: counted losses, and the log says so once, with why.
+        with open(f.name, "w") as cf:
+            json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}],
+                       "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.nosuch",
+                                      "batch_rows": 20}]}, cf)
+        p = harness.run_weir(["-c", f.name, "--summary-json", summary], check=False)
+        with open(summary) as fs:
+            s = json.load(fs)
+        self.assertEqual(s["exporters"][0]["lost_records"], s["exporters"][0]["records"] + s["exporters"][0]["lost_records"])
+        self.assertGreater(s["exporters"][0]["lost_records"], 0)
+        failed = [l for l in p.stderr.splitlines() if "delivery failed" in l]
+        self.assertEqual(len(failed), 1, p.stderr)
+        self.assertIn(f"weir: exporter clickhouse http://127.0.0.1:{http}: delivery failed: insert answered HTTP 404: "
+                      "Code: 60", failed[0])
         # The example queries of deploy/ run on this server.
         examples = re.sub(r"--[^\n]*", "", open(os.path.join(harness.ROOT, "deploy", "clickhouse", "queries.sql")).read())
         for statement in (x.strip() for x in examples.split(";")):
