@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(g++ meson ninja-build pkg-config python3
           dpdk dpdk-dev libdpdk-dev libpcap-dev nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(libgtest-dev tshark nfdump iproute2 prometheus curl clickhouse-server pmacct)
+  packages+=(libgtest-dev tshark nfdump iproute2 prometheus curl clickhouse-server pmacct systemd)
 fi
 missing=()
 for p in "${packages[@]}"; do
