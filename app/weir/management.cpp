@@ -9,14 +9,15 @@
 namespace weir {
 namespace {
 
-int reply(mg_connection* c, int code, const char* type, const std::string& body) {
+int reply(mg_connection* c, int code, const char* type, const std::string& body, const char* allow = "GET, HEAD") {
     const char* reason = code == 200 ? "OK" : code == 400 ? "Bad Request" : code == 405 ? "Method Not Allowed"
                        : code == 503 ? "Service Unavailable" : "Internal Server Error";
     mg_printf(c,
               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
-              "Connection: close\r\n\r\n",
-              code, reason, type, body.size());
-    mg_write(c, body.data(), body.size());
+              "%s%s%sConnection: close\r\n\r\n",
+              code, reason, type, body.size(), code == 405 ? "Allow: " : "", code == 405 ? allow : "",
+              code == 405 ? "\r\n" : "");
+    if (std::strcmp(mg_get_request_info(c)->request_method, "HEAD") != 0) mg_write(c, body.data(), body.size());
     return code;
 }
 
@@ -26,14 +27,27 @@ int reply_json(mg_connection* c, int code, const nlohmann::json& j) {
 
 bool is(const mg_request_info* ri, const char* method) { return std::strcmp(ri->request_method, method) == 0; }
 
+// The read-only endpoints answer GET and HEAD; anything else is 405, not a silent read.
+bool read_only(mg_connection* c) {
+    const mg_request_info* ri = mg_get_request_info(c);
+    return is(ri, "GET") || is(ri, "HEAD");
+}
+
+int refuse(mg_connection* c) { return reply_json(c, 405, {{"error", "use GET"}}); }
+
 int on_metrics(mg_connection* c, void* cb) {
+    if (!read_only(c)) return refuse(c);
     auto& rt = *static_cast<Runtime*>(cb);
     return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", metrics::render(snapshot(rt)));
 }
 
-int on_status(mg_connection* c, void* cb) { return reply_json(c, 200, status(*static_cast<Runtime*>(cb))); }
+int on_status(mg_connection* c, void* cb) {
+    if (!read_only(c)) return refuse(c);
+    return reply_json(c, 200, status(*static_cast<Runtime*>(cb)));
+}
 
 int on_healthz(mg_connection* c, void* cb) {
+    if (!read_only(c)) return refuse(c);
     auto& rt = *static_cast<Runtime*>(cb);
     if (rt.stopping) return reply(c, 503, "text/plain", "stopping\n");
     for (const auto& w : rt.workers)
@@ -42,12 +56,19 @@ int on_healthz(mg_connection* c, void* cb) {
 }
 
 int on_top(mg_connection* c, void* cb) {
+    if (!read_only(c)) return refuse(c);
     auto& rt = *static_cast<Runtime*>(cb);
     const mg_request_info* ri = mg_get_request_info(c);
     const char* q = ri->query_string ? ri->query_string : "";
-    char by[16] = "bytes", nbuf[16] = "20";
-    mg_get_var(q, std::strlen(q), "by", by, sizeof(by));
-    mg_get_var(q, std::strlen(q), "n", nbuf, sizeof(nbuf));
+    // mg_get_var empties its buffer when the variable is absent: a missing one takes its default.
+    // (-1); -2 is a value too long for the buffer, which no valid value is.
+    char by[16], nbuf[16];
+    const int rby = mg_get_var(q, std::strlen(q), "by", by, sizeof(by));
+    if (rby == -1) std::strcpy(by, "bytes");
+    if (rby == -2) std::strcpy(by, "(too long)");
+    const int rn = mg_get_var(q, std::strlen(q), "n", nbuf, sizeof(nbuf));
+    if (rn == -1) std::strcpy(nbuf, "20");
+    if (rn == -2) std::strcpy(nbuf, "(too long)");
     const std::string sby = by;
     if (sby != "bytes" && sby != "packets")
         return reply_json(c, 400, {{"error", "by: expected bytes or packets, got \"" + sby + "\""}});
@@ -63,7 +84,8 @@ int on_top(mg_connection* c, void* cb) {
 }
 
 int on_reload(mg_connection* c, void* cb) {
-    if (!is(mg_get_request_info(c), "POST")) return reply_json(c, 405, {{"error", "use POST"}});
+    if (!is(mg_get_request_info(c), "POST"))
+        return reply(c, 405, "application/json", nlohmann::json{{"error", "use POST"}}.dump(2) + "\n", "POST");
     const nlohmann::json r = request_reload(*static_cast<Runtime*>(cb));
     return reply_json(c, r.value("ok", false) ? 200 : 400, r);
 }
