@@ -130,9 +130,10 @@ namespace {
 nlohmann::json do_reload(Runtime& rt) {
     using nlohmann::json;
     std::vector<std::string> errors, changed;
+    json pinned = json::array();
     config::Config c;
     try {
-        c = config::from_json(rt.config_source());
+        c = config::from_json(rt.config_source(pinned));
     } catch (const config::ConfigError& e) {
         errors = e.problems();
     } catch (const std::exception& e) {
@@ -223,7 +224,11 @@ nlohmann::json do_reload(Runtime& rt) {
         rt.reload_failures += 1;
         for (const auto& e : errors) std::fprintf(stderr, "weir: reload refused: %s\n", e.c_str());
     }
-    return json{{"ok", errors.empty()}, {"changed", changed}, {"errors", errors}};
+    for (const auto& p : pinned)
+        std::fprintf(stderr, "weir: reload: %s stays %s, as %s on the command line says (the file says %s)\n",
+                     p["key"].get<std::string>().c_str(), p["value"].dump().c_str(),
+                     p["option"].get<std::string>().c_str(), p["file"].dump().c_str());
+    return json{{"ok", errors.empty()}, {"changed", changed}, {"pinned", pinned}, {"errors", errors}};
 }
 
 void refresh_port_stats(Runtime& rt, std::vector<uint64_t>& last_busy, std::vector<uint64_t>& last_total) {

@@ -50,9 +50,10 @@ struct Runtime {
     std::atomic<bool> stopping{false};
     std::atomic<uint64_t> reloads{0}, reload_failures{0};
 
-    // Reload: where the configuration comes from (file + command line), and the hand-over of
-    // API reload requests to the control thread, which alone applies them.
-    std::function<nlohmann::json()> config_source;
+    // Reload: where the configuration comes from (file + command line; `pinned` receives the
+    // settings where a command-line option overrides a different value in the file), and the
+    // hand-over of API reload requests to the control thread, which alone applies them.
+    std::function<nlohmann::json(nlohmann::json& pinned)> config_source;
     std::mutex reload_mu;
     std::condition_variable reload_cv;
     uint64_t reload_requested = 0, reload_done = 0;

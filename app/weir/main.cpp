@@ -66,7 +66,8 @@ Options:
   -r, --read CAPTURE         replay a pcap/pcapng file through DPDK's net_pcap; repeat for more
                              files (one RX queue and worker each); exits at the end of the capture
   -i, --port DEVICE          add a port: PCI address (0000:3b:00.0) or vdev (net_af_packet0,iface=eth1)
-      --ipfix URL            export IPFIX to URL, udp://HOST:PORT (repeatable)
+      --ipfix URL            export IPFIX to URL: udp://HOST:PORT, tcp://HOST:PORT or file:///PATH
+                             (repeatable)
   -w, --workers N            worker cores = RX queues per port (default 1, or one per -r file)
       --capacity N           flow table entries per worker (default 1048576)
       --idle-timeout S       expire a flow S seconds after its last packet (default 15)
@@ -84,9 +85,9 @@ Options:
   -V, --version              print the version
   -h, --help                 this text
 
-EAL arguments after "--" go to DPDK unchanged (for example -l 0-4 --socket-mem 2048). Without
-them weir picks: one lcore for control plus one per worker, --in-memory, and for replays
---no-huge --no-pci.
+EAL arguments after "--" go to DPDK (for example -l 0-4 --socket-mem 2048). weir's defaults
+stay unless an argument replaces them: one lcore for control plus one per worker (-l, --lcores),
+--in-memory, and for replays and vdevs --no-huge --no-pci -m (--socket-mem, --huge-dir, -a).
 
 SIGHUP (or POST /reload) reads the configuration again: exporters, timeouts, template refresh
 and the stats interval change live; anything else is refused with the reason.
@@ -121,6 +122,7 @@ int64_t parse_int(const char* opt, const char* v) {
 struct Cli {
     std::string config_file;
     json over = json::object();  // values given as options
+    std::vector<std::pair<json::json_pointer, std::string>> given;  // where in `over`, and by which option
     std::vector<std::string> captures, devices, ipfix;
     std::vector<std::string> eal;
     bool eal_given = false;
@@ -129,7 +131,7 @@ struct Cli {
 
 // The configuration: the file (read again on every reload) with the command line on top.
 // Throws weir::config::ConfigError for an unreadable or invalid file.
-json merged_config(const Cli& cli) {
+json merged_config(const Cli& cli, json* pinned = nullptr) {
     json cfg = json::object();
     if (!cli.config_file.empty()) {
         std::ifstream in(cli.config_file);
@@ -142,6 +144,13 @@ json merged_config(const Cli& cli) {
         }
         if (!cfg.is_object()) throw weir::config::ConfigError({"(top level): expected an object"});
     }
+    if (pinned)
+        for (const auto& [where, opt] : cli.given)
+            if (cfg.contains(where) && cfg.at(where) != cli.over.at(where)) {
+                std::string key = where.to_string().substr(1);
+                std::replace(key.begin(), key.end(), '/', '.');
+                pinned->push_back({{"key", key}, {"option", opt}, {"value", cli.over.at(where)}, {"file", cfg.at(where)}});
+            }
     for (auto it = cli.over.begin(); it != cli.over.end(); ++it) {
         if (it->is_object() && cfg.contains(it.key()) && cfg[it.key()].is_object())
             cfg[it.key()].update(*it);
@@ -159,6 +168,32 @@ json merged_config(const Cli& cli) {
     for (const auto& u : cli.ipfix) cfg["exporters"].push_back({{"format", "ipfix"}, {"url", u}});
     if (cli.eal_given) cfg["eal"] = cli.eal;
     return cfg;
+}
+
+// What is wrong with the option `typed` (an argument as given: "--mtu", "--help=x", "-wq"), for
+// getopt's ':' (a value is missing) or '?' (unknown, ambiguous, or a value where none is taken).
+std::string option_problem(const char* typed, bool missing_value, int short_opt, const option* longopts) {
+    const std::string arg = typed ? typed : "";
+    if (arg.rfind("--", 0) != 0) {
+        const std::string name = std::string("-") + static_cast<char>(short_opt);
+        return missing_value ? "option " + name + " needs a value" : "unknown option " + name;
+    }
+    const std::string name = arg.substr(2, arg.find('=') - 2);
+    if (missing_value) return "option --" + name + " needs a value";
+    std::vector<const option*> matches;
+    for (const option* o = longopts; o->name; ++o) {
+        if (name == o->name) { matches.assign(1, o); break; }
+        if (!name.empty() && std::string(o->name).rfind(name, 0) == 0) matches.push_back(o);
+    }
+    if (matches.empty()) return "unknown option --" + name;
+    if (matches.size() > 1) {
+        std::string all;
+        for (const option* o : matches) all += (all.empty() ? "--" : ", --") + std::string(o->name);
+        return "option --" + name + " is ambiguous (" + all + ")";
+    }
+    if (matches[0]->has_arg == no_argument && arg.find('=') != std::string::npos)
+        return "option --" + std::string(matches[0]->name) + " takes no value";
+    return "option --" + std::string(matches[0]->name) + ": bad use";
 }
 
 Cli parse_cli(int argc, char** argv) {
@@ -186,35 +221,42 @@ Cli parse_cli(int argc, char** argv) {
     auto& captures = cli.captures;
     auto& devices = cli.devices;
     auto& ipfix = cli.ipfix;
-    json& over = cli.over;
+    // An option's value, where it goes in the configuration, remembered to tell a reload why the
+    // file's value for it does not apply.
+    auto set = [&cli](const char* where, const char* opt, const json& v) {
+        const json::json_pointer ptr(where);
+        cli.over[ptr] = v;
+        cli.given.emplace_back(ptr, opt);
+    };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+c:r:i:w:Vh", longopts, nullptr)) != -1) {
+    int at = optind;  // the argument getopt is reading: the option as the user typed it
+    while ((c = getopt_long(argc, argv, "+:c:r:i:w:Vh", longopts, nullptr)) != -1) {
         switch (c) {
             case 'c': config_file = optarg; break;
             case 'r': captures.emplace_back(optarg); break;
             case 'i': devices.emplace_back(optarg); break;
             case kIpfix: ipfix.emplace_back(optarg); break;
-            case 'w': over["workers"] = parse_int("--workers", optarg); break;
-            case kCapacity: over["flow_table"]["capacity_per_worker"] = parse_int("--capacity", optarg); break;
-            case kIdle: over["timeouts"]["idle_s"] = parse_number("--idle-timeout", optarg); break;
-            case kActive: over["timeouts"]["active_s"] = parse_number("--active-timeout", optarg); break;
-            case kTcpEnd: over["timeouts"]["tcp_end_s"] = parse_number("--tcp-end-timeout", optarg); break;
-            case kMtu: over["ipfix"]["mtu"] = parse_int("--mtu", optarg); break;
-            case kDomain: over["ipfix"]["observation_domain"] = parse_int("--domain", optarg); break;
-            case kStats: over["stats_interval_s"] = parse_number("--stats-interval", optarg); break;
-            case kSummary: over["summary_json"] = optarg; break;
-            case kDrivers: over["drivers_config"] = optarg; break;
-            case kManagement: over["management"]["listen"] = std::string(optarg) == "none" ? "" : optarg; break;
-            case kHold: over["hold_after_replay"] = true; break;
+            case 'w': set("/workers", "--workers", parse_int("--workers", optarg)); break;
+            case kCapacity: set("/flow_table/capacity_per_worker", "--capacity", parse_int("--capacity", optarg)); break;
+            case kIdle: set("/timeouts/idle_s", "--idle-timeout", parse_number("--idle-timeout", optarg)); break;
+            case kActive: set("/timeouts/active_s", "--active-timeout", parse_number("--active-timeout", optarg)); break;
+            case kTcpEnd: set("/timeouts/tcp_end_s", "--tcp-end-timeout", parse_number("--tcp-end-timeout", optarg)); break;
+            case kMtu: set("/ipfix/mtu", "--mtu", parse_int("--mtu", optarg)); break;
+            case kDomain: set("/ipfix/observation_domain", "--domain", parse_int("--domain", optarg)); break;
+            case kStats: set("/stats_interval_s", "--stats-interval", parse_number("--stats-interval", optarg)); break;
+            case kSummary: set("/summary_json", "--summary-json", optarg); break;
+            case kDrivers: set("/drivers_config", "--drivers-config", optarg); break;
+            case kManagement: set("/management/listen", "--management", std::string(optarg) == "none" ? "" : optarg); break;
+            case kHold: set("/hold_after_replay", "--hold", true); break;
             case kCheck: cli.check = true; break;
             case 'V': std::printf("weir %s\n", WEIR_VERSION); std::exit(0);
             case 'h': std::fputs(kUsage, stdout); std::exit(0);
-            case '?':
-                die_usage(optopt ? std::string("unknown or incomplete option -") + static_cast<char>(optopt)
-                                 : std::string("unknown option ") + argv[optind - 1]);
+            case ':':
+            case '?': die_usage(option_problem(argv[at], c == ':', optopt, longopts));
             default: die_usage("bad arguments");
         }
+        at = optind;
     }
     if (optind < argc) {
         if (std::strcmp(argv[optind - 1], "--") != 0)
@@ -292,6 +334,86 @@ std::vector<std::string> default_eal(const Config& cfg, uint32_t data_room) {
     return a;
 }
 
+// The EAL options of a list of arguments, by name ("-m", "--lcores"); values are skipped.
+std::vector<std::string> eal_option_names(const std::vector<std::string>& args) {
+    std::vector<std::string> names;
+    for (const auto& a : args) {
+        if (a.rfind("--", 0) == 0) names.push_back(a.substr(0, a.find('=')));
+        else if (a.size() >= 2 && a[0] == '-') names.push_back(a.substr(0, 2));
+    }
+    return names;
+}
+
+// weir's EAL defaults with the user's arguments after them. A default goes where the user gives
+// an option that replaces it or cannot go with it (-l for --lcores, --socket-mem for --no-huge
+// and -m, -a for --no-pci, ...); the rest stay, so that one --log-level does not cost the
+// replay's --no-huge. Later options win in DPDK where both are allowed (--log-level).
+std::vector<std::string> merge_eal(const std::vector<std::string>& defaults, const std::vector<std::string>& user) {
+    struct Rule {
+        const char* option;
+        std::vector<const char*> displaced_by;
+    };
+    static const std::vector<Rule> rules = {
+        {"--lcores", {"-l", "-c", "--lcores"}},
+        {"--no-telemetry", {"--telemetry"}},
+        {"--no-huge", {"--socket-mem", "--socket-limit", "--huge-dir", "--in-memory", "--legacy-mem", "--no-huge"}},
+        {"--no-shconf", {"--in-memory", "--proc-type", "--file-prefix", "--no-shconf"}},
+        {"--no-pci", {"-a", "--allow", "-b", "--block", "--no-pci"}},
+        {"-m", {"-m", "--socket-mem"}},
+        {"--in-memory", {"--no-huge", "--proc-type", "--in-memory"}},
+    };
+    const std::vector<std::string> given = eal_option_names(user);
+    auto displaced = [&](const std::string& name) {
+        for (const auto& r : rules)
+            if (name == r.option)
+                for (const char* by : r.displaced_by)
+                    if (std::find(given.begin(), given.end(), by) != given.end()) return true;
+        return false;
+    };
+    std::vector<std::string> out;
+    for (size_t i = 0; i < defaults.size(); ++i) {
+        const std::string& a = defaults[i];
+        const bool takes_value = a == "-m";  // the only default given as two arguments
+        if (!displaced(a.substr(0, a.find('=')))) {
+            out.push_back(a);
+            if (takes_value) out.push_back(defaults[i + 1]);
+        }
+        if (takes_value) ++i;
+    }
+    out.insert(out.end(), user.begin(), user.end());
+    return out;
+}
+
+// What to do when DPDK's EAL would not start: its own message is above; this says why it
+// usually happens.
+std::string eal_hint(int err, const Config& cfg, const std::vector<std::string>& args) {
+    const std::vector<std::string> names = eal_option_names(args);
+    const bool no_huge = std::find(names.begin(), names.end(), "--no-huge") != names.end();
+    bool nic = false;
+    for (const auto& p : cfg.ports) nic = nic || !p.is_vdev();
+    switch (err) {
+        case EACCES:
+        case ENOMEM:
+            if (!no_huge)
+                return std::string("DPDK found no usable hugepages") +
+                       (geteuid() != 0 ? " (and weir is not running as root)" : "") +
+                       ": reserve them first (as root: echo 1024 > /proc/sys/vm/nr_hugepages, and mount hugetlbfs on "
+                       "/dev/hugepages; the shipped unit's weir-prepare does both from /etc/default/weir)" +
+                       (nic ? "; a PCI port also needs its device bound to vfio-pci (dpdk-devbind.py --bind=vfio-pci ADDRESS)"
+                            : "; replays and vdev ports run without them unless the EAL arguments ask for hugepages");
+            return "DPDK could not get the memory it was given: raise -m (MB) or lower mbufs_per_queue / workers";
+        case EINVAL:
+            return "DPDK refused an argument (its message is above): a port is a PCI address (0000:3b:00.0) or a vdev "
+                   "(net_af_packet0,iface=eth1; net_pcap0,rx_pcap=FILE); EAL arguments go after --";
+        case ENODEV:
+        case ENOTSUP:
+            return "DPDK could not probe a device: is the NIC bound to vfio-pci (dpdk-devbind.py --status), or is its "
+                   "driver (mlx5: rdma-core) installed?";
+        case EALREADY: return "DPDK is already running in this process";
+        default: return "see DPDK's message above";
+    }
+}
+
 // Where the driver profiles are when the configuration does not say: next to the binary
 // (PREFIX/bin/weir and PREFIX/share/weir/drivers-config, or the source tree of the build tree it
 // sits in), then the prefix it was built for. Empty when none exists; `tried` lists where it
@@ -328,7 +450,7 @@ int main(int argc, char** argv) {
     } catch (const weir::config::ConfigError& e) {
         die_config(e.problems());
     }
-    std::string drivers_note;
+    std::string warnings;
     if (!cfg.drivers_config.empty()) {
         std::error_code ec;
         if (!std::filesystem::is_directory(cfg.drivers_config, ec))
@@ -339,19 +461,14 @@ int main(int argc, char** argv) {
         if (cfg.drivers_config.empty()) {
             std::string where;
             for (const auto& t : tried) where += (where.empty() ? "" : ", ") + t;
-            drivers_note = "weir: warning: no drivers-config folder (looked in " + where +
-                           "); using the driver profiles compiled into weir, which are the shipped ones\n";
+            warnings = "weir: warning: no drivers-config folder (looked in " + where +
+                       "); using the driver profiles compiled into weir, which are the shipped ones\n";
         }
-    }
-    if (cli.check) {
-        std::printf("weir: configuration OK: %zu port(s), %u worker(s), %zu exporter(s)\n", cfg.ports.size(),
-                    cfg.workers, cfg.exporters.size());
-        return 0;
     }
 
     weir::Runtime rt;
     rt.version = WEIR_VERSION;
-    rt.config_source = [cli] { return merged_config(cli); };
+    rt.config_source = [cli](json& pinned) { return merged_config(cli, &pinned); };
     // Replay: learn each capture's link type and length before DPDK opens it.
     std::vector<std::vector<int>> linktypes(cfg.ports.size());
     rt.expected_packets.assign(cfg.ports.size(), 0);
@@ -376,7 +493,9 @@ int main(int argc, char** argv) {
                         " capture(s), one queue each"});
     }
 
-    std::fputs(drivers_note.c_str(), stderr);
+    if (cfg.exporters.empty())
+        warnings += "weir: warning: no exporters: flow records are counted and discarded (add --ipfix URL or "
+                    "\"exporters\" to the configuration)\n";
     // Virtual devices take the driver arguments their profile adds (af_packet frame sizes), and
     // their packet buffers are sized before EAL starts.
     uint32_t vdev_room = RTE_MBUF_DEFAULT_DATAROOM;
@@ -398,9 +517,18 @@ int main(int argc, char** argv) {
         devices.push_back(dev);
     }
 
+    if (cli.check) {
+        // Everything that start-up checks before DPDK runs has been checked: captures, profiles.
+        std::fputs(warnings.c_str(), stderr);
+        std::printf("weir: configuration OK: %zu port(s), %u worker(s), %zu exporter(s)%s\n", cfg.ports.size(),
+                    cfg.workers, cfg.exporters.size(), warnings.empty() ? "" : " (see the warnings)");
+        return 0;
+    }
+    std::fputs(warnings.c_str(), stderr);
+
     // EAL.
     std::vector<std::string> eal_args = {"weir"};
-    const std::vector<std::string> base = cfg.eal.empty() ? default_eal(cfg, vdev_room) : cfg.eal;
+    const std::vector<std::string> base = merge_eal(default_eal(cfg, vdev_room), cfg.eal);
     eal_args.insert(eal_args.end(), base.begin(), base.end());
     for (size_t p = 0; p < cfg.ports.size(); ++p) {
         eal_args.push_back(cfg.ports[p].is_vdev() ? "--vdev" : "-a");
@@ -410,7 +538,9 @@ int main(int argc, char** argv) {
     for (auto& s : eal_args) eal_argv.push_back(s.data());
     eal_argv.push_back(nullptr);
     if (rte_eal_init(static_cast<int>(eal_args.size()), eal_argv.data()) < 0) {
-        std::fprintf(stderr, "weir: DPDK EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+        const int err = rte_errno;
+        std::fprintf(stderr, "weir: DPDK EAL initialisation failed: %s\nweir: %s\n", rte_strerror(err),
+                     eal_hint(err, cfg, eal_args).c_str());
         return kExitUsage;
     }
     weir::install_signal_handlers();

@@ -185,6 +185,13 @@ Config from_json(const json& j) {
                     r.string("device", p.device);
                     r.integer("rx_descriptors", p.rx_descriptors, 0, 32768);
                     if ((*ports)[i].is_object() && p.device.empty()) r.problem(r.at("device"), "required");
+                    // A device is a PCI address (with its ':'), a bus-qualified name (auxiliary:...) or a
+                    // vdev (net_...); a bare word is most often a kernel interface name.
+                    const std::string name = p.name();
+                    if (!name.empty() && name.find(':') == std::string::npos && name.rfind("net_", 0) != 0)
+                        r.problem(r.at("device"), "\"" + name + "\" is neither a PCI address (0000:3b:00.0) nor a DPDK "
+                                  "virtual device; for the kernel interface " + name + " use \"net_af_packet0,iface=" +
+                                  name + "\"");
                     c.ports.push_back(p);
                 }
         }

@@ -3,6 +3,7 @@
 started. A collector that is down costs counted losses, never a hang or a crash."""
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -57,9 +58,62 @@ class BadInput(unittest.TestCase):
         p = harness.run_weir(["-c", example, "--check"], check=False)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("configuration OK: 1 port(s), 8 worker(s), 1 exporter(s)", p.stdout)
-        p = self.run_config({"ports": [{"device": "x"}], "management": {"listen": "nowhere"}}, "--check")
+        p = self.run_config({"ports": [{"device": "net_null0"}], "management": {"listen": "nowhere"}}, "--check")
         self.assertEqual(p.returncode, 2)
         self.assertIn("management.listen: expected ADDRESS:PORT", p.stderr)
+
+    def test_check_finds_what_would_fail_at_start(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        p = harness.run_weir(["-i", "lo", "--check"], check=False)
+        self.assertEqual(p.returncode, 2, p.stdout)
+        self.assertIn("ports[0].device: \"lo\" is neither a PCI address (0000:3b:00.0) nor a DPDK virtual device; "
+                      "for the kernel interface lo use \"net_af_packet0,iface=lo\"", p.stderr)
+        p = harness.run_weir(["-r", "/tmp", "--check"], check=False)
+        self.assertEqual(p.returncode, 2, p.stdout)
+        self.assertIn("cannot read capture \"/tmp\"", p.stderr)
+        p = harness.run_weir(["-r", capture, "--drivers-config", "/nonexistent", "--check"], check=False)
+        self.assertEqual(p.returncode, 2, p.stdout)
+        self.assertIn("drivers_config: no such folder \"/nonexistent\"", p.stderr)
+        p = harness.run_weir(["-r", capture, "--check"], check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("warning: no exporters: flow records are counted and discarded", p.stderr)
+        self.assertIn("0 exporter(s) (see the warnings)", p.stdout)
+        p = harness.run_weir(["-r", capture, "--ipfix", "udp://127.0.0.1:4739", "--check"], check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("warning", p.stderr)
+
+    def test_option_errors_name_the_option_typed(self):
+        for args, msg in ((["--mtu"], "option --mtu needs a value"),
+                          (["--ipfix"], "option --ipfix needs a value"),
+                          (["--workers"], "option --workers needs a value"),
+                          (["-w"], "option -w needs a value"),
+                          (["--help=x"], "option --help takes no value"),
+                          (["--colour"], "unknown option --colour"),
+                          (["-z"], "unknown option -z"),
+                          (["--c", "x"], "option --c is ambiguous (--config, --capacity, --check)")):
+            p = subprocess.run([harness.WEIR] + args, capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertEqual(p.stderr.splitlines()[0], "weir: " + msg, args)
+            self.assertTrue(all(c == "\n" or c.isprintable() for c in p.stderr), repr(p.stderr))
+
+    def test_eal_arguments_keep_the_defaults(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        # One EAL argument of the user's own must not cost the replay its --no-huge.
+        p = harness.run_weir(["-r", capture, "--", "--log-level=info"], check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("EAL: ", p.stderr, "--log-level=info was applied")
+        self.assertIn("accounting:", p.stdout)
+
+    def test_eal_failure_says_what_to_do(self):
+        with open("/proc/meminfo") as f:
+            free = int(next((l.split()[1] for l in f if l.startswith("HugePages_Free:")), 0))
+        if free:
+            self.skipTest("this machine has hugepages: DPDK starts")
+        p = harness.run_weir(["-i", "0000:99:00.0", "--management", "none"], check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("DPDK EAL initialisation failed", p.stderr)
+        self.assertIn("weir: DPDK found no usable hugepages", p.stderr)
+        self.assertIn("dpdk-devbind.py --bind=vfio-pci", p.stderr)
 
     def test_readme_exporter_example_is_valid(self):
         text = open(os.path.join(harness.ROOT, "README.md")).read()
@@ -75,6 +129,7 @@ class BadInput(unittest.TestCase):
         ex = s["exporters"][0]
         self.assertTrue(s["accounting"]["balanced"])
         self.assertGreater(ex["send_errors"], 0)
+        self.assertIn(f"weir: exporter ipfix udp://127.0.0.1:{port}: delivery failed: Connection refused", proc.stderr)
         self.assertEqual(ex["packets"] + ex["lost_packets"], s["accounting"]["in_records"])
 
 

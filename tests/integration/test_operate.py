@@ -4,6 +4,7 @@ a live reload moves records to a new collector without losing packets, the alert
 and a device that cannot give the queues asked for is a configuration error."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +77,36 @@ class Operate(unittest.TestCase):
         p = subprocess.run(["promtool", "check", "rules", ALERTS], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("SUCCESS", p.stdout)
+
+    def test_systemd_units(self):
+        """The unit and its instance template, rendered for a prefix, pass systemd-analyze verify
+        without a complaint, keep a bad configuration from restarting forever, and keep their
+        sandbox (exposure score at most 4.0, 'OK')."""
+        tmp = tempfile.mkdtemp(prefix="weir-units-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        prefix = os.path.join(tmp, "prefix")
+        os.makedirs(os.path.join(prefix, "bin"))
+        os.makedirs(os.path.join(prefix, "lib", "weir"))
+        os.symlink(harness.WEIR, os.path.join(prefix, "bin", "weir"))
+        shutil.copy(os.path.join(harness.ROOT, "deploy", "systemd", "weir-prepare"), os.path.join(prefix, "lib", "weir"))
+        units = os.path.join(tmp, "units")
+        subprocess.run([os.path.join(harness.ROOT, "deploy", "systemd", "render-units"), prefix, units], check=True)
+        shutil.copy(os.path.join(units, "weir@.service"), os.path.join(units, "weir@probe1.service"))
+        for unit in ("weir.service", "weir@probe1.service"):
+            path = os.path.join(units, unit)
+            p = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True, cwd=units)
+            self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""), unit)
+            p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=40", path],
+                               capture_output=True, text=True, cwd=units)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            with open(path) as f:
+                text = f.read()
+            self.assertIn("RestartPreventExitStatus=2", text)
+            self.assertNotIn("--stats-interval", text, "the file's settings stay reloadable")
+        with open(os.path.join(units, "weir@probe1.service")) as f:
+            text = f.read()
+        self.assertIn("-c /etc/weir/%i.json", text)
+        self.assertIn("EnvironmentFile=-/etc/default/weir-%i", text)
 
     def test_prometheus_scrapes_a_replay(self):
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)
@@ -160,11 +191,54 @@ class Operate(unittest.TestCase):
         code, body = curl(f"{weir.base}/flows/top?by=colour")
         self.assertEqual(code, 400)
         self.assertIn("by: expected bytes or packets", body)
+        # A missing parameter takes its documented default: by=bytes, n=20.
+        code, body = curl(f"{weir.base}/flows/top?n={n}")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(json.loads(body)["by"], "bytes")
+        self.assertEqual([f["bytes"] for f in json.loads(body)["flows"]], [t.octets for t in truth[:n]])
+        code, body = curl(f"{weir.base}/flows/top")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(len(json.loads(body)["flows"]), min(20, len(truth)))
+        code, body = curl(f"{weir.base}/flows/top?by=packets")
+        self.assertEqual((code, json.loads(body)["by"]), (200, "packets"))
+        # Read-only endpoints refuse other methods.
+        for path in ("/status", "/metrics", "/flows/top", "/healthz"):
+            p = subprocess.run(["curl", "-sS", "-X", "DELETE", "-o", "/dev/null", "-w", "%{http_code}",
+                                weir.base + path], capture_output=True, text=True, check=True)
+            self.assertEqual(p.stdout, "405", path)
+        p = subprocess.run(["curl", "-sS", "-I", weir.base + "/status"], capture_output=True, text=True, check=True)
+        self.assertTrue(p.stdout.startswith("HTTP/1.1 200"), p.stdout)
+        code, body = curl(weir.base + "/reload")
+        self.assertEqual(code, 405)
         code, body = curl(weir.base + "/metrics")
         self.assertIn('weir_flow_table_entries{worker="0"}', body)
         rc, out, err = weir.stop()
         self.assertEqual(rc, 0, err)
         self.assertIn("accounting:", out)
+
+
+    def test_reload_names_the_settings_the_command_line_pins(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        tmp = tempfile.mkdtemp(prefix="weir-pin-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cfg = os.path.join(tmp, "weir.json")
+        with open(cfg, "w") as f:
+            json.dump({"stats_interval_s": 0}, f)
+        weir = HeldReplay(capture, ["-c", cfg])  # with --stats-interval 0
+        self.addCleanup(lambda: weir.proc.poll() is None and weir.proc.kill())
+        weir.wait_finished()
+        with open(cfg, "w") as f:
+            json.dump({"stats_interval_s": 30, "timeouts": {"idle_s": 20}}, f)
+        code, body = http(weir.base + "/reload", data=b"")
+        self.assertEqual(code, 200, body)
+        r = json.loads(body)
+        self.assertEqual(r["changed"], ["timeouts"])
+        self.assertEqual(r["pinned"], [{"key": "stats_interval_s", "option": "--stats-interval", "value": 0.0,
+                                        "file": 30}])
+        rc, out, err = weir.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertIn("weir: reload: stats_interval_s stays 0.0, as --stats-interval on the command line says "
+                      "(the file says 30)", err)
 
 
 class LiveReload(unittest.TestCase):
