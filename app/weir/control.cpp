@@ -1,5 +1,8 @@
 #include "control.h"
 
+#include "common/log.h"
+#include "common/notify.h"
+
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 
@@ -96,7 +99,7 @@ void print_interval(const Runtime& rt, double elapsed, Totals& last, double& las
     const double mpps = dt > 0 ? (t.rx - last.rx) / dt / 1e6 : 0;
     uint64_t errors = 0;
     for (const auto& ex : rt.exporters) errors += ex->stats().send_errors.get();
-    std::fprintf(stderr,
+    weir::log::say(weir::log::Level::kInfo,
                  "weir: %.1fs rx %lu pkts (%.3f Mpps) decode_drops %lu flows active %lu created %lu "
                  "records %lu export_drops %lu send_errors %lu\n",
                  elapsed, static_cast<unsigned long>(t.rx), mpps, static_cast<unsigned long>(t.drops),
@@ -211,21 +214,25 @@ nlohmann::json do_reload(Runtime& rt) {
         if (c.template_refresh_s != o.template_refresh_s || c.template_refresh_messages != o.template_refresh_messages)
             changed.push_back("ipfix.template_refresh");
         if (c.stats_interval_s != o.stats_interval_s) changed.push_back("stats_interval_s");
+        if (c.log_level != o.log_level) {
+            log::set_level(c.log_level);
+            changed.push_back("log_level");
+        }
         const std::string drivers = rt.cfg.drivers_config;
         rt.cfg = c;
         rt.cfg.drivers_config = drivers;
         rt.reloads += 1;
-        std::fprintf(stderr, "weir: reload applied (%s)\n", changed.empty() ? "nothing changed" : [&] {
+        weir::log::say(weir::log::Level::kNotice, "weir: reload applied (%s)\n", changed.empty() ? "nothing changed" : [&] {
             std::string s;
             for (const auto& x : changed) s += (s.empty() ? "" : ", ") + x;
             return s;
         }().c_str());
     } else {
         rt.reload_failures += 1;
-        for (const auto& e : errors) std::fprintf(stderr, "weir: reload refused: %s\n", e.c_str());
+        for (const auto& e : errors) weir::log::say(weir::log::Level::kError, "weir: reload refused: %s\n", e.c_str());
     }
     for (const auto& p : pinned)
-        std::fprintf(stderr, "weir: reload: %s stays %s, as %s on the command line says (the file says %s)\n",
+        weir::log::say(weir::log::Level::kWarning, "weir: reload: %s stays %s, as %s on the command line says (the file says %s)\n",
                      p["key"].get<std::string>().c_str(), p["value"].dump().c_str(),
                      p["option"].get<std::string>().c_str(), p["file"].dump().c_str());
     return json{{"ok", errors.empty()}, {"changed", changed}, {"pinned", pinned}, {"errors", errors}};
@@ -262,7 +269,8 @@ void control_loop(Runtime& rt) {
     double last_t = 0;
     const double t0 = rt.started_s;
     double next_stats = rt.cfg.stats_interval_s > 0 ? rt.cfg.stats_interval_s : 1e300;
-    double next_ports = 0, next_tick = 0;
+    double next_ports = 0, next_tick = 0, next_watchdog = 0;
+    const double watchdog_s = notify::watchdog_usec() / 1e6;
     std::vector<uint64_t> last_busy(rt.workers.size()), last_total(rt.workers.size());
     for (;;) {
         unsigned moved = 0;
@@ -275,7 +283,9 @@ void control_loop(Runtime& rt) {
             api_reload = rt.reload_requested != rt.reload_done;
         }
         if (g_hup.exchange(false) || api_reload) {
+            notify::reloading();
             nlohmann::json r = do_reload(rt);
+            notify::send("READY=1");
             std::lock_guard<std::mutex> lock(rt.reload_mu);
             rt.reload_result = std::move(r);
             rt.reload_done = rt.reload_requested;
@@ -289,11 +299,12 @@ void control_loop(Runtime& rt) {
                 refresh_port_stats(rt, last_busy, last_total);  // final counters before the flag shows
                 rt.replay_finished = true;
                 if (rt.cfg.hold_after_replay)
-                    std::fprintf(stderr, "weir: end of capture; holding (flows stay active) until SIGINT/SIGTERM\n");
+                    weir::log::say(weir::log::Level::kNotice, "weir: end of capture; holding (flows stay active) until SIGINT/SIGTERM\n");
             }
             if (sig || (eof && !rt.cfg.hold_after_replay)) {
-                if (sig) std::fprintf(stderr, "weir: %s: stopping RX, flushing every flow\n", strsignal(sig));
+                if (sig) weir::log::say(weir::log::Level::kNotice, "weir: %s: stopping RX, flushing every flow\n", strsignal(sig));
                 rt.stopping = true;
+                notify::send("STOPPING=1");
                 for (auto& w : rt.workers) w->request_stop();
                 stopping = true;
             }
@@ -315,6 +326,10 @@ void control_loop(Runtime& rt) {
         if (elapsed >= next_ports) {
             refresh_port_stats(rt, last_busy, last_total);
             next_ports = elapsed + 0.25;
+        }
+        if (watchdog_s > 0 && elapsed >= next_watchdog) {
+            notify::send("WATCHDOG=1");  // the control loop is alive: draining, exporting, answering
+            next_watchdog = elapsed + watchdog_s / 2;
         }
         if (elapsed >= next_tick) {
             std::lock_guard<std::mutex> lock(rt.mu);
@@ -537,7 +552,7 @@ bool report(Runtime& rt) {
     if (!rt.cfg.summary_json.empty()) {
         std::ofstream out(rt.cfg.summary_json);
         out << j.dump(2) << "\n";
-        if (!out) std::fprintf(stderr, "weir: cannot write %s\n", rt.cfg.summary_json.c_str());
+        if (!out) weir::log::say(weir::log::Level::kError, "weir: cannot write %s\n", rt.cfg.summary_json.c_str());
     }
     return balanced;
 }

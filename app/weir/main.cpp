@@ -27,9 +27,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/log.h"
+#include "common/notify.h"
 #include "config/config.h"
 #include "control.h"
 #include "export/exporter.h"
+#include "dpdk/log_stream.h"
 #include "dpdk/port.h"
 #include "management.h"
 
@@ -82,6 +85,8 @@ Options:
                              (default 127.0.0.1:9471; "none" for no server)
       --hold                 after a replay, keep running with every flow active until SIGINT/SIGTERM
       --check                validate the configuration, print the result and exit (nothing starts)
+      --log-level LEVEL      error, warning, notice, info (default) or debug: weir's lines above it
+                             are not written (under systemd each line carries its priority)
   -V, --version              print the version
   -h, --help                 this text
 
@@ -96,12 +101,13 @@ Exit status: 0 done, 1 runtime failure, 2 bad configuration or arguments.
 )";
 
 [[noreturn]] void die_usage(const std::string& msg) {
-    std::fprintf(stderr, "weir: %s\n(weir --help for usage)\n", msg.c_str());
+    weir::log::say(weir::log::Level::kError, "weir: %s", msg.c_str());
+    weir::log::say(weir::log::Level::kError, "(weir --help for usage)");
     std::exit(kExitUsage);
 }
 
 [[noreturn]] void die_config(const std::vector<std::string>& problems) {
-    for (const auto& p : problems) std::fprintf(stderr, "weir: config: %s\n", p.c_str());
+    for (const auto& p : problems) weir::log::say(weir::log::Level::kError, "weir: config: %s\n", p.c_str());
     std::exit(kExitUsage);
 }
 
@@ -198,7 +204,8 @@ std::string option_problem(const char* typed, bool missing_value, int short_opt,
 
 Cli parse_cli(int argc, char** argv) {
     enum {
-        kIpfix = 256, kCapacity, kIdle, kActive, kTcpEnd, kMtu, kDomain, kStats, kSummary, kDrivers, kManagement, kHold, kCheck
+        kIpfix = 256, kCapacity, kIdle, kActive, kTcpEnd, kMtu, kDomain, kStats, kSummary, kDrivers, kManagement, kHold, kCheck,
+        kLogLevel
     };
     static const option longopts[] = {
         {"config", required_argument, nullptr, 'c'},  {"read", required_argument, nullptr, 'r'},
@@ -214,6 +221,7 @@ Cli parse_cli(int argc, char** argv) {
         {"management", required_argument, nullptr, kManagement},
         {"hold", no_argument, nullptr, kHold},
         {"check", no_argument, nullptr, kCheck},
+        {"log-level", required_argument, nullptr, kLogLevel},
         {"version", no_argument, nullptr, 'V'},       {"help", no_argument, nullptr, 'h'},
         {nullptr, 0, nullptr, 0}};
     Cli cli;
@@ -250,6 +258,7 @@ Cli parse_cli(int argc, char** argv) {
             case kManagement: set("/management/listen", "--management", std::string(optarg) == "none" ? "" : optarg); break;
             case kHold: set("/hold_after_replay", "--hold", true); break;
             case kCheck: cli.check = true; break;
+            case kLogLevel: set("/log_level", "--log-level", optarg); break;
             case 'V': std::printf("weir %s\n", WEIR_VERSION); std::exit(0);
             case 'h': std::fputs(kUsage, stdout); std::exit(0);
             case ':':
@@ -318,7 +327,9 @@ std::vector<std::string> default_eal(const Config& cfg, uint32_t data_room) {
         const int cpu = cpus.size() > 1 ? cpus[1 + (w - 1) % (cpus.size() - 1)] : cpus[0];
         lcores.append(",").append(std::to_string(w)).append("@").append(std::to_string(cpu));
     }
-    std::vector<std::string> a = {"--lcores=" + lcores, "--no-telemetry", "--log-level=warning"};
+    // DPDK says what goes wrong at warning; its info and debug lines are for DPDK's own debugging.
+    const bool quiet = cfg.log_level == weir::log::Level::kError;
+    std::vector<std::string> a = {"--lcores=" + lcores, "--no-telemetry", quiet ? "--log-level=error" : "--log-level=warning"};
     bool all_vdev = true;
     for (const auto& p : cfg.ports) all_vdev = all_vdev && p.is_vdev();
     if (all_vdev) {
@@ -443,6 +454,7 @@ uint64_t wall_ns() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    weir::log::init();
     const Cli cli = parse_cli(argc, argv);
     Config cfg;
     try {
@@ -450,7 +462,8 @@ int main(int argc, char** argv) {
     } catch (const weir::config::ConfigError& e) {
         die_config(e.problems());
     }
-    std::string warnings;
+    weir::log::set_level(cfg.log_level);
+    std::vector<std::string> warnings;  // said before start, and by --check
     if (!cfg.drivers_config.empty()) {
         std::error_code ec;
         if (!std::filesystem::is_directory(cfg.drivers_config, ec))
@@ -461,8 +474,8 @@ int main(int argc, char** argv) {
         if (cfg.drivers_config.empty()) {
             std::string where;
             for (const auto& t : tried) where += (where.empty() ? "" : ", ") + t;
-            warnings = "weir: warning: no drivers-config folder (looked in " + where +
-                       "); using the driver profiles compiled into weir, which are the shipped ones\n";
+            warnings.push_back("weir: warning: no drivers-config folder (looked in " + where +
+                               "); using the driver profiles compiled into weir, which are the shipped ones");
         }
     }
 
@@ -478,10 +491,10 @@ int main(int argc, char** argv) {
             const std::string what = "ports[" + std::to_string(p) + "].device";
             const CaptureInfo ci = inspect_capture(files[q], what);
             if (!weir::packet::link_type_supported(static_cast<uint16_t>(ci.linktype)))
-                std::fprintf(stderr, "weir: %s: link type %d (%s) is not decoded; its packets count as unsupported_link\n",
+                weir::log::say(weir::log::Level::kWarning, "weir: %s: link type %d (%s) is not decoded; its packets count as unsupported_link\n",
                              files[q].c_str(), ci.linktype, pcap_datalink_val_to_name(ci.linktype) ?: "?");
             if (!ci.error.empty())
-                std::fprintf(stderr, "weir: %s: libpcap stops after %lu packets: %s\n", files[q].c_str(),
+                weir::log::say(weir::log::Level::kWarning, "weir: %s: libpcap stops after %lu packets: %s\n", files[q].c_str(),
                              static_cast<unsigned long>(ci.packets), ci.error.c_str());
             linktypes[p].push_back(ci.linktype);
             rt.expected_packets[p] += ci.packets;
@@ -494,8 +507,8 @@ int main(int argc, char** argv) {
     }
 
     if (cfg.exporters.empty())
-        warnings += "weir: warning: no exporters: flow records are counted and discarded (add --ipfix URL or "
-                    "\"exporters\" to the configuration)\n";
+        warnings.push_back("weir: warning: no exporters: flow records are counted and discarded (add --ipfix URL or "
+                           "\"exporters\" to the configuration)");
     // Virtual devices take the driver arguments their profile adds (af_packet frame sizes), and
     // their packet buffers are sized before EAL starts.
     uint32_t vdev_room = RTE_MBUF_DEFAULT_DATAROOM;
@@ -519,12 +532,12 @@ int main(int argc, char** argv) {
 
     if (cli.check) {
         // Everything that start-up checks before DPDK runs has been checked: captures, profiles.
-        std::fputs(warnings.c_str(), stderr);
+        for (const auto& w : warnings) weir::log::say(weir::log::Level::kWarning, "%s", w.c_str());
         std::printf("weir: configuration OK: %zu port(s), %u worker(s), %zu exporter(s)%s\n", cfg.ports.size(),
                     cfg.workers, cfg.exporters.size(), warnings.empty() ? "" : " (see the warnings)");
         return 0;
     }
-    std::fputs(warnings.c_str(), stderr);
+    for (const auto& w : warnings) weir::log::say(weir::log::Level::kWarning, "%s", w.c_str());
 
     // EAL.
     std::vector<std::string> eal_args = {"weir"};
@@ -537,17 +550,18 @@ int main(int argc, char** argv) {
     std::vector<char*> eal_argv;
     for (auto& s : eal_args) eal_argv.push_back(s.data());
     eal_argv.push_back(nullptr);
+    weir::dpdk::route_dpdk_log();
     if (rte_eal_init(static_cast<int>(eal_args.size()), eal_argv.data()) < 0) {
         const int err = rte_errno;
-        std::fprintf(stderr, "weir: DPDK EAL initialisation failed: %s\nweir: %s\n", rte_strerror(err),
-                     eal_hint(err, cfg, eal_args).c_str());
+        weir::log::say(weir::log::Level::kError, "weir: DPDK EAL initialisation failed: %s", rte_strerror(err));
+        weir::log::say(weir::log::Level::kError, "weir: %s", eal_hint(err, cfg, eal_args).c_str());
         return kExitUsage;
     }
     weir::install_signal_handlers();
 
     const unsigned worker_lcores = rte_lcore_count() - 1;
     if (worker_lcores < cfg.workers) {
-        std::fprintf(stderr, "weir: config: workers: %u workers need %u lcores besides the main one; EAL has %u\n",
+        weir::log::say(weir::log::Level::kError, "weir: config: workers: %u workers need %u lcores besides the main one; EAL has %u\n",
                      cfg.workers, cfg.workers, worker_lcores);
         rte_eal_cleanup();
         return kExitUsage;
@@ -563,7 +577,7 @@ int main(int argc, char** argv) {
             const std::string what = "ports[" + std::to_string(p) + "]";
             uint16_t id;
             if (rte_eth_dev_get_port_by_name(cfg.ports[p].name().c_str(), &id) != 0) {
-                std::fprintf(stderr,
+                weir::log::say(weir::log::Level::kError,
                              "weir: config: %s.device: no DPDK port \"%s\" (a NIC must be bound to vfio-pci or "
                              "use a bifurcated driver such as mlx5; a vdev's driver reported why above)\n",
                              what.c_str(), cfg.ports[p].name().c_str());
@@ -573,7 +587,7 @@ int main(int argc, char** argv) {
             try {
                 plans.push_back(weir::dpdk::plan_port(id, cfg.drivers_config, what));
             } catch (const std::exception& e) {
-                std::fprintf(stderr, "weir: config: %s\n", e.what());
+                weir::log::say(weir::log::Level::kError, "weir: config: %s\n", e.what());
                 rte_eal_cleanup();
                 return kExitUsage;
             }
@@ -608,12 +622,12 @@ int main(int argc, char** argv) {
                                             what);
             } catch (const std::exception& e) {
                 // Queue counts, descriptors, RSS: what the configuration asked of this device.
-                std::fprintf(stderr, "weir: config: %s\n", e.what());
+                weir::log::say(weir::log::Level::kError, "weir: config: %s\n", e.what());
                 for (const auto& q : rt.ports) rte_eth_dev_stop(q.id);
                 rte_eal_cleanup();
                 return kExitUsage;
             }
-            std::fprintf(stderr, "weir: port %u %s (%s): %u RX queues x %u descriptors; RSS: %s; %s; profile %s\n", pi.id,
+            weir::log::say(weir::log::Level::kInfo, "weir: port %u %s (%s): %u RX queues x %u descriptors; RSS: %s; %s; profile %s\n", pi.id,
                          pi.name.c_str(), pi.driver.c_str(), pi.queues, pi.rx_descriptors, pi.rss.c_str(),
                          pi.frames.c_str(), pi.profile.source.c_str());
             rt.ports.push_back(pi);
@@ -694,13 +708,13 @@ int main(int argc, char** argv) {
             for (uint32_t w = 0; w < cfg.workers; ++w) rt.workers[w]->connect(inbound, &rt.rx_stopped);
         }
         rt.cfg = cfg;
-        std::fprintf(stderr, "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",
+        weir::log::say(weir::log::Level::kInfo, "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",
                      cfg.workers, cfg.flow_capacity, rt.workers[0]->table_memory() / 1048576.0, cfg.exporters.size());
         {
             std::string ports;
             for (const auto& [type, list] : cfg.tunnels.udp_ports)
                 for (uint16_t port : list) ports += (ports.empty() ? "" : ", ") + std::string(weir::packet::tunnel_name(type)) + " " + std::to_string(port);
-            std::fprintf(stderr, "weir: tunnels: flows keyed on %s headers%s (UDP: %s; nesting up to %u, %u tunnel contexts per worker)%s\n",
+            weir::log::say(weir::log::Level::kInfo, "weir: tunnels: flows keyed on %s headers%s (UDP: %s; nesting up to %u, %u tunnel contexts per worker)%s\n",
                          cfg.tunnels.mode == weir::packet::TunnelMode::kOuter ? "the outer"
                          : cfg.tunnels.mode == weir::packet::TunnelMode::kInner ? "the inner" : "both the inner and the outer",
                          cfg.tunnels.mode == weir::packet::TunnelMode::kOuter ? "" : ", the tunnel kept in the key",
@@ -717,13 +731,13 @@ int main(int argc, char** argv) {
             try {
                 mgmt = std::make_unique<weir::Management>(rt, cfg.management);
             } catch (const std::exception& e) {
-                std::fprintf(stderr, "weir: config: %s\n", e.what());
+                weir::log::say(weir::log::Level::kError, "weir: config: %s\n", e.what());
                 rt.workers.clear();
                 for (const auto& p : rt.ports) rte_eth_dev_stop(p.id);
                 rte_eal_cleanup();
                 return kExitUsage;
             }
-            std::fprintf(stderr, "weir: metrics and status on http://%s/ (/metrics /status /flows/top /healthz)\n",
+            weir::log::say(weir::log::Level::kInfo, "weir: metrics and status on http://%s/ (/metrics /status /flows/top /healthz)\n",
                          cfg.management.c_str());
         }
         for (uint32_t w = 0; w < cfg.workers; ++w)
@@ -731,12 +745,14 @@ int main(int argc, char** argv) {
         // Workers zero their flow tables first; a live port's RX ring absorbs what arrives meanwhile.
         for (const auto& w : rt.workers)
             while (!w->ready() && !w->done()) rte_delay_us_sleep(1000);
+        weir::notify::send("READY=1\nSTATUS=capturing on " + std::to_string(rt.ports.size()) + " port(s) with " +
+                           std::to_string(cfg.workers) + " worker(s)");
         weir::control_loop(rt);
         rte_eal_mp_wait_lcore();
         if (!weir::report(rt)) rc = 1;
         mgmt.reset();  // its threads read rt.workers
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "weir: %s\n", e.what());
+        weir::log::say(weir::log::Level::kError, "weir: %s\n", e.what());
         rc = 1;
     }
     for (const auto& p : rt.ports) {

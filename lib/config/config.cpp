@@ -323,6 +323,12 @@ Config from_json(const json& j) {
         top.integer("burst", c.burst, 1, 64);
         top.integer("mbufs_per_queue", c.mbufs_per_queue, 1024, 1 << 20);
         top.number("stats_interval_s", c.stats_interval_s, 0, 86400);
+        {
+            std::string level = log::level_name(c.log_level);
+            top.string("log_level", level);
+            if (!log::parse_level(level, c.log_level))
+                top.problem("log_level", "expected error, warning, notice, info or debug, got \"" + level + "\"");
+        }
         top.string("drivers_config", c.drivers_config);
         top.string("summary_json", c.summary_json);
         top.boolean("hold_after_replay", c.hold_after_replay);

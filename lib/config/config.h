@@ -3,6 +3,7 @@
 // nothing is started until the whole configuration is valid.
 #pragma once
 
+#include "common/log.h"
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -80,6 +81,7 @@ struct Config {
     uint32_t burst = 32;
     uint32_t mbufs_per_queue = 8192;
     double stats_interval_s = 10;
+    log::Level log_level = log::Level::kInfo;  // weir's own lines above this are not written
     std::string drivers_config;       // folder of per-driver profiles; empty: built-in path
     std::string summary_json;         // write the exit summary here as JSON
     std::string management = "127.0.0.1:9471";  // metrics and status API; "" for none

@@ -1,12 +1,12 @@
 // Tells the log about a destination that fails: the first failure, a reminder every minute
 // while it lasts (with how many deliveries failed), and each recovery. The counters in the
 // metrics say how much was lost; this says when, in words an operator sees in the journal.
-// One thread at a time (an exporter's control thread, or ClickHouse's sender thread).
+// Failures are warnings, a recovery a notice (weir's log, common/log.h). One thread at a time
+// (an exporter's control thread, or ClickHouse's sender thread).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 
 namespace weir::exporter {
@@ -15,8 +15,8 @@ class FailureLog {
 public:
     using Clock = std::chrono::steady_clock;
 
-    explicit FailureLog(std::string what, Clock::duration remind = std::chrono::seconds(60), std::FILE* out = stderr)
-        : what_(std::move(what)), remind_(remind), out_(out) {}
+    explicit FailureLog(std::string what, Clock::duration remind = std::chrono::seconds(60))
+        : what_(std::move(what)), remind_(remind) {}
 
     // A delivery failed, for `why` (strerror, an HTTP status, ...).
     void failed(const std::string& why, Clock::time_point now = Clock::now());
@@ -29,7 +29,6 @@ public:
 private:
     std::string what_;
     Clock::duration remind_;
-    std::FILE* out_;
     bool failing_ = false;
     Clock::time_point since_{}, last_said_{};
     uint64_t failures_ = 0;  // in this episode

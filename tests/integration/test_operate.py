@@ -78,6 +78,73 @@ class Operate(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("SUCCESS", p.stdout)
 
+    def test_journal_priorities_and_service_notification(self):
+        """As under systemd: stderr is the journal (JOURNAL_STREAM), so every line carries its
+        priority, DPDK's too; the service manager hears READY, RELOADING, WATCHDOG and STOPPING."""
+        import socket
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        tmp = tempfile.mkdtemp(prefix="weir-journal-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        sock_path = os.path.join(tmp, "notify")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(sock_path)
+        sock.settimeout(30)
+        err_path = os.path.join(tmp, "stderr")
+        err = open(err_path, "w")
+        self.addCleanup(err.close)
+        st = os.fstat(err.fileno())
+        env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}", NOTIFY_SOCKET=sock_path,
+                   WATCHDOG_USEC="400000")
+        mport = free_tcp_port()
+        down = harness.free_udp_port()  # nothing listens: delivery failures are warnings
+        proc = subprocess.Popen([harness.WEIR, "--drivers-config", harness.DRIVERS, "--stats-interval", "0", "-r", capture,
+                                 "--hold", "--management", f"127.0.0.1:{mport}", "--ipfix", f"udp://127.0.0.1:{down}",
+                                 "--", "--log-level=info"],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+
+        def next_message():
+            return sock.recv(4096).decode()
+        self.assertTrue(next_message().startswith("READY=1\nSTATUS=capturing on 1 port(s) with 1 worker(s)"))
+        watchdogs = 0
+        deadline = time.time() + 5
+        while watchdogs < 3 and time.time() < deadline:
+            watchdogs += next_message() == "WATCHDOG=1"
+        self.assertEqual(watchdogs, 3, "a ping every half watchdog interval")
+        code, body = http(f"http://127.0.0.1:{mport}/reload", data=b"")
+        self.assertEqual(code, 200, body)
+        seen = []
+        while "READY=1" not in seen:
+            m = next_message()
+            if m != "WATCHDOG=1":
+                seen.append(m.split("\n")[0])
+        self.assertEqual(seen, ["RELOADING=1", "READY=1"])
+        proc.send_signal(signal.SIGTERM)
+        while next_message() != "STOPPING=1":
+            pass
+        self.assertEqual(proc.wait(timeout=60), 0)
+        err.close()
+        with open(err_path) as f:
+            lines = f.read().splitlines()
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^<[3-7]>", "every line has its priority")
+        self.assertIn("<6>EAL: Detected CPU lcores", "\n".join(lines), "DPDK's lines go the same way")
+        self.assertIn(f"<4>weir: exporter ipfix udp://127.0.0.1:{down}: delivery failed: Connection refused", "\n".join(lines))
+        self.assertIn("<5>weir: reload applied", "\n".join(lines))
+        self.assertIn("<5>weir: Terminated: stopping RX", "\n".join(lines))
+        self.assertIn("<6>weir: port 0 ", "\n".join(lines))
+
+    def test_log_level(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        p = harness.run_weir(["-r", capture, "--log-level", "warning", "--management", "none"])
+        self.assertNotIn("weir: port 0", p.stderr, "info lines are not written")
+        self.assertIn("weir: warning: no exporters", p.stderr)
+        p = harness.run_weir(["-r", capture, "--log-level", "loud"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("weir: config: log_level: expected error, warning, notice, info or debug, got \"loud\"", p.stderr)
+
     def test_systemd_units(self):
         """The unit and its instance template, rendered for a prefix, pass systemd-analyze verify
         without a complaint, keep a bad configuration from restarting forever, and keep their

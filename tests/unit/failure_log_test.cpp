@@ -1,5 +1,7 @@
 #include "export/failure_log.h"
 
+#include "common/log.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -26,36 +28,42 @@ TEST(FailureLog, FirstFailureReminderAndRecovery) {
     std::FILE* f = std::tmpfile();
     ASSERT_NE(f, nullptr);
     long pos = 0;
-    FailureLog log("exporter ipfix udp://127.0.0.1:4739", 60s, f);
+    log::set_stream(f);
+    FailureLog fl("exporter ipfix udp://127.0.0.1:4739", 60s);
     const auto t0 = FailureLog::Clock::time_point{} + 1000s;
 
-    log.ok(t0);
+    fl.ok(t0);
     EXPECT_EQ(drain(f, pos), "") << "nothing to say while it works";
 
-    log.failed("Connection refused", t0);
+    fl.failed("Connection refused", t0);
     EXPECT_EQ(drain(f, pos),
               "weir: exporter ipfix udp://127.0.0.1:4739: delivery failed: Connection refused (what it carries is "
               "counted lost until it recovers)\n");
-    EXPECT_TRUE(log.failing());
-    for (int i = 1; i < 59; ++i) log.failed("Connection refused", t0 + std::chrono::seconds(i));
+    EXPECT_TRUE(fl.failing());
+    for (int i = 1; i < 59; ++i) fl.failed("Connection refused", t0 + std::chrono::seconds(i));
     EXPECT_EQ(drain(f, pos), "") << "no line per failure";
-    log.failed("Connection refused", t0 + 61s);
+    fl.failed("Connection refused", t0 + 61s);
     EXPECT_EQ(drain(f, pos),
               "weir: exporter ipfix udp://127.0.0.1:4739: still failing after 61 s: 60 deliveries failed (last: "
               "Connection refused)\n");
-    log.failed("No buffer space available", t0 + 90s);
+    fl.failed("No buffer space available", t0 + 90s);
     EXPECT_EQ(drain(f, pos), "") << "the next reminder is a minute after the last";
-    log.ok(t0 + 95s);
+    fl.ok(t0 + 95s);
     EXPECT_EQ(drain(f, pos),
               "weir: exporter ipfix udp://127.0.0.1:4739: recovered after 95.0 s; 61 deliveries failed meanwhile "
               "(last: No buffer space available)\n");
-    EXPECT_FALSE(log.failing());
-    log.ok(t0 + 96s);
+    EXPECT_FALSE(fl.failing());
+    fl.ok(t0 + 96s);
     EXPECT_EQ(drain(f, pos), "");
 
-    log.failed("Connection refused", t0 + 200s);
+    fl.failed("Connection refused", t0 + 200s);
     EXPECT_NE(drain(f, pos).find("delivery failed: Connection refused"), std::string::npos) << "a new episode";
-    EXPECT_EQ(log.episodes(), 2u);
+    EXPECT_EQ(fl.episodes(), 2u);
+    log::set_level(log::Level::kWarning);
+    fl.ok(t0 + 201s);
+    EXPECT_EQ(drain(f, pos), "") << "a recovery is a notice, below the warning level";
+    log::set_level(log::Level::kInfo);
+    log::set_stream(stderr);
     std::fclose(f);
 }
 
