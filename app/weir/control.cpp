@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "common/notify.h"
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 
@@ -42,6 +43,10 @@ double now_s() {
 }
 
 uint32_t wall_s() { return static_cast<uint32_t>(std::time(nullptr)); }
+
+double unix_s() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 // Moves every finished message of one worker to the exporters; returns how many.
 unsigned drain(Runtime& rt, Worker& w) {
@@ -222,6 +227,8 @@ nlohmann::json do_reload(Runtime& rt) {
         rt.cfg = c;
         rt.cfg.drivers_config = drivers;
         rt.reloads += 1;
+        rt.last_reload_ok = true;
+        rt.last_reload_ok_unix_s = unix_s();
         weir::log::say(weir::log::Level::kNotice, "weir: reload applied (%s)\n", changed.empty() ? "nothing changed" : [&] {
             std::string s;
             for (const auto& x : changed) s += (s.empty() ? "" : ", ") + x;
@@ -229,6 +236,7 @@ nlohmann::json do_reload(Runtime& rt) {
         }().c_str());
     } else {
         rt.reload_failures += 1;
+        rt.last_reload_ok = false;
         for (const auto& e : errors) weir::log::say(weir::log::Level::kError, "weir: reload refused: %s\n", e.c_str());
     }
     for (const auto& p : pinned)
@@ -573,7 +581,10 @@ std::string addr_str(const packet::Tuple& t, const uint8_t* a) {
 metrics::Snapshot snapshot(Runtime& rt) {
     metrics::Snapshot s;
     s.version = rt.version;
-    s.uptime_s = now_s() - rt.started_s;
+    s.start_time_s = rt.started_unix_s;
+    s.process = metrics::read_process();
+    s.last_reload_ok = rt.last_reload_ok.load();
+    s.last_reload_ok_time_s = rt.last_reload_ok_unix_s.load();
     s.reloads = rt.reloads.load();
     s.reload_failures = rt.reload_failures.load();
     std::vector<double> busy;
@@ -612,7 +623,8 @@ metrics::Snapshot snapshot(Runtime& rt) {
         metrics::WorkerSnapshot ws;
         ws.index = static_cast<uint32_t>(i);
         ws.rx_packets = st.rx_packets.get(), ws.rx_bytes = st.rx_bytes.get();
-        ws.busy_cycles = st.busy_cycles.get(), ws.total_cycles = st.total_cycles.get();
+        const double hz = static_cast<double>(rte_get_tsc_hz());
+        ws.busy_s = st.busy_cycles.get() / hz, ws.total_s = st.total_cycles.get() / hz;
         ws.busy_ratio = i < busy.size() ? busy[i] : 0;
         for (size_t d = 1; d < packet::kDropCount; ++d)
             ws.decode_drops.emplace_back(packet::drop_name(static_cast<packet::Drop>(d)), st.drops[d].get());
@@ -672,7 +684,8 @@ nlohmann::json status(Runtime& rt) {
     json exporter_urls = json::array();
     for (const auto& e : c.exporters) exporter_urls.push_back(e.url);
     return json{{"version", rt.version},
-                {"uptime_s", s.uptime_s},
+                {"uptime_s", unix_s() - s.start_time_s},
+                {"start_time", s.start_time_s},
                 {"mode", c.replay ? "replay" : "live"},
                 {"replay_finished", rt.replay_finished.load()},
                 {"stopping", rt.stopping.load()},

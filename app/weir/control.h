@@ -38,7 +38,8 @@ struct Runtime {
     std::atomic<uint64_t> handed_packets{0};
     std::atomic<uint64_t> handed_batches{0};
     std::atomic<uint64_t> handed_copy_packets{0};  // in outer-copy records (both mode)
-    double started_s = 0;
+    double started_s = 0;       // monotonic clock
+    double started_unix_s = 0;  // the same moment, Unix time
     std::string version;
 
     // Shared with the management server's threads: exporters (replaced on reload) and the port
@@ -49,6 +50,8 @@ struct Runtime {
     std::atomic<bool> replay_finished{false};
     std::atomic<bool> stopping{false};
     std::atomic<uint64_t> reloads{0}, reload_failures{0};
+    std::atomic<bool> last_reload_ok{true};
+    std::atomic<double> last_reload_ok_unix_s{0};
 
     // Reload: where the configuration comes from (file + command line; `pinned` receives the
     // settings where a command-line option overrides a different value in the file), and the

@@ -726,6 +726,8 @@ int main(int argc, char** argv) {
         struct timespec t;
         clock_gettime(CLOCK_MONOTONIC, &t);
         rt.started_s = t.tv_sec + t.tv_nsec / 1e9;
+        rt.started_unix_s = wall_ns() / 1e9;
+        rt.last_reload_ok_unix_s = rt.started_unix_s;
         std::unique_ptr<weir::Management> mgmt;
         if (!cfg.management.empty()) {
             try {

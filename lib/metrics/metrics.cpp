@@ -3,6 +3,13 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <dirent.h>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <sstream>
 
 namespace weir::metrics {
@@ -44,12 +51,67 @@ private:
 
 }  // namespace
 
+ProcessSnapshot read_process() {
+    ProcessSnapshot p;
+    const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+    if (std::FILE* f = std::fopen("/proc/self/stat", "r")) {
+        char buf[1024];
+        const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+        std::fclose(f);
+        buf[n] = '\0';
+        // Fields after the command name, which is in parentheses and may hold spaces: state is
+        // field 3, utime 14, stime 15, starttime 22, vsize 23, rss 24 (proc(5)).
+        if (const char* r = std::strrchr(buf, ')')) {
+            unsigned long utime = 0, stime = 0, vsize = 0;
+            unsigned long long start = 0;
+            long rss = 0;
+            if (std::sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %llu %lu %ld",
+                            &utime, &stime, &start, &vsize, &rss) == 5) {
+                p.cpu_s = (utime + stime) / tick;
+                p.virtual_bytes = vsize;
+                p.resident_bytes = static_cast<uint64_t>(rss) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+                // starttime is in ticks since boot; boot time is btime in /proc/stat.
+                if (std::FILE* st = std::fopen("/proc/stat", "r")) {
+                    char line[256];
+                    while (std::fgets(line, sizeof(line), st))
+                        if (unsigned long long btime; std::sscanf(line, "btime %llu", &btime) == 1) {
+                            p.start_time_s = static_cast<double>(btime) + start / tick;
+                            break;
+                        }
+                    std::fclose(st);
+                }
+            }
+        }
+    }
+    if (DIR* d = opendir("/proc/self/fd")) {
+        while (const dirent* e = readdir(d))
+            if (e->d_name[0] != '.') ++p.open_fds;
+        closedir(d);
+        if (p.open_fds) --p.open_fds;  // the descriptor of this listing
+    }
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) p.max_fds = rl.rlim_cur;
+    return p;
+}
+
 std::string render(const Snapshot& s) {
     Builder b;
     b.gauge("weir_build_info", "Version of the running weir (value is always 1).", {{"version", s.version}}, 1);
-    b.gauge("weir_uptime_seconds", "Seconds since weir started capturing.", {}, s.uptime_s);
+    b.gauge("weir_start_time_seconds", "Unix time weir started capturing.", {}, s.start_time_s);
     b.counter("weir_reloads_total", "Configuration reloads applied.", {}, static_cast<double>(s.reloads));
     b.counter("weir_reload_failures_total", "Configuration reloads refused.", {}, static_cast<double>(s.reload_failures));
+    b.gauge("weir_last_reload_successful", "1 if the last reload was applied (or none was asked for), 0 if refused.", {},
+            s.last_reload_ok ? 1 : 0);
+    b.gauge("weir_last_reload_success_timestamp_seconds", "Unix time of the last applied reload (or of the start).", {},
+            s.last_reload_ok_time_s);
+    b.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", {}, s.process.cpu_s);
+    b.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", {},
+            static_cast<double>(s.process.resident_bytes));
+    b.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", {}, static_cast<double>(s.process.virtual_bytes));
+    b.gauge("process_open_fds", "Number of open file descriptors.", {}, static_cast<double>(s.process.open_fds));
+    b.gauge("process_max_fds", "Maximum number of open file descriptors.", {}, static_cast<double>(s.process.max_fds));
+    b.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", {},
+            s.process.start_time_s);
     for (const auto& p : s.ports) {
         const Labels l = {{"port", p.name}, {"driver", p.driver}};
         b.counter("weir_port_rx_packets_total", "Packets received by the port (NIC counter).", l, p.ipackets);
@@ -68,10 +130,9 @@ std::string render(const Snapshot& s) {
         const std::string wi = std::to_string(w.index);
         const Labels l = {{"worker", wi}};
         b.counter("weir_worker_packets_total", "Packets processed by the worker.", l, w.rx_packets);
-        b.counter("weir_worker_busy_cycles_total", "TSC cycles in loop iterations that received packets.", l,
-                  w.busy_cycles);
-        b.counter("weir_worker_cycles_total", "TSC cycles of the worker loop.", l, w.total_cycles);
-        b.gauge("weir_worker_busy_ratio", "Busy cycles / all cycles over the last control interval.", l, w.busy_ratio);
+        b.counter("weir_worker_busy_seconds_total", "Seconds in loop iterations that received packets.", l, w.busy_s);
+        b.counter("weir_worker_seconds_total", "Seconds in the worker loop.", l, w.total_s);
+        b.gauge("weir_worker_busy_ratio", "Busy time / all time over the last control interval.", l, w.busy_ratio);
         for (const auto& [reason, v] : w.decode_drops)
             b.counter("weir_decode_drops_total", "Packets not accounted to a flow, by reason.",
                       {{"worker", wi}, {"reason", reason}}, v);

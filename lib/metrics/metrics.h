@@ -21,7 +21,8 @@ struct QueueSnapshot {
 };
 struct WorkerSnapshot {
     uint32_t index = 0;
-    uint64_t rx_packets = 0, rx_bytes = 0, busy_cycles = 0, total_cycles = 0;
+    uint64_t rx_packets = 0, rx_bytes = 0;
+    double busy_s = 0, total_s = 0;  // time in loop iterations that received packets / in the loop
     double busy_ratio = 0;  // over the last control interval
     std::vector<std::pair<std::string, uint64_t>> decode_drops;  // reason -> count
     uint64_t l4_truncated = 0;
@@ -42,14 +43,24 @@ struct ExporterSnapshot {
     uint64_t send_errors = 0, lost_records = 0, lost_packets = 0, reconnects = 0;
     uint64_t skipped_records = 0, skipped_packets = 0;
 };
+// The process as Prometheus' client libraries describe it (process_* metrics), from /proc.
+struct ProcessSnapshot {
+    double cpu_s = 0, start_time_s = 0;
+    uint64_t resident_bytes = 0, virtual_bytes = 0, open_fds = 0, max_fds = 0;
+};
+ProcessSnapshot read_process();
+
 struct Snapshot {
     std::string version;
-    double uptime_s = 0;
+    double start_time_s = 0;  // Unix time capture started
+    ProcessSnapshot process;
     std::vector<PortSnapshot> ports;
     std::vector<QueueSnapshot> queues;
     std::vector<WorkerSnapshot> workers;
     std::vector<ExporterSnapshot> exporters;
     uint64_t reloads = 0, reload_failures = 0;
+    bool last_reload_ok = true;      // true until a reload is refused, and again after one applies
+    double last_reload_ok_time_s = 0;  // Unix time of the last applied reload (or of the start)
 };
 
 // The Prometheus text exposition of a snapshot.

@@ -212,6 +212,23 @@ class Operate(unittest.TestCase):
         self.assertEqual(int(float(json.loads(body)["data"]["result"][0]["value"][1])), packets)
         code, body = http(api + "/query?query=up{job=\"weir\"}")
         self.assertEqual(json.loads(body)["data"]["result"][0]["value"][1], "1")
+        # Prometheus conventions: seconds, a start time, the process, the last reload.
+        for q, check in (("weir_worker_busy_seconds_total", lambda v: 0 < v < 3600),
+                         ("weir_worker_seconds_total", lambda v: 0 < v < 3600),
+                         ("time() - weir_start_time_seconds", lambda v: 0 <= v < 600),
+                         ("time() - process_start_time_seconds", lambda v: 0 <= v < 600),
+                         ("process_resident_memory_bytes", lambda v: v > 1 << 20),
+                         ("process_open_fds", lambda v: 3 <= v < 1000),
+                         ("process_cpu_seconds_total", lambda v: v > 0),
+                         ("weir_last_reload_successful", lambda v: v == 1)):
+            code, body = http(api + "/query?query=" + urllib.parse.quote(q))
+            res = json.loads(body)["data"]["result"]
+            self.assertTrue(res, q)
+            self.assertTrue(check(float(res[0]["value"][1])), f"{q} = {res[0]['value'][1]}")
+        # The exposition itself passes Prometheus' own linter.
+        p = subprocess.run(["promtool", "check", "metrics"], input=http(weir.base + "/metrics")[1], capture_output=True,
+                           text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         code, body = http(api + "/rules")
         names = {r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]}
         self.assertIn("WeirNicDrops", names)
@@ -394,6 +411,9 @@ class LiveReload(unittest.TestCase):
                                        capture_output=True, text=True, check=True).stdout)
         self.assertEqual(st["config"]["workers"], 1, "nothing changed")
         self.assertEqual(st["reload_failures"], 1)
+        metrics = subprocess.run(self.nsexec + ["curl", "-sS", "http://127.0.0.1:9471/metrics"],
+                                 capture_output=True, text=True, check=True).stdout
+        self.assertIn("\nweir_last_reload_successful 0\n", metrics)
         weir.send_signal(signal.SIGTERM)
         weir.communicate(timeout=60)
         self.assertEqual(weir.returncode, 0)
