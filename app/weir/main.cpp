@@ -637,7 +637,19 @@ int main(int argc, char** argv) {
         {
             auto ctx = std::make_shared<weir::exporter::ExportContext>();
             ctx->process_id = static_cast<uint32_t>(getpid());
-            for (const auto& p : rt.ports) ctx->interfaces.push_back({p.id, p.name, p.driver});
+            // Each port's records carry its configured ifIndex (ports[].ifindex), or its DPDK port id.
+            for (size_t p = 0; p < rt.ports.size(); ++p) {
+                const auto& pi = rt.ports[p];
+                const uint32_t ifindex = cfg.ports[p].ifindex ? cfg.ports[p].ifindex : pi.id;
+                ctx->interfaces.push_back({ifindex, cfg.ports[p].if_name.empty() ? pi.name : cfg.ports[p].if_name,
+                                           pi.driver});
+                if (ctx->ifindex.size() <= pi.id) {
+                    const size_t from = ctx->ifindex.size();
+                    ctx->ifindex.resize(pi.id + 1u);
+                    for (size_t i = from; i < ctx->ifindex.size(); ++i) ctx->ifindex[i] = static_cast<uint32_t>(i);
+                }
+                ctx->ifindex[pi.id] = ifindex;
+            }
             weir::Runtime* rtp = &rt;
             ctx->metering = [rtp](uint32_t domain) {
                 weir::ipfix::MeteringStats m;

@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
+
 #include <cmath>
 #include <map>
 #include <set>
@@ -184,6 +186,9 @@ Config from_json(const json& j) {
                     Port p;
                     r.string("device", p.device);
                     r.integer("rx_descriptors", p.rx_descriptors, 0, 32768);
+                    r.integer("ifindex", p.ifindex, 1, 0xFFFFFFFFll);
+                    r.string("name", p.if_name);
+                    if (p.if_name.size() > 64) r.problem(r.at("name"), "at most 64 characters");
                     if ((*ports)[i].is_object() && p.device.empty()) r.problem(r.at("device"), "required");
                     // A device is a PCI address (with its ':'), a bus-qualified name (auxiliary:...) or a
                     // vdev (net_...); a bare word is most often a kernel interface name.
@@ -237,6 +242,14 @@ Config from_json(const json& j) {
                     r.integer("flush_s", e.flush_s, 1, 3600);
                     r.integer("queue_batches", e.queue_batches, 1, 100000);
                     r.boolean("macs", e.macs);
+                    r.string("source", e.source);
+                    r.integer("dscp", e.dscp, 0, 63);
+                    if (!e.source.empty()) {
+                        in6_addr a6;
+                        in_addr a4;
+                        if (inet_pton(AF_INET, e.source.c_str(), &a4) != 1 && inet_pton(AF_INET6, e.source.c_str(), &a6) != 1)
+                            r.problem(r.at("source"), "expected an IPv4 or IPv6 address, got \"" + e.source + "\"");
+                    }
                     const bool netflow = e.format == "netflow9" || e.format == "netflow5";
                     if (e.format != "ipfix" && !netflow && e.format != "jsonl" && e.format != "clickhouse")
                         r.problem(r.at("format"), "expected \"ipfix\", \"netflow9\", \"netflow5\", \"jsonl\" or "
@@ -268,6 +281,8 @@ Config from_json(const json& j) {
                     if ((e.rotate_mb || e.rotate_s) && e.scheme != "file" && !e.url.empty())
                         r.problem(r.at("rotate_mb"), "rotation applies to file:// exporters only");
                     if (e.macs && e.format == "netflow5") r.problem(r.at("macs"), "NetFlow v5 has no MAC address fields");
+                    if ((!e.source.empty() || e.dscp >= 0) && (e.scheme == "file" || e.scheme == "http"))
+                        r.problem(r.at(e.source.empty() ? "dscp" : "source"), "applies to udp:// and tcp:// exporters only");
                     c.exporters.push_back(e);
                 }
         }

@@ -18,6 +18,8 @@ namespace weir::config {
 struct Port {
     std::string device;        // PCI address ("0000:3b:00.0") or vdev ("net_pcap0,rx_pcap=a.pcap")
     uint16_t rx_descriptors = 0;  // 0: the driver profile's value
+    uint32_t ifindex = 0;      // exported as ingressInterface (SNMP ifIndex); 0: the DPDK port id
+    std::string if_name;       // exported as interfaceName; empty: the DPDK port name
     bool is_vdev() const { return device.rfind("net_", 0) == 0; }
     std::string name() const { return device.substr(0, device.find(',')); }  // DPDK port name
 };
@@ -40,6 +42,8 @@ struct Exporter {
     uint32_t flush_s = 1;          // clickhouse: a partial batch waits at most this long
     uint32_t queue_batches = 64;   // clickhouse: batches waiting for the server before dropping
     bool macs = false;             // source and destination MAC addresses in the records
+    std::string source;            // udp://, tcp://: local address to send from (empty: the kernel's choice)
+    int dscp = -1;                 // udp://, tcp://: DSCP of the export packets (-1: leave as is)
 };
 
 // Overlays: which headers flows are keyed on, and how tunnels are recognised.

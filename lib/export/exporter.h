@@ -40,6 +40,7 @@ struct ExporterStats {
 struct ExportContext {
     std::function<ipfix::MeteringStats(uint32_t domain)> metering;
     std::vector<ipfix::InterfaceInfo> interfaces;
+    std::vector<uint32_t> ifindex;  // the interface number each port's records carry, by DPDK port id
     uint32_t process_id = 0;
 };
 

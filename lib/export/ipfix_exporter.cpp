@@ -23,8 +23,9 @@ std::string identity_of(const config::Exporter& ex) {
 
 namespace {
 
-ipfix::Options options_of(const config::Exporter& ex, const config::Config& cfg) {
+ipfix::Options options_of(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx) {
     ipfix::Options o;
+    if (ctx) o.ifindex = ctx->ifindex;
     o.biflow = ex.mode == "biflow";
     o.macs = ex.macs;
     o.pen = cfg.enterprise_number;
@@ -40,8 +41,8 @@ class IpfixExporter : public Exporter {
 public:
     IpfixExporter(const config::Exporter& ex, const config::Config& cfg, std::shared_ptr<const ExportContext> ctx)
         : Exporter(ex),
+          layout_(options_of(ex, cfg, ctx.get())),
           ctx_(ex.options ? std::move(ctx) : nullptr),
-          layout_(options_of(ex, cfg)),
           transport_(make_transport(ex, cfg)),
           refresh_s_(cfg.template_refresh_s),
           refresh_messages_(cfg.template_refresh_messages),
@@ -192,8 +193,8 @@ private:
         }
     }
 
-    std::shared_ptr<const ExportContext> ctx_;
     ipfix::Layout layout_;
+    std::shared_ptr<const ExportContext> ctx_;
     std::unique_ptr<Transport> transport_;
     uint32_t refresh_s_;
     uint32_t refresh_messages_;
@@ -203,13 +204,15 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg);
-std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg);
+std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg,
+                                               std::shared_ptr<const ExportContext> ctx);
+std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg,
+                                            std::shared_ptr<const ExportContext> ctx);
 
 std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg,
                                        std::shared_ptr<const ExportContext> ctx) {
-    if (ex.format == "netflow9" || ex.format == "netflow5") return make_netflow_exporter(ex, cfg);
-    if (ex.format == "jsonl" || ex.format == "clickhouse") return make_json_exporter(ex, cfg);
+    if (ex.format == "netflow9" || ex.format == "netflow5") return make_netflow_exporter(ex, cfg, std::move(ctx));
+    if (ex.format == "jsonl" || ex.format == "clickhouse") return make_json_exporter(ex, cfg, std::move(ctx));
     return std::make_unique<IpfixExporter>(ex, cfg, std::move(ctx));
 }
 

@@ -60,7 +60,8 @@ std::string rfc3339(uint64_t ns, const std::string& unit) {
 // Appends one JSON object (no newline). `clickhouse`: start/end as Unix seconds for DateTime.
 // `reverse`: the responder's direction of a uniflow pair (tunnel end points and MACs swapped).
 void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, const flow::DirStats* rev,
-         const flow::FlowRecord& r, uint32_t domain, const config::Exporter& ex, bool clickhouse, bool reverse) {
+         const flow::FlowRecord& r, uint32_t domain, const config::Exporter& ex, bool clickhouse, bool reverse,
+         uint32_t in_port) {
     const std::string& unit = ex.time_unit;
     const bool icmp = t.proto == 1 || t.proto == 58;
     char buf[256];
@@ -97,21 +98,22 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
         out += ",\"src_mac\":\"" + mac(reverse ? r.dst_mac_or_zero() : r.src_mac_or_zero()) + "\",\"dst_mac\":\"" +
                mac(reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero()) + "\"";
     }
-    snprintf(buf, sizeof(buf), ",\"end_reason\":%u,\"in_port\":%u,\"domain\":%u}", r.end_reason, r.in_port, domain);
+    snprintf(buf, sizeof(buf), ",\"end_reason\":%u,\"in_port\":%u,\"domain\":%u}", r.end_reason, in_port, domain);
     out += buf;
 }
 
 // The rows of a batch of conversations; returns records and packets written.
 void rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t domain, const config::Exporter& ex,
-          bool clickhouse, uint64_t& records, uint64_t& packets) {
+          const std::vector<uint32_t>& ifindex, bool clickhouse, uint64_t& records, uint64_t& packets) {
     const bool bi = ex.mode == "biflow";
     for (uint32_t i = 0; i < n; ++i) {
         const auto& r = rs[i];
-        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex, clickhouse, false);
+        const uint32_t in = ipfix::interface_of(r.in_port, ifindex);
+        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex, clickhouse, false, in);
         out += '\n';
         ++records;
         if (!bi && r.rev.packets) {
-            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex, clickhouse, true);
+            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex, clickhouse, true, in);
             out += '\n';
             ++records;
         }
@@ -121,13 +123,13 @@ void rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t dom
 
 class JsonLinesExporter : public Exporter {
 public:
-    JsonLinesExporter(const config::Exporter& ex, const config::Config& cfg)
-        : Exporter(ex), ex_(ex), transport_(make_transport(ex, cfg)) {}
+    JsonLinesExporter(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx)
+        : Exporter(ex), ex_(ex), ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}), transport_(make_transport(ex, cfg)) {}
 
     void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
         std::string out;
         uint64_t records = 0, packets = 0;
-        rows(out, rs, count, domain, ex_, false, records, packets);
+        rows(out, rs, count, domain, ex_, ifindex_, false, records, packets);
         transport_->prepare(out.size(), now_s);
         settle();
         if (transport_->send(reinterpret_cast<const uint8_t*>(out.data()), out.size(), now_s, records, packets)) {
@@ -158,13 +160,15 @@ private:
         stats_.reconnects.set(transport_->reconnects());
     }
     config::Exporter ex_;
+    std::vector<uint32_t> ifindex_;
     std::unique_ptr<Transport> transport_;
 };
 
 // Posts batches to ClickHouse's HTTP interface from a thread of its own.
 class ClickHouseExporter : public Exporter {
 public:
-    ClickHouseExporter(const config::Exporter& ex, const config::Config&) : Exporter(ex), ex_(ex) {
+    ClickHouseExporter(const config::Exporter& ex, const config::Config&, const ExportContext* ctx)
+        : Exporter(ex), ex_(ex), ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}) {
         path_ = "/?query=" + url_encode("INSERT INTO " + ex.table + " FORMAT JSONEachRow");
         sender_ = std::thread([this] { run(); });
     }
@@ -179,7 +183,7 @@ public:
 
     void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
         if (pending_.body.empty()) pending_since_ = now_s;
-        rows(pending_.body, rs, count, domain, ex_, true, pending_.records, pending_.packets);
+        rows(pending_.body, rs, count, domain, ex_, ifindex_, true, pending_.records, pending_.packets);
         if (pending_.records >= ex_.batch_rows) hand_over();
     }
     void tick(uint32_t now_s) override {
@@ -343,6 +347,7 @@ private:
     }
 
     config::Exporter ex_;
+    std::vector<uint32_t> ifindex_;
     std::string path_;
     Batch pending_;  // control thread only
     uint32_t pending_since_ = 0;
@@ -359,9 +364,10 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg) {
-    if (ex.format == "clickhouse") return std::make_unique<ClickHouseExporter>(ex, cfg);
-    return std::make_unique<JsonLinesExporter>(ex, cfg);
+std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg,
+                                            std::shared_ptr<const ExportContext> ctx) {
+    if (ex.format == "clickhouse") return std::make_unique<ClickHouseExporter>(ex, cfg, ctx.get());
+    return std::make_unique<JsonLinesExporter>(ex, cfg, ctx.get());
 }
 
 }  // namespace weir::exporter

@@ -14,8 +14,9 @@ namespace {
 
 class NetflowExporter : public Exporter {
 public:
-    NetflowExporter(const config::Exporter& ex, const config::Config& cfg)
+    NetflowExporter(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx)
         : Exporter(ex),
+          ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}),
           v5_(ex.format == "netflow5"),
           macs_(ex.macs),
           transport_(make_transport(ex, cfg)),
@@ -56,7 +57,7 @@ private:
     void send_v9(const flow::FlowRecord* r, uint32_t count, uint32_t domain, Source& s, uint32_t now_s) {
         uint32_t i = 0;
         while (i < count) {
-            netflow::v9::Encoder enc(buf_.data(), static_cast<uint32_t>(buf_.size()), macs_);
+            netflow::v9::Encoder enc(buf_.data(), static_cast<uint32_t>(buf_.size()), macs_, &ifindex_);
             const bool with_templates = !s.templates_sent || now_s - s.last_template_s >= refresh_s_ ||
                                         s.since_template >= refresh_messages_;
             if (with_templates) enc.add_templates();
@@ -82,7 +83,7 @@ private:
     }
 
     void send_v5(const flow::FlowRecord* r, uint32_t count, uint32_t domain, Source& s, uint32_t now_s) {
-        netflow::v5::Encoder enc(buf_.data(), buf_.size());
+        netflow::v5::Encoder enc(buf_.data(), buf_.size(), &ifindex_);
         auto flush = [&] {
             if (!enc.records()) return;
             const uint32_t len = enc.finish(s.clock, s.sequence, static_cast<uint8_t>(domain));
@@ -95,7 +96,7 @@ private:
                 stats_.lost_packets.add(enc.packets());
             }
             stats_.saturated_records.add(enc.saturated());
-            enc = netflow::v5::Encoder(buf_.data(), buf_.size());
+            enc = netflow::v5::Encoder(buf_.data(), buf_.size(), &ifindex_);
         };
         for (uint32_t i = 0; i < count; ++i) {
             if (!netflow::v5::Encoder::can_encode(r[i])) {
@@ -111,6 +112,7 @@ private:
         flush();
     }
 
+    std::vector<uint32_t> ifindex_;
     bool v5_;
     bool macs_;
     std::unique_ptr<Transport> transport_;
@@ -122,8 +124,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg) {
-    return std::make_unique<NetflowExporter>(ex, cfg);
+std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg,
+                                               std::shared_ptr<const ExportContext> ctx) {
+    return std::make_unique<NetflowExporter>(ex, cfg, ctx.get());
 }
 
 }  // namespace weir::exporter

@@ -1,6 +1,8 @@
 #include "export/transport.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -14,6 +16,36 @@
 
 namespace weir::exporter {
 namespace {
+
+// Before connect(): the source address and the DSCP an exporter asks for. Throws naming the
+// setting and the reason.
+void prepare_socket(int fd, int family, const config::Exporter& ex) {
+    if (!ex.source.empty()) {
+        sockaddr_storage ss{};
+        socklen_t len = 0;
+        if (family == AF_INET) {
+            auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+            sa->sin_family = AF_INET;
+            if (inet_pton(AF_INET, ex.source.c_str(), &sa->sin_addr) != 1)
+                throw std::runtime_error(ex.url + ": source " + ex.source + " is not an IPv4 address, as the collector's is");
+            len = sizeof(sockaddr_in);
+        } else {
+            auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+            sa->sin6_family = AF_INET6;
+            if (inet_pton(AF_INET6, ex.source.c_str(), &sa->sin6_addr) != 1)
+                throw std::runtime_error(ex.url + ": source " + ex.source + " is not an IPv6 address, as the collector's is");
+            len = sizeof(sockaddr_in6);
+        }
+        if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0)
+            throw std::runtime_error(ex.url + ": cannot send from " + ex.source + ": " + std::strerror(errno));
+    }
+    if (ex.dscp >= 0) {
+        const int tos = ex.dscp << 2;
+        const int rc = family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos))
+                                         : setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
+        if (rc != 0) throw std::runtime_error(ex.url + ": cannot set DSCP " + std::to_string(ex.dscp) + ": " + std::strerror(errno));
+    }
+}
 
 class UdpTransport : public Transport {
 public:
@@ -31,6 +63,13 @@ public:
             if (fd < 0) {
                 why = std::strerror(errno);
                 continue;
+            }
+            try {
+                prepare_socket(fd, a->ai_family, ex);
+            } catch (...) {
+                close(fd);
+                freeaddrinfo(res);
+                throw;
             }
             // connect() so an unreachable collector (ICMP port unreachable) shows up as a send
             // error we can count, instead of silence.
@@ -148,7 +187,7 @@ private:
 class TcpTransport : public Transport {
 public:
     TcpTransport(const config::Exporter& ex, const config::Config&)
-        : url_(ex.url), host_(ex.host), port_(ex.port), queue_limit_(static_cast<size_t>(ex.queue_mb * (1 << 20))) {
+        : ex_(ex), url_(ex.url), host_(ex.host), port_(ex.port), queue_limit_(static_cast<size_t>(ex.queue_mb * (1 << 20))) {
         addrinfo hints{};
         hints.ai_socktype = SOCK_STREAM;
         hints.ai_flags = AI_NUMERICSERV;
@@ -160,6 +199,20 @@ public:
         addrlen_ = res->ai_addrlen;
         family_ = res->ai_family;
         freeaddrinfo(res);
+        {
+            // A source or DSCP that cannot be had is a configuration error, found now, not at
+            // every reconnection.
+            const int probe = socket(family_, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (probe >= 0) {
+                try {
+                    prepare_socket(probe, family_, ex_);
+                } catch (...) {
+                    close(probe);
+                    throw;
+                }
+                close(probe);
+            }
+        }
         try_connect(0);
     }
     ~TcpTransport() override {
@@ -212,6 +265,11 @@ private:
     void try_connect(uint32_t) {
         fd_ = socket(family_, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd_ < 0) return fail(errno);
+        try {
+            prepare_socket(fd_, family_, ex_);
+        } catch (const std::exception&) {
+            return fail(errno ? errno : EADDRNOTAVAIL);
+        }
         const int rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr_), addrlen_);
         if (rc != 0 && errno != EINPROGRESS) return fail(errno);
         connecting_ = rc != 0;
@@ -286,6 +344,7 @@ private:
         }
     }
 
+    config::Exporter ex_;
     std::string url_, host_;
     uint16_t port_;
     size_t queue_limit_;

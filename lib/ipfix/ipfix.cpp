@@ -165,7 +165,7 @@ uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool 
             case Src::kOctets: p = put64(p, d.octets); break;
             case Src::kSrcAddr: std::memcpy(p, t.src, f.spec.length); p += f.spec.length; break;
             case Src::kDstAddr: std::memcpy(p, t.dst, f.spec.length); p += f.spec.length; break;
-            case Src::kIngress: p = put32(p, r.in_port); break;
+            case Src::kIngress: p = put32(p, interface_of(r.in_port, o_.ifindex)); break;
             case Src::kSport: p = put16(p, icmp ? 0 : t.sport); break;
             case Src::kDport: p = put16(p, icmp ? 0 : t.dport); break;
             case Src::kIcmp: p = put16(p, icmp ? t.dport : 0); break;

@@ -86,7 +86,14 @@ struct Options {
     bool macs = false;    // sourceMacAddress, destinationMacAddress
     Tunnels tunnels = Tunnels::kNone;
     uint32_t pen = kWeirPenDefault;  // enterprise number of weir's own elements
+    // ingressInterface by the record's port (DPDK port id); a port beyond it is written as is.
+    std::vector<uint32_t> ifindex;
 };
+
+// A record's port as the interface number an exporter writes (see Options::ifindex).
+inline uint32_t interface_of(uint16_t port, const std::vector<uint32_t>& ifindex) noexcept {
+    return port < ifindex.size() ? ifindex[port] : port;
+}
 
 constexpr uint32_t kReversePen = 29305;  // RFC 5103 reverse information elements
 

@@ -59,7 +59,7 @@ constexpr uint16_t kLen4 = len_of(kV4, std::size(kV4));
 constexpr uint16_t kLen6 = len_of(kV6, std::size(kV6));
 constexpr uint16_t kLenMacs = len_of(kMacs, std::size(kMacs));
 
-uint8_t* put_record(uint8_t* p, const packet::Tuple& t, const flow::DirStats& d, uint16_t in_port,
+uint8_t* put_record(uint8_t* p, const packet::Tuple& t, const flow::DirStats& d, uint32_t in_port,
                     const NetflowClock& c, const uint8_t* src_mac, const uint8_t* dst_mac) {
     const size_t alen = t.ip_version == 6 ? 16 : 4;
     std::memcpy(p, t.src, alen);
@@ -139,10 +139,11 @@ bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept
         put16(buf_ + pos_, tid);
         pos_ += 4;
     }
-    uint8_t* p = put_record(buf_ + pos_, r.tuple, r.fwd, r.in_port, clock, macs_ ? r.src_mac_or_zero() : nullptr,
+    const uint32_t in = ifindex_ ? ipfix::interface_of(r.in_port, *ifindex_) : r.in_port;
+    uint8_t* p = put_record(buf_ + pos_, r.tuple, r.fwd, in, clock, macs_ ? r.src_mac_or_zero() : nullptr,
                             r.dst_mac_or_zero());
     if (nrec == 2)
-        p = put_record(p, r.reverse_tuple(), r.rev, r.in_port, clock, macs_ ? r.dst_mac_or_zero() : nullptr,
+        p = put_record(p, r.reverse_tuple(), r.rev, in, clock, macs_ ? r.dst_mac_or_zero() : nullptr,
                        r.src_mac_or_zero());
     pos_ = static_cast<uint32_t>(p - buf_);
     count_ = static_cast<uint16_t>(count_ + nrec);
@@ -198,8 +199,11 @@ void Encoder::put(const packet::Tuple& t, const flow::DirStats& d, uint16_t in_p
 bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept {
     const uint16_t nrec = r.rev.packets ? 2 : 1;
     if (count_ + nrec > max_records_) return false;
-    put(r.tuple, r.fwd, r.in_port, clock);
-    if (nrec == 2) put(r.reverse_tuple(), r.rev, r.in_port, clock);
+    // v5 has 16 bits for the interface: a larger ifIndex is written as 0 (unknown).
+    const uint32_t in = ifindex_ ? ipfix::interface_of(r.in_port, *ifindex_) : r.in_port;
+    const uint16_t in16 = in > 0xFFFF ? 0 : static_cast<uint16_t>(in);
+    put(r.tuple, r.fwd, in16, clock);
+    if (nrec == 2) put(r.reverse_tuple(), r.rev, in16, clock);
     return true;
 }
 

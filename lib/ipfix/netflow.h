@@ -6,8 +6,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "flow/flow_record.h"
+#include "ipfix/ipfix.h"
 
 namespace weir::netflow {
 
@@ -44,7 +46,9 @@ constexpr uint16_t kTemplateRecords = 2;
 
 class Encoder {
 public:
-    Encoder(uint8_t* buf, uint32_t max_len, bool macs = false) noexcept : buf_(buf), max_len_(max_len), macs_(macs) {
+    // ifindex: INPUT_SNMP by the record's port (ipfix::interface_of); nullptr: the port id.
+    Encoder(uint8_t* buf, uint32_t max_len, bool macs = false, const std::vector<uint32_t>* ifindex = nullptr) noexcept
+        : buf_(buf), max_len_(max_len), macs_(macs), ifindex_(ifindex) {
         pos_ = kHeaderLen;
     }
     // Appends a template flowset (counts as 2 records in the header).
@@ -61,6 +65,7 @@ private:
     uint8_t* buf_;
     uint32_t max_len_;
     bool macs_;
+    const std::vector<uint32_t>* ifindex_;
     uint32_t pos_;
     uint32_t set_start_ = 0;
     uint16_t set_id_ = 0;
@@ -79,8 +84,9 @@ constexpr uint16_t kMaxRecords = 30;
 class Encoder {
 public:
     // At most 30 records, and no more than fit max_len bytes.
-    Encoder(uint8_t* buf, size_t max_len) noexcept
+    Encoder(uint8_t* buf, size_t max_len, const std::vector<uint32_t>* ifindex = nullptr) noexcept
         : buf_(buf),
+          ifindex_(ifindex),
           max_records_(static_cast<uint16_t>(max_len < kHeaderLen + kRecordLen ? 0
                                              : (max_len - kHeaderLen) / kRecordLen < kMaxRecords
                                                  ? (max_len - kHeaderLen) / kRecordLen
@@ -96,6 +102,7 @@ public:
 private:
     void put(const packet::Tuple& t, const flow::DirStats& d, uint16_t in_port, const NetflowClock& c) noexcept;
     uint8_t* buf_;
+    const std::vector<uint32_t>* ifindex_;
     uint16_t max_records_;
     uint16_t count_ = 0;
     uint64_t packets_ = 0;

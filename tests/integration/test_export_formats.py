@@ -303,6 +303,59 @@ class AnalystFormats(unittest.TestCase):
                 self.assertTrue(query(statement.replace("now() - 3600", "toDateTime(0)")).strip(), statement)
 
 
+class PortIdentity(unittest.TestCase):
+    def test_ifindex_name_source_and_dscp_on_the_wire(self):
+        """ports[].ifindex/name reach the collectors as ingressInterface (IPFIX, NetFlow v9 INPUT_SNMP)
+        and in the interface options records; the exporter sends from its source address with its
+        DSCP. Read back with tshark from the loopback capture and with nfdump."""
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        with harness.Collectors() as ipfix, harness.Collectors() as v9:
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                json.dump({"ports": [{"device": "net_pcap_id,rx_pcap=" + capture, "ifindex": 70001, "name": "core-1"}],
+                           "exporters": [{"url": ipfix.url(), "source": "127.0.0.2", "dscp": 46},
+                                         {"format": "netflow9", "url": v9.url(), "source": "127.0.0.3", "dscp": 10}]}, f)
+            self.addCleanup(os.unlink, f.name)
+            harness.run_weir(["-c", f.name])
+            ipfix.finish()
+            v9.finish()
+            for col, src, dscp in ((ipfix, "127.0.0.2", "46"), (v9, "127.0.0.3", "10")):
+                out = subprocess.run(["tshark", "-n", "-r", col.lo_pcap, "-d", f"udp.port=={col.port},cflow", "-T", "fields",
+                                      "-e", "ip.src", "-e", "ip.dsfield.dscp", "-e", "cflow.inputint"],
+                                     capture_output=True, text=True, check=True).stdout
+                rows = [l.split("\t") for l in out.splitlines() if l]
+                self.assertTrue(rows)
+                self.assertEqual({(r[0], r[1]) for r in rows}, {(src, dscp)})
+                ifs = {i for r in rows for i in r[2].split(",") if i}
+                self.assertEqual(ifs, {"70001"}, col.url())
+                nf = subprocess.run(["nfdump", "-R", col.nfdir, "-q", "-o", "fmt:%in"], capture_output=True, text=True,
+                                    check=True).stdout.split()
+                self.assertTrue(nf)
+                self.assertEqual(set(nf), {"70001"})
+            names = subprocess.run(["tshark", "-n", "-r", ipfix.lo_pcap, "-d", f"udp.port=={ipfix.port},cflow", "-V"],
+                                   capture_output=True, text=True, check=True).stdout
+            self.assertTrue(re.search(r"InputInt: 70001\n\s+IfName: core-1\n", names), "interface options record")
+
+    def test_bad_source_is_named(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({"ports": [{"device": "net_pcap_id,rx_pcap=" + capture, "ifindex": 0}],
+                       "exporters": [{"url": "udp://127.0.0.1:4739", "source": "here", "dscp": 64},
+                                     {"url": "file:///tmp/x.ipfix", "dscp": 1}]}, f)
+        self.addCleanup(os.unlink, f.name)
+        p = harness.run_weir(["-c", f.name, "--check"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("ports[0].ifindex: expected 1..4294967295, got 0", p.stderr)
+        self.assertIn("exporters[0].source: expected an IPv4 or IPv6 address, got \"here\"", p.stderr)
+        self.assertIn("exporters[0].dscp: expected 0..63, got 64", p.stderr)
+        self.assertIn("exporters[1].dscp: applies to udp:// and tcp:// exporters only", p.stderr)
+        with open(f.name, "w") as g:
+            json.dump({"ports": [{"device": "net_pcap_id,rx_pcap=" + capture}],
+                       "exporters": [{"url": "udp://[::1]:4739", "source": "127.0.0.1"}]}, g)
+        p = harness.run_weir(["-c", f.name], check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("source 127.0.0.1 is not an IPv6 address, as the collector's is", p.stderr)
+
+
 class NetflowFormats(unittest.TestCase):
     def test_netflow_v9_and_v5_reach_nfcapd_and_tshark(self):
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)
