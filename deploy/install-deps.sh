@@ -3,7 +3,8 @@
 # collectors and tools the integration tests run against. Needs root.
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config python3
-          dpdk dpdk-dev libdpdk-dev libpcap-dev nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev)
+          dpdk dpdk-dev libdpdk-dev libpcap-dev nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev
+          libcurl4-openssl-dev zlib1g-dev)
 if [ "${1:-}" = "--test" ]; then
   packages+=(libgtest-dev tshark nfdump iproute2 prometheus curl clickhouse-server pmacct systemd)
 fi

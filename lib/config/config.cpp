@@ -129,8 +129,8 @@ void parse_url(const std::string& url, Exporter& out) {
         out.path = path;
         return;
     }
-    if (scheme != "udp" && scheme != "tcp" && scheme != "http")
-        throw std::invalid_argument("transport \"" + scheme + "\" is not supported (udp, tcp, file, http)");
+    if (scheme != "udp" && scheme != "tcp" && scheme != "http" && scheme != "https")
+        throw std::invalid_argument("transport \"" + scheme + "\" is not supported (udp, tcp, file, http, https)");
     std::string rest = url.substr(sep + 3);
     std::string host, port;
     if (!rest.empty() && rest[0] == '[') {
@@ -146,7 +146,7 @@ void parse_url(const std::string& url, Exporter& out) {
         port = colon == std::string::npos ? "" : rest.substr(colon + 1);
     }
     if (host.empty()) throw std::invalid_argument("no host in \"" + url + "\"");
-    unsigned long p = scheme == "http" ? 8123 : 4739;
+    unsigned long p = scheme == "http" ? 8123 : scheme == "https" ? 8443 : 4739;
     if (!port.empty() && port.back() == '/') port.pop_back();  // http://host:8123/
     if (!port.empty()) {
         size_t used = 0;
@@ -243,6 +243,16 @@ Config from_json(const json& j) {
                     r.integer("queue_batches", e.queue_batches, 1, 100000);
                     r.boolean("macs", e.macs);
                     r.string("source", e.source);
+                    r.string("user", e.user);
+                    r.string("password", e.password);
+                    r.string("ca_file", e.ca_file);
+                    r.boolean("compress", e.compress);
+                    if (e.format != "clickhouse") {
+                        const json& o = (*ex)[i];
+                        for (const char* k : {"user", "password", "ca_file", "compress"})
+                            if (o.is_object() && o.contains(k)) r.problem(r.at(k), "applies to format \"clickhouse\" only");
+                    }
+                    if (!e.password.empty() && e.user.empty()) r.problem(r.at("password"), "needs \"user\"");
                     r.integer("dscp", e.dscp, 0, 63);
                     if (!e.source.empty()) {
                         in6_addr a6;
@@ -271,9 +281,11 @@ Config from_json(const json& j) {
                                 r.problem(r.at("url"), err.what());
                             }
                     }
-                    if ((e.format == "clickhouse") != (e.scheme == "http") && !e.scheme.empty())
-                        r.problem(r.at("url"), e.format == "clickhouse" ? "clickhouse takes http://HOST:PORT"
-                                                                        : "http:// is for format \"clickhouse\"");
+                    const bool web = e.scheme == "http" || e.scheme == "https";
+                    if ((e.format == "clickhouse") != web && !e.scheme.empty())
+                        r.problem(r.at("url"), e.format == "clickhouse" ? "clickhouse takes http(s)://HOST:PORT"
+                                                                        : "http(s):// is for format \"clickhouse\"");
+                    if (!e.ca_file.empty() && e.scheme != "https") r.problem(r.at("ca_file"), "applies to https:// only");
                     if (e.format == "jsonl" && e.scheme == "udp")
                         r.problem(r.at("url"), "JSON lines go to file:// or tcp://");
                     if (netflow && !e.scheme.empty() && e.scheme != "udp")

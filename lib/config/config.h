@@ -26,8 +26,8 @@ struct Port {
 
 struct Exporter {
     std::string format = "ipfix";  // ipfix | netflow9 | netflow5 | jsonl | clickhouse
-    std::string url;               // udp://HOST:PORT, tcp://HOST:PORT, file:///PATH, http://HOST:PORT
-    std::string scheme;            // "udp", "tcp", "file" or "http"
+    std::string url;               // udp://HOST:PORT, tcp://HOST:PORT, file:///PATH, http(s)://HOST:PORT
+    std::string scheme;            // "udp", "tcp", "file", "http" or "https"
     std::string host;
     uint16_t port = 0;
     std::string path;              // file://
@@ -44,6 +44,9 @@ struct Exporter {
     bool macs = false;             // source and destination MAC addresses in the records
     std::string source;            // udp://, tcp://: local address to send from (empty: the kernel's choice)
     int dscp = -1;                 // udp://, tcp://: DSCP of the export packets (-1: leave as is)
+    std::string user, password;    // clickhouse: HTTP basic authentication (empty: none)
+    std::string ca_file;           // clickhouse over https://: CA bundle (empty: the system's)
+    bool compress = true;          // clickhouse: gzip the INSERT bodies
 };
 
 // Overlays: which headers flows are keyed on, and how tunnels are recognised.

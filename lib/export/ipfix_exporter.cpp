@@ -18,7 +18,9 @@ std::string identity_of(const config::Exporter& ex) {
     return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + (ex.macs ? " macs" : "") + " " +
            std::to_string(ex.rotate_mb) + " " +
            std::to_string(ex.rotate_s) + " " + std::to_string(ex.queue_mb) + (ex.options ? " options" : "") + " " + ex.table + " " +
-           std::to_string(ex.batch_rows) + " " + std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches);
+           std::to_string(ex.batch_rows) + " " + std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches) + " " +
+           ex.source + " " + std::to_string(ex.dscp) + " " + ex.user + " " + ex.password + " " + ex.ca_file +
+           (ex.compress ? " gzip" : "");
 }
 
 namespace {

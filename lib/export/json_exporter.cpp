@@ -3,9 +3,8 @@
 // (biflow). ClickHouse batches are posted by a sender thread of the exporter's own, behind a
 // bounded queue: a slow or down server costs counted drops, never a stalled control thread.
 #include <arpa/inet.h>
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <curl/curl.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <cctype>
@@ -169,7 +168,11 @@ class ClickHouseExporter : public Exporter {
 public:
     ClickHouseExporter(const config::Exporter& ex, const config::Config&, const ExportContext* ctx)
         : Exporter(ex), ex_(ex), ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}) {
-        path_ = "/?query=" + url_encode("INSERT INTO " + ex.table + " FORMAT JSONEachRow");
+        static std::once_flag curl_once;
+        std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+        const std::string host = ex.host.find(':') != std::string::npos ? "[" + ex.host + "]" : ex.host;
+        insert_url_ = ex.scheme + "://" + host + ":" + std::to_string(ex.port) + "/?query=" +
+               url_encode("INSERT INTO " + ex.table + " FORMAT JSONEachRow");
         sender_ = std::thread([this] { run(); });
     }
     ~ClickHouseExporter() override {
@@ -252,67 +255,79 @@ private:
         stats_.lost_packets.set(lost_packets_ + queued_drop_packets_);
     }
     // One POST; returns the HTTP status (0 when the server could not be reached).
-    int post(const std::string& body, std::string& reply) {
-        addrinfo hints{};
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_NUMERICSERV;
-        addrinfo* res = nullptr;
-        post_error_ = "cannot resolve " + ex_.host;
-        if (getaddrinfo(ex_.host.c_str(), std::to_string(ex_.port).c_str(), &hints, &res) != 0 || !res) return 0;
-        const int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        timeval tv{10, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        const bool ok = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
-        post_error_ = std::string("cannot connect: ") + std::strerror(errno);
-        freeaddrinfo(res);
-        if (!ok) {
-            if (fd >= 0) close(fd);
+    // One INSERT over HTTP(S) with libcurl on a kept-alive connection; returns the HTTP status,
+    // or 0 with post_error_ saying why there was none. The body goes gzip-compressed unless the
+    // exporter says otherwise.
+    int post(CURL* c, const std::string& body, std::string& reply) {
+        reply.clear();
+        const std::string* payload = &body;
+        std::string packed;
+        if (ex_.compress) {
+            if (!gzip(body, packed)) {
+                post_error_ = "cannot compress the batch";
+                return 0;
+            }
+            payload = &packed;
+        }
+        curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/x-ndjson");
+        if (ex_.compress) headers = curl_slist_append(headers, "Content-Encoding: gzip");
+        curl_easy_setopt(c, CURLOPT_URL, insert_url_.c_str());
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload->data());
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload->size()));
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t sz, size_t n, void* out) {
+            static_cast<std::string*>(out)->append(p, sz * n);
+            return sz * n;
+        });
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
+        const CURLcode rc = curl_easy_perform(c);
+        curl_slist_free_all(headers);
+        if (rc != CURLE_OK) {
+            post_error_ = curl_easy_strerror(rc);
             return 0;
         }
-        const std::string head = "POST " + path_ + " HTTP/1.1\r\nHost: " + ex_.host + "\r\nContent-Type: text/plain\r\n" +
-                                 "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-        bool sent = ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size());
-        for (size_t off = 0; sent && off < body.size();) {
-            const ssize_t n = ::send(fd, body.data() + off, body.size() - off, MSG_NOSIGNAL);
-            if (n <= 0) sent = false;
-            else off += static_cast<size_t>(n);
-        }
-        reply.clear();
-        char buf[4096];
-        ssize_t n;
-        while (sent && (n = recv(fd, buf, sizeof(buf), 0)) > 0) reply.append(buf, static_cast<size_t>(n));
-        close(fd);
-        int status = 0;
-        if (reply.rfind("HTTP/1.", 0) == 0 && reply.size() > 12) status = atoi(reply.c_str() + 9);
-        post_error_ = sent ? "no HTTP answer" : std::string("send failed: ") + std::strerror(errno);
-        return status;
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        return static_cast<int>(status);
     }
-    // The body of an HTTP/1.1 answer (chunked or not): what the server said.
-    static std::string http_body(const std::string& reply) {
-        const size_t end = reply.find("\r\n\r\n");
-        if (end == std::string::npos) return reply;
-        std::string head = reply.substr(0, end);
-        for (char& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        std::string body = reply.substr(end + 4);
-        if (head.find("transfer-encoding: chunked") == std::string::npos) return body;
-        std::string out;
-        size_t pos = 0;
-        while (pos < body.size()) {
-            const size_t eol = body.find("\r\n", pos);
-            if (eol == std::string::npos) break;
-            const size_t len = std::strtoul(body.c_str() + pos, nullptr, 16);
-            if (len == 0) break;
-            out.append(body, eol + 2, len);
-            pos = eol + 2 + len + 2;
+    static bool gzip(const std::string& in, std::string& out) {
+        z_stream z{};
+        if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return false;
+        out.resize(deflateBound(&z, in.size()) + 32);
+        z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+        z.avail_in = static_cast<uInt>(in.size());
+        z.next_out = reinterpret_cast<Bytef*>(out.data());
+        z.avail_out = static_cast<uInt>(out.size());
+        const int rc = deflate(&z, Z_FINISH);
+        out.resize(z.total_out);
+        deflateEnd(&z);
+        return rc == Z_STREAM_END;
+    }
+    // The handle of the sender thread: connection reuse, timeouts, credentials, TLS.
+    CURL* make_handle() const {
+        CURL* c = curl_easy_init();
+        if (!c) return nullptr;
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+        curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+        if (!ex_.user.empty()) {
+            curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+            curl_easy_setopt(c, CURLOPT_USERNAME, ex_.user.c_str());
+            curl_easy_setopt(c, CURLOPT_PASSWORD, ex_.password.c_str());
         }
-        return out;
+        if (!ex_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, ex_.ca_file.c_str());
+        return c;
     }
     void run() {
+        CURL* c = make_handle();
         std::unique_lock<std::mutex> lock(mu_);
         for (;;) {
             cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-            if (queue_.empty()) return;  // stop, nothing left
+            if (queue_.empty()) {  // stop, nothing left
+                if (c) curl_easy_cleanup(c);
+                return;
+            }
             Batch b = std::move(queue_.front());
             queue_.pop_front();
             busy_ = true;
@@ -321,7 +336,8 @@ private:
             std::string reply;
             for (int attempt = 0; attempt < 3; ++attempt) {
                 if (attempt) std::this_thread::sleep_for(std::chrono::seconds(attempt));
-                status = post(b.body, reply);
+                status = c ? post(c, b.body, reply) : 0;
+                if (!c) post_error_ = "cannot create an HTTP client";
                 if (status == 200) break;
                 std::lock_guard<std::mutex> g(mu_);
                 ++errors_;
@@ -340,7 +356,7 @@ private:
             }
             if (status == 200) sender_failures_.ok();
             else sender_failures_.failed(status ? "insert answered HTTP " + std::to_string(status) + ": " +
-                                                      one_line(http_body(reply), 200)
+                                                      one_line(reply, 200)
                                                 : post_error_);
             cv_.notify_all();
         }
@@ -348,7 +364,7 @@ private:
 
     config::Exporter ex_;
     std::vector<uint32_t> ifindex_;
-    std::string path_;
+    std::string insert_url_;  // the INSERT's full URL
     Batch pending_;  // control thread only
     uint32_t pending_since_ = 0;
     std::mutex mu_;

@@ -224,7 +224,16 @@ class AnalystFormats(unittest.TestCase):
                 s.bind(("127.0.0.1", 0))
                 return s.getsockname()[1]
         http, tcp, inter = free_port(), free_port(), free_port()
-        proc = subprocess.Popen([server, "--config-file=/etc/clickhouse-server/config.xml", "--",
+        # Users: "default" without a password for the test's own queries, and "weir" with one,
+        # as a real site's exporter would have.
+        users = os.path.join(tmp, "users.xml")
+        with open(users, "w") as uf:
+            uf.write("<clickhouse><profiles><default/></profiles><quotas><default/></quotas><users>"
+                     "<default><password></password><networks><ip>::/0</ip></networks><profile>default</profile>"
+                     "<quota>default</quota><access_management>1</access_management></default>"
+                     "<weir><password>s3cret w0rd</password><networks><ip>::/0</ip></networks><profile>default</profile>"
+                     "<quota>default</quota></weir></users></clickhouse>")
+        proc = subprocess.Popen([server, "--config-file=/etc/clickhouse-server/config.xml", "--", f"--users_config={users}",
                                  f"--path={tmp}/data/", f"--tmp_path={tmp}/tmp/", f"--user_files_path={tmp}/uf/",
                                  f"--format_schema_path={tmp}/fs/", f"--http_port={http}", f"--tcp_port={tcp}",
                                  f"--interserver_http_port={inter}", "--listen_host=127.0.0.1",
@@ -252,7 +261,7 @@ class AnalystFormats(unittest.TestCase):
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}],
                        "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows",
-                                      "batch_rows": 20}]}, f)
+                                      "batch_rows": 20, "user": "weir", "password": "s3cret w0rd"}]}, f)
         self.addCleanup(os.unlink, f.name)
         summary = f.name + ".summary"
         self.addCleanup(lambda: os.path.exists(summary) and os.unlink(summary))
@@ -282,6 +291,18 @@ class AnalystFormats(unittest.TestCase):
             vni, src, dst, n = line.split("\t")
             got[(int(vni), src, dst)] = int(n)
         self.assertEqual(got, want)
+        # The wrong password: every batch refused, counted, and said once in the log.
+        with open(f.name, "w") as cf:
+            json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}],
+                       "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}",
+                                      "table": "weir.flows", "user": "weir", "password": "guess", "compress": False}]}, cf)
+        p = harness.run_weir(["-c", f.name, "--summary-json", summary], check=False)
+        with open(summary) as fs:
+            s = json.load(fs)
+        self.assertEqual(s["exporters"][0]["records"], 0)
+        self.assertGreater(s["exporters"][0]["lost_records"], 0)
+        self.assertIn("delivery failed: insert answered HTTP 401: Code: 193", p.stderr)
+        self.assertIn("Wrong password for user weir", p.stderr)
         # A server that refuses the inserts: counted losses, and the log says so once, with why.
         with open(f.name, "w") as cf:
             json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}],
