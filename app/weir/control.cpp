@@ -169,6 +169,7 @@ nlohmann::json do_reload(Runtime& rt) {
         fixed(c.max_delay_ms == o.max_delay_ms, "ipfix.max_delay_ms");
         fixed(c.export_buffers == o.export_buffers, "ipfix.buffers_per_worker");
         fixed(c.burst == o.burst, "burst");
+        fixed(c.sample_interval == o.sample_interval && c.sample_random == o.sample_random, "sampling");
         fixed(c.mbufs_per_queue == o.mbufs_per_queue, "mbufs_per_queue");
         fixed(c.management == o.management, "management.listen");
         fixed(c.drivers_config.empty() || c.drivers_config == o.drivers_config, "drivers_config");
@@ -375,7 +376,7 @@ bool report(Runtime& rt) {
     j["ports"] = ports;
 
     json workers = json::array();
-    uint64_t rx = 0, drops_total = 0, dropped_packets = 0, records = 0, dropped_records = 0;
+    uint64_t rx = 0, drops_total = 0, dropped_packets = 0, records = 0, dropped_records = 0, sampled_out = 0;
     uint64_t dropped_copy = 0, outer_copies = 0, handed = 0, handoff_dropped = 0, contexts_full = 0;
     uint64_t multi_segment = 0, linearized = 0, ipv6_ext_limit = 0;
     json tunneled = json::object(), stops = json::object();
@@ -410,6 +411,7 @@ bool report(Runtime& rt) {
             drops[name] = drops.value(name, uint64_t{0}) + s.drops[d].get();
             drops_total += s.drops[d].get();
         }
+        sampled_out += s.sampled_out.get();
         drops["l4_truncated_accounted"] = drops.value("l4_truncated_accounted", uint64_t{0}) + s.l4_truncated.get();
         dropped_packets += s.dropped_packets.get();
         dropped_records += s.dropped_records.get();
@@ -486,13 +488,14 @@ bool report(Runtime& rt) {
     // counted apart, and balance the same way.
     const uint64_t handed_packets = rt.handed_packets.load();
     const uint64_t handed_copies = rt.handed_copy_packets.load();
-    const bool balanced = rx == handed_packets + dropped_packets + handoff_dropped + drops_total &&
+    const bool balanced = rx == handed_packets + dropped_packets + handoff_dropped + drops_total + sampled_out &&
                           outer_copies == handed_copies + dropped_copy;
     j["accounting"] = {{"rx_packets", rx},
                        {"in_records", handed_packets},
                        {"dropped_in_export_ring", dropped_packets},
                        {"dropped_between_workers", handoff_dropped},
                        {"decode_drops", drops_total},
+                       {"sampled_out", sampled_out},
                        {"outer_copies", outer_copies},
                        {"outer_copies_in_records", handed_copies},
                        {"outer_copies_dropped_in_export_ring", dropped_copy},
@@ -549,10 +552,11 @@ bool report(Runtime& rt) {
                     je["bytes"].get<unsigned long>(), je["send_errors"].get<unsigned long>(),
                     je["lost_records"].get<unsigned long>(), je["skipped_records"].get<unsigned long>());
     std::printf("  accounting: %lu packets = %lu in records + %lu dropped at export ring + %lu lost between workers + "
-                "%lu decode drops; %lu outer copies = %lu in records + %lu dropped at export ring: %s\n",
+                "%lu decode drops + %lu not sampled; %lu outer copies = %lu in records + %lu dropped at export ring: %s\n",
                 static_cast<unsigned long>(rx), static_cast<unsigned long>(handed_packets),
                 static_cast<unsigned long>(dropped_packets), static_cast<unsigned long>(handoff_dropped),
-                static_cast<unsigned long>(drops_total), static_cast<unsigned long>(outer_copies),
+                static_cast<unsigned long>(drops_total), static_cast<unsigned long>(sampled_out),
+                static_cast<unsigned long>(outer_copies),
                 static_cast<unsigned long>(handed_copies), static_cast<unsigned long>(dropped_copy),
                 balanced ? "OK" : "MISMATCH");
     std::fflush(stdout);
@@ -629,6 +633,7 @@ metrics::Snapshot snapshot(Runtime& rt) {
         for (size_t d = 1; d < packet::kDropCount; ++d)
             ws.decode_drops.emplace_back(packet::drop_name(static_cast<packet::Drop>(d)), st.drops[d].get());
         ws.l4_truncated = st.l4_truncated.get();
+        ws.sampled_out = st.sampled_out.get();
         ws.flows_active = ts.active.get(), ws.flows_capacity = w.table_capacity(), ws.flows_created = ts.created.get();
         for (uint8_t r = 1; r < flow::kEndReasonSlots; ++r)
             ws.flows_expired.emplace_back(flow::end_reason_name(static_cast<flow::EndReason>(r)), ts.expired[r].get());

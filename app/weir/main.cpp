@@ -664,6 +664,7 @@ int main(int argc, char** argv) {
                 }
                 return m;
             };
+            ctx->sampling = {cfg.sample_interval, cfg.sample_random};
             rt.export_context = ctx;
         }
         for (const auto& ex : cfg.exporters)
@@ -686,6 +687,8 @@ int main(int argc, char** argv) {
             wc.tunnel_contexts = cfg.tunnels.contexts_per_worker;
             wc.workers = cfg.workers;
             wc.handoff = handoff;
+            wc.sample_interval = cfg.sample_interval;
+            wc.sample_random = cfg.sample_random;
             wc.table.macs = cfg.want_macs();
 
             wc.buffers = cfg.export_buffers;

@@ -9,6 +9,7 @@
 #include <rte_ring_elem.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -39,6 +40,8 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
       tsc_hz_(tsc_hz),
       wall_ns0_(wall_ns0),
       tsc0_(tsc0) {
+    sample_left_ = cfg.sample_interval ? cfg.sample_interval : 1;
+    rng_ = (rte_rdtsc() ^ (0x9E3779B97F4A7C15ull * (cfg.index + 1))) | 1;
     uint32_t ring_size = 1;
     while (ring_size < cfg.buffers + 1) ring_size <<= 1;
     const std::string base = "weir_w" + std::to_string(cfg.index);
@@ -228,7 +231,40 @@ unsigned Worker::drain_handoffs() noexcept {
     return total;
 }
 
+// Packet sampling: the packets of a burst that are kept go to `kept`. Deterministic: every
+// Nth packet of the worker. Random: each packet with probability 1/N, drawn as geometric gaps
+// between kept packets (one random number per kept packet, not per packet).
+uint16_t Worker::sample(rte_mbuf** pkts, uint16_t n, rte_mbuf** kept, uint64_t& skipped_bytes) noexcept {
+    uint16_t k = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        if (--sample_left_ != 0) {
+            skipped_bytes += pkts[i]->pkt_len;
+            continue;
+        }
+        kept[k++] = pkts[i];
+        if (!cfg_.sample_random) {
+            sample_left_ = cfg_.sample_interval;
+            continue;
+        }
+        rng_ ^= rng_ >> 12;
+        rng_ ^= rng_ << 25;
+        rng_ ^= rng_ >> 27;
+        const double u = static_cast<double>((rng_ * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53;  // [0, 1)
+        const double gap = std::floor(std::log1p(-u) / std::log1p(-1.0 / cfg_.sample_interval));
+        sample_left_ = gap >= 4e9 ? 4'000'000'000u : static_cast<uint32_t>(gap) + 1;
+    }
+    stats_.sampled_out.add(n - k);
+    return k;
+}
+
 void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts, uint16_t n, uint64_t now_ns) noexcept {
+    const uint16_t received = n;
+    uint64_t skipped_bytes = 0;
+    rte_mbuf* kept[64];
+    if (cfg_.sample_interval > 1) [[unlikely]] {
+        n = sample(pkts, n, kept, skipped_bytes);
+        pkts = kept;
+    }
     packet::PacketInfo info[64];
     Burst b;
     Handoff out[64];
@@ -295,10 +331,10 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
         }
         add(b, pi, &pi.tunnel, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr);
     }
-    qs.packets.add(n);
-    qs.bytes.add(bytes);
-    stats_.rx_packets.add(n);
-    stats_.rx_bytes.add(bytes);
+    qs.packets.add(received);
+    qs.bytes.add(bytes + skipped_bytes);
+    stats_.rx_packets.add(received);
+    stats_.rx_bytes.add(bytes + skipped_bytes);
     account(b);
     if (no) send_handoffs(out, owner, no);
 }

@@ -68,6 +68,7 @@ struct alignas(64) WorkerStats {
     Counter drops[packet::kDropCount];  // by packet::Drop
     Counter l4_truncated;               // accounted with ports 0, not dropped
     Counter ipv6_ext_limit;             // more extension headers than followed, accounted
+    Counter sampled_out;                // received but not selected by packet sampling
     Counter tunneled[packet::kTunnelTypeCount];     // packets opened, by the innermost tunnel's type
     Counter tunnel_stops[packet::kTunnelStopCount];  // tunnels not followed, by reason (accounted outside)
     Counter outer_copies;               // packets accounted a second time, in their tunnel's own flow
@@ -111,6 +112,8 @@ struct WorkerConfig {
     uint32_t tunnel_contexts = 65536;  // distinct tunnels the worker's flows may ride in
     uint32_t workers = 1;              // all workers: the inner conversation's owner is one of them
     bool handoff = false;              // pass tunneled packets to their inner conversation's owner
+    uint32_t sample_interval = 0;      // keep 1 in N received packets (0: all)
+    bool sample_random = false;        // ... at random (probability 1/N) rather than every Nth
 };
 
 class Worker {
@@ -214,6 +217,9 @@ private:
     uint64_t wall_ns0_;
     uint64_t tsc0_;
     uint64_t clock_ns_ = 0;  // newest packet time seen: the expiry clock
+    uint32_t sample_left_ = 0;  // packets until the next one sampling keeps
+    uint64_t rng_ = 0;          // xorshift64* state for random sampling
+    uint16_t sample(rte_mbuf** pkts, uint16_t n, rte_mbuf** kept, uint64_t& skipped_bytes) noexcept;
     bool final_flush_ = false;
     // Top-flows request (written by the requester before the ticket is published).
     std::atomic<uint32_t> top_req_{0};

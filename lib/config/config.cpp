@@ -350,6 +350,16 @@ Config from_json(const json& j) {
         top.integer("burst", c.burst, 1, 64);
         top.integer("mbufs_per_queue", c.mbufs_per_queue, 1024, 1 << 20);
         top.number("stats_interval_s", c.stats_interval_s, 0, 86400);
+        if (const json* sm = top.get("sampling"); sm) {
+            Reader r(*sm, "sampling", problems);
+            r.integer("interval", c.sample_interval, 1, 1 << 24);
+            std::string mode = "deterministic";
+            r.string("mode", mode);
+            if (mode == "random") c.sample_random = true;
+            else if (mode != "deterministic")
+                r.problem(r.at("mode"), "expected \"deterministic\" or \"random\", got \"" + mode + "\"");
+            if (c.sample_interval == 1) c.sample_interval = 0;
+        }
         {
             std::string level = log::level_name(c.log_level);
             top.string("log_level", level);
@@ -379,6 +389,10 @@ Config from_json(const json& j) {
     }
     if (problems.empty() && c.ports.empty()) problems.push_back("ports: at least one port is required");
     if (c.mtu < 16 + 4 + 2 * 83 + 48) problems.push_back("ipfix.mtu: too small for one IPv6 flow");
+    for (size_t i = 0; i < c.exporters.size(); ++i)
+        if (c.exporters[i].format == "netflow5" && c.sample_interval > 0x3FFF)
+            problems.push_back("sampling.interval: NetFlow v5 (exporters[" + std::to_string(i) +
+                               "]) carries at most 16383, got " + std::to_string(c.sample_interval));
     c.replay = !c.ports.empty();
     for (const auto& p : c.ports) c.replay = c.replay && p.device.rfind("net_pcap", 0) == 0;
     // A replay serves metrics only when asked (or held open): scripts run many in a row.

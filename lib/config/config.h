@@ -89,6 +89,8 @@ struct Config {
     uint32_t mbufs_per_queue = 8192;
     double stats_interval_s = 10;
     log::Level log_level = log::Level::kInfo;  // weir's own lines above this are not written
+    uint32_t sample_interval = 0;  // keep 1 in N packets of every port (0 or 1: all)
+    bool sample_random = false;    // at random, probability 1/N (else every Nth)
     std::string drivers_config;       // folder of per-driver profiles; empty: built-in path
     std::string summary_json;         // write the exit summary here as JSON
     std::string management = "127.0.0.1:9471";  // metrics and status API; "" for none

@@ -41,6 +41,7 @@ struct ExportContext {
     std::function<ipfix::MeteringStats(uint32_t domain)> metering;
     std::vector<ipfix::InterfaceInfo> interfaces;
     std::vector<uint32_t> ifindex;  // the interface number each port's records carry, by DPDK port id
+    ipfix::Sampling sampling;       // the packet sampling of every port (interval 0: none)
     uint32_t process_id = 0;
 };
 

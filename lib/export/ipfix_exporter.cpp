@@ -111,13 +111,13 @@ private:
             size_t len = ipfix::kHeaderLen;
             len += layout_.write_templates(buf.data() + len, buf.size() - len, next);
             if (next == ipfix::Layout::kVariants && ctx_) {
-                const size_t o = ipfix::write_options_templates(buf.data() + len, buf.size() - len);
+                const size_t o = ipfix::write_options_templates(buf.data() + len, buf.size() - len, ctx_->sampling.interval != 0);
                 if (!o && len > ipfix::kHeaderLen) {  // no room left: the options templates go alone
                     ipfix::write_header(buf.data(), static_cast<uint16_t>(len), now_s, d.sequence, domain);
                     ok = deliver(buf.data(), len, now_s);
                     if (ok) stats_.template_messages.add();
                     len = ipfix::kHeaderLen;
-                    len += ipfix::write_options_templates(buf.data() + len, buf.size() - len);
+                    len += ipfix::write_options_templates(buf.data() + len, buf.size() - len, ctx_->sampling.interval != 0);
                 } else {
                     len += o;
                 }
@@ -150,7 +150,7 @@ private:
         const ipfix::MeteringStats m = ctx_->metering ? ctx_->metering(domain) : ipfix::MeteringStats{};
         uint32_t records = 0;
         const size_t n = ipfix::write_options_data(buf.data() + ipfix::kHeaderLen, buf.size() - ipfix::kHeaderLen,
-                                                   domain, m, e, ctx_->interfaces, records);
+                                                   domain, m, e, ctx_->interfaces, records, ctx_->sampling);
         if (!n) return;
         const auto len = static_cast<uint16_t>(ipfix::kHeaderLen + n);
         ipfix::write_header(buf.data(), len, now_s, d.sequence, domain);

@@ -17,6 +17,7 @@ public:
     NetflowExporter(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx)
         : Exporter(ex),
           ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}),
+          sampling_(ctx ? ctx->sampling : ipfix::Sampling{}),
           v5_(ex.format == "netflow5"),
           macs_(ex.macs),
           transport_(make_transport(ex, cfg)),
@@ -57,7 +58,7 @@ private:
     void send_v9(const flow::FlowRecord* r, uint32_t count, uint32_t domain, Source& s, uint32_t now_s) {
         uint32_t i = 0;
         while (i < count) {
-            netflow::v9::Encoder enc(buf_.data(), static_cast<uint32_t>(buf_.size()), macs_, &ifindex_);
+            netflow::v9::Encoder enc(buf_.data(), static_cast<uint32_t>(buf_.size()), macs_, &ifindex_, sampling_);
             const bool with_templates = !s.templates_sent || now_s - s.last_template_s >= refresh_s_ ||
                                         s.since_template >= refresh_messages_;
             if (with_templates) enc.add_templates();
@@ -83,7 +84,7 @@ private:
     }
 
     void send_v5(const flow::FlowRecord* r, uint32_t count, uint32_t domain, Source& s, uint32_t now_s) {
-        netflow::v5::Encoder enc(buf_.data(), buf_.size(), &ifindex_);
+        netflow::v5::Encoder enc(buf_.data(), buf_.size(), &ifindex_, sampling_);
         auto flush = [&] {
             if (!enc.records()) return;
             const uint32_t len = enc.finish(s.clock, s.sequence, static_cast<uint8_t>(domain));
@@ -96,7 +97,7 @@ private:
                 stats_.lost_packets.add(enc.packets());
             }
             stats_.saturated_records.add(enc.saturated());
-            enc = netflow::v5::Encoder(buf_.data(), buf_.size(), &ifindex_);
+            enc = netflow::v5::Encoder(buf_.data(), buf_.size(), &ifindex_, sampling_);
         };
         for (uint32_t i = 0; i < count; ++i) {
             if (!netflow::v5::Encoder::can_encode(r[i])) {
@@ -113,6 +114,7 @@ private:
     }
 
     std::vector<uint32_t> ifindex_;
+    ipfix::Sampling sampling_;
     bool v5_;
     bool macs_;
     std::unique_ptr<Transport> transport_;

@@ -322,6 +322,9 @@ struct OptField {
 constexpr OptField kMetering[] = {{149, 4}, {86, 8}, {164, 8}, {163, 8}, {166, 8}, {167, 8}};
 constexpr OptField kExporting[] = {{144, 4}, {41, 8}, {42, 8}, {40, 8}, {166, 8}, {167, 8}};
 constexpr OptField kInterface[] = {{10, 4}, {82, 0xFFFF}, {83, 0xFFFF}};  // strings: variable length
+// 304 selectorAlgorithm, 34 samplingInterval, 35 samplingAlgorithm (in this order: a collector
+// that reads both the PSAMP and the legacy mode keeps the later one).
+constexpr OptField kSampling[] = {{149, 4}, {304, 2}, {34, 4}, {35, 1}};
 
 uint8_t* put_template(uint8_t* p, uint16_t id, const OptField* f, size_t n) {
     p = w16(p, id);
@@ -343,20 +346,29 @@ uint8_t* put_string(uint8_t* p, const std::string& s) {
 
 }  // namespace
 
-size_t write_options_templates(uint8_t* buf, size_t cap) noexcept {
+size_t write_options_templates(uint8_t* buf, size_t cap, bool sampling) noexcept {
     const size_t len = 4 + 3 * 6 + 4 * (std::size(kMetering) + std::size(kExporting) + std::size(kInterface));
-    if (cap < len) return 0;
-    uint8_t* p = w16(buf, kOptionsTemplateSetId);
+    // The sampling template goes first, in a set of its own: some collectors (nfdump) read only
+    // the first template of an options template set.
+    const size_t slen = sampling ? 4 + 6 + 4 * std::size(kSampling) : 0;
+    if (cap < len + slen) return 0;
+    uint8_t* p = buf;
+    if (sampling) {
+        p = w16(p, kOptionsTemplateSetId);
+        p = w16(p, static_cast<uint16_t>(slen));
+        p = put_template(p, kSamplingTemplate, kSampling, std::size(kSampling));
+    }
+    p = w16(p, kOptionsTemplateSetId);
     p = w16(p, static_cast<uint16_t>(len));
     p = put_template(p, kMeteringStatsTemplate, kMetering, std::size(kMetering));
     p = put_template(p, kExportingStatsTemplate, kExporting, std::size(kExporting));
     put_template(p, kInterfaceTemplate, kInterface, std::size(kInterface));
-    return len;
+    return len + slen;
 }
 
 size_t write_options_data(uint8_t* buf, size_t cap, uint32_t domain, const MeteringStats& m, const ExportingStats& e,
-                          const std::vector<InterfaceInfo>& ifs, uint32_t& records) noexcept {
-    size_t need = 2 * (4 + 44) + 4;
+                          const std::vector<InterfaceInfo>& ifs, uint32_t& records, const Sampling& s) noexcept {
+    size_t need = 2 * (4 + 44) + 4 + (s.interval ? 4 + 11 + 1 : 0);
     for (const auto& i : ifs) need += 4 + 2 + std::min<size_t>(i.name.size(), 254) + std::min<size_t>(i.description.size(), 254);
     need += 3;  // padding
     if (cap < need) return 0;
@@ -389,6 +401,18 @@ size_t write_options_data(uint8_t* buf, size_t cap, uint32_t domain, const Meter
             ++records;
         }
         while ((p - set) % 4) *p++ = 0;  // pad the set to 32 bits (RFC 7011 3.3.1)
+        w16(set + 2, static_cast<uint16_t>(p - set));
+    }
+    if (s.interval) {
+        uint8_t* set = p;
+        p = w16(p, kSamplingTemplate);
+        p += 2;
+        p = w32(p, domain);
+        p = w16(p, s.random ? 4 : 1);
+        p = w32(p, s.interval);
+        *p++ = s.random ? 2 : 1;
+        ++records;
+        while ((p - set) % 4) *p++ = 0;
         w16(set + 2, static_cast<uint16_t>(p - set));
     }
     return static_cast<size_t>(p - buf);

@@ -210,6 +210,7 @@ constexpr uint16_t kOptionsTemplateSetId = 3;
 constexpr uint16_t kMeteringStatsTemplate = 400;   // scope observationDomainId
 constexpr uint16_t kExportingStatsTemplate = 401;  // scope exportingProcessId
 constexpr uint16_t kInterfaceTemplate = 402;       // scope ingressInterface
+constexpr uint16_t kSamplingTemplate = 403;        // scope observationDomainId
 
 struct MeteringStats {      // one worker = one observation domain
     uint64_t packets = 0;          // packetTotalCount: packets the worker received
@@ -222,15 +223,25 @@ struct ExportingStats {     // this exporter
     uint32_t process_id = 0;
     uint64_t messages = 0, records = 0, octets = 0, lost_records = 0, lost_packets = 0;
 };
+// Packet sampling of an observation domain: 1 in `interval` packets, systematic (count-based) or
+// random (uniform probabilistic). interval 0: no sampling, and no sampling options record.
+struct Sampling {
+    uint32_t interval = 0;
+    bool random = false;
+};
 struct InterfaceInfo {
     uint32_t index;
     std::string name, description;
 };
 
-// The options template set (three templates). Returns its length, 0 if cap is too small.
-size_t write_options_templates(uint8_t* buf, size_t cap) noexcept;
-// The three data sets; `records` gets the number of records written. 0 if cap is too small.
+// The options template set (three templates, four with sampling). Returns its length, 0 if cap is
+// too small.
+size_t write_options_templates(uint8_t* buf, size_t cap, bool sampling = false) noexcept;
+// The data sets; `records` gets the number of records written. 0 if cap is too small. The
+// sampling record carries selectorAlgorithm (PSAMP, RFC 5477: 1 systematic count-based, 4
+// uniform probabilistic) and the samplingInterval/samplingAlgorithm pair (1 deterministic, 2
+// random) that collectors such as nfdump scale counters by.
 size_t write_options_data(uint8_t* buf, size_t cap, uint32_t domain, const MeteringStats& m, const ExportingStats& e,
-                          const std::vector<InterfaceInfo>& ifs, uint32_t& records) noexcept;
+                          const std::vector<InterfaceInfo>& ifs, uint32_t& records, const Sampling& s = {}) noexcept;
 
 }  // namespace weir::ipfix

@@ -123,6 +123,34 @@ bool Encoder::add_templates() noexcept {
     if (!n) return false;
     pos_ += static_cast<uint32_t>(n);
     count_ += kTemplateRecords;
+    if (sampling_.interval) {
+        // Options template flowset (RFC 3954 6.1): scope System (1), SAMPLING_INTERVAL (34),
+        // SAMPLING_ALGORITHM (35); then its record.
+        constexpr uint16_t kLen = 4 + 6 + 4 + 8 + 2;  // header, ids and lengths, scope, options, padding
+        constexpr uint16_t kDataLen = 4 + 4 + 4 + 1 + 3;
+        if (pos_ + kLen + kDataLen > max_len_) return false;
+        uint8_t* p = put16(buf_ + pos_, 1);
+        p = put16(p, kLen);
+        p = put16(p, kSamplingOptionsTemplate);
+        p = put16(p, 4);  // scope fields, bytes
+        p = put16(p, 8);  // option fields, bytes
+        p = put16(p, 1);  // scope: System
+        p = put16(p, 4);
+        p = put16(p, 34);
+        p = put16(p, 4);
+        p = put16(p, 35);
+        p = put16(p, 1);
+        p = put16(p, 0);  // padding
+        p = put16(p, kSamplingOptionsTemplate);
+        p = put16(p, kDataLen);
+        p = put32(p, 0);  // the system: this exporter
+        p = put32(p, sampling_.interval);
+        p = put8(p, sampling_.random ? 2 : 1);
+        p = put8(p, 0);
+        p = put16(p, 0);
+        pos_ = static_cast<uint32_t>(p - buf_);
+        count_ += 2;
+    }
     return true;
 }
 
@@ -216,7 +244,8 @@ uint32_t Encoder::finish(const NetflowClock& clock, uint32_t flow_sequence, uint
     p = put32(p, flow_sequence);
     p = put8(p, 0);  // engine type
     p = put8(p, engine_id);
-    put16(p, 0);  // sampling: none
+    const uint16_t interval = sampling_.interval > 0x3FFF ? 0x3FFF : static_cast<uint16_t>(sampling_.interval);
+    put16(p, sampling_.interval ? static_cast<uint16_t>((sampling_.random ? 2u : 1u) << 14 | interval) : 0);
     return static_cast<uint32_t>(kHeaderLen + static_cast<size_t>(count_) * kRecordLen);
 }
 }  // namespace v5

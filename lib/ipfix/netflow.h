@@ -39,6 +39,8 @@ private:
 // NetFlow v9: templates 256 (IPv4) and 257 (IPv6), 258 and 259 with MAC addresses; uniflow
 // data records.
 namespace v9 {
+
+constexpr uint16_t kSamplingOptionsTemplate = 300;
 constexpr size_t kHeaderLen = 20;
 constexpr uint16_t template_id(bool v6, bool macs) noexcept { return static_cast<uint16_t>(256 + (v6 ? 1 : 0) + (macs ? 2 : 0)); }
 size_t write_templates(uint8_t* buf, size_t cap, bool macs = false) noexcept;  // one template flowset; 0 if no room
@@ -47,8 +49,11 @@ constexpr uint16_t kTemplateRecords = 2;
 class Encoder {
 public:
     // ifindex: INPUT_SNMP by the record's port (ipfix::interface_of); nullptr: the port id.
-    Encoder(uint8_t* buf, uint32_t max_len, bool macs = false, const std::vector<uint32_t>* ifindex = nullptr) noexcept
-        : buf_(buf), max_len_(max_len), macs_(macs), ifindex_(ifindex) {
+    // sampling: with the templates goes an options template and record (scope System) with
+    // SAMPLING_INTERVAL and SAMPLING_ALGORITHM (1 deterministic, 2 random).
+    Encoder(uint8_t* buf, uint32_t max_len, bool macs = false, const std::vector<uint32_t>* ifindex = nullptr,
+            ipfix::Sampling sampling = {}) noexcept
+        : buf_(buf), max_len_(max_len), macs_(macs), ifindex_(ifindex), sampling_(sampling) {
         pos_ = kHeaderLen;
     }
     // Appends a template flowset (counts as 2 records in the header).
@@ -66,6 +71,7 @@ private:
     uint32_t max_len_;
     bool macs_;
     const std::vector<uint32_t>* ifindex_;
+    ipfix::Sampling sampling_;
     uint32_t pos_;
     uint32_t set_start_ = 0;
     uint16_t set_id_ = 0;
@@ -84,9 +90,12 @@ constexpr uint16_t kMaxRecords = 30;
 class Encoder {
 public:
     // At most 30 records, and no more than fit max_len bytes.
-    Encoder(uint8_t* buf, size_t max_len, const std::vector<uint32_t>* ifindex = nullptr) noexcept
+    // sampling: in the header's sampling_interval (mode in the top 2 bits: 1 deterministic,
+    // 2 random; the interval in 14 bits, at most 16383).
+    Encoder(uint8_t* buf, size_t max_len, const std::vector<uint32_t>* ifindex = nullptr, ipfix::Sampling sampling = {}) noexcept
         : buf_(buf),
           ifindex_(ifindex),
+          sampling_(sampling),
           max_records_(static_cast<uint16_t>(max_len < kHeaderLen + kRecordLen ? 0
                                              : (max_len - kHeaderLen) / kRecordLen < kMaxRecords
                                                  ? (max_len - kHeaderLen) / kRecordLen
@@ -103,6 +112,7 @@ private:
     void put(const packet::Tuple& t, const flow::DirStats& d, uint16_t in_port, const NetflowClock& c) noexcept;
     uint8_t* buf_;
     const std::vector<uint32_t>* ifindex_;
+    ipfix::Sampling sampling_;
     uint16_t max_records_;
     uint16_t count_ = 0;
     uint64_t packets_ = 0;

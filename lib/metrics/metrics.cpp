@@ -136,6 +136,8 @@ std::string render(const Snapshot& s) {
         for (const auto& [reason, v] : w.decode_drops)
             b.counter("weir_decode_drops_total", "Packets not accounted to a flow, by reason.",
                       {{"worker", wi}, {"reason", reason}}, v);
+        b.counter("weir_sampled_out_packets_total", "Packets received but not selected by packet sampling.", l,
+                  w.sampled_out);
         b.counter("weir_l4_truncated_total", "Packets whose ports or TCP flags were not captured (still accounted).",
                   l, w.l4_truncated);
         b.gauge("weir_flow_table_entries", "Active flows (conversations) in the worker's table.", l, w.flows_active);

@@ -26,6 +26,7 @@ struct WorkerSnapshot {
     double busy_ratio = 0;  // over the last control interval
     std::vector<std::pair<std::string, uint64_t>> decode_drops;  // reason -> count
     uint64_t l4_truncated = 0;
+    uint64_t sampled_out = 0;
     uint64_t flows_active = 0, flows_capacity = 0, flows_created = 0;
     std::vector<std::pair<std::string, uint64_t>> flows_expired;  // reason -> count
     uint64_t evicted_table_full = 0, evicted_bucket_full = 0;

@@ -377,6 +377,85 @@ class PortIdentity(unittest.TestCase):
         self.assertIn("source 127.0.0.1 is not an IPv6 address, as the collector's is", p.stderr)
 
 
+class Sampling(unittest.TestCase):
+    """1:10 packet sampling. The rate goes to the collectors as an IPFIX options record, NetFlow
+    v9 options and the v5 header: tshark reads it from the IPFIX and v9 packets, and nfcapd
+    scales the v5 counts back up (nfcapd 1.7.1 applies only v5's header rate; it ignores
+    announced IPFIX and v9 sampling from any exporter). Deterministic: exactly 10 times what weir
+    kept, within 10 of the capture's total; random: within 4 standard deviations of it."""
+    CAPTURE = "zeek__modbus_modbusBig.pcap"  # 13,622 IPv4 packets, none malformed
+
+    def nfdump_packets(self, col):
+        out = subprocess.run(["nfdump", "-N", "-R", col.nfdir, "-q", "-o", "fmt:%pkt"], capture_output=True, text=True,
+                             check=True).stdout.split()
+        return sum(int(x) for x in out)
+
+    def announced(self, col):
+        out = subprocess.run(["tshark", "-n", "-r", col.lo_pcap, "-d", f"udp.port=={col.port},cflow", "-T", "fields",
+                              "-e", "cflow.sampling_interval", "-e", "cflow.sampling_algorithm"],
+                             capture_output=True, text=True, check=True).stdout
+        return {tuple(l.split("\t")) for l in out.splitlines() if l.strip()}
+
+    def run_sampled(self, mode):
+        capture = os.path.join(harness.pcaps_dir(), self.CAPTURE)
+        total = sum(t.packets for t in harness.load_truth(capture))
+        with harness.Collectors() as ipfix, harness.Collectors() as v9, harness.Collectors(tshark=False) as v5:
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                json.dump({"ports": [{"device": "net_pcap_s,rx_pcap=" + capture}],
+                           "sampling": {"interval": 10, "mode": mode},
+                           "exporters": [{"url": ipfix.url()}, {"format": "netflow9", "url": v9.url()},
+                                         {"format": "netflow5", "url": v5.url()}]}, f)
+            self.addCleanup(os.unlink, f.name)
+            summary = f.name + ".summary"
+            self.addCleanup(lambda: os.path.exists(summary) and os.unlink(summary))
+            p = harness.run_weir(["-c", f.name, "--summary-json", summary])
+            for c in (ipfix, v9, v5):
+                c.finish()
+            with open(summary) as fs:
+                s = json.load(fs)
+            acc = s["accounting"]
+            self.assertTrue(acc["balanced"], p.stdout)
+            self.assertEqual(acc["rx_packets"], total)
+            self.assertEqual(acc["in_records"] + acc["sampled_out"] + acc["decode_drops"], total)
+            kept = acc["in_records"]
+            algorithm = "1" if mode == "deterministic" else "2"
+            self.assertEqual(self.announced(ipfix), {("10", algorithm)}, "IPFIX sampling options record")
+            self.assertEqual(self.announced(v9), {("10", algorithm)}, "NetFlow v9 sampling options")
+            self.assertEqual(self.nfdump_packets(ipfix), kept)
+            self.assertEqual(self.nfdump_packets(v9), kept)
+            per_flow = collections.Counter()
+            for r in ipfix.nfdump_records():
+                per_flow[(r.src, r.dst, r.sport, r.dport)] += r.packets
+            return total, kept, self.nfdump_packets(v5), per_flow
+
+    def every_tenth(self):
+        """Per directional flow, the packets that 1-in-10 count-based sampling keeps: the 10th,
+        the 20th, ... packet of the capture (one worker)."""
+        capture = os.path.join(harness.pcaps_dir(), self.CAPTURE)
+        out = subprocess.run(["tshark", "-n", "-r", capture, "-T", "fields", "-e", "ip.src", "-e", "ip.dst",
+                              "-e", "tcp.srcport", "-e", "tcp.dstport"], capture_output=True, text=True, check=True).stdout
+        want = collections.Counter()
+        for i, line in enumerate(out.splitlines()):
+            if i % 10 == 9:
+                src, dst, sport, dport = line.split("\t")
+                want[(src, dst, int(sport), int(dport))] += 1
+        return want
+
+    def test_deterministic(self):
+        total, kept, scaled, per_flow = self.run_sampled("deterministic")
+        self.assertEqual(kept, total // 10)
+        self.assertEqual(per_flow, self.every_tenth(), "exactly every 10th packet")
+        self.assertEqual(scaled, 10 * kept, "nfcapd scales NetFlow v5 by the header's rate")
+        self.assertLess(abs(scaled - total), 10)
+
+    def test_random(self):
+        total, kept, scaled, per_flow = self.run_sampled("random")
+        sigma = 10 * (total * 0.1 * 0.9) ** 0.5
+        self.assertEqual(scaled, 10 * kept)
+        self.assertLess(abs(scaled - total), 4 * sigma, f"kept {kept} of {total}")
+        self.assertNotEqual(per_flow, self.every_tenth(), "not every 10th packet")
+
+
 class NetflowFormats(unittest.TestCase):
     def test_netflow_v9_and_v5_reach_nfcapd_and_tshark(self):
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)
