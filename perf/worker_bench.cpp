@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "worker.h"
+#include "worker/worker.h"
 
 namespace {
 

@@ -19,7 +19,7 @@
 #include "dpdk/port.h"
 #include "export/exporter.h"
 #include "metrics/metrics.h"
-#include "worker.h"
+#include "worker/worker.h"
 
 namespace weir {
 
@@ -70,6 +70,8 @@ nlohmann::json request_reload(Runtime& rt);
 nlohmann::json top_flows(Runtime& rt, bool by_packets, uint32_t n);
 // Everything /metrics exposes.
 metrics::Snapshot snapshot(Runtime& rt);
+// The IPFIX metering statistics of one observation domain (one worker).
+ipfix::MeteringStats metering(const Runtime& rt, uint32_t domain);
 // What /status shows.
 nlohmann::json status(Runtime& rt);
 

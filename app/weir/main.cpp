@@ -651,19 +651,7 @@ int main(int argc, char** argv) {
                 ctx->ifindex[pi.id] = ifindex;
             }
             weir::Runtime* rtp = &rt;
-            ctx->metering = [rtp](uint32_t domain) {
-                weir::ipfix::MeteringStats m;
-                for (const auto& w : rtp->workers) {
-                    if (w->domain() != domain) continue;
-                    const auto& s = w->stats();
-                    m.packets = s.rx_packets.get();
-                    for (size_t d = 1; d < weir::packet::kDropCount; ++d) m.ignored_packets += s.drops[d].get();
-                    m.flows = w->table_stats().created.get();
-                    m.lost_flows = s.dropped_records.get();
-                    m.lost_packets = s.dropped_packets.get();
-                }
-                return m;
-            };
+            ctx->metering = [rtp](uint32_t domain) { return weir::metering(*rtp, domain); };
             ctx->sampling = {cfg.sample_interval, cfg.sample_random};
             rt.export_context = ctx;
         }

@@ -1,4 +1,4 @@
-#include "worker.h"
+#include "worker/worker.h"
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
