@@ -14,6 +14,8 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <stdexcept>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -164,8 +166,12 @@ nlohmann::json top_flows(Runtime& rt, bool by_packets, uint32_t n) {
     using nlohmann::json;
     std::lock_guard<std::mutex> lock(rt.top_mu);
     std::vector<std::pair<size_t, uint32_t>> tickets;
-    for (size_t i = 0; i < rt.workers.size(); ++i)
-        if (!rt.workers[i]->done()) tickets.emplace_back(i, rt.workers[i]->request_top(by_packets, n));
+    for (size_t i = 0; i < rt.workers.size(); ++i) {
+        if (rt.workers[i]->done()) continue;
+        const uint32_t t = rt.workers[i]->request_top(by_packets, n);
+        if (!t) throw std::runtime_error("worker " + std::to_string(i) + " is busy (its mailbox is full)");
+        tickets.emplace_back(i, t);
+    }
     std::vector<std::pair<size_t, TopFlow>> all;
     const double deadline = now_s() + 5;
     for (const auto& [i, t] : tickets) {

@@ -189,7 +189,8 @@ void control_loop(Runtime& rt) {
                 if (sig) weir::log::say(weir::log::Level::kNotice, "weir: %s: stopping RX, flushing every flow\n", strsignal(sig));
                 rt.stopping = true;
                 notify::send("STOPPING=1");
-                for (auto& w : rt.workers) w->request_stop();
+                for (auto& w : rt.workers)
+                    while (!w->request_stop() && !w->done()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
                 stopping = true;
             }
         } else {

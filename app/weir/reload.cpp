@@ -15,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -104,8 +105,9 @@ nlohmann::json apply_reload(Runtime& rt) {
         if (c.idle_timeout_s != o.idle_timeout_s || c.active_timeout_s != o.active_timeout_s ||
             c.tcp_end_timeout_s != o.tcp_end_timeout_s) {
             for (auto& w : rt.workers)
-                w->set_timeouts(static_cast<uint64_t>(c.idle_timeout_s * 1e9), static_cast<uint64_t>(c.active_timeout_s * 1e9),
-                                static_cast<uint64_t>(c.tcp_end_timeout_s * 1e9));
+                while (!w->set_timeouts(static_cast<uint64_t>(c.idle_timeout_s * 1e9), static_cast<uint64_t>(c.active_timeout_s * 1e9),
+                                        static_cast<uint64_t>(c.tcp_end_timeout_s * 1e9)) && !w->done())
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
             changed.push_back("timeouts");
         }
         if (c.template_refresh_s != o.template_refresh_s || c.template_refresh_messages != o.template_refresh_messages)

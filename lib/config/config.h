@@ -83,7 +83,7 @@ struct Config {
     uint32_t enterprise_number = 32473;  // IPFIX PEN of weir's own elements (tunnel end points, ...)
     uint32_t template_refresh_s = 60;
     uint32_t template_refresh_messages = 1000;
-    uint32_t max_delay_ms = 500;      // a partly filled message waits at most this long
+    uint32_t max_delay_ms = 500;      // a partly filled record batch waits at most this long on its worker
     uint32_t export_buffers = 1024;   // message buffers per worker
     uint32_t burst = 32;
     uint32_t mbufs_per_queue = 8192;

@@ -47,7 +47,8 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
     const std::string base = "weir_w" + std::to_string(cfg.index);
     full_ = rte_ring_create((base + "_full").c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
     free_ = rte_ring_create((base + "_free").c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (!full_ || !free_) throw std::runtime_error("worker " + std::to_string(cfg.index) + ": cannot create rings");
+    mailbox_ = rte_ring_create_elem((base + "_cmd").c_str(), sizeof(Command), kMailbox, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    if (!full_ || !free_ || !mailbox_) throw std::runtime_error("worker " + std::to_string(cfg.index) + ": cannot create rings");
     top_heap_.reserve(kTopMax);
     top_result_.reserve(kTopMax);
     pool_records_.reset(new flow::FlowRecord[static_cast<size_t>(cfg.buffers) * cfg.batch_records]);
@@ -62,6 +63,7 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
 Worker::~Worker() {
     rte_ring_free(full_);
     rte_ring_free(free_);
+    rte_ring_free(mailbox_);
 }
 
 void Worker::connect(std::vector<rte_ring*> inbound, std::atomic<uint32_t>* rx_stopped) {
@@ -345,7 +347,7 @@ void Worker::run() noexcept {
     rte_mbuf* pkts[64];
     const uint16_t burst = static_cast<uint16_t>(cfg_.burst > 64 ? 64 : cfg_.burst);
     const bool peers = mine_ != nullptr;
-    while (!stop_.load(std::memory_order_acquire)) {
+    while (!stopping_) {
         const uint64_t t0 = rte_rdtsc();
         const uint64_t now_ns = tsc_to_ns(t0);
         bool any = false;
@@ -378,17 +380,39 @@ void Worker::run() noexcept {
     done_.store(true, std::memory_order_release);
 }
 
-uint32_t Worker::request_top(bool by_packets, uint32_t n) noexcept {
-    top_by_packets_ = by_packets;
-    top_n_ = n < 1 ? 1 : n > kTopMax ? kTopMax : n;
-    return top_req_.fetch_add(1, std::memory_order_acq_rel) + 1;
+bool Worker::post(const Command& c) noexcept {
+    return rte_ring_mp_enqueue_elem(mailbox_, const_cast<Command*>(&c), sizeof(Command)) == 0;
 }
 
-void Worker::set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept {
-    new_idle_ns_.store(idle_ns, std::memory_order_relaxed);
-    new_active_ns_.store(active_ns, std::memory_order_relaxed);
-    new_tcp_end_ns_.store(tcp_end_ns, std::memory_order_relaxed);
-    timeouts_gen_.fetch_add(1, std::memory_order_release);
+bool Worker::request_stop() noexcept { return post(Command{Command::Kind::kStop, 0, 0, 0, 0, 0, 0}); }
+
+uint32_t Worker::request_top(bool by_packets, uint32_t n) noexcept {
+    uint32_t ticket = top_tickets_.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (ticket == 0) ticket = top_tickets_.fetch_add(1, std::memory_order_relaxed) + 1;  // 0 means none
+    const Command c{Command::Kind::kTop, ticket, n < 1 ? 1 : n > kTopMax ? kTopMax : n, by_packets ? 1u : 0u, 0, 0, 0};
+    return post(c) ? ticket : 0;
+}
+
+bool Worker::set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept {
+    return post(Command{Command::Kind::kTimeouts, 0, 0, 0, idle_ns, active_ns, tcp_end_ns});
+}
+
+void Worker::take_commands() noexcept {
+    Command c;
+    while (rte_ring_sc_dequeue_elem(mailbox_, &c, sizeof(Command)) == 0) {
+        switch (c.kind) {
+            case Command::Kind::kStop: stopping_ = true; break;
+            case Command::Kind::kTimeouts: table_->set_timeouts(c.idle_ns, c.active_ns, c.tcp_end_ns); break;
+            case Command::Kind::kTop:
+                // A newer request replaces a scan in progress: its requester has given up.
+                top_scanning_ = c.ticket;
+                top_by_packets_ = c.by_packets != 0;
+                top_n_ = c.n;
+                top_pos_ = 0;
+                top_heap_.clear();
+                break;
+        }
+    }
 }
 
 uint32_t Worker::ring_occupancy() const noexcept { return rte_ring_count(full_); }
@@ -396,13 +420,6 @@ uint32_t Worker::ring_occupancy() const noexcept { return rte_ring_count(full_);
 // One slice of a top-flows walk: 4096 entries per loop iteration, a min-heap of size n
 // (no allocation: both vectors were reserved at start).
 void Worker::top_step() noexcept {
-    if (top_scanning_ == 0) {
-        const uint32_t req = top_req_.load(std::memory_order_acquire);
-        if (req == top_done_.load(std::memory_order_relaxed)) return;
-        top_scanning_ = req;
-        top_pos_ = 0;
-        top_heap_.clear();
-    }
     const bool by_packets = top_by_packets_;
     auto weight = [by_packets](const TopFlow& f) { return by_packets ? f.packets : f.octets; };
     auto lighter = [&](const TopFlow& a, const TopFlow& b) { return weight(a) > weight(b); };
@@ -431,13 +448,8 @@ void Worker::top_step() noexcept {
 }
 
 void Worker::housekeeping(uint64_t now_ns, uint64_t now_tsc) noexcept {
-    if (timeouts_gen_.load(std::memory_order_acquire) != timeouts_applied_) [[unlikely]] {
-        timeouts_applied_ = timeouts_gen_.load(std::memory_order_acquire);
-        table_->set_timeouts(new_idle_ns_.load(std::memory_order_relaxed), new_active_ns_.load(std::memory_order_relaxed),
-                             new_tcp_end_ns_.load(std::memory_order_relaxed));
-    }
-    if (top_scanning_ || top_req_.load(std::memory_order_relaxed) != top_done_.load(std::memory_order_relaxed))
-        [[unlikely]] top_step();
+    if (!rte_ring_empty(mailbox_)) [[unlikely]] take_commands();
+    if (top_scanning_) [[unlikely]] top_step();
     // Live ports: time moves on without packets too, so idle flows expire.
     if (!cfg_.replay && now_ns > clock_ns_) clock_ns_ = now_ns;
     table_->expire(clock_ns_, 256, *this);

@@ -133,7 +133,20 @@ public:
     void run() noexcept;
     static int lcore_main(void* self) noexcept;
 
-    void request_stop() noexcept { stop_.store(true, std::memory_order_release); }
+    // What the control side asks of a running worker goes through its mailbox (a small
+    // multi-producer, single-consumer ring of typed commands, as in DPDK's ip_pipeline): the worker
+    // takes them between bursts, and nothing it reads while working is written by another
+    // thread. Each call returns false when the mailbox is full (it holds kMailbox commands).
+    struct Command {
+        enum class Kind : uint32_t { kStop = 1, kTimeouts, kTop };
+        Kind kind;
+        uint32_t ticket;       // kTop
+        uint32_t n;            // kTop
+        uint32_t by_packets;   // kTop
+        uint64_t idle_ns, active_ns, tcp_end_ns;  // kTimeouts
+    };
+    static constexpr unsigned kMailbox = 64;
+    bool request_stop() noexcept;
     bool done() const noexcept { return done_.load(std::memory_order_acquire); }
     bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
 
@@ -155,12 +168,13 @@ public:
     // top_ready(). The worker walks its table a slice per loop iteration, keeping the heaviest
     // `n` directions by bytes (or packets), and publishes them. One request at a time.
     static constexpr uint32_t kTopMax = 1000;
+    // The ticket to wait for, or 0 when the mailbox is full.
     uint32_t request_top(bool by_packets, uint32_t n) noexcept;
     bool top_ready(uint32_t ticket) const noexcept { return top_done_.load(std::memory_order_acquire) == ticket; }
     const std::vector<TopFlow>& top_result() const noexcept { return top_result_; }
 
     // New timeouts from a reload; the worker applies them at its next loop iteration.
-    void set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept;
+    bool set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept;
     uint32_t ring_occupancy() const noexcept;
 
     // Called by the flow table for each conversation that starts and ends.
@@ -194,6 +208,8 @@ private:
     uint64_t tsc_to_ns(uint64_t tsc) const noexcept;
     uint32_t owner_of(const packet::PacketInfo& pi, uint64_t tunnel_hash) const noexcept;
     void top_step() noexcept;
+    void take_commands() noexcept;
+    bool post(const Command& c) noexcept;
 
     WorkerConfig cfg_;
     const packet::DecodeOptions* decode_;
@@ -222,19 +238,17 @@ private:
     uint16_t sample(rte_mbuf** pkts, uint16_t n, rte_mbuf** kept, uint64_t& skipped_bytes) noexcept;
     bool final_flush_ = false;
     // Top-flows request (written by the requester before the ticket is published).
-    std::atomic<uint32_t> top_req_{0};
+    rte_ring* mailbox_ = nullptr;     // Command, many producers, this worker consumes
+    std::atomic<uint32_t> top_tickets_{0};
     std::atomic<uint32_t> top_done_{0};
-    bool top_by_packets_ = false;
+    bool top_by_packets_ = false;      // of the scan in progress, the worker's own copy
     uint32_t top_n_ = 20;
     uint32_t top_scanning_ = 0;  // ticket being worked on, 0 for none
     uint32_t top_pos_ = 0;
     std::vector<TopFlow> top_heap_;    // preallocated, kTopMax
     std::vector<TopFlow> top_result_;  // preallocated, kTopMax
     // Timeouts from a reload.
-    std::atomic<uint32_t> timeouts_gen_{0};
-    uint32_t timeouts_applied_ = 0;
-    std::atomic<uint64_t> new_idle_ns_{0}, new_active_ns_{0}, new_tcp_end_ns_{0};
-    alignas(64) std::atomic<bool> stop_{false};
+    bool stopping_ = false;  // a kStop was taken
     std::atomic<bool> done_{false};
     std::atomic<bool> ready_{false};
     WorkerStats stats_;
