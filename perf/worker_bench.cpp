@@ -34,14 +34,14 @@ namespace {
 
 struct Scenario {
     std::string name;
-    uint32_t flows;        // distinct conversations in the population
-    bool zipf = false;     // popularity: uniform or Zipf (s = 1)
-    int family = 4;        // 4, 6, or 46 for half and half
-    bool vlan = false;     // half the packets carry an 802.1Q tag
-    bool imix = false;     // 7:4:1 of 64/594/1518-byte frames; else 64 B (IPv4) / 78 B (IPv6)
-    bool synflood = false; // every packet a new flow, table full and evicting
-    bool churn = false;    // steady expiry: the population slides, flows end at a fixed rate
-    bool vxlan = false;    // every packet a 64-byte tenant frame inside VXLAN, keyed in mode "both"
+    uint32_t flows;         // distinct conversations in the population
+    bool zipf = false;      // popularity: uniform or Zipf (s = 1)
+    int family = 4;         // 4, 6, or 46 for half and half
+    bool vlan = false;      // half the packets carry an 802.1Q tag
+    bool imix = false;      // 7:4:1 of 64/594/1518-byte frames; else 64 B (IPv4) / 78 B (IPv6)
+    bool synflood = false;  // every packet a new flow, table full and evicting
+    bool churn = false;     // steady expiry: the population slides, flows end at a fixed rate
+    bool vxlan = false;     // every packet a 64-byte tenant frame inside VXLAN, keyed in mode "both"
 };
 
 struct Options {
@@ -189,7 +189,7 @@ int run_worker(void* arg) {
     wc.max_delay_cycles = hz / 2;
     wc.replay = false;  // never wait for buffers: drops would be counted and reported
     wc.table.capacity = sc.synflood ? (1u << 20)
-                         : sc.churn ? 4 * sc.flows
+        : sc.churn                  ? 4 * sc.flows
                                     : std::max<uint32_t>(1024, sc.flows + sc.flows / 4);
     wc.table.idle_ns = sc.churn ? 1'000'000'000ull : 3600'000'000'000ull;
     wc.table.active_ns = 86400'000'000'000ull;
@@ -250,9 +250,12 @@ int run_worker(void* arg) {
         for (uint16_t i = 0; i < kBurst; ++i, ++pkt_no) {
             rte_mbuf* m = ring[(base + i) % kRing];
             uint32_t idx;
-            if (sc.synflood) idx = static_cast<uint32_t>(pkt_no * 2654435761u) ^ (r.index << 28);
-            else if (sc.churn) idx = static_cast<uint32_t>((pkt_no / slide + seq[seq_pos++ % seq_len]) % (1u << 28));
-            else idx = seq[seq_pos++ % seq_len];
+            if (sc.synflood)
+                idx = static_cast<uint32_t>(pkt_no * 2654435761u) ^ (r.index << 28);
+            else if (sc.churn)
+                idx = static_cast<uint32_t>((pkt_no / slide + seq[seq_pos++ % seq_len]) % (1u << 28));
+            else
+                idx = seq[seq_pos++ % seq_len];
             const bool v6 = v6_all || (sc.family == 46 && (idx & 1));
             const bool vlan = sc.vlan && (idx & 2);
             const bool reverse = !sc.synflood && ((pkt_no * 0x9E3779B1u) >> 31 & 1);
@@ -398,7 +401,9 @@ int main(int argc, char** argv) {
             case 'n': opt.packets = std::stoull(optarg); break;
             case 'H': opt.no_handoff = true; break;
             default:
-                std::printf("usage: worker_bench [--scenario NAME|list] [--mode inmem|pmd] [--workers N] [--packets N] [--no-handoff]\n");
+                std::printf(
+                    "usage: worker_bench [--scenario NAME|list] [--mode inmem|pmd] [--workers N] [--packets N] "
+                    "[--no-handoff]\n");
                 return c == 'h' ? 0 : 2;
         }
     }
@@ -408,8 +413,9 @@ int main(int argc, char** argv) {
     }
     std::string lcores = "0@0";
     for (uint32_t i = 1; i < opt.workers; ++i) lcores += "," + std::to_string(i) + "@" + std::to_string(i);
-    std::vector<std::string> eal = {"worker_bench", "--lcores=" + lcores, "--no-huge", "--no-shconf", "--no-pci",
-                                    "-m", "512", "--no-telemetry", "--log-level=warning"};
+    std::vector<std::string> eal = {"worker_bench", "--lcores=" + lcores, "--no-huge",
+                                    "--no-shconf",  "--no-pci",           "-m",
+                                    "512",          "--no-telemetry",     "--log-level=warning"};
     std::vector<char*> eargv;
     for (auto& s : eal) eargv.push_back(s.data());
     if (rte_eal_init(static_cast<int>(eargv.size()), eargv.data()) < 0) {
@@ -462,16 +468,19 @@ int main(int argc, char** argv) {
             sum.capacity = r.res.capacity;
         }
         const double cpp = static_cast<double>(sum.cycles) / sum.packets;
-        const double pkt_bytes = sc.vxlan ? VxlanGen::kLen + 4 : sc.imix ? (7 * 64 + 4 * 594 + 1518) / 12.0 : (sc.family == 6 ? 78 : 64);
-        std::printf("scenario=%s flows=%u pkt_bytes=%.0f mpps=%.2f cycles_per_pkt=%.1f new_flows_per_s=%.0f "
-                    "bytes_per_flow=%.0f workers=%u mode=%s records_per_s=%.0f hit_rate=%.4f pmd_cycles_per_pkt=%.1f "
-                    "export_drops=%lu handed=%lu handoff_drops=%lu table_mib=%.1f tsc_ghz=%.2f cmd=\"%s\"\n",
-                    sc.name.c_str(), sc.synflood ? sum.capacity : sc.flows, pkt_bytes, mpps, cpp,
-                    sum.created / secs_max, static_cast<double>(sum.table_bytes) / sum.capacity, opt.workers,
-                    opt.pmd ? "pmd" : "inmem", sum.records / secs_max, 1.0 - static_cast<double>(sum.created) / sum.packets,
-                    static_cast<double>(sum.pmd_cycles) / sum.packets, static_cast<unsigned long>(sum.dropped),
-                    static_cast<unsigned long>(sum.handed), static_cast<unsigned long>(sum.handoff_dropped),
-                    sum.table_bytes / 1048576.0, hz / 1e9, cmdline.c_str());
+        const double pkt_bytes = sc.vxlan ? VxlanGen::kLen + 4
+            : sc.imix                     ? (7 * 64 + 4 * 594 + 1518) / 12.0
+                                          : (sc.family == 6 ? 78 : 64);
+        std::printf(
+            "scenario=%s flows=%u pkt_bytes=%.0f mpps=%.2f cycles_per_pkt=%.1f new_flows_per_s=%.0f "
+            "bytes_per_flow=%.0f workers=%u mode=%s records_per_s=%.0f hit_rate=%.4f pmd_cycles_per_pkt=%.1f "
+            "export_drops=%lu handed=%lu handoff_drops=%lu table_mib=%.1f tsc_ghz=%.2f cmd=\"%s\"\n",
+            sc.name.c_str(), sc.synflood ? sum.capacity : sc.flows, pkt_bytes, mpps, cpp, sum.created / secs_max,
+            static_cast<double>(sum.table_bytes) / sum.capacity, opt.workers, opt.pmd ? "pmd" : "inmem",
+            sum.records / secs_max, 1.0 - static_cast<double>(sum.created) / sum.packets,
+            static_cast<double>(sum.pmd_cycles) / sum.packets, static_cast<unsigned long>(sum.dropped),
+            static_cast<unsigned long>(sum.handed), static_cast<unsigned long>(sum.handoff_dropped),
+            sum.table_bytes / 1048576.0, hz / 1e9, cmdline.c_str());
         std::fflush(stdout);
     }
     rte_eal_cleanup();

@@ -95,7 +95,8 @@ metrics::Snapshot snapshot(Runtime& rt) {
         for (size_t t = 1; t < packet::kTunnelTypeCount; ++t)
             ws.tunneled.emplace_back(packet::tunnel_name(static_cast<packet::TunnelType>(t)), st.tunneled[t].get());
         for (size_t r = 1; r < packet::kTunnelStopCount; ++r)
-            ws.tunnel_stops.emplace_back(packet::tunnel_stop_name(static_cast<packet::TunnelStop>(r)), st.tunnel_stops[r].get());
+            ws.tunnel_stops.emplace_back(packet::tunnel_stop_name(static_cast<packet::TunnelStop>(r)),
+                                         st.tunnel_stops[r].get());
         ws.outer_copies = st.outer_copies.get(), ws.handed_out = st.handed_out.get(), ws.handed_in = st.handed_in.get();
         ws.handoff_dropped = st.handoff_dropped.get();
         ws.tunnel_contexts = w.tunnel_stats().active.get(), ws.tunnel_contexts_capacity = w.tunnel_capacity();
@@ -120,46 +121,67 @@ nlohmann::json status(Runtime& rt) {
     json ports = json::array();
     for (size_t p = 0; p < rt.ports.size(); ++p) {
         const auto& pi = rt.ports[p];
-        ports.push_back({{"name", pi.name}, {"driver", pi.driver}, {"queues", pi.queues},
-                         {"rx_descriptors", pi.rx_descriptors}, {"rss", pi.rss}, {"profile", pi.profile.source},
-                         {"rx_packets", s.ports[p].ipackets}, {"rx_bytes", s.ports[p].ibytes},
-                         {"rx_missed", s.ports[p].imissed}, {"rx_nombuf", s.ports[p].rx_nombuf},
+        ports.push_back({{"name", pi.name},
+                         {"driver", pi.driver},
+                         {"queues", pi.queues},
+                         {"rx_descriptors", pi.rx_descriptors},
+                         {"rss", pi.rss},
+                         {"profile", pi.profile.source},
+                         {"rx_packets", s.ports[p].ipackets},
+                         {"rx_bytes", s.ports[p].ibytes},
+                         {"rx_missed", s.ports[p].imissed},
+                         {"rx_nombuf", s.ports[p].rx_nombuf},
                          {"rx_errors", s.ports[p].ierrors}});
     }
     json workers = json::array();
     for (const auto& w : s.workers)
-        workers.push_back({{"index", w.index}, {"domain", rt.workers[w.index]->domain()}, {"rx_packets", w.rx_packets},
-                           {"flows_active", w.flows_active}, {"flows_capacity", w.flows_capacity},
-                           {"flows_created", w.flows_created}, {"records", w.records}, {"busy_ratio", w.busy_ratio},
+        workers.push_back({{"index", w.index},
+                           {"domain", rt.workers[w.index]->domain()},
+                           {"rx_packets", w.rx_packets},
+                           {"flows_active", w.flows_active},
+                           {"flows_capacity", w.flows_capacity},
+                           {"flows_created", w.flows_created},
+                           {"records", w.records},
+                           {"busy_ratio", w.busy_ratio},
                            {"export_ring_occupancy", w.ring_occupancy}});
     json exporters = json::array();
     for (const auto& e : s.exporters)
-        exporters.push_back({{"url", e.url}, {"format", e.format}, {"records", e.records}, {"messages", e.messages},
-                             {"send_errors", e.send_errors}, {"dropped_records", e.lost_records}});
+        exporters.push_back({{"url", e.url},
+                             {"format", e.format},
+                             {"records", e.records},
+                             {"messages", e.messages},
+                             {"send_errors", e.send_errors},
+                             {"dropped_records", e.lost_records}});
     const auto& c = rt.cfg;
     json exporter_urls = json::array();
     for (const auto& e : c.exporters) exporter_urls.push_back(e.url);
-    return json{{"version", rt.version},
-                {"uptime_s", unix_s() - s.start_time_s},
-                {"start_time", s.start_time_s},
-                {"mode", c.replay ? "replay" : "live"},
-                {"replay_finished", rt.replay_finished.load()},
-                {"stopping", rt.stopping.load()},
-                {"ports", ports},
-                {"workers", workers},
-                {"exporters", exporters},
-                {"reloads", s.reloads},
-                {"reload_failures", s.reload_failures},
-                {"config",
-                 {{"workers", c.workers},
-                  {"flow_capacity_per_worker", c.flow_capacity},
-                  {"timeouts", {{"idle_s", c.idle_timeout_s}, {"active_s", c.active_timeout_s}, {"tcp_end_s", c.tcp_end_timeout_s}}},
-                  {"exporters", exporter_urls},
-                  {"tunnels", {{"mode", config::tunnel_mode_name(c.tunnels.mode)}, {"max_depth", c.tunnels.max_depth},
-                               {"contexts_per_worker", c.tunnels.contexts_per_worker}}},
-                  {"ipfix", {{"mtu", c.mtu}, {"observation_domain", c.observation_domain},
-                             {"template_refresh_s", c.template_refresh_s}}},
-                  {"management", c.management}}}};
+    return json{
+        {"version", rt.version},
+        {"uptime_s", unix_s() - s.start_time_s},
+        {"start_time", s.start_time_s},
+        {"mode", c.replay ? "replay" : "live"},
+        {"replay_finished", rt.replay_finished.load()},
+        {"stopping", rt.stopping.load()},
+        {"ports", ports},
+        {"workers", workers},
+        {"exporters", exporters},
+        {"reloads", s.reloads},
+        {"reload_failures", s.reload_failures},
+        {"config",
+         {{"workers", c.workers},
+          {"flow_capacity_per_worker", c.flow_capacity},
+          {"timeouts",
+           {{"idle_s", c.idle_timeout_s}, {"active_s", c.active_timeout_s}, {"tcp_end_s", c.tcp_end_timeout_s}}},
+          {"exporters", exporter_urls},
+          {"tunnels",
+           {{"mode", config::tunnel_mode_name(c.tunnels.mode)},
+            {"max_depth", c.tunnels.max_depth},
+            {"contexts_per_worker", c.tunnels.contexts_per_worker}}},
+          {"ipfix",
+           {{"mtu", c.mtu},
+            {"observation_domain", c.observation_domain},
+            {"template_refresh_s", c.template_refresh_s}}},
+          {"management", c.management}}}};
 }
 
 nlohmann::json top_flows(Runtime& rt, bool by_packets, uint32_t n) {
@@ -176,25 +198,36 @@ nlohmann::json top_flows(Runtime& rt, bool by_packets, uint32_t n) {
     const double deadline = now_s() + 5;
     for (const auto& [i, t] : tickets) {
         while (!rt.workers[i]->top_ready(t)) {
-            if (rt.workers[i]->done() || now_s() > deadline) throw std::runtime_error("worker " + std::to_string(i) + " did not answer");
+            if (rt.workers[i]->done() || now_s() > deadline)
+                throw std::runtime_error("worker " + std::to_string(i) + " did not answer");
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
         for (const auto& f : rt.workers[i]->top_result()) all.emplace_back(i, f);
     }
     auto weight = [by_packets](const TopFlow& f) { return by_packets ? f.packets : f.octets; };
-    std::sort(all.begin(), all.end(), [&](const auto& a, const auto& b) { return weight(a.second) > weight(b.second); });
+    std::sort(all.begin(), all.end(),
+              [&](const auto& a, const auto& b) { return weight(a.second) > weight(b.second); });
     if (all.size() > n) all.resize(n);
     json out = json::array();
     for (const auto& [w, f] : all) {
         const auto& t = f.tuple;
         const bool icmp = t.proto == 1 || t.proto == 58;
-        out.push_back({{"src", addr_str(t, t.src)}, {"dst", addr_str(t, t.dst)},
-                       {"sport", icmp ? 0 : t.sport}, {"dport", icmp ? 0 : t.dport},
-                       {"icmp_type_code", icmp ? t.dport : 0}, {"proto", t.proto}, {"vlan", t.vlan},
-                       {"cvlan", f.cvlan}, {"tunnel_type", packet::tunnel_name(static_cast<packet::TunnelType>(f.tunnel_type))},
-                       {"tunnel_id", f.tunnel_id}, {"outer_copy", f.outer_copy},
-                       {"packets", f.packets}, {"bytes", f.octets}, {"first_ms", f.first_ns / 1000000},
-                       {"last_ms", f.last_ns / 1000000}, {"worker", w}});
+        out.push_back({{"src", addr_str(t, t.src)},
+                       {"dst", addr_str(t, t.dst)},
+                       {"sport", icmp ? 0 : t.sport},
+                       {"dport", icmp ? 0 : t.dport},
+                       {"icmp_type_code", icmp ? t.dport : 0},
+                       {"proto", t.proto},
+                       {"vlan", t.vlan},
+                       {"cvlan", f.cvlan},
+                       {"tunnel_type", packet::tunnel_name(static_cast<packet::TunnelType>(f.tunnel_type))},
+                       {"tunnel_id", f.tunnel_id},
+                       {"outer_copy", f.outer_copy},
+                       {"packets", f.packets},
+                       {"bytes", f.octets},
+                       {"first_ms", f.first_ns / 1000000},
+                       {"last_ms", f.last_ns / 1000000},
+                       {"worker", w}});
     }
     return out;
 }

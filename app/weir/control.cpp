@@ -101,12 +101,12 @@ void print_interval(const Runtime& rt, double elapsed, Totals& last, double& las
     uint64_t errors = 0;
     for (const auto& ex : rt.exporters) errors += ex->stats().send_errors.get();
     weir::log::say(weir::log::Level::kInfo,
-                 "weir: %.1fs rx %lu pkts (%.3f Mpps) decode_drops %lu flows active %lu created %lu "
-                 "records %lu export_drops %lu send_errors %lu\n",
-                 elapsed, static_cast<unsigned long>(t.rx), mpps, static_cast<unsigned long>(t.drops),
-                 static_cast<unsigned long>(t.active), static_cast<unsigned long>(t.created),
-                 static_cast<unsigned long>(t.records), static_cast<unsigned long>(t.dropped_records),
-                 static_cast<unsigned long>(errors));
+                   "weir: %.1fs rx %lu pkts (%.3f Mpps) decode_drops %lu flows active %lu created %lu "
+                   "records %lu export_drops %lu send_errors %lu\n",
+                   elapsed, static_cast<unsigned long>(t.rx), mpps, static_cast<unsigned long>(t.drops),
+                   static_cast<unsigned long>(t.active), static_cast<unsigned long>(t.created),
+                   static_cast<unsigned long>(t.records), static_cast<unsigned long>(t.dropped_records),
+                   static_cast<unsigned long>(errors));
     last = t;
     last_t = elapsed;
 }
@@ -116,12 +116,12 @@ void refresh_port_stats(Runtime& rt, std::vector<uint64_t>& last_busy, std::vect
 }  // namespace
 
 void install_signal_handlers() {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
-    struct sigaction hup{};
+    struct sigaction hup {};
     hup.sa_handler = on_hup;
     sigemptyset(&hup.sa_mask);
     sigaction(SIGHUP, &hup, nullptr);
@@ -136,7 +136,8 @@ void refresh_port_stats(Runtime& rt, std::vector<uint64_t>& last_busy, std::vect
     std::vector<double> busy(rt.workers.size());
     for (size_t w = 0; w < rt.workers.size(); ++w) {
         const uint64_t b = rt.workers[w]->stats().busy_cycles.get(), t = rt.workers[w]->stats().total_cycles.get();
-        busy[w] = t > last_total[w] ? static_cast<double>(b - last_busy[w]) / static_cast<double>(t - last_total[w]) : 0;
+        busy[w] =
+            t > last_total[w] ? static_cast<double>(b - last_busy[w]) / static_cast<double>(t - last_total[w]) : 0;
         last_busy[w] = b;
         last_total[w] = t;
     }
@@ -183,10 +184,13 @@ void control_loop(Runtime& rt) {
                 refresh_port_stats(rt, last_busy, last_total);  // final counters before the flag shows
                 rt.replay_finished = true;
                 if (rt.cfg.hold_after_replay)
-                    weir::log::say(weir::log::Level::kNotice, "weir: end of capture; holding (flows stay active) until SIGINT/SIGTERM\n");
+                    weir::log::say(weir::log::Level::kNotice,
+                                   "weir: end of capture; holding (flows stay active) until SIGINT/SIGTERM\n");
             }
             if (sig || (eof && !rt.cfg.hold_after_replay)) {
-                if (sig) weir::log::say(weir::log::Level::kNotice, "weir: %s: stopping RX, flushing every flow\n", strsignal(sig));
+                if (sig)
+                    weir::log::say(weir::log::Level::kNotice, "weir: %s: stopping RX, flushing every flow\n",
+                                   strsignal(sig));
                 rt.stopping = true;
                 notify::send("STOPPING=1");
                 for (auto& w : rt.workers)
@@ -199,8 +203,7 @@ void control_loop(Runtime& rt) {
             if (all_done) {
                 // Workers are done: whatever is still in the rings is all there is.
                 for (auto& w : rt.workers)
-                    while (drain(rt, *w) != 0) {
-                    }
+                    while (drain(rt, *w) != 0) {}
                 std::lock_guard<std::mutex> lock(rt.mu);
                 for (auto& ex : rt.exporters) ex->finish(wall_s());  // final statistics
                 for (auto& ex : rt.exporters) ex->tick(wall_s());

@@ -28,18 +28,18 @@ struct Runtime {
     std::vector<dpdk::PortInfo> ports;
     std::vector<uint64_t> expected_packets;  // per port, replay only: what libpcap reads
     std::vector<std::string> captures;       // replay only, for the summary
-    packet::DecodeOptions decode;           // shared read-only by the workers
+    packet::DecodeOptions decode;            // shared read-only by the workers
     std::vector<std::unique_ptr<Worker>> workers;
-    std::vector<rte_ring*> handoff_rings;   // between workers; freed after them
-    std::atomic<uint32_t> rx_stopped{0};     // workers that stopped receiving
+    std::vector<rte_ring*> handoff_rings;  // between workers; freed after them
+    std::atomic<uint32_t> rx_stopped{0};   // workers that stopped receiving
     std::vector<std::unique_ptr<exporter::Exporter>> exporters;
     std::shared_ptr<const exporter::ExportContext> export_context;
     std::atomic<uint64_t> handed_records{0};  // records the control thread took from workers
     std::atomic<uint64_t> handed_packets{0};
     std::atomic<uint64_t> handed_batches{0};
     std::atomic<uint64_t> handed_copy_packets{0};  // in outer-copy records (both mode)
-    double started_s = 0;       // monotonic clock
-    double started_unix_s = 0;  // the same moment, Unix time
+    double started_s = 0;                          // monotonic clock
+    double started_unix_s = 0;                     // the same moment, Unix time
     std::string version;
 
     // Shared with the management server's threads: exporters (replaced on reload) and the port

@@ -127,7 +127,7 @@ int64_t parse_int(const char* opt, const char* v) {
 
 struct Cli {
     std::string config_file;
-    json over = json::object();  // values given as options
+    json over = json::object();                                     // values given as options
     std::vector<std::pair<json::json_pointer, std::string>> given;  // where in `over`, and by which option
     std::vector<std::string> captures, devices, ipfix;
     std::vector<std::string> eal;
@@ -142,7 +142,8 @@ json merged_config(const Cli& cli, json* pinned = nullptr) {
     if (!cli.config_file.empty()) {
         std::ifstream in(cli.config_file);
         if (!in)
-            throw weir::config::ConfigError({"cannot read configuration " + cli.config_file + ": " + std::strerror(errno)});
+            throw weir::config::ConfigError(
+                {"cannot read configuration " + cli.config_file + ": " + std::strerror(errno)});
         try {
             cfg = json::parse(in);
         } catch (const json::parse_error& e) {
@@ -155,7 +156,8 @@ json merged_config(const Cli& cli, json* pinned = nullptr) {
             if (cfg.contains(where) && cfg.at(where) != cli.over.at(where)) {
                 std::string key = where.to_string().substr(1);
                 std::replace(key.begin(), key.end(), '/', '.');
-                pinned->push_back({{"key", key}, {"option", opt}, {"value", cli.over.at(where)}, {"file", cfg.at(where)}});
+                pinned->push_back(
+                    {{"key", key}, {"option", opt}, {"value", cli.over.at(where)}, {"file", cfg.at(where)}});
             }
     for (auto it = cli.over.begin(); it != cli.over.end(); ++it) {
         if (it->is_object() && cfg.contains(it.key()) && cfg[it.key()].is_object())
@@ -188,7 +190,10 @@ std::string option_problem(const char* typed, bool missing_value, int short_opt,
     if (missing_value) return "option --" + name + " needs a value";
     std::vector<const option*> matches;
     for (const option* o = longopts; o->name; ++o) {
-        if (name == o->name) { matches.assign(1, o); break; }
+        if (name == o->name) {
+            matches.assign(1, o);
+            break;
+        }
         if (!name.empty() && std::string(o->name).rfind(name, 0) == 0) matches.push_back(o);
     }
     if (matches.empty()) return "unknown option --" + name;
@@ -204,26 +209,42 @@ std::string option_problem(const char* typed, bool missing_value, int short_opt,
 
 Cli parse_cli(int argc, char** argv) {
     enum {
-        kIpfix = 256, kCapacity, kIdle, kActive, kTcpEnd, kMtu, kDomain, kStats, kSummary, kDrivers, kManagement, kHold, kCheck,
+        kIpfix = 256,
+        kCapacity,
+        kIdle,
+        kActive,
+        kTcpEnd,
+        kMtu,
+        kDomain,
+        kStats,
+        kSummary,
+        kDrivers,
+        kManagement,
+        kHold,
+        kCheck,
         kLogLevel
     };
-    static const option longopts[] = {
-        {"config", required_argument, nullptr, 'c'},  {"read", required_argument, nullptr, 'r'},
-        {"port", required_argument, nullptr, 'i'},    {"ipfix", required_argument, nullptr, kIpfix},
-        {"workers", required_argument, nullptr, 'w'}, {"capacity", required_argument, nullptr, kCapacity},
-        {"idle-timeout", required_argument, nullptr, kIdle},
-        {"active-timeout", required_argument, nullptr, kActive},
-        {"tcp-end-timeout", required_argument, nullptr, kTcpEnd},
-        {"mtu", required_argument, nullptr, kMtu},    {"domain", required_argument, nullptr, kDomain},
-        {"stats-interval", required_argument, nullptr, kStats},
-        {"summary-json", required_argument, nullptr, kSummary},
-        {"drivers-config", required_argument, nullptr, kDrivers},
-        {"management", required_argument, nullptr, kManagement},
-        {"hold", no_argument, nullptr, kHold},
-        {"check", no_argument, nullptr, kCheck},
-        {"log-level", required_argument, nullptr, kLogLevel},
-        {"version", no_argument, nullptr, 'V'},       {"help", no_argument, nullptr, 'h'},
-        {nullptr, 0, nullptr, 0}};
+    static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
+                                      {"read", required_argument, nullptr, 'r'},
+                                      {"port", required_argument, nullptr, 'i'},
+                                      {"ipfix", required_argument, nullptr, kIpfix},
+                                      {"workers", required_argument, nullptr, 'w'},
+                                      {"capacity", required_argument, nullptr, kCapacity},
+                                      {"idle-timeout", required_argument, nullptr, kIdle},
+                                      {"active-timeout", required_argument, nullptr, kActive},
+                                      {"tcp-end-timeout", required_argument, nullptr, kTcpEnd},
+                                      {"mtu", required_argument, nullptr, kMtu},
+                                      {"domain", required_argument, nullptr, kDomain},
+                                      {"stats-interval", required_argument, nullptr, kStats},
+                                      {"summary-json", required_argument, nullptr, kSummary},
+                                      {"drivers-config", required_argument, nullptr, kDrivers},
+                                      {"management", required_argument, nullptr, kManagement},
+                                      {"hold", no_argument, nullptr, kHold},
+                                      {"check", no_argument, nullptr, kCheck},
+                                      {"log-level", required_argument, nullptr, kLogLevel},
+                                      {"version", no_argument, nullptr, 'V'},
+                                      {"help", no_argument, nullptr, 'h'},
+                                      {nullptr, 0, nullptr, 0}};
     Cli cli;
     auto& config_file = cli.config_file;
     auto& captures = cli.captures;
@@ -246,16 +267,24 @@ Cli parse_cli(int argc, char** argv) {
             case 'i': devices.emplace_back(optarg); break;
             case kIpfix: ipfix.emplace_back(optarg); break;
             case 'w': set("/workers", "--workers", parse_int("--workers", optarg)); break;
-            case kCapacity: set("/flow_table/capacity_per_worker", "--capacity", parse_int("--capacity", optarg)); break;
+            case kCapacity:
+                set("/flow_table/capacity_per_worker", "--capacity", parse_int("--capacity", optarg));
+                break;
             case kIdle: set("/timeouts/idle_s", "--idle-timeout", parse_number("--idle-timeout", optarg)); break;
-            case kActive: set("/timeouts/active_s", "--active-timeout", parse_number("--active-timeout", optarg)); break;
-            case kTcpEnd: set("/timeouts/tcp_end_s", "--tcp-end-timeout", parse_number("--tcp-end-timeout", optarg)); break;
+            case kActive:
+                set("/timeouts/active_s", "--active-timeout", parse_number("--active-timeout", optarg));
+                break;
+            case kTcpEnd:
+                set("/timeouts/tcp_end_s", "--tcp-end-timeout", parse_number("--tcp-end-timeout", optarg));
+                break;
             case kMtu: set("/ipfix/mtu", "--mtu", parse_int("--mtu", optarg)); break;
             case kDomain: set("/ipfix/observation_domain", "--domain", parse_int("--domain", optarg)); break;
             case kStats: set("/stats_interval_s", "--stats-interval", parse_number("--stats-interval", optarg)); break;
             case kSummary: set("/summary_json", "--summary-json", optarg); break;
             case kDrivers: set("/drivers_config", "--drivers-config", optarg); break;
-            case kManagement: set("/management/listen", "--management", std::string(optarg) == "none" ? "" : optarg); break;
+            case kManagement:
+                set("/management/listen", "--management", std::string(optarg) == "none" ? "" : optarg);
+                break;
             case kHold: set("/hold_after_replay", "--hold", true); break;
             case kCheck: cli.check = true; break;
             case kLogLevel: set("/log_level", "--log-level", optarg); break;
@@ -329,15 +358,17 @@ std::vector<std::string> default_eal(const Config& cfg, uint32_t data_room) {
     }
     // DPDK says what goes wrong at warning; its info and debug lines are for DPDK's own debugging.
     const bool quiet = cfg.log_level == weir::log::Level::kError;
-    std::vector<std::string> a = {"--lcores=" + lcores, "--no-telemetry", quiet ? "--log-level=error" : "--log-level=warning"};
+    std::vector<std::string> a = {"--lcores=" + lcores, "--no-telemetry",
+                                  quiet ? "--log-level=error" : "--log-level=warning"};
     bool all_vdev = true;
     for (const auto& p : cfg.ports) all_vdev = all_vdev && p.is_vdev();
     if (all_vdev) {
         // Packet buffers plus ring and driver overhead; the flow tables live outside DPDK memory.
         // --no-huge cannot go with --in-memory; --no-shconf keeps runs from sharing state.
         const uint64_t mbuf = data_room + RTE_PKTMBUF_HEADROOM + 384;  // buffer, headroom, header and pool overhead
-        const uint64_t mb = 64 + static_cast<uint64_t>(cfg.workers) * cfg.ports.size() * cfg.mbufs_per_queue * mbuf / (1 << 20) +
-                            static_cast<uint64_t>(cfg.workers) * cfg.tunnels.handoff_ring * sizeof(weir::Handoff) / (1 << 20);
+        const uint64_t mb = 64 +
+            static_cast<uint64_t>(cfg.workers) * cfg.ports.size() * cfg.mbufs_per_queue * mbuf / (1 << 20) +
+            static_cast<uint64_t>(cfg.workers) * cfg.tunnels.handoff_ring * sizeof(weir::Handoff) / (1 << 20);
         a.insert(a.end(), {"--no-huge", "--no-shconf", "--no-pci", "-m", std::to_string(mb)});
     } else {
         a.push_back("--in-memory");
@@ -349,8 +380,10 @@ std::vector<std::string> default_eal(const Config& cfg, uint32_t data_room) {
 std::vector<std::string> eal_option_names(const std::vector<std::string>& args) {
     std::vector<std::string> names;
     for (const auto& a : args) {
-        if (a.rfind("--", 0) == 0) names.push_back(a.substr(0, a.find('=')));
-        else if (a.size() >= 2 && a[0] == '-') names.push_back(a.substr(0, 2));
+        if (a.rfind("--", 0) == 0)
+            names.push_back(a.substr(0, a.find('=')));
+        else if (a.size() >= 2 && a[0] == '-')
+            names.push_back(a.substr(0, 2));
     }
     return names;
 }
@@ -407,11 +440,12 @@ std::string eal_hint(int err, const Config& cfg, const std::vector<std::string>&
         case ENOMEM:
             if (!no_huge)
                 return std::string("DPDK found no usable hugepages") +
-                       (geteuid() != 0 ? " (and weir is not running as root)" : "") +
-                       ": reserve them first (as root: echo 1024 > /proc/sys/vm/nr_hugepages, and mount hugetlbfs on "
-                       "/dev/hugepages; the shipped unit's weir-prepare does both from /etc/default/weir)" +
-                       (nic ? "; a PCI port also needs its device bound to vfio-pci (dpdk-devbind.py --bind=vfio-pci ADDRESS)"
-                            : "; replays and vdev ports run without them unless the EAL arguments ask for hugepages");
+                    (geteuid() != 0 ? " (and weir is not running as root)" : "") +
+                    ": reserve them first (as root: echo 1024 > /proc/sys/vm/nr_hugepages, and mount hugetlbfs on "
+                    "/dev/hugepages; the shipped unit's weir-prepare does both from /etc/default/weir)" +
+                    (nic ? "; a PCI port also needs its device bound to vfio-pci (dpdk-devbind.py --bind=vfio-pci "
+                           "ADDRESS)"
+                         : "; replays and vdev ports run without them unless the EAL arguments ask for hugepages");
             return "DPDK could not get the memory it was given: raise -m (MB) or lower mbufs_per_queue / workers";
         case EINVAL:
             return "DPDK refused an argument (its message is above): a port is a PCI address (0000:3b:00.0) or a vdev "
@@ -491,11 +525,12 @@ int main(int argc, char** argv) {
             const std::string what = "ports[" + std::to_string(p) + "].device";
             const CaptureInfo ci = inspect_capture(files[q], what);
             if (!weir::packet::link_type_supported(static_cast<uint16_t>(ci.linktype)))
-                weir::log::say(weir::log::Level::kWarning, "weir: %s: link type %d (%s) is not decoded; its packets count as unsupported_link\n",
-                             files[q].c_str(), ci.linktype, pcap_datalink_val_to_name(ci.linktype) ?: "?");
+                weir::log::say(weir::log::Level::kWarning,
+                               "weir: %s: link type %d (%s) is not decoded; its packets count as unsupported_link\n",
+                               files[q].c_str(), ci.linktype, pcap_datalink_val_to_name(ci.linktype) ?: "?");
             if (!ci.error.empty())
-                weir::log::say(weir::log::Level::kWarning, "weir: %s: libpcap stops after %lu packets: %s\n", files[q].c_str(),
-                             static_cast<unsigned long>(ci.packets), ci.error.c_str());
+                weir::log::say(weir::log::Level::kWarning, "weir: %s: libpcap stops after %lu packets: %s\n",
+                               files[q].c_str(), static_cast<unsigned long>(ci.packets), ci.error.c_str());
             linktypes[p].push_back(ci.linktype);
             rt.expected_packets[p] += ci.packets;
             rt.captures.push_back(files[q]);
@@ -507,8 +542,9 @@ int main(int argc, char** argv) {
     }
 
     if (cfg.exporters.empty())
-        warnings.push_back("weir: warning: no exporters: flow records are counted and discarded (add --ipfix URL or "
-                           "\"exporters\" to the configuration)");
+        warnings.push_back(
+            "weir: warning: no exporters: flow records are counted and discarded (add --ipfix URL or "
+            "\"exporters\" to the configuration)");
     // Virtual devices take the driver arguments their profile adds (af_packet frame sizes), and
     // their packet buffers are sized before EAL starts.
     uint32_t vdev_room = RTE_MBUF_DEFAULT_DATAROOM;
@@ -561,8 +597,9 @@ int main(int argc, char** argv) {
 
     const unsigned worker_lcores = rte_lcore_count() - 1;
     if (worker_lcores < cfg.workers) {
-        weir::log::say(weir::log::Level::kError, "weir: config: workers: %u workers need %u lcores besides the main one; EAL has %u\n",
-                     cfg.workers, cfg.workers, worker_lcores);
+        weir::log::say(weir::log::Level::kError,
+                       "weir: config: workers: %u workers need %u lcores besides the main one; EAL has %u\n",
+                       cfg.workers, cfg.workers, worker_lcores);
         rte_eal_cleanup();
         return kExitUsage;
     }
@@ -578,9 +615,9 @@ int main(int argc, char** argv) {
             uint16_t id;
             if (rte_eth_dev_get_port_by_name(cfg.ports[p].name().c_str(), &id) != 0) {
                 weir::log::say(weir::log::Level::kError,
-                             "weir: config: %s.device: no DPDK port \"%s\" (a NIC must be bound to vfio-pci or "
-                             "use a bifurcated driver such as mlx5; a vdev's driver reported why above)\n",
-                             what.c_str(), cfg.ports[p].name().c_str());
+                               "weir: config: %s.device: no DPDK port \"%s\" (a NIC must be bound to vfio-pci or "
+                               "use a bifurcated driver such as mlx5; a vdev's driver reported why above)\n",
+                               what.c_str(), cfg.ports[p].name().c_str());
                 rte_eal_cleanup();
                 return kExitUsage;
             }
@@ -608,9 +645,10 @@ int main(int argc, char** argv) {
             rte_mempool* mp = rte_pktmbuf_pool_create(name.c_str(), n, 256, 0,
                                                       static_cast<uint16_t>(data_room + RTE_PKTMBUF_HEADROOM),
                                                       static_cast<int>(rte_lcore_to_socket_id(lcores[w])));
-            if (!mp) throw std::runtime_error("cannot allocate " + std::to_string(n) + " mbufs of " +
-                                              std::to_string(data_room) + " bytes for worker " + std::to_string(w) +
-                                              ": " + rte_strerror(rte_errno) + " (more hugepages, or -m with --no-huge)");
+            if (!mp)
+                throw std::runtime_error("cannot allocate " + std::to_string(n) + " mbufs of " +
+                                         std::to_string(data_room) + " bytes for worker " + std::to_string(w) + ": " +
+                                         rte_strerror(rte_errno) + " (more hugepages, or -m with --no-huge)");
             pools.push_back(mp);
         }
 
@@ -618,8 +656,8 @@ int main(int argc, char** argv) {
             const std::string what = "ports[" + std::to_string(p) + "]";
             weir::dpdk::PortInfo pi;
             try {
-                pi = weir::dpdk::start_port(plans[p], static_cast<uint16_t>(cfg.workers), pools, cfg.ports[p].rx_descriptors,
-                                            what);
+                pi = weir::dpdk::start_port(plans[p], static_cast<uint16_t>(cfg.workers), pools,
+                                            cfg.ports[p].rx_descriptors, what);
             } catch (const std::exception& e) {
                 // Queue counts, descriptors, RSS: what the configuration asked of this device.
                 weir::log::say(weir::log::Level::kError, "weir: config: %s\n", e.what());
@@ -627,9 +665,10 @@ int main(int argc, char** argv) {
                 rte_eal_cleanup();
                 return kExitUsage;
             }
-            weir::log::say(weir::log::Level::kInfo, "weir: port %u %s (%s): %u RX queues x %u descriptors; RSS: %s; %s; profile %s\n", pi.id,
-                         pi.name.c_str(), pi.driver.c_str(), pi.queues, pi.rx_descriptors, pi.rss.c_str(),
-                         pi.frames.c_str(), pi.profile.source.c_str());
+            weir::log::say(weir::log::Level::kInfo,
+                           "weir: port %u %s (%s): %u RX queues x %u descriptors; RSS: %s; %s; profile %s\n", pi.id,
+                           pi.name.c_str(), pi.driver.c_str(), pi.queues, pi.rx_descriptors, pi.rss.c_str(),
+                           pi.frames.c_str(), pi.profile.source.c_str());
             rt.ports.push_back(pi);
         }
         const weir::dpdk::TimestampField tsf = weir::dpdk::timestamp_field();
@@ -641,8 +680,8 @@ int main(int argc, char** argv) {
             for (size_t p = 0; p < rt.ports.size(); ++p) {
                 const auto& pi = rt.ports[p];
                 const uint32_t ifindex = cfg.ports[p].ifindex ? cfg.ports[p].ifindex : pi.id;
-                ctx->interfaces.push_back({ifindex, cfg.ports[p].if_name.empty() ? pi.name : cfg.ports[p].if_name,
-                                           pi.driver});
+                ctx->interfaces.push_back(
+                    {ifindex, cfg.ports[p].if_name.empty() ? pi.name : cfg.ports[p].if_name, pi.driver});
                 if (ctx->ifindex.size() <= pi.id) {
                     const size_t from = ctx->ifindex.size();
                     ctx->ifindex.resize(pi.id + 1u);
@@ -694,7 +733,8 @@ int main(int argc, char** argv) {
                 const uint32_t unit = tsf.offset >= 0 ? rt.ports[p].dynfield_ns_per_unit : 0;
                 queues.push_back(weir::RxQueueRef{rt.ports[p].id, static_cast<uint16_t>(w), lt, unit});
             }
-            rt.workers.push_back(std::make_unique<weir::Worker>(wc, std::move(queues), tsf.offset, tsf.flag, hz, wall0, tsc0));
+            rt.workers.push_back(
+                std::make_unique<weir::Worker>(wc, std::move(queues), tsf.offset, tsf.flag, hz, wall0, tsc0));
         }
         if (handoff) {
             // One hand-off ring per worker, fed by all the others (multi-producer, single consumer).
@@ -705,25 +745,34 @@ int main(int argc, char** argv) {
                 const std::string name = "weir_handoff_w" + std::to_string(w);
                 inbound[w] = rte_ring_create_elem(name.c_str(), sizeof(weir::Handoff), size,
                                                   static_cast<int>(rte_lcore_to_socket_id(lcores[w])), RING_F_SC_DEQ);
-                if (!inbound[w]) throw std::runtime_error("cannot create hand-off ring " + name + ": " + rte_strerror(rte_errno));
+                if (!inbound[w])
+                    throw std::runtime_error("cannot create hand-off ring " + name + ": " + rte_strerror(rte_errno));
                 rt.handoff_rings.push_back(inbound[w]);
             }
             for (uint32_t w = 0; w < cfg.workers; ++w) rt.workers[w]->connect(inbound, &rt.rx_stopped);
         }
         rt.cfg = cfg;
-        weir::log::say(weir::log::Level::kInfo, "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",
-                     cfg.workers, cfg.flow_capacity, rt.workers[0]->table_memory() / 1048576.0, cfg.exporters.size());
+        weir::log::say(weir::log::Level::kInfo,
+                       "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",
+                       cfg.workers, cfg.flow_capacity, rt.workers[0]->table_memory() / 1048576.0, cfg.exporters.size());
         {
             std::string ports;
             for (const auto& [type, list] : cfg.tunnels.udp_ports)
-                for (uint16_t port : list) ports += (ports.empty() ? "" : ", ") + std::string(weir::packet::tunnel_name(type)) + " " + std::to_string(port);
-            weir::log::say(weir::log::Level::kInfo, "weir: tunnels: flows keyed on %s headers%s (UDP: %s; nesting up to %u, %u tunnel contexts per worker)%s\n",
-                         cfg.tunnels.mode == weir::packet::TunnelMode::kOuter ? "the outer"
-                         : cfg.tunnels.mode == weir::packet::TunnelMode::kInner ? "the inner" : "both the inner and the outer",
-                         cfg.tunnels.mode == weir::packet::TunnelMode::kOuter ? "" : ", the tunnel kept in the key",
-                         ports.c_str(), cfg.tunnels.max_depth, cfg.tunnels.contexts_per_worker,
-                         handoff ? "; tunneled packets go to the worker of their inner conversation"
-                         : inner_rss && cfg.workers > 1 ? "; the NICs spread tunneled packets by their inner headers" : "");
+                for (uint16_t port : list)
+                    ports += (ports.empty() ? "" : ", ") + std::string(weir::packet::tunnel_name(type)) + " " +
+                        std::to_string(port);
+            weir::log::say(weir::log::Level::kInfo,
+                           "weir: tunnels: flows keyed on %s headers%s (UDP: %s; nesting up to %u, %u tunnel contexts "
+                           "per worker)%s\n",
+                           cfg.tunnels.mode == weir::packet::TunnelMode::kOuter       ? "the outer"
+                               : cfg.tunnels.mode == weir::packet::TunnelMode::kInner ? "the inner"
+                                                                                      : "both the inner and the outer",
+                           cfg.tunnels.mode == weir::packet::TunnelMode::kOuter ? "" : ", the tunnel kept in the key",
+                           ports.c_str(), cfg.tunnels.max_depth, cfg.tunnels.contexts_per_worker,
+                           handoff ? "; tunneled packets go to the worker of their inner conversation"
+                               : inner_rss && cfg.workers > 1
+                               ? "; the NICs spread tunneled packets by their inner headers"
+                               : "");
         }
 
         struct timespec t;
@@ -742,8 +791,9 @@ int main(int argc, char** argv) {
                 rte_eal_cleanup();
                 return kExitUsage;
             }
-            weir::log::say(weir::log::Level::kInfo, "weir: metrics and status on http://%s/ (/metrics /status /flows/top /healthz)\n",
-                         cfg.management.c_str());
+            weir::log::say(weir::log::Level::kInfo,
+                           "weir: metrics and status on http://%s/ (/metrics /status /flows/top /healthz)\n",
+                           cfg.management.c_str());
         }
         for (uint32_t w = 0; w < cfg.workers; ++w)
             rte_eal_remote_launch(weir::Worker::lcore_main, rt.workers[w].get(), lcores[w]);

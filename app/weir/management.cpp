@@ -10,8 +10,11 @@ namespace weir {
 namespace {
 
 int reply(mg_connection* c, int code, const char* type, const std::string& body, const char* allow = "GET, HEAD") {
-    const char* reason = code == 200 ? "OK" : code == 400 ? "Bad Request" : code == 405 ? "Method Not Allowed"
-                       : code == 503 ? "Service Unavailable" : "Internal Server Error";
+    const char* reason = code == 200 ? "OK"
+        : code == 400                ? "Bad Request"
+        : code == 405                ? "Method Not Allowed"
+        : code == 503                ? "Service Unavailable"
+                                     : "Internal Server Error";
     mg_printf(c,
               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
               "%s%s%sConnection: close\r\n\r\n",
@@ -75,7 +78,8 @@ int on_top(mg_connection* c, void* cb) {
     char* end = nullptr;
     const long n = std::strtol(nbuf, &end, 10);
     if (end == nbuf || *end || n < 1 || n > static_cast<long>(Worker::kTopMax))
-        return reply_json(c, 400, {{"error", "n: expected 1.." + std::to_string(Worker::kTopMax) + ", got \"" + nbuf + "\""}});
+        return reply_json(c, 400,
+                          {{"error", "n: expected 1.." + std::to_string(Worker::kTopMax) + ", got \"" + nbuf + "\""}});
     try {
         return reply_json(c, 200, {{"by", sby}, {"flows", top_flows(rt, sby == "packets", static_cast<uint32_t>(n))}});
     } catch (const std::exception& e) {
@@ -94,8 +98,8 @@ int on_reload(mg_connection* c, void* cb) {
 
 Management::Management(Runtime& rt, const std::string& listen) : rt_(rt) {
     mg_init_library(0);
-    const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "4", "request_timeout_ms", "10000",
-                             nullptr};
+    const char* options[] = {"listening_ports",    listen.c_str(), "num_threads", "4",
+                             "request_timeout_ms", "10000",        nullptr};
     mg_callbacks callbacks{};
     ctx_ = mg_start(&callbacks, nullptr, options);
     if (!ctx_) throw std::runtime_error("management.listen: cannot listen on " + listen + " (address in use?)");

@@ -42,11 +42,13 @@ nlohmann::json apply_reload(Runtime& rt) {
     const config::Config& o = rt.cfg;
     if (errors.empty()) {
         auto fixed = [&](bool same, const char* what) {
-            if (!same) errors.push_back(std::string(what) + ": cannot change while weir runs (restart weir to change it)");
+            if (!same)
+                errors.push_back(std::string(what) + ": cannot change while weir runs (restart weir to change it)");
         };
         bool ports_same = c.ports.size() == o.ports.size();
         for (size_t i = 0; ports_same && i < c.ports.size(); ++i)
-            ports_same = c.ports[i].device == o.ports[i].device && c.ports[i].rx_descriptors == o.ports[i].rx_descriptors;
+            ports_same =
+                c.ports[i].device == o.ports[i].device && c.ports[i].rx_descriptors == o.ports[i].rx_descriptors;
         fixed(ports_same, "ports");
         fixed(c.eal == o.eal, "eal");
         fixed(c.workers == o.workers, "workers");
@@ -54,8 +56,9 @@ nlohmann::json apply_reload(Runtime& rt) {
         fixed(c.tunnels == o.tunnels, "tunnels");
         fixed(c.enterprise_number == o.enterprise_number, "ipfix.enterprise_number");
         if (c.want_macs() && !o.want_macs())
-            errors.push_back("exporters: MAC addresses are kept only when an exporter asked for them at start "
-                             "(restart weir to add \"macs\": true)");
+            errors.push_back(
+                "exporters: MAC addresses are kept only when an exporter asked for them at start "
+                "(restart weir to add \"macs\": true)");
         fixed(c.mtu == o.mtu, "ipfix.mtu");
         fixed(c.observation_domain == o.observation_domain, "ipfix.observation_domain");
         fixed(c.max_delay_ms == o.max_delay_ms, "ipfix.max_delay_ms");
@@ -105,8 +108,10 @@ nlohmann::json apply_reload(Runtime& rt) {
         if (c.idle_timeout_s != o.idle_timeout_s || c.active_timeout_s != o.active_timeout_s ||
             c.tcp_end_timeout_s != o.tcp_end_timeout_s) {
             for (auto& w : rt.workers)
-                while (!w->set_timeouts(static_cast<uint64_t>(c.idle_timeout_s * 1e9), static_cast<uint64_t>(c.active_timeout_s * 1e9),
-                                        static_cast<uint64_t>(c.tcp_end_timeout_s * 1e9)) && !w->done())
+                while (!w->set_timeouts(static_cast<uint64_t>(c.idle_timeout_s * 1e9),
+                                        static_cast<uint64_t>(c.active_timeout_s * 1e9),
+                                        static_cast<uint64_t>(c.tcp_end_timeout_s * 1e9)) &&
+                       !w->done())
                     std::this_thread::sleep_for(std::chrono::milliseconds(1));
             changed.push_back("timeouts");
         }
@@ -134,9 +139,10 @@ nlohmann::json apply_reload(Runtime& rt) {
         for (const auto& e : errors) weir::log::say(weir::log::Level::kError, "weir: reload refused: %s\n", e.c_str());
     }
     for (const auto& p : pinned)
-        weir::log::say(weir::log::Level::kWarning, "weir: reload: %s stays %s, as %s on the command line says (the file says %s)\n",
-                     p["key"].get<std::string>().c_str(), p["value"].dump().c_str(),
-                     p["option"].get<std::string>().c_str(), p["file"].dump().c_str());
+        weir::log::say(weir::log::Level::kWarning,
+                       "weir: reload: %s stays %s, as %s on the command line says (the file says %s)\n",
+                       p["key"].get<std::string>().c_str(), p["value"].dump().c_str(),
+                       p["option"].get<std::string>().c_str(), p["file"].dump().c_str());
     return json{{"ok", errors.empty()}, {"changed", changed}, {"pinned", pinned}, {"errors", errors}};
 }
 

@@ -33,10 +33,9 @@ bool report(Runtime& rt) {
         const auto& pi = rt.ports[p];
         rte_eth_stats st{};
         rte_eth_stats_get(pi.id, &st);
-        json jp = {{"id", pi.id},           {"name", pi.name},         {"driver", pi.driver},
-                   {"queues", pi.queues},   {"rss", pi.rss},           {"ipackets", st.ipackets},
-                   {"ibytes", st.ibytes},   {"imissed", st.imissed},   {"ierrors", st.ierrors},
-                   {"rx_nombuf", st.rx_nombuf}};
+        json jp = {{"id", pi.id},           {"name", pi.name},          {"driver", pi.driver}, {"queues", pi.queues},
+                   {"rss", pi.rss},         {"ipackets", st.ipackets},  {"ibytes", st.ibytes}, {"imissed", st.imissed},
+                   {"ierrors", st.ierrors}, {"rx_nombuf", st.rx_nombuf}};
         if (rt.cfg.replay) jp["capture_packets"] = rt.expected_packets[p];
         ports.push_back(jp);
     }
@@ -156,7 +155,7 @@ bool report(Runtime& rt) {
     const uint64_t handed_packets = rt.handed_packets.load();
     const uint64_t handed_copies = rt.handed_copy_packets.load();
     const bool balanced = rx == handed_packets + dropped_packets + handoff_dropped + drops_total + sampled_out &&
-                          outer_copies == handed_copies + dropped_copy;
+        outer_copies == handed_copies + dropped_copy;
     j["accounting"] = {{"rx_packets", rx},
                        {"in_records", handed_packets},
                        {"dropped_in_export_ring", dropped_packets},
@@ -187,7 +186,8 @@ bool report(Runtime& rt) {
                     100.0 * jw["busy_ratio"].get<double>());
     }
     std::printf("  decode drops:");
-    for (auto it = drops.begin(); it != drops.end(); ++it) std::printf(" %s %lu", it.key().c_str(), it->get<unsigned long>());
+    for (auto it = drops.begin(); it != drops.end(); ++it)
+        std::printf(" %s %lu", it.key().c_str(), it->get<unsigned long>());
     std::printf("\n  flows: created %lu, expired", static_cast<unsigned long>(created));
     for (auto it = expired.begin(); it != expired.end(); ++it)
         std::printf(" %s %lu", it.key().c_str(), it->get<unsigned long>());
@@ -195,37 +195,41 @@ bool report(Runtime& rt) {
                 static_cast<unsigned long>(evicted_bucket));
     std::printf("  flow records: %lu (ended conversations), %lu dropped before export (export ring full)\n",
                 static_cast<unsigned long>(records), static_cast<unsigned long>(dropped_records));
-    std::printf("  frames: %lu in several buffers (%lu with headers across buffers), %lu with IPv6 extension headers "
-                "past the limit\n",
-                static_cast<unsigned long>(multi_segment), static_cast<unsigned long>(linearized),
-                static_cast<unsigned long>(ipv6_ext_limit));
+    std::printf(
+        "  frames: %lu in several buffers (%lu with headers across buffers), %lu with IPv6 extension headers "
+        "past the limit\n",
+        static_cast<unsigned long>(multi_segment), static_cast<unsigned long>(linearized),
+        static_cast<unsigned long>(ipv6_ext_limit));
     std::printf("  tunnels (%s): opened", config::tunnel_mode_name(rt.cfg.tunnels.mode));
     uint64_t opened = 0;
     for (auto it = tunneled.begin(); it != tunneled.end(); ++it)
-        if (it->get<uint64_t>()) std::printf(" %s %lu", it.key().c_str(), it->get<unsigned long>()), opened += it->get<uint64_t>();
+        if (it->get<uint64_t>())
+            std::printf(" %s %lu", it.key().c_str(), it->get<unsigned long>()), opened += it->get<uint64_t>();
     if (!opened) std::printf(" none");
     std::printf("; not followed:");
-    for (auto it = stops.begin(); it != stops.end(); ++it) std::printf(" %s %lu", it.key().c_str(), it->get<unsigned long>());
+    for (auto it = stops.begin(); it != stops.end(); ++it)
+        std::printf(" %s %lu", it.key().c_str(), it->get<unsigned long>());
     std::printf("; outer copies %lu; between workers %lu (lost %lu); no context %lu\n",
                 static_cast<unsigned long>(outer_copies), static_cast<unsigned long>(handed),
                 static_cast<unsigned long>(handoff_dropped), static_cast<unsigned long>(contexts_full));
     if (rt.exporters.empty()) std::printf("  export: no exporter configured; records were discarded\n");
     for (const auto& je : j["exporters"])
-        std::printf("  export %s %s: %lu records (%lu packets) in %lu messages + %lu template messages, %lu bytes; "
-                    "send errors %lu, records lost %lu, skipped %lu\n",
-                    je["format"].get<std::string>().c_str(), je["url"].get<std::string>().c_str(),
-                    je["records"].get<unsigned long>(), je["packets"].get<unsigned long>(),
-                    je["messages"].get<unsigned long>(), je["template_messages"].get<unsigned long>(),
-                    je["bytes"].get<unsigned long>(), je["send_errors"].get<unsigned long>(),
-                    je["lost_records"].get<unsigned long>(), je["skipped_records"].get<unsigned long>());
-    std::printf("  accounting: %lu packets = %lu in records + %lu dropped at export ring + %lu lost between workers + "
-                "%lu decode drops + %lu not sampled; %lu outer copies = %lu in records + %lu dropped at export ring: %s\n",
-                static_cast<unsigned long>(rx), static_cast<unsigned long>(handed_packets),
-                static_cast<unsigned long>(dropped_packets), static_cast<unsigned long>(handoff_dropped),
-                static_cast<unsigned long>(drops_total), static_cast<unsigned long>(sampled_out),
-                static_cast<unsigned long>(outer_copies),
-                static_cast<unsigned long>(handed_copies), static_cast<unsigned long>(dropped_copy),
-                balanced ? "OK" : "MISMATCH");
+        std::printf(
+            "  export %s %s: %lu records (%lu packets) in %lu messages + %lu template messages, %lu bytes; "
+            "send errors %lu, records lost %lu, skipped %lu\n",
+            je["format"].get<std::string>().c_str(), je["url"].get<std::string>().c_str(),
+            je["records"].get<unsigned long>(), je["packets"].get<unsigned long>(), je["messages"].get<unsigned long>(),
+            je["template_messages"].get<unsigned long>(), je["bytes"].get<unsigned long>(),
+            je["send_errors"].get<unsigned long>(), je["lost_records"].get<unsigned long>(),
+            je["skipped_records"].get<unsigned long>());
+    std::printf(
+        "  accounting: %lu packets = %lu in records + %lu dropped at export ring + %lu lost between workers + "
+        "%lu decode drops + %lu not sampled; %lu outer copies = %lu in records + %lu dropped at export ring: %s\n",
+        static_cast<unsigned long>(rx), static_cast<unsigned long>(handed_packets),
+        static_cast<unsigned long>(dropped_packets), static_cast<unsigned long>(handoff_dropped),
+        static_cast<unsigned long>(drops_total), static_cast<unsigned long>(sampled_out),
+        static_cast<unsigned long>(outer_copies), static_cast<unsigned long>(handed_copies),
+        static_cast<unsigned long>(dropped_copy), balanced ? "OK" : "MISMATCH");
     std::fflush(stdout);
 
     if (!rt.cfg.summary_json.empty()) {

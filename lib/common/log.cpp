@@ -45,8 +45,10 @@ void set_level(Level l) { g_level = static_cast<int>(l); }
 Level level() { return static_cast<Level>(g_level.load()); }
 
 bool parse_level(const std::string& name, Level& out) {
-    static const std::pair<const char*, Level> names[] = {{"error", Level::kError},   {"warning", Level::kWarning},
-                                                          {"notice", Level::kNotice}, {"info", Level::kInfo},
+    static const std::pair<const char*, Level> names[] = {{"error", Level::kError},
+                                                          {"warning", Level::kWarning},
+                                                          {"notice", Level::kNotice},
+                                                          {"info", Level::kInfo},
                                                           {"debug", Level::kDebug}};
     for (const auto& [n, l] : names)
         if (name == n) {

@@ -24,7 +24,7 @@ bool send(const std::string& state) {
     if (fd < 0) return false;
     const socklen_t salen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
     const bool ok = sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), salen) ==
-                    static_cast<ssize_t>(state.size());
+        static_cast<ssize_t>(state.size());
     close(fd);
     return ok;
 }

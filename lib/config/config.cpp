@@ -47,7 +47,8 @@ public:
         if (!v->is_number_integer()) return problem(at(key), "expected an integer, got " + kind(*v));
         const int64_t x = v->get<int64_t>();
         if (x < lo || x > hi)
-            return problem(at(key), "expected " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + v->dump());
+            return problem(at(key),
+                           "expected " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + v->dump());
         out = static_cast<T>(x);
     }
     void number(const std::string& key, double& out, double lo, double hi) {
@@ -123,7 +124,8 @@ void parse_url(const std::string& url, Exporter& out) {
     const std::string scheme = url.substr(0, sep);
     if (scheme == "file") {
         const std::string path = url.substr(sep + 3);
-        if (path.empty() || path[0] != '/') throw std::invalid_argument("expected file:///ABSOLUTE/PATH, got \"" + url + "\"");
+        if (path.empty() || path[0] != '/')
+            throw std::invalid_argument("expected file:///ABSOLUTE/PATH, got \"" + url + "\"");
         out.url = url;
         out.scheme = scheme;
         out.path = path;
@@ -170,15 +172,19 @@ Config from_json(const json& j) {
     {
         Reader top(j, "", problems);
         if (const json* eal = top.get("eal")) {
-            if (!eal->is_array()) top.problem("eal", "expected an array of strings, got " + Reader::kind(*eal));
+            if (!eal->is_array())
+                top.problem("eal", "expected an array of strings, got " + Reader::kind(*eal));
             else
                 for (size_t i = 0; i < eal->size(); ++i) {
-                    if (!(*eal)[i].is_string()) top.problem("eal[" + std::to_string(i) + "]", "expected a string");
-                    else c.eal.push_back((*eal)[i].get<std::string>());
+                    if (!(*eal)[i].is_string())
+                        top.problem("eal[" + std::to_string(i) + "]", "expected a string");
+                    else
+                        c.eal.push_back((*eal)[i].get<std::string>());
                 }
         }
         if (const json* ports = top.get("ports")) {
-            if (!ports->is_array()) top.problem("ports", "expected an array, got " + Reader::kind(*ports));
+            if (!ports->is_array())
+                top.problem("ports", "expected an array, got " + Reader::kind(*ports));
             else
                 for (size_t i = 0; i < ports->size(); ++i) {
                     const std::string path = "ports[" + std::to_string(i) + "]";
@@ -194,9 +200,11 @@ Config from_json(const json& j) {
                     // vdev (net_...); a bare word is most often a kernel interface name.
                     const std::string name = p.name();
                     if (!name.empty() && name.find(':') == std::string::npos && name.rfind("net_", 0) != 0)
-                        r.problem(r.at("device"), "\"" + name + "\" is neither a PCI address (0000:3b:00.0) nor a DPDK "
-                                  "virtual device; for the kernel interface " + name + " use \"net_af_packet0,iface=" +
-                                  name + "\"");
+                        r.problem(r.at("device"),
+                                  "\"" + name +
+                                      "\" is neither a PCI address (0000:3b:00.0) nor a DPDK "
+                                      "virtual device; for the kernel interface " +
+                                      name + " use \"net_af_packet0,iface=" + name + "\"");
                     c.ports.push_back(p);
                 }
         }
@@ -222,7 +230,8 @@ Config from_json(const json& j) {
             r.integer("buffers_per_worker", c.export_buffers, 16, 1 << 20);
         }
         if (const json* ex = top.get("exporters")) {
-            if (!ex->is_array()) top.problem("exporters", "expected an array, got " + Reader::kind(*ex));
+            if (!ex->is_array())
+                top.problem("exporters", "expected an array, got " + Reader::kind(*ex));
             else
                 for (size_t i = 0; i < ex->size(); ++i) {
                     const std::string path = "exporters[" + std::to_string(i) + "]";
@@ -250,20 +259,24 @@ Config from_json(const json& j) {
                     if (e.format != "clickhouse") {
                         const json& o = (*ex)[i];
                         for (const char* k : {"user", "password", "ca_file", "compress"})
-                            if (o.is_object() && o.contains(k)) r.problem(r.at(k), "applies to format \"clickhouse\" only");
+                            if (o.is_object() && o.contains(k))
+                                r.problem(r.at(k), "applies to format \"clickhouse\" only");
                     }
                     if (!e.password.empty() && e.user.empty()) r.problem(r.at("password"), "needs \"user\"");
                     r.integer("dscp", e.dscp, 0, 63);
                     if (!e.source.empty()) {
                         in6_addr a6;
                         in_addr a4;
-                        if (inet_pton(AF_INET, e.source.c_str(), &a4) != 1 && inet_pton(AF_INET6, e.source.c_str(), &a6) != 1)
+                        if (inet_pton(AF_INET, e.source.c_str(), &a4) != 1 &&
+                            inet_pton(AF_INET6, e.source.c_str(), &a6) != 1)
                             r.problem(r.at("source"), "expected an IPv4 or IPv6 address, got \"" + e.source + "\"");
                     }
                     const bool netflow = e.format == "netflow9" || e.format == "netflow5";
                     if (e.format != "ipfix" && !netflow && e.format != "jsonl" && e.format != "clickhouse")
-                        r.problem(r.at("format"), "expected \"ipfix\", \"netflow9\", \"netflow5\", \"jsonl\" or "
-                                                  "\"clickhouse\", got \"" + e.format + "\"");
+                        r.problem(r.at("format"),
+                                  "expected \"ipfix\", \"netflow9\", \"netflow5\", \"jsonl\" or "
+                                  "\"clickhouse\", got \"" +
+                                      e.format + "\"");
                     if (netflow && e.mode != "uniflow")
                         r.problem(r.at("mode"), "biflow needs format \"ipfix\" (RFC 5103)");
                     if (netflow && e.time_unit != "ms")
@@ -273,7 +286,8 @@ Config from_json(const json& j) {
                     if (e.time_unit != "ms" && e.time_unit != "us" && e.time_unit != "ns")
                         r.problem(r.at("time_unit"), "expected \"ms\", \"us\" or \"ns\", got \"" + e.time_unit + "\"");
                     if ((*ex)[i].is_object()) {
-                        if (e.url.empty()) r.problem(r.at("url"), "required");
+                        if (e.url.empty())
+                            r.problem(r.at("url"), "required");
                         else
                             try {
                                 parse_url(e.url, e);
@@ -283,18 +297,22 @@ Config from_json(const json& j) {
                     }
                     const bool web = e.scheme == "http" || e.scheme == "https";
                     if ((e.format == "clickhouse") != web && !e.scheme.empty())
-                        r.problem(r.at("url"), e.format == "clickhouse" ? "clickhouse takes http(s)://HOST:PORT"
-                                                                        : "http(s):// is for format \"clickhouse\"");
-                    if (!e.ca_file.empty() && e.scheme != "https") r.problem(r.at("ca_file"), "applies to https:// only");
+                        r.problem(r.at("url"),
+                                  e.format == "clickhouse" ? "clickhouse takes http(s)://HOST:PORT"
+                                                           : "http(s):// is for format \"clickhouse\"");
+                    if (!e.ca_file.empty() && e.scheme != "https")
+                        r.problem(r.at("ca_file"), "applies to https:// only");
                     if (e.format == "jsonl" && e.scheme == "udp")
                         r.problem(r.at("url"), "JSON lines go to file:// or tcp://");
                     if (netflow && !e.scheme.empty() && e.scheme != "udp")
                         r.problem(r.at("url"), "NetFlow goes over udp:// only");
                     if ((e.rotate_mb || e.rotate_s) && e.scheme != "file" && !e.url.empty())
                         r.problem(r.at("rotate_mb"), "rotation applies to file:// exporters only");
-                    if (e.macs && e.format == "netflow5") r.problem(r.at("macs"), "NetFlow v5 has no MAC address fields");
+                    if (e.macs && e.format == "netflow5")
+                        r.problem(r.at("macs"), "NetFlow v5 has no MAC address fields");
                     if ((!e.source.empty() || e.dscp >= 0) && (e.scheme == "file" || e.scheme == "http"))
-                        r.problem(r.at(e.source.empty() ? "dscp" : "source"), "applies to udp:// and tcp:// exporters only");
+                        r.problem(r.at(e.source.empty() ? "dscp" : "source"),
+                                  "applies to udp:// and tcp:// exporters only");
                     c.exporters.push_back(e);
                 }
         }
@@ -302,10 +320,14 @@ Config from_json(const json& j) {
             Reader r(*t, "tunnels", problems);
             std::string mode = tunnel_mode_name(c.tunnels.mode);
             r.string("mode", mode);
-            if (mode == "outer") c.tunnels.mode = packet::TunnelMode::kOuter;
-            else if (mode == "inner") c.tunnels.mode = packet::TunnelMode::kInner;
-            else if (mode == "both") c.tunnels.mode = packet::TunnelMode::kBoth;
-            else r.problem(r.at("mode"), "expected \"outer\", \"inner\" or \"both\", got \"" + mode + "\"");
+            if (mode == "outer")
+                c.tunnels.mode = packet::TunnelMode::kOuter;
+            else if (mode == "inner")
+                c.tunnels.mode = packet::TunnelMode::kInner;
+            else if (mode == "both")
+                c.tunnels.mode = packet::TunnelMode::kBoth;
+            else
+                r.problem(r.at("mode"), "expected \"outer\", \"inner\" or \"both\", got \"" + mode + "\"");
             r.integer("max_depth", c.tunnels.max_depth, 1, 8);
             r.integer("contexts_per_worker", c.tunnels.contexts_per_worker, 16, 1 << 24);
             r.integer("handoff_ring", c.tunnels.handoff_ring, 64, 1 << 20);
@@ -340,11 +362,12 @@ Config from_json(const json& j) {
                         auto [it, fresh] = owner.emplace(p, name);
                         if (!fresh)
                             ur.problem(ur.at(given.count(name) ? name : it->second),
-                                       "port " + std::to_string(p) + " is listed for both " + it->second + " and " + name +
-                                           " (defaults count: give both lists)");
+                                       "port " + std::to_string(p) + " is listed for both " + it->second + " and " +
+                                           name + " (defaults count: give both lists)");
                     }
                 }
-                if (total > 32) ur.problem("tunnels.udp_ports", "at most 32 ports in all, got " + std::to_string(total));
+                if (total > 32)
+                    ur.problem("tunnels.udp_ports", "at most 32 ports in all, got " + std::to_string(total));
             }
         }
         top.integer("burst", c.burst, 1, 64);
@@ -355,7 +378,8 @@ Config from_json(const json& j) {
             r.integer("interval", c.sample_interval, 1, 1 << 24);
             std::string mode = "deterministic";
             r.string("mode", mode);
-            if (mode == "random") c.sample_random = true;
+            if (mode == "random")
+                c.sample_random = true;
             else if (mode != "deterministic")
                 r.problem(r.at("mode"), "expected \"deterministic\" or \"random\", got \"" + mode + "\"");
             if (c.sample_interval == 1) c.sample_interval = 0;
@@ -377,11 +401,10 @@ Config from_json(const json& j) {
                 unsigned long port = 0;
                 try {
                     port = colon == std::string::npos ? 0 : std::stoul(c.management.substr(colon + 1));
-                } catch (const std::exception&) {
-                }
+                } catch (const std::exception&) {}
                 if (colon == 0 || port < 1 || port > 65535)
-                    r.problem(r.at("listen"), "expected ADDRESS:PORT (e.g. 127.0.0.1:9471) or \"none\", got \"" +
-                                                  c.management + "\"");
+                    r.problem(r.at("listen"),
+                              "expected ADDRESS:PORT (e.g. 127.0.0.1:9471) or \"none\", got \"" + c.management + "\"");
             } else {
                 c.management.clear();
             }

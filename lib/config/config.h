@@ -16,10 +16,10 @@
 namespace weir::config {
 
 struct Port {
-    std::string device;        // PCI address ("0000:3b:00.0") or vdev ("net_pcap0,rx_pcap=a.pcap")
+    std::string device;           // PCI address ("0000:3b:00.0") or vdev ("net_pcap0,rx_pcap=a.pcap")
     uint16_t rx_descriptors = 0;  // 0: the driver profile's value
-    uint32_t ifindex = 0;      // exported as ingressInterface (SNMP ifIndex); 0: the DPDK port id
-    std::string if_name;       // exported as interfaceName; empty: the DPDK port name
+    uint32_t ifindex = 0;         // exported as ingressInterface (SNMP ifIndex); 0: the DPDK port id
+    std::string if_name;          // exported as interfaceName; empty: the DPDK port name
     bool is_vdev() const { return device.rfind("net_", 0) == 0; }
     std::string name() const { return device.substr(0, device.find(',')); }  // DPDK port name
 };
@@ -30,36 +30,36 @@ struct Exporter {
     std::string scheme;            // "udp", "tcp", "file", "http" or "https"
     std::string host;
     uint16_t port = 0;
-    std::string path;              // file://
-    std::string mode = "uniflow";  // uniflow | biflow (RFC 5103)
-    std::string time_unit = "ms";  // ms | us | ns
-    double rotate_mb = 0;          // file://: rotate at this size in MiB (0: never)
-    uint32_t rotate_s = 0;         // file://: rotate at this age (0: never)
-    double queue_mb = 16;          // tcp://: bytes queued for a slow collector before dropping
-    bool options = true;           // IPFIX: options records (statistics, interface table)
+    std::string path;                  // file://
+    std::string mode = "uniflow";      // uniflow | biflow (RFC 5103)
+    std::string time_unit = "ms";      // ms | us | ns
+    double rotate_mb = 0;              // file://: rotate at this size in MiB (0: never)
+    uint32_t rotate_s = 0;             // file://: rotate at this age (0: never)
+    double queue_mb = 16;              // tcp://: bytes queued for a slow collector before dropping
+    bool options = true;               // IPFIX: options records (statistics, interface table)
     std::string table = "weir.flows";  // clickhouse: the table to insert into
-    uint32_t batch_rows = 10000;   // clickhouse: rows per INSERT
-    uint32_t flush_s = 1;          // clickhouse: a partial batch waits at most this long
-    uint32_t queue_batches = 64;   // clickhouse: batches waiting for the server before dropping
-    bool macs = false;             // source and destination MAC addresses in the records
-    std::string source;            // udp://, tcp://: local address to send from (empty: the kernel's choice)
-    int dscp = -1;                 // udp://, tcp://: DSCP of the export packets (-1: leave as is)
-    std::string user, password;    // clickhouse: HTTP basic authentication (empty: none)
-    std::string ca_file;           // clickhouse over https://: CA bundle (empty: the system's)
-    bool compress = true;          // clickhouse: gzip the INSERT bodies
+    uint32_t batch_rows = 10000;       // clickhouse: rows per INSERT
+    uint32_t flush_s = 1;              // clickhouse: a partial batch waits at most this long
+    uint32_t queue_batches = 64;       // clickhouse: batches waiting for the server before dropping
+    bool macs = false;                 // source and destination MAC addresses in the records
+    std::string source;                // udp://, tcp://: local address to send from (empty: the kernel's choice)
+    int dscp = -1;                     // udp://, tcp://: DSCP of the export packets (-1: leave as is)
+    std::string user, password;        // clickhouse: HTTP basic authentication (empty: none)
+    std::string ca_file;               // clickhouse over https://: CA bundle (empty: the system's)
+    bool compress = true;              // clickhouse: gzip the INSERT bodies
 };
 
 // Overlays: which headers flows are keyed on, and how tunnels are recognised.
 struct Tunnels {
     packet::TunnelMode mode = packet::TunnelMode::kInner;
-    uint32_t max_depth = 4;              // tunnels opened one inside another
+    uint32_t max_depth = 4;                // tunnels opened one inside another
     uint32_t contexts_per_worker = 65536;  // distinct tunnels (end points, id) per worker
-    uint32_t handoff_ring = 8192;        // packets queued from one worker to another
+    uint32_t handoff_ring = 8192;          // packets queued from one worker to another
     // UDP destination ports per tunnel type (Teredo: either port).
     std::vector<std::pair<packet::TunnelType, std::vector<uint16_t>>> udp_ports = {
         {packet::TunnelType::kVxlan, {4789, 8472}}, {packet::TunnelType::kVxlanGpe, {4790}},
-        {packet::TunnelType::kGeneve, {6081}},       {packet::TunnelType::kGtpU, {2152}},
-        {packet::TunnelType::kGre, {4754}},          {packet::TunnelType::kMpls, {6635}},
+        {packet::TunnelType::kGeneve, {6081}},      {packet::TunnelType::kGtpU, {2152}},
+        {packet::TunnelType::kGre, {4754}},         {packet::TunnelType::kMpls, {6635}},
         {packet::TunnelType::kTeredo, {3544}}};
 
     // The decode options these settings make (`macs`: copy MAC addresses).
@@ -79,23 +79,23 @@ struct Config {
     double tcp_end_timeout_s = 1;
     std::vector<Exporter> exporters;
     uint32_t mtu = 1500;
-    uint32_t observation_domain = 1;  // worker i exports in domain observation_domain + i
+    uint32_t observation_domain = 1;     // worker i exports in domain observation_domain + i
     uint32_t enterprise_number = 32473;  // IPFIX PEN of weir's own elements (tunnel end points, ...)
     uint32_t template_refresh_s = 60;
     uint32_t template_refresh_messages = 1000;
-    uint32_t max_delay_ms = 500;      // a partly filled record batch waits at most this long on its worker
-    uint32_t export_buffers = 1024;   // message buffers per worker
+    uint32_t max_delay_ms = 500;     // a partly filled record batch waits at most this long on its worker
+    uint32_t export_buffers = 1024;  // message buffers per worker
     uint32_t burst = 32;
     uint32_t mbufs_per_queue = 8192;
     double stats_interval_s = 10;
-    log::Level log_level = log::Level::kInfo;  // weir's own lines above this are not written
-    uint32_t sample_interval = 0;  // keep 1 in N packets of every port (0 or 1: all)
-    bool sample_random = false;    // at random, probability 1/N (else every Nth)
-    std::string drivers_config;       // folder of per-driver profiles; empty: built-in path
-    std::string summary_json;         // write the exit summary here as JSON
+    log::Level log_level = log::Level::kInfo;   // weir's own lines above this are not written
+    uint32_t sample_interval = 0;               // keep 1 in N packets of every port (0 or 1: all)
+    bool sample_random = false;                 // at random, probability 1/N (else every Nth)
+    std::string drivers_config;                 // folder of per-driver profiles; empty: built-in path
+    std::string summary_json;                   // write the exit summary here as JSON
     std::string management = "127.0.0.1:9471";  // metrics and status API; "" for none
-    bool hold_after_replay = false;   // keep running (flows active) after a replay, until a signal
-    bool replay = false;              // every port is a net_pcap capture: exit at its end
+    bool hold_after_replay = false;             // keep running (flows active) after a replay, until a signal
+    bool replay = false;                        // every port is a net_pcap capture: exit at its end
     Tunnels tunnels;
 
     // Some exporter wants MAC addresses: the flow tables keep them.

@@ -13,8 +13,8 @@ ssize_t write_dpdk(void*, const char* buf, size_t n) {
     // DPDK's levels are syslog's plus one (RTE_LOG_EMERG is 1).
     const int prio = rte_log_cur_msg_loglevel() - 1;
     const log::Level l = prio <= 3 ? log::Level::kError
-                         : prio >= 7 ? log::Level::kDebug
-                                     : static_cast<log::Level>(prio);
+        : prio >= 7                ? log::Level::kDebug
+                                   : static_cast<log::Level>(prio);
     log::raw(l, buf, n);
     return static_cast<ssize_t>(n);
 }

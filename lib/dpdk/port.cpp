@@ -25,8 +25,8 @@ DriverProfile parse_profile(const nlohmann::json& j, const std::string& source, 
         throw std::runtime_error(source + ": " + field + ": " + why);
     };
     if (!j.is_object()) fail("(top level)", "expected an object");
-    static const char* known[] = {"driver", "description", "rx_descriptors", "rss", "timestamps", "promiscuous",
-                                  "notes", "max_frame", "scatter", "data_room", "set_mtu", "devargs"};
+    static const char* known[] = {"driver", "description", "rx_descriptors", "rss",       "timestamps", "promiscuous",
+                                  "notes",  "max_frame",   "scatter",        "data_room", "set_mtu",    "devargs"};
     for (auto it = j.begin(); it != j.end(); ++it) {
         bool ok = false;
         for (const char* k : known) ok = ok || it.key() == k;
@@ -47,7 +47,8 @@ DriverProfile parse_profile(const nlohmann::json& j, const std::string& source, 
         const auto& r = j["rss"];
         if (!r.is_object()) fail("rss", "expected an object");
         for (auto it = r.begin(); it != r.end(); ++it)
-            if (it.key() != "mode" && it.key() != "functions" && it.key() != "level") fail("rss." + it.key(), "unknown key");
+            if (it.key() != "mode" && it.key() != "functions" && it.key() != "level")
+                fail("rss." + it.key(), "unknown key");
         if (r.contains("mode")) {
             if (!r["mode"].is_string()) fail("rss.mode", "expected a string");
             p.rss_mode = r["mode"].get<std::string>();
@@ -82,8 +83,10 @@ DriverProfile parse_profile(const nlohmann::json& j, const std::string& source, 
         const auto& d = j["devargs"];
         if (!d.is_object()) fail("devargs", "expected an object of name: value");
         for (auto it = d.begin(); it != d.end(); ++it) {
-            if (!it->is_string() && !it->is_number_unsigned()) fail("devargs." + it.key(), "expected a string or integer");
-            p.devargs.emplace_back(it.key(), it->is_string() ? it->get<std::string>() : std::to_string(it->get<uint64_t>()));
+            if (!it->is_string() && !it->is_number_unsigned())
+                fail("devargs." + it.key(), "expected a string or integer");
+            p.devargs.emplace_back(it.key(),
+                                   it->is_string() ? it->get<std::string>() : std::to_string(it->get<uint64_t>()));
         }
     }
     return p;
@@ -104,7 +107,8 @@ DriverProfile load_profile(const std::string& dir, const std::string& driver) {
         }
     }
     for (const auto& [name, text] : builtin_profiles())
-        if (name == driver) return parse_profile(nlohmann::json::parse(text), "compiled-in drivers-config/" + name + ".json", driver);
+        if (name == driver)
+            return parse_profile(nlohmann::json::parse(text), "compiled-in drivers-config/" + name + ".json", driver);
     DriverProfile p;
     p.driver = driver;
     p.source = "generic default (no profile for " + driver + ")";
@@ -137,12 +141,18 @@ namespace {
 uint64_t rss_hf_of(const std::vector<std::string>& fns, const std::string& what) {
     uint64_t hf = 0;
     for (const auto& f : fns) {
-        if (f == "ipv4") hf |= RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER;
-        else if (f == "ipv6") hf |= RTE_ETH_RSS_IPV6 | RTE_ETH_RSS_FRAG_IPV6 | RTE_ETH_RSS_NONFRAG_IPV6_OTHER;
-        else if (f == "tcp") hf |= RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV6_TCP;
-        else if (f == "udp") hf |= RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_NONFRAG_IPV6_UDP;
-        else if (f == "sctp") hf |= RTE_ETH_RSS_NONFRAG_IPV4_SCTP | RTE_ETH_RSS_NONFRAG_IPV6_SCTP;
-        else throw std::runtime_error(what + ": unknown RSS function \"" + f + "\"");
+        if (f == "ipv4")
+            hf |= RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER;
+        else if (f == "ipv6")
+            hf |= RTE_ETH_RSS_IPV6 | RTE_ETH_RSS_FRAG_IPV6 | RTE_ETH_RSS_NONFRAG_IPV6_OTHER;
+        else if (f == "tcp")
+            hf |= RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV6_TCP;
+        else if (f == "udp")
+            hf |= RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_NONFRAG_IPV6_UDP;
+        else if (f == "sctp")
+            hf |= RTE_ETH_RSS_NONFRAG_IPV4_SCTP | RTE_ETH_RSS_NONFRAG_IPV6_SCTP;
+        else
+            throw std::runtime_error(what + ": unknown RSS function \"" + f + "\"");
     }
     return hf;
 }
@@ -199,7 +209,7 @@ PortInfo start_port(const PortPlan& plan, uint16_t queues, const std::vector<rte
         info.rss = "kernel PACKET_FANOUT_HASH (symmetric)";
     } else if (prof.rss_mode == "none" || dev.flow_type_rss_offloads == 0) {
         info.rss = "none: driver " + info.driver +
-                   " cannot do symmetric RSS; the two directions of a conversation may reach different workers";
+            " cannot do symmetric RSS; the two directions of a conversation may reach different workers";
     } else {
         const uint64_t want = rss_hf_of(prof.rss_functions, prof.source);
         uint64_t hf = want & dev.flow_type_rss_offloads;
@@ -226,11 +236,11 @@ PortInfo start_port(const PortPlan& plan, uint16_t queues, const std::vector<rte
     if (plan.scatter) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
     conf.rxmode.mtu = plan.mtu;
     if (plan.mtu)
-        info.frames = "MTU " + std::to_string(plan.mtu) + (plan.scatter ? ", chained buffers" : ", " +
-                      std::to_string(plan.data_room) + "-byte buffers");
+        info.frames = "MTU " + std::to_string(plan.mtu) +
+            (plan.scatter ? ", chained buffers" : ", " + std::to_string(plan.data_room) + "-byte buffers");
     else if (!prof.set_mtu)
         info.frames = "frames up to " + std::to_string(prof.max_frame) + " B" +
-                      (prof.devargs.empty() ? "" : " (driver arguments from the profile)");
+            (prof.devargs.empty() ? "" : " (driver arguments from the profile)");
     else
         info.frames = "standard MTU (the device offers no more)";
     if (int rc = rte_eth_dev_configure(id, queues, 0, &conf); rc != 0)
@@ -249,7 +259,8 @@ PortInfo start_port(const PortPlan& plan, uint16_t queues, const std::vector<rte
             rc != 0)
             throw std::runtime_error(what + ": RX queue " + std::to_string(q) + ": " + err(rc));
     }
-    if (int rc = rte_eth_dev_start(id); rc != 0) throw std::runtime_error(what + ": start " + info.name + ": " + err(rc));
+    if (int rc = rte_eth_dev_start(id); rc != 0)
+        throw std::runtime_error(what + ": start " + info.name + ": " + err(rc));
     if (prof.promiscuous) rte_eth_promiscuous_enable(id);  // not every vdev has it; harmless
     return info;
 }

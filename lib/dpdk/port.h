@@ -16,18 +16,18 @@ struct rte_mempool;
 namespace weir::dpdk {
 
 struct DriverProfile {
-    std::string driver;          // DPDK driver name as rte_eth_dev_info reports it
-    std::string source;          // where it came from (a file, the compiled-in copy, or the generic default)
+    std::string driver;  // DPDK driver name as rte_eth_dev_info reports it
+    std::string source;  // where it came from (a file, the compiled-in copy, or the generic default)
     uint16_t rx_descriptors = 1024;
     std::string rss_mode = "symmetric_key";  // symmetric_key | kernel_fanout | none
     std::vector<std::string> rss_functions = {"ipv4", "ipv6", "tcp", "udp"};
-    bool rss_innermost = false;  // hash tunneled packets on their innermost headers (rss.level "innermost")
-    std::string timestamps = "tsc";          // tsc | dynfield_us | dynfield_ns: who stamps each packet, in what unit
+    bool rss_innermost = false;      // hash tunneled packets on their innermost headers (rss.level "innermost")
+    std::string timestamps = "tsc";  // tsc | dynfield_us | dynfield_ns: who stamps each packet, in what unit
     bool promiscuous = true;
-    uint32_t max_frame = 9728;   // largest Ethernet frame (FCS excluded) to receive whole
-    bool scatter = true;         // larger frames in chained buffers, where the device can
-    uint32_t data_room = 0;      // bytes per packet buffer the driver needs (0: from max_frame and scatter)
-    bool set_mtu = true;         // program the device's MTU from max_frame (not for kernel interfaces)
+    uint32_t max_frame = 9728;  // largest Ethernet frame (FCS excluded) to receive whole
+    bool scatter = true;        // larger frames in chained buffers, where the device can
+    uint32_t data_room = 0;     // bytes per packet buffer the driver needs (0: from max_frame and scatter)
+    bool set_mtu = true;        // program the device's MTU from max_frame (not for kernel interfaces)
     std::vector<std::pair<std::string, std::string>> devargs;  // added to a vdev's device string unless given
 };
 
@@ -69,8 +69,8 @@ struct PortInfo {
     uint16_t queues = 0;
     uint16_t rx_descriptors = 0;
     uint32_t dynfield_ns_per_unit = 0;  // 0: stamp packets from the TSC at RX
-    std::string rss;     // what distributes packets across queues, for the start-up log
-    std::string frames;  // how large frames are received, for the start-up log
+    std::string rss;                    // what distributes packets across queues, for the start-up log
+    std::string frames;                 // how large frames are received, for the start-up log
     bool inner_rss = false;
     DriverProfile profile;
 };

@@ -22,13 +22,13 @@ struct ExporterStats {
     Counter messages;
     Counter template_messages;
     Counter bytes;
-    Counter records;        // records in the exporter's format (e.g. two uniflow per conversation)
-    Counter packets;        // packets in the records delivered
+    Counter records;  // records in the exporter's format (e.g. two uniflow per conversation)
+    Counter packets;  // packets in the records delivered
     Counter send_errors;
-    Counter lost_records;   // in messages that could not be delivered
+    Counter lost_records;  // in messages that could not be delivered
     Counter lost_packets;
     Counter reconnects;
-    Counter files;          // files opened (file transport)
+    Counter files;            // files opened (file transport)
     Counter skipped_records;  // the format cannot carry them (IPv6 in NetFlow v5)
     Counter skipped_packets;
     Counter saturated_records;  // counters clipped at 2^32-1 (NetFlow v5)
@@ -66,8 +66,10 @@ protected:
     // After each delivery: a failure goes to the log when it starts, every minute while it
     // lasts, and when it ends.
     void delivered(bool ok, int err) {
-        if (ok) failures_.ok();
-        else failures_.failed(err ? std::strerror(err) : "refused");
+        if (ok)
+            failures_.ok();
+        else
+            failures_.failed(err ? std::strerror(err) : "refused");
     }
     std::string url_, format_, identity_;
     ExporterStats stats_;
@@ -77,7 +79,7 @@ protected:
 // Builds the exporter a configuration entry describes; throws std::runtime_error naming the
 // URL and the reason (cannot resolve, cannot open the file, ...).
 std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg,
-                                       std::shared_ptr<const ExportContext> ctx = nullptr);
+                                        std::shared_ptr<const ExportContext> ctx = nullptr);
 std::string identity_of(const config::Exporter& ex);
 
 }  // namespace weir::exporter

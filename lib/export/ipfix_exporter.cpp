@@ -16,11 +16,10 @@ Exporter::Exporter(const config::Exporter& ex)
 
 std::string identity_of(const config::Exporter& ex) {
     return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + (ex.macs ? " macs" : "") + " " +
-           std::to_string(ex.rotate_mb) + " " +
-           std::to_string(ex.rotate_s) + " " + std::to_string(ex.queue_mb) + (ex.options ? " options" : "") + " " + ex.table + " " +
-           std::to_string(ex.batch_rows) + " " + std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches) + " " +
-           ex.source + " " + std::to_string(ex.dscp) + " " + ex.user + " " + ex.password + " " + ex.ca_file +
-           (ex.compress ? " gzip" : "");
+        std::to_string(ex.rotate_mb) + " " + std::to_string(ex.rotate_s) + " " + std::to_string(ex.queue_mb) +
+        (ex.options ? " options" : "") + " " + ex.table + " " + std::to_string(ex.batch_rows) + " " +
+        std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches) + " " + ex.source + " " +
+        std::to_string(ex.dscp) + " " + ex.user + " " + ex.password + " " + ex.ca_file + (ex.compress ? " gzip" : "");
 }
 
 namespace {
@@ -31,11 +30,12 @@ ipfix::Options options_of(const config::Exporter& ex, const config::Config& cfg,
     o.biflow = ex.mode == "biflow";
     o.macs = ex.macs;
     o.pen = cfg.enterprise_number;
-    o.tunnels = cfg.tunnels.mode == packet::TunnelMode::kOuter  ? ipfix::Tunnels::kNone
-              : cfg.tunnels.mode == packet::TunnelMode::kInner ? ipfix::Tunnels::kInner
-                                                                 : ipfix::Tunnels::kBoth;
+    o.tunnels = cfg.tunnels.mode == packet::TunnelMode::kOuter ? ipfix::Tunnels::kNone
+        : cfg.tunnels.mode == packet::TunnelMode::kInner       ? ipfix::Tunnels::kInner
+                                                               : ipfix::Tunnels::kBoth;
     o.time = ex.time_unit == "us" ? ipfix::TimeUnit::kMicroseconds
-           : ex.time_unit == "ns" ? ipfix::TimeUnit::kNanoseconds : ipfix::TimeUnit::kMilliseconds;
+        : ex.time_unit == "ns"    ? ipfix::TimeUnit::kNanoseconds
+                                  : ipfix::TimeUnit::kMilliseconds;
     return o;
 }
 
@@ -111,13 +111,15 @@ private:
             size_t len = ipfix::kHeaderLen;
             len += layout_.write_templates(buf.data() + len, buf.size() - len, next);
             if (next == ipfix::Layout::kVariants && ctx_) {
-                const size_t o = ipfix::write_options_templates(buf.data() + len, buf.size() - len, ctx_->sampling.interval != 0);
+                const size_t o =
+                    ipfix::write_options_templates(buf.data() + len, buf.size() - len, ctx_->sampling.interval != 0);
                 if (!o && len > ipfix::kHeaderLen) {  // no room left: the options templates go alone
                     ipfix::write_header(buf.data(), static_cast<uint16_t>(len), now_s, d.sequence, domain);
                     ok = deliver(buf.data(), len, now_s);
                     if (ok) stats_.template_messages.add();
                     len = ipfix::kHeaderLen;
-                    len += ipfix::write_options_templates(buf.data() + len, buf.size() - len, ctx_->sampling.interval != 0);
+                    len += ipfix::write_options_templates(buf.data() + len, buf.size() - len,
+                                                          ctx_->sampling.interval != 0);
                 } else {
                     len += o;
                 }
@@ -166,7 +168,6 @@ public:
     }
 
 private:
-
     void send_message(uint32_t domain, ipfix::MessageEncoder& enc, uint32_t now_s) {
         Domain& d = domains_[domain];
         const uint64_t gen = transport_->generation();
@@ -207,12 +208,12 @@ private:
 }  // namespace
 
 std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg,
-                                               std::shared_ptr<const ExportContext> ctx);
+                                                std::shared_ptr<const ExportContext> ctx);
 std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg,
-                                            std::shared_ptr<const ExportContext> ctx);
+                                             std::shared_ptr<const ExportContext> ctx);
 
 std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg,
-                                       std::shared_ptr<const ExportContext> ctx) {
+                                        std::shared_ptr<const ExportContext> ctx) {
     if (ex.format == "netflow9" || ex.format == "netflow5") return make_netflow_exporter(ex, cfg, std::move(ctx));
     if (ex.format == "jsonl" || ex.format == "clickhouse") return make_json_exporter(ex, cfg, std::move(ctx));
     return std::make_unique<IpfixExporter>(ex, cfg, std::move(ctx));

@@ -50,9 +50,12 @@ std::string rfc3339(uint64_t ns, const std::string& unit) {
     char buf[64];
     const size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &utc);
     const uint64_t sub = ns % 1'000'000'000;
-    if (unit == "ns") snprintf(buf + n, sizeof(buf) - n, ".%09luZ", static_cast<unsigned long>(sub));
-    else if (unit == "us") snprintf(buf + n, sizeof(buf) - n, ".%06luZ", static_cast<unsigned long>(sub / 1000));
-    else snprintf(buf + n, sizeof(buf) - n, ".%03luZ", static_cast<unsigned long>(sub / 1'000'000));
+    if (unit == "ns")
+        snprintf(buf + n, sizeof(buf) - n, ".%09luZ", static_cast<unsigned long>(sub));
+    else if (unit == "us")
+        snprintf(buf + n, sizeof(buf) - n, ".%06luZ", static_cast<unsigned long>(sub / 1000));
+    else
+        snprintf(buf + n, sizeof(buf) - n, ".%03luZ", static_cast<unsigned long>(sub / 1'000'000));
     return buf;
 }
 
@@ -65,8 +68,14 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
     const bool icmp = t.proto == 1 || t.proto == 58;
     char buf[256];
     out += "{\"start\":";
-    if (clickhouse) out += std::to_string(d.first_ns / 1'000'000'000) + ",\"end\":" + std::to_string(d.last_ns / 1'000'000'000);
-    else out.append("\"").append(rfc3339(d.first_ns, unit)).append("\",\"end\":\"").append(rfc3339(d.last_ns, unit)).append("\"");
+    if (clickhouse)
+        out += std::to_string(d.first_ns / 1'000'000'000) + ",\"end\":" + std::to_string(d.last_ns / 1'000'000'000);
+    else
+        out.append("\"")
+            .append(rfc3339(d.first_ns, unit))
+            .append("\",\"end\":\"")
+            .append(rfc3339(d.last_ns, unit))
+            .append("\"");
     snprintf(buf, sizeof(buf), ",\"start_ms\":%lu,\"end_ms\":%lu,\"src\":\"",
              static_cast<unsigned long>(d.first_ns / 1'000'000), static_cast<unsigned long>(d.last_ns / 1'000'000));
     out += buf;
@@ -86,16 +95,17 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
     const uint8_t* tsrc = reverse ? r.rev_tunnel_src() : r.tunnel_src;
     const uint8_t* tdst = reverse ? r.rev_tunnel_dst() : r.tunnel_dst;
     snprintf(buf, sizeof(buf), ",\"cvlan\":%u,\"tunnel_type\":\"%s\",\"tunnel_id\":%u,\"tunnel_src\":\"", r.cvlan,
-             r.tunnel_type ? packet::tunnel_name(static_cast<packet::TunnelType>(r.tunnel_type)) : "", r.tunnel_id_or_zero());
+             r.tunnel_type ? packet::tunnel_name(static_cast<packet::TunnelType>(r.tunnel_type)) : "",
+             r.tunnel_id_or_zero());
     out += buf;
     out += addr_of(r.tunnel_type ? r.tunnel_ip_version : 0, tsrc) + "\",\"tunnel_dst\":\"" +
-           addr_of(r.tunnel_type ? r.tunnel_ip_version : 0, tdst) + "\"";
+        addr_of(r.tunnel_type ? r.tunnel_ip_version : 0, tdst) + "\"";
     snprintf(buf, sizeof(buf), ",\"tunnel_vlan\":%u,\"tunnel_depth\":%u,\"outer_copy\":%u", r.tunnel_vlan_or_zero(),
              r.tunnel_depth, r.outer_copy() ? 1u : 0u);
     out += buf;
     if (ex.macs) {
         out += ",\"src_mac\":\"" + mac(reverse ? r.dst_mac_or_zero() : r.src_mac_or_zero()) + "\",\"dst_mac\":\"" +
-               mac(reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero()) + "\"";
+            mac(reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero()) + "\"";
     }
     snprintf(buf, sizeof(buf), ",\"end_reason\":%u,\"in_port\":%u,\"domain\":%u}", r.end_reason, in_port, domain);
     out += buf;
@@ -123,7 +133,10 @@ void rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t dom
 class JsonLinesExporter : public Exporter {
 public:
     JsonLinesExporter(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx)
-        : Exporter(ex), ex_(ex), ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}), transport_(make_transport(ex, cfg)) {}
+        : Exporter(ex),
+          ex_(ex),
+          ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}),
+          transport_(make_transport(ex, cfg)) {}
 
     void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
         std::string out;
@@ -171,8 +184,8 @@ public:
         static std::once_flag curl_once;
         std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
         const std::string host = ex.host.find(':') != std::string::npos ? "[" + ex.host + "]" : ex.host;
-        insert_url_ = ex.scheme + "://" + host + ":" + std::to_string(ex.port) + "/?query=" +
-               url_encode("INSERT INTO " + ex.table + " FORMAT JSONEachRow");
+        insert_url_ = ex.scheme + "://" + host + ":" + std::to_string(ex.port) +
+            "/?query=" + url_encode("INSERT INTO " + ex.table + " FORMAT JSONEachRow");
         sender_ = std::thread([this] { run(); });
     }
     ~ClickHouseExporter() override {
@@ -222,7 +235,8 @@ private:
     static std::string url_encode(const std::string& s) {
         std::string o;
         for (unsigned char c : s) {
-            if (isalnum(c) || c == '.' || c == '_' || c == '-') o += static_cast<char>(c);
+            if (isalnum(c) || c == '.' || c == '_' || c == '-')
+                o += static_cast<char>(c);
             else {
                 char b[4];
                 snprintf(b, sizeof(b), "%%%02X", c);
@@ -275,10 +289,11 @@ private:
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload->data());
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload->size()));
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t sz, size_t n, void* out) {
-            static_cast<std::string*>(out)->append(p, sz * n);
-            return sz * n;
-        });
+        curl_easy_setopt(
+            c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t sz, size_t n, void* out) {
+                static_cast<std::string*>(out)->append(p, sz * n);
+                return sz * n;
+            });
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
         const CURLcode rc = curl_easy_perform(c);
         curl_slist_free_all(headers);
@@ -354,10 +369,12 @@ private:
                 lost_records_ += b.records;
                 lost_packets_ += b.packets;
             }
-            if (status == 200) sender_failures_.ok();
-            else sender_failures_.failed(status ? "insert answered HTTP " + std::to_string(status) + ": " +
-                                                      one_line(reply, 200)
-                                                : post_error_);
+            if (status == 200)
+                sender_failures_.ok();
+            else
+                sender_failures_.failed(status ? "insert answered HTTP " + std::to_string(status) + ": " +
+                                                one_line(reply, 200)
+                                               : post_error_);
             cv_.notify_all();
         }
     }
@@ -365,14 +382,14 @@ private:
     config::Exporter ex_;
     std::vector<uint32_t> ifindex_;
     std::string insert_url_;  // the INSERT's full URL
-    Batch pending_;  // control thread only
+    Batch pending_;           // control thread only
     uint32_t pending_since_ = 0;
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<Batch> queue_;
     bool stop_ = false, busy_ = false;
     FailureLog sender_failures_{"exporter clickhouse " + url_};  // the sender thread's own
-    std::string post_error_;  // why the last post() got no answer (sender thread)
+    std::string post_error_;                                     // why the last post() got no answer (sender thread)
     uint64_t sent_records_ = 0, sent_packets_ = 0, sent_bytes_ = 0, sent_batches_ = 0, errors_ = 0;
     uint64_t lost_records_ = 0, lost_packets_ = 0, queued_drop_records_ = 0, queued_drop_packets_ = 0;
     std::thread sender_;
@@ -381,7 +398,7 @@ private:
 }  // namespace
 
 std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg,
-                                            std::shared_ptr<const ExportContext> ctx) {
+                                             std::shared_ptr<const ExportContext> ctx) {
     if (ex.format == "clickhouse") return std::make_unique<ClickHouseExporter>(ex, cfg, ctx.get());
     return std::make_unique<JsonLinesExporter>(ex, cfg, ctx.get());
 }

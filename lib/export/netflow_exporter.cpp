@@ -28,8 +28,10 @@ public:
     void send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s) override {
         Source& s = sources_[domain];
         for (uint32_t i = 0; i < count; ++i) s.clock.observe(records[i]);
-        if (v5_) send_v5(records, count, domain, s, now_s);
-        else send_v9(records, count, domain, s, now_s);
+        if (v5_)
+            send_v5(records, count, domain, s, now_s);
+        else
+            send_v9(records, count, domain, s, now_s);
     }
 
     void tick(uint32_t now_s) override { transport_->prepare(0, now_s); }
@@ -59,8 +61,8 @@ private:
         uint32_t i = 0;
         while (i < count) {
             netflow::v9::Encoder enc(buf_.data(), static_cast<uint32_t>(buf_.size()), macs_, &ifindex_, sampling_);
-            const bool with_templates = !s.templates_sent || now_s - s.last_template_s >= refresh_s_ ||
-                                        s.since_template >= refresh_messages_;
+            const bool with_templates =
+                !s.templates_sent || now_s - s.last_template_s >= refresh_s_ || s.since_template >= refresh_messages_;
             if (with_templates) enc.add_templates();
             while (i < count && enc.add(r[i], s.clock)) ++i;
             const uint32_t len = enc.finish(s.clock, s.sequence, domain);
@@ -127,7 +129,7 @@ private:
 }  // namespace
 
 std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg,
-                                               std::shared_ptr<const ExportContext> ctx) {
+                                                std::shared_ptr<const ExportContext> ctx) {
     return std::make_unique<NetflowExporter>(ex, cfg, ctx.get());
 }
 

@@ -27,13 +27,15 @@ void prepare_socket(int fd, int family, const config::Exporter& ex) {
             auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
             sa->sin_family = AF_INET;
             if (inet_pton(AF_INET, ex.source.c_str(), &sa->sin_addr) != 1)
-                throw std::runtime_error(ex.url + ": source " + ex.source + " is not an IPv4 address, as the collector's is");
+                throw std::runtime_error(ex.url + ": source " + ex.source +
+                                         " is not an IPv4 address, as the collector's is");
             len = sizeof(sockaddr_in);
         } else {
             auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
             sa->sin6_family = AF_INET6;
             if (inet_pton(AF_INET6, ex.source.c_str(), &sa->sin6_addr) != 1)
-                throw std::runtime_error(ex.url + ": source " + ex.source + " is not an IPv6 address, as the collector's is");
+                throw std::runtime_error(ex.url + ": source " + ex.source +
+                                         " is not an IPv6 address, as the collector's is");
             len = sizeof(sockaddr_in6);
         }
         if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0)
@@ -43,7 +45,9 @@ void prepare_socket(int fd, int family, const config::Exporter& ex) {
         const int tos = ex.dscp << 2;
         const int rc = family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos))
                                          : setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
-        if (rc != 0) throw std::runtime_error(ex.url + ": cannot set DSCP " + std::to_string(ex.dscp) + ": " + std::strerror(errno));
+        if (rc != 0)
+            throw std::runtime_error(ex.url + ": cannot set DSCP " + std::to_string(ex.dscp) + ": " +
+                                     std::strerror(errno));
     }
 }
 
@@ -187,7 +191,11 @@ private:
 class TcpTransport : public Transport {
 public:
     TcpTransport(const config::Exporter& ex, const config::Config&)
-        : ex_(ex), url_(ex.url), host_(ex.host), port_(ex.port), queue_limit_(static_cast<size_t>(ex.queue_mb * (1 << 20))) {
+        : ex_(ex),
+          url_(ex.url),
+          host_(ex.host),
+          port_(ex.port),
+          queue_limit_(static_cast<size_t>(ex.queue_mb * (1 << 20))) {
         addrinfo hints{};
         hints.ai_socktype = SOCK_STREAM;
         hints.ai_flags = AI_NUMERICSERV;

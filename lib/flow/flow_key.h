@@ -44,7 +44,8 @@ inline bool canonicalize(const packet::Tuple& t, uint32_t tunnel, uint16_t cvlan
         key.tuple.dport = t.sport;
     }
     // The context word in one store: tunnel, customer VLAN, view, and the reserved byte zeroed.
-    const uint64_t ctx = static_cast<uint64_t>(tunnel) | static_cast<uint64_t>(cvlan) << 32 | static_cast<uint64_t>(view) << 48;
+    const uint64_t ctx =
+        static_cast<uint64_t>(tunnel) | static_cast<uint64_t>(cvlan) << 32 | static_cast<uint64_t>(view) << 48;
     std::memcpy(&key.tunnel, &ctx, 8);
     return swap;
 }

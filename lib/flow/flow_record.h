@@ -38,7 +38,7 @@ struct FlowRecord {
     uint8_t reserved0;
     uint8_t tunnel_src[16];  // the tunnel's end points as the initiator's packets ran
     uint8_t tunnel_dst[16];
-    uint8_t dst_mac[6];      // of the initiator's first packet
+    uint8_t dst_mac[6];  // of the initiator's first packet
     uint8_t src_mac[6];
     uint8_t reserved[12];
 

@@ -64,7 +64,7 @@ struct DirAttrs {
 // One conversation. Direction 0 is the initiator's (the first packet seen), direction 1 the
 // responder's, which may have no packets.
 struct alignas(64) FlowEntry {
-    FlowKey key;            // canonical
+    FlowKey key;  // canonical
     DirCounters c[2];
     DirAttrs a[2];
     uint32_t where;         // bucket * 8 + way
@@ -75,8 +75,9 @@ struct alignas(64) FlowEntry {
     // The directional tuple of direction d, and its counters as a record carries them.
     packet::Tuple tuple(int d) const noexcept;
     DirStats dir(int d) const noexcept {
-        return DirStats{c[d].packets, c[d].octets, c[d].first_ns, c[d].last_ns,
-                        a[d].tcp_flags, a[d].ttl_min, a[d].ttl_max, a[d].tos, 0};
+        return DirStats{c[d].packets, c[d].octets,    c[d].first_ns,
+                        c[d].last_ns, a[d].tcp_flags, a[d].ttl_min,
+                        a[d].ttl_max, a[d].tos,       0};
     }
     uint64_t packets() const noexcept { return c[0].packets + c[1].packets; }
 };
@@ -114,9 +115,9 @@ public:
     struct Prepared {
         FlowKey key;
         uint64_t hash;
-        uint32_t hint;         // entry whose signature matched in locate(), or kNone
-        bool reversed;         // the packet runs key.dst -> key.src
-        bool tunnel_src_hi;    // the packet's tunnel source is its TunnelKey's `hi` end
+        uint32_t hint;       // entry whose signature matched in locate(), or kNone
+        bool reversed;       // the packet runs key.dst -> key.src
+        bool tunnel_src_hi;  // the packet's tunnel source is its TunnelKey's `hi` end
     };
     static_assert(sizeof(Prepared) <= 64);
     static constexpr uint32_t kNone = UINT32_MAX;
@@ -185,8 +186,8 @@ public:
     }
 
     static constexpr uint32_t kWays = 8;
-    static constexpr uint32_t kSlots = 4096;     // timer wheel slots
-    static constexpr unsigned kTickShift = 26;   // 67.1 ms per slot, 275 s per turn
+    static constexpr uint32_t kSlots = 4096;    // timer wheel slots
+    static constexpr unsigned kTickShift = 26;  // 67.1 ms per slot, 275 s per turn
 
 private:
     static constexpr uint32_t kFreeEntry = UINT32_MAX;  // FlowEntry::where of an unused entry
@@ -204,7 +205,6 @@ public:
     static constexpr uint8_t kTunnelSrcHiRev = 16;  // ... the responder's (mirrors send both ways alike)
 
 private:
-
     static uint32_t sig_of(uint64_t h) noexcept { return static_cast<uint32_t>(h >> 16) | 1u; }
     // Bit w set where bucket way w holds signature `sig` (SSE2: two 4-lane compares).
     static uint32_t match_mask(const Bucket& b, uint32_t sig) noexcept {
@@ -244,12 +244,12 @@ private:
     uint32_t bucket_mask_;
     Bucket* buckets_ = nullptr;
     FlowEntry* entries_ = nullptr;
-    Link* links_ = nullptr;        // capacity_ entries, then kSlots sentinels
-    uint32_t* free_ = nullptr;     // stack of free entry indexes
-    uint8_t* macs_ = nullptr;      // 16 bytes per entry (TableConfig::macs)
+    Link* links_ = nullptr;     // capacity_ entries, then kSlots sentinels
+    uint32_t* free_ = nullptr;  // stack of free entry indexes
+    uint8_t* macs_ = nullptr;   // 16 bytes per entry (TableConfig::macs)
     uint32_t free_top_ = 0;
-    uint64_t cursor_ = 0;          // next wheel tick to process
-    uint64_t evict_hint_ = 0;      // first tick that may hold entries, for evict_oldest
+    uint64_t cursor_ = 0;      // next wheel tick to process
+    uint64_t evict_hint_ = 0;  // first tick that may hold entries, for evict_oldest
     bool started_ = false;
     bool initialized_ = false;
     void* mem_ = nullptr;
@@ -392,11 +392,12 @@ void FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, 
         // initiator's first is within the active timeout, and no TCP end is pending. Anything
         // else (out-of-order times, closing flows) takes the exact deadline().
         bool live = !(e.state & kClosing) && ts - e.c[dir].last_ns <= cfg_.idle_ns && e.c[dir].packets &&
-                    ts - e.c[0].first_ns < cfg_.active_ns && ts >= e.c[0].first_ns;
+            ts - e.c[0].first_ns < cfg_.active_ns && ts >= e.c[0].first_ns;
         EndReason why = EndReason::kIdle;
         if (!live) live = ts < deadline(e, why);
         if (live) [[likely]] {
-            if (pk.tunnel_src_hi && dir && !e.c[1].packets) [[unlikely]] e.state |= kTunnelSrcHiRev;
+            if (pk.tunnel_src_hi && dir && !e.c[1].packets) [[unlikely]]
+                e.state |= kTunnelSrcHiRev;
             account(e.c[dir], e.a[dir], p, ts);
             if (p.tcp_flags & 0x05) [[unlikely]] {  // FIN or RST
                 const uint8_t before = e.state;
@@ -459,8 +460,10 @@ void FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, 
     if (p.tcp_flags & 0x01) e.state |= kFinInit;
     if (macs_) {
         uint8_t* m = macs_ + 16 * static_cast<size_t>(i);
-        if (macs) std::memcpy(m, macs, 12);
-        else std::memset(m, 0, 12);
+        if (macs)
+            std::memcpy(m, macs, 12);
+        else
+            std::memset(m, 0, 12);
     }
     sink.on_created(e);
     stats_.created.add();

@@ -16,11 +16,11 @@ namespace weir::flow {
 
 // The direction-independent identity of a tunnel: its end points in canonical order.
 struct TunnelKey {
-    uint8_t lo[16];       // the smaller delivery address
+    uint8_t lo[16];  // the smaller delivery address
     uint8_t hi[16];
-    uint32_t id;          // VNI, key, session, label
-    uint16_t vlan;        // VLAN of the delivery header's frame
-    uint8_t type;         // packet::TunnelType
+    uint32_t id;            // VNI, key, session, label
+    uint16_t vlan;          // VLAN of the delivery header's frame
+    uint8_t type;           // packet::TunnelType
     uint8_t version_depth;  // delivery IP version << 4 | tunnels opened (depth)
 };
 static_assert(sizeof(TunnelKey) == 40);
@@ -77,10 +77,10 @@ private:
     void erase(uint32_t ref) noexcept;
 
     uint32_t capacity_;
-    uint32_t mask_;                       // index size - 1
-    std::unique_ptr<Slot[]> slots_;       // stable: a reference is slot + 1
-    std::unique_ptr<uint32_t[]> index_;   // open addressing, linear probing: reference or 0
-    std::unique_ptr<uint32_t[]> free_;    // free slot numbers
+    uint32_t mask_;                      // index size - 1
+    std::unique_ptr<Slot[]> slots_;      // stable: a reference is slot + 1
+    std::unique_ptr<uint32_t[]> index_;  // open addressing, linear probing: reference or 0
+    std::unique_ptr<uint32_t[]> free_;   // free slot numbers
     uint32_t free_top_;
     TunnelTableStats stats_;
 };

@@ -5,7 +5,10 @@
 namespace weir::ipfix {
 namespace {
 
-inline uint8_t* put8(uint8_t* p, uint8_t v) { *p = v; return p + 1; }
+inline uint8_t* put8(uint8_t* p, uint8_t v) {
+    *p = v;
+    return p + 1;
+}
 inline uint8_t* put16(uint8_t* p, uint16_t v) {
     v = __builtin_bswap16(v);
     std::memcpy(p, &v, 2);
@@ -49,10 +52,41 @@ uint64_t time_value(uint64_t ns, TimeUnit u) {
 }  // namespace
 
 enum class Layout::Src : uint8_t {
-    kStart, kEnd, kPackets, kOctets, kSrcAddr, kDstAddr, kIngress, kSport, kDport, kIcmp, kVlan, kCvlan, kTcpFlags,
-    kProto, kTos, kMinTtl, kMaxTtl, kEndReason, kSrcMac, kDstMac,
-    kRevStart, kRevEnd, kRevPackets, kRevOctets, kRevTcpFlags, kRevMinTtl, kRevMaxTtl,
-    kL2Segment, kTunnelType, kTunnelId, kTunnelSrc, kTunnelDst, kTunnelDepth, kTunnelVlan, kOuterCopy,
+    kStart,
+    kEnd,
+    kPackets,
+    kOctets,
+    kSrcAddr,
+    kDstAddr,
+    kIngress,
+    kSport,
+    kDport,
+    kIcmp,
+    kVlan,
+    kCvlan,
+    kTcpFlags,
+    kProto,
+    kTos,
+    kMinTtl,
+    kMaxTtl,
+    kEndReason,
+    kSrcMac,
+    kDstMac,
+    kRevStart,
+    kRevEnd,
+    kRevPackets,
+    kRevOctets,
+    kRevTcpFlags,
+    kRevMinTtl,
+    kRevMaxTtl,
+    kL2Segment,
+    kTunnelType,
+    kTunnelId,
+    kTunnelSrc,
+    kTunnelDst,
+    kTunnelDepth,
+    kTunnelVlan,
+    kOuterCopy,
 };
 
 Layout::Variant Layout::variant_of(const flow::FlowRecord& r) noexcept {
@@ -68,7 +102,8 @@ Layout::Layout(Options o) : o_(o) {
     // never reuse an id for another template. The default layout keeps 256 and 257.
     tid_ = static_cast<uint16_t>(256 + 8 * (static_cast<int>(o.time) + 3 * (o.biflow ? 1 : 0) + 6 * (o.macs ? 1 : 0)));
     const uint16_t start = o.time == TimeUnit::kMilliseconds ? kFlowStartMilliseconds
-                         : o.time == TimeUnit::kMicroseconds ? kFlowStartMicroseconds : kFlowStartNanoseconds;
+        : o.time == TimeUnit::kMicroseconds                  ? kFlowStartMicroseconds
+                                                             : kFlowStartNanoseconds;
     for (int vi = 0; vi < kVariants; ++vi) {
         const auto v = static_cast<Variant>(vi);
         const bool tunneled = v >= kV4InV4 && v <= kV6InV6;
@@ -78,9 +113,10 @@ Layout::Layout(Options o) : o_(o) {
         const bool v6 = v == kV6 || v == kV6InV4 || v == kV6InV6 || v == kCopyV6;
         const bool outer6 = v == kV4InV6 || v == kV6InV6;
         const uint16_t alen = v6 ? 16 : 4;
-        std::vector<Field> f = {
-            {{start, 8, 0}, Src::kStart}, {{static_cast<uint16_t>(start + 1), 8, 0}, Src::kEnd},
-            {{kPacketDeltaCount, 8, 0}, Src::kPackets}, {{kOctetDeltaCount, 8, 0}, Src::kOctets}};
+        std::vector<Field> f = {{{start, 8, 0}, Src::kStart},
+                                {{static_cast<uint16_t>(start + 1), 8, 0}, Src::kEnd},
+                                {{kPacketDeltaCount, 8, 0}, Src::kPackets},
+                                {{kOctetDeltaCount, 8, 0}, Src::kOctets}};
         if (o.biflow) {
             f.push_back({{start, 8, kReversePen}, Src::kRevStart});
             f.push_back({{static_cast<uint16_t>(start + 1), 8, kReversePen}, Src::kRevEnd});
@@ -104,7 +140,8 @@ Layout::Layout(Options o) : o_(o) {
         if (tunneled) {
             f.push_back({{kLayer2SegmentId, 8, 0}, Src::kL2Segment});
             f.push_back({{kTunnelId, 4, o.pen}, Src::kTunnelId});
-            f.push_back({{outer6 ? kTunnelSourceIPv6Address : kTunnelSourceIPv4Address, static_cast<uint16_t>(outer6 ? 16 : 4), o.pen},
+            f.push_back({{outer6 ? kTunnelSourceIPv6Address : kTunnelSourceIPv4Address,
+                          static_cast<uint16_t>(outer6 ? 16 : 4), o.pen},
                          Src::kTunnelSrc});
             f.push_back({{outer6 ? kTunnelDestinationIPv6Address : kTunnelDestinationIPv4Address,
                           static_cast<uint16_t>(outer6 ? 16 : 4), o.pen},
@@ -163,8 +200,14 @@ uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool 
             case Src::kEnd: p = put64(p, time_value(d.last_ns, o_.time)); break;
             case Src::kPackets: p = put64(p, d.packets); break;
             case Src::kOctets: p = put64(p, d.octets); break;
-            case Src::kSrcAddr: std::memcpy(p, t.src, f.spec.length); p += f.spec.length; break;
-            case Src::kDstAddr: std::memcpy(p, t.dst, f.spec.length); p += f.spec.length; break;
+            case Src::kSrcAddr:
+                std::memcpy(p, t.src, f.spec.length);
+                p += f.spec.length;
+                break;
+            case Src::kDstAddr:
+                std::memcpy(p, t.dst, f.spec.length);
+                p += f.spec.length;
+                break;
             case Src::kIngress: p = put32(p, interface_of(r.in_port, o_.ifindex)); break;
             case Src::kSport: p = put16(p, icmp ? 0 : t.sport); break;
             case Src::kDport: p = put16(p, icmp ? 0 : t.dport); break;
@@ -177,8 +220,14 @@ uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool 
             case Src::kMinTtl: p = put8(p, d.ttl_min); break;
             case Src::kMaxTtl: p = put8(p, d.ttl_max); break;
             case Src::kEndReason: p = put8(p, r.end_reason); break;
-            case Src::kSrcMac: std::memcpy(p, reverse ? r.dst_mac_or_zero() : r.src_mac_or_zero(), 6); p += 6; break;
-            case Src::kDstMac: std::memcpy(p, reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero(), 6); p += 6; break;
+            case Src::kSrcMac:
+                std::memcpy(p, reverse ? r.dst_mac_or_zero() : r.src_mac_or_zero(), 6);
+                p += 6;
+                break;
+            case Src::kDstMac:
+                std::memcpy(p, reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero(), 6);
+                p += 6;
+                break;
             case Src::kRevStart: p = put64(p, o.packets ? time_value(o.first_ns, o_.time) : 0); break;
             case Src::kRevEnd: p = put64(p, o.packets ? time_value(o.last_ns, o_.time) : 0); break;
             case Src::kRevPackets: p = put64(p, o.packets); break;
@@ -251,8 +300,7 @@ size_t Layout::write_template_set(uint8_t* buf, size_t cap) const noexcept {
     return next == kVariants ? len : 0;
 }
 
-void write_header(uint8_t* msg, uint16_t length, uint32_t export_time, uint32_t sequence,
-                  uint32_t domain) noexcept {
+void write_header(uint8_t* msg, uint16_t length, uint32_t export_time, uint32_t sequence, uint32_t domain) noexcept {
     uint8_t* p = put16(msg, kVersion);
     p = put16(p, length);
     p = put32(p, export_time);
@@ -308,9 +356,17 @@ uint32_t MessageEncoder::finish() noexcept {
 namespace weir::ipfix {
 namespace {
 
-inline uint8_t* w16(uint8_t* p, uint16_t v) { p[0] = static_cast<uint8_t>(v >> 8); p[1] = static_cast<uint8_t>(v); return p + 2; }
-inline uint8_t* w32(uint8_t* p, uint32_t v) { return w16(w16(p, static_cast<uint16_t>(v >> 16)), static_cast<uint16_t>(v)); }
-inline uint8_t* w64(uint8_t* p, uint64_t v) { return w32(w32(p, static_cast<uint32_t>(v >> 32)), static_cast<uint32_t>(v)); }
+inline uint8_t* w16(uint8_t* p, uint16_t v) {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+    return p + 2;
+}
+inline uint8_t* w32(uint8_t* p, uint32_t v) {
+    return w16(w16(p, static_cast<uint16_t>(v >> 16)), static_cast<uint16_t>(v));
+}
+inline uint8_t* w64(uint8_t* p, uint64_t v) {
+    return w32(w32(p, static_cast<uint32_t>(v >> 32)), static_cast<uint32_t>(v));
+}
 
 struct OptField {
     uint16_t id, len;
@@ -369,7 +425,8 @@ size_t write_options_templates(uint8_t* buf, size_t cap, bool sampling) noexcept
 size_t write_options_data(uint8_t* buf, size_t cap, uint32_t domain, const MeteringStats& m, const ExportingStats& e,
                           const std::vector<InterfaceInfo>& ifs, uint32_t& records, const Sampling& s) noexcept {
     size_t need = 2 * (4 + 44) + 4 + (s.interval ? 4 + 11 + 1 : 0);
-    for (const auto& i : ifs) need += 4 + 2 + std::min<size_t>(i.name.size(), 254) + std::min<size_t>(i.description.size(), 254);
+    for (const auto& i : ifs)
+        need += 4 + 2 + std::min<size_t>(i.name.size(), 254) + std::min<size_t>(i.description.size(), 254);
     need += 3;  // padding
     if (cap < need) return 0;
     uint8_t* p = buf;

@@ -26,15 +26,15 @@ constexpr uint16_t kTemplateIdV6 = 257;
 // IANA's number for documentation, RFC 5612, until an organisation sets its own).
 constexpr uint32_t kWeirPenDefault = 32473;
 enum WeirIe : uint16_t {
-    kTunnelType = 1,                  // unsigned8: packet::TunnelType (1 VXLAN, 2 VXLAN-GPE, 3 Geneve, 4 GRE, ...)
-    kTunnelId = 2,                    // unsigned32: VNI, GRE key, NVGRE VSID, ERSPAN session, MPLS label
-    kTunnelSourceIPv4Address = 3,     // the tunnel's end points in the flow's direction
+    kTunnelType = 1,               // unsigned8: packet::TunnelType (1 VXLAN, 2 VXLAN-GPE, 3 Geneve, 4 GRE, ...)
+    kTunnelId = 2,                 // unsigned32: VNI, GRE key, NVGRE VSID, ERSPAN session, MPLS label
+    kTunnelSourceIPv4Address = 3,  // the tunnel's end points in the flow's direction
     kTunnelDestinationIPv4Address = 4,
     kTunnelSourceIPv6Address = 5,
     kTunnelDestinationIPv6Address = 6,
-    kTunnelDepth = 7,                 // unsigned8: tunnels opened to reach the flow's headers
-    kTunnelVlanId = 8,                // unsigned16: VLAN of the tunnel's delivery frame
-    kOuterCopy = 9,                   // unsigned8: 1 = a tunnel's own flow, its packets also in tenant flows
+    kTunnelDepth = 7,   // unsigned8: tunnels opened to reach the flow's headers
+    kTunnelVlanId = 8,  // unsigned16: VLAN of the tunnel's delivery frame
+    kOuterCopy = 9,     // unsigned8: 1 = a tunnel's own flow, its packets also in tenant flows
 };
 
 // IANA information element ids used by the templates.
@@ -83,7 +83,7 @@ enum class Tunnels : uint8_t {
 struct Options {
     bool biflow = false;  // RFC 5103: one record per conversation with reverse elements
     TimeUnit time = TimeUnit::kMilliseconds;
-    bool macs = false;    // sourceMacAddress, destinationMacAddress
+    bool macs = false;  // sourceMacAddress, destinationMacAddress
     Tunnels tunnels = Tunnels::kNone;
     uint32_t pen = kWeirPenDefault;  // enterprise number of weir's own elements
     // ingressInterface by the record's port (DPDK port id); a port beyond it is written as is.
@@ -159,8 +159,7 @@ inline uint16_t record_length(bool ipv6) noexcept { return default_layout().reco
 inline size_t write_template_set(uint8_t* buf, size_t cap) noexcept {
     return default_layout().write_template_set(buf, cap);
 }
-void write_header(uint8_t* msg, uint16_t length, uint32_t export_time, uint32_t sequence,
-                  uint32_t domain) noexcept;
+void write_header(uint8_t* msg, uint16_t length, uint32_t export_time, uint32_t sequence, uint32_t domain) noexcept;
 // Sets export time and sequence number of a finished message in place.
 void set_header_fields(uint8_t* msg, uint32_t export_time, uint32_t sequence) noexcept;
 
@@ -212,14 +211,14 @@ constexpr uint16_t kExportingStatsTemplate = 401;  // scope exportingProcessId
 constexpr uint16_t kInterfaceTemplate = 402;       // scope ingressInterface
 constexpr uint16_t kSamplingTemplate = 403;        // scope observationDomainId
 
-struct MeteringStats {      // one worker = one observation domain
+struct MeteringStats {             // one worker = one observation domain
     uint64_t packets = 0;          // packetTotalCount: packets the worker received
     uint64_t ignored_packets = 0;  // ignoredPacketTotalCount: not accounted to a flow (decode drops)
     uint64_t flows = 0;            // observedFlowTotalCount: conversations created
     uint64_t lost_flows = 0;       // notSentFlowTotalCount: records lost before export
     uint64_t lost_packets = 0;     // notSentPacketTotalCount
 };
-struct ExportingStats {     // this exporter
+struct ExportingStats {  // this exporter
     uint32_t process_id = 0;
     uint64_t messages = 0, records = 0, octets = 0, lost_records = 0, lost_packets = 0;
 };

@@ -7,7 +7,10 @@
 namespace weir::netflow {
 namespace {
 
-uint8_t* put8(uint8_t* p, uint8_t v) { *p = v; return p + 1; }
+uint8_t* put8(uint8_t* p, uint8_t v) {
+    *p = v;
+    return p + 1;
+}
 uint8_t* put16(uint8_t* p, uint16_t v) {
     p[0] = static_cast<uint8_t>(v >> 8);
     p[1] = static_cast<uint8_t>(v);
@@ -45,10 +48,10 @@ namespace {
 struct F {
     uint16_t type, len;
 };
-constexpr F kV4[] = {{8, 4}, {12, 4}, {7, 2}, {11, 2}, {4, 1}, {5, 1}, {6, 1}, {10, 4}, {58, 2},
-                     {32, 2}, {2, 8}, {1, 8}, {22, 4}, {21, 4}, {52, 1}, {53, 1}};
-constexpr F kV6[] = {{27, 16}, {28, 16}, {7, 2}, {11, 2}, {4, 1}, {5, 1}, {6, 1}, {10, 4}, {58, 2},
-                     {139, 2}, {2, 8}, {1, 8}, {22, 4}, {21, 4}, {52, 1}, {53, 1}};
+constexpr F kV4[] = {{8, 4},  {12, 4}, {7, 2}, {11, 2}, {4, 1},  {5, 1},  {6, 1},  {10, 4},
+                     {58, 2}, {32, 2}, {2, 8}, {1, 8},  {22, 4}, {21, 4}, {52, 1}, {53, 1}};
+constexpr F kV6[] = {{27, 16}, {28, 16}, {7, 2}, {11, 2}, {4, 1},  {5, 1},  {6, 1},  {10, 4},
+                     {58, 2},  {139, 2}, {2, 8}, {1, 8},  {22, 4}, {21, 4}, {52, 1}, {53, 1}};
 constexpr uint16_t len_of(const F* f, size_t n) {
     uint16_t s = 0;
     for (size_t i = 0; i < n; ++i) s += f[i].len;
@@ -158,7 +161,8 @@ bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept
     const bool v6 = r.tuple.ip_version == 6;
     const uint16_t tid = template_id(v6, macs_);
     const uint32_t nrec = r.rev.packets ? 2 : 1;
-    const uint32_t need = nrec * ((v6 ? kLen6 : kLen4) + (macs_ ? kLenMacs : 0)) + (set_id_ == tid ? 0 : 4) + 3;  // + padding
+    const uint32_t need =
+        nrec * ((v6 ? kLen6 : kLen4) + (macs_ ? kLenMacs : 0)) + (set_id_ == tid ? 0 : 4) + 3;  // + padding
     if (pos_ + need > max_len_) return false;
     if (set_id_ != tid) {
         close_set();
@@ -168,8 +172,8 @@ bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept
         pos_ += 4;
     }
     const uint32_t in = ifindex_ ? ipfix::interface_of(r.in_port, *ifindex_) : r.in_port;
-    uint8_t* p = put_record(buf_ + pos_, r.tuple, r.fwd, in, clock, macs_ ? r.src_mac_or_zero() : nullptr,
-                            r.dst_mac_or_zero());
+    uint8_t* p =
+        put_record(buf_ + pos_, r.tuple, r.fwd, in, clock, macs_ ? r.src_mac_or_zero() : nullptr, r.dst_mac_or_zero());
     if (nrec == 2)
         p = put_record(p, r.reverse_tuple(), r.rev, in, clock, macs_ ? r.dst_mac_or_zero() : nullptr,
                        r.src_mac_or_zero());

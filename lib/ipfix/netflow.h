@@ -42,7 +42,9 @@ namespace v9 {
 
 constexpr uint16_t kSamplingOptionsTemplate = 300;
 constexpr size_t kHeaderLen = 20;
-constexpr uint16_t template_id(bool v6, bool macs) noexcept { return static_cast<uint16_t>(256 + (v6 ? 1 : 0) + (macs ? 2 : 0)); }
+constexpr uint16_t template_id(bool v6, bool macs) noexcept {
+    return static_cast<uint16_t>(256 + (v6 ? 1 : 0) + (macs ? 2 : 0));
+}
 size_t write_templates(uint8_t* buf, size_t cap, bool macs = false) noexcept;  // one template flowset; 0 if no room
 constexpr uint16_t kTemplateRecords = 2;
 
@@ -92,12 +94,13 @@ public:
     // At most 30 records, and no more than fit max_len bytes.
     // sampling: in the header's sampling_interval (mode in the top 2 bits: 1 deterministic,
     // 2 random; the interval in 14 bits, at most 16383).
-    Encoder(uint8_t* buf, size_t max_len, const std::vector<uint32_t>* ifindex = nullptr, ipfix::Sampling sampling = {}) noexcept
+    Encoder(uint8_t* buf, size_t max_len, const std::vector<uint32_t>* ifindex = nullptr,
+            ipfix::Sampling sampling = {}) noexcept
         : buf_(buf),
           ifindex_(ifindex),
           sampling_(sampling),
           max_records_(static_cast<uint16_t>(max_len < kHeaderLen + kRecordLen ? 0
-                                             : (max_len - kHeaderLen) / kRecordLen < kMaxRecords
+                                                 : (max_len - kHeaderLen) / kRecordLen < kMaxRecords
                                                  ? (max_len - kHeaderLen) / kRecordLen
                                                  : kMaxRecords)) {}
     // False when the packet is full. The record must be IPv4 (check can_encode()).

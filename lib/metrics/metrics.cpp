@@ -42,8 +42,10 @@ private:
         if (!f) f = &family(name, help, type);
         ClientMetric m;
         m.label = l;
-        if (type == MetricType::Counter) m.counter.value = v;
-        else m.gauge.value = v;
+        if (type == MetricType::Counter)
+            m.counter.value = v;
+        else
+            m.gauge.value = v;
         f->metric.push_back(m);
     }
     std::vector<MetricFamily> fams_;
@@ -65,7 +67,8 @@ ProcessSnapshot read_process() {
             unsigned long utime = 0, stime = 0, vsize = 0;
             unsigned long long start = 0;
             long rss = 0;
-            if (std::sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %llu %lu %ld",
+            if (std::sscanf(r + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %llu %lu %ld",
                             &utime, &stime, &start, &vsize, &rss) == 5) {
                 p.cpu_s = (utime + stime) / tick;
                 p.virtual_bytes = vsize;
@@ -99,15 +102,17 @@ std::string render(const Snapshot& s) {
     b.gauge("weir_build_info", "Version of the running weir (value is always 1).", {{"version", s.version}}, 1);
     b.gauge("weir_start_time_seconds", "Unix time weir started capturing.", {}, s.start_time_s);
     b.counter("weir_reloads_total", "Configuration reloads applied.", {}, static_cast<double>(s.reloads));
-    b.counter("weir_reload_failures_total", "Configuration reloads refused.", {}, static_cast<double>(s.reload_failures));
-    b.gauge("weir_last_reload_successful", "1 if the last reload was applied (or none was asked for), 0 if refused.", {},
-            s.last_reload_ok ? 1 : 0);
+    b.counter("weir_reload_failures_total", "Configuration reloads refused.", {},
+              static_cast<double>(s.reload_failures));
+    b.gauge("weir_last_reload_successful", "1 if the last reload was applied (or none was asked for), 0 if refused.",
+            {}, s.last_reload_ok ? 1 : 0);
     b.gauge("weir_last_reload_success_timestamp_seconds", "Unix time of the last applied reload (or of the start).", {},
             s.last_reload_ok_time_s);
     b.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", {}, s.process.cpu_s);
     b.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", {},
             static_cast<double>(s.process.resident_bytes));
-    b.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", {}, static_cast<double>(s.process.virtual_bytes));
+    b.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", {},
+            static_cast<double>(s.process.virtual_bytes));
     b.gauge("process_open_fds", "Number of open file descriptors.", {}, static_cast<double>(s.process.open_fds));
     b.gauge("process_max_fds", "Maximum number of open file descriptors.", {}, static_cast<double>(s.process.max_fds));
     b.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", {},
@@ -138,18 +143,18 @@ std::string render(const Snapshot& s) {
                       {{"worker", wi}, {"reason", reason}}, v);
         b.counter("weir_sampled_out_packets_total", "Packets received but not selected by packet sampling.", l,
                   w.sampled_out);
-        b.counter("weir_l4_truncated_total", "Packets whose ports or TCP flags were not captured (still accounted).",
-                  l, w.l4_truncated);
+        b.counter("weir_l4_truncated_total", "Packets whose ports or TCP flags were not captured (still accounted).", l,
+                  w.l4_truncated);
         b.gauge("weir_flow_table_entries", "Active flows (conversations) in the worker's table.", l, w.flows_active);
         b.gauge("weir_flow_table_capacity", "Flow table capacity of the worker.", l, w.flows_capacity);
         b.counter("weir_flows_created_total", "Flows created.", l, w.flows_created);
         for (const auto& [reason, v] : w.flows_expired)
             b.counter("weir_flows_expired_total", "Flows ended, by reason (evicted = table full).",
                       {{"worker", wi}, {"reason", reason}}, v);
-        b.counter("weir_flows_evicted_total", "Flows ended early to make room.", {{"worker", wi}, {"cause", "table_full"}},
-                  w.evicted_table_full);
-        b.counter("weir_flows_evicted_total", "Flows ended early to make room.", {{"worker", wi}, {"cause", "bucket_full"}},
-                  w.evicted_bucket_full);
+        b.counter("weir_flows_evicted_total", "Flows ended early to make room.",
+                  {{"worker", wi}, {"cause", "table_full"}}, w.evicted_table_full);
+        b.counter("weir_flows_evicted_total", "Flows ended early to make room.",
+                  {{"worker", wi}, {"cause", "bucket_full"}}, w.evicted_bucket_full);
         b.counter("weir_flow_records_total", "Ended conversations handed to the exporters.", l, w.records);
         b.counter("weir_export_ring_batches_total", "Record batches handed from the worker to the control thread.", l,
                   w.batches);
@@ -163,8 +168,8 @@ std::string render(const Snapshot& s) {
                   w.multi_segment);
         b.counter("weir_linearized_packets_total", "Packets whose headers crossed buffers and were copied to decode.",
                   l, w.linearized);
-        b.counter("weir_ipv6_ext_limit_total", "IPv6 packets with more extension headers than followed (accounted).",
-                  l, w.ipv6_ext_limit);
+        b.counter("weir_ipv6_ext_limit_total", "IPv6 packets with more extension headers than followed (accounted).", l,
+                  w.ipv6_ext_limit);
         for (const auto& [type, v] : w.tunneled)
             b.counter("weir_tunnel_packets_total", "Packets decapsulated, by the type of the innermost tunnel opened.",
                       {{"worker", wi}, {"type", type}}, v);
@@ -174,12 +179,14 @@ std::string render(const Snapshot& s) {
                       {{"worker", wi}, {"reason", reason}}, v);
         b.counter("weir_tunnel_outer_copies_total", "Packets also accounted in their tunnel's own flow (mode both).", l,
                   w.outer_copies);
-        b.counter("weir_handoff_packets_total", "Tunneled packets passed to the worker owning their inner conversation.",
+        b.counter("weir_handoff_packets_total",
+                  "Tunneled packets passed to the worker owning their inner conversation.",
                   {{"worker", wi}, {"direction", "out"}}, w.handed_out);
-        b.counter("weir_handoff_packets_total", "Tunneled packets passed to the worker owning their inner conversation.",
+        b.counter("weir_handoff_packets_total",
+                  "Tunneled packets passed to the worker owning their inner conversation.",
                   {{"worker", wi}, {"direction", "in"}}, w.handed_in);
-        b.counter("weir_handoff_dropped_total", "Tunneled packets lost because the hand-off ring to their worker was full.",
-                  l, w.handoff_dropped);
+        b.counter("weir_handoff_dropped_total",
+                  "Tunneled packets lost because the hand-off ring to their worker was full.", l, w.handoff_dropped);
         b.gauge("weir_tunnel_contexts", "Distinct tunnels the worker's flows ride in.", l, w.tunnel_contexts);
         b.gauge("weir_tunnel_contexts_capacity", "Tunnel contexts the worker can hold.", l, w.tunnel_contexts_capacity);
         b.counter("weir_tunnel_contexts_full_total",

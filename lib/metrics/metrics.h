@@ -23,7 +23,7 @@ struct WorkerSnapshot {
     uint32_t index = 0;
     uint64_t rx_packets = 0, rx_bytes = 0;
     double busy_s = 0, total_s = 0;  // time in loop iterations that received packets / in the loop
-    double busy_ratio = 0;  // over the last control interval
+    double busy_ratio = 0;           // over the last control interval
     std::vector<std::pair<std::string, uint64_t>> decode_drops;  // reason -> count
     uint64_t l4_truncated = 0;
     uint64_t sampled_out = 0;
@@ -33,8 +33,8 @@ struct WorkerSnapshot {
     uint64_t records = 0, batches = 0, ring_dropped_records = 0, ring_dropped_packets = 0;
     uint64_t ring_occupancy = 0, ring_capacity = 0;
     uint64_t multi_segment = 0, linearized = 0, ipv6_ext_limit = 0;
-    std::vector<std::pair<std::string, uint64_t>> tunneled;       // tunnel type -> packets opened
-    std::vector<std::pair<std::string, uint64_t>> tunnel_stops;   // reason -> packets
+    std::vector<std::pair<std::string, uint64_t>> tunneled;      // tunnel type -> packets opened
+    std::vector<std::pair<std::string, uint64_t>> tunnel_stops;  // reason -> packets
     uint64_t outer_copies = 0, handed_out = 0, handed_in = 0, handoff_dropped = 0;
     uint64_t tunnel_contexts = 0, tunnel_contexts_capacity = 0, tunnel_contexts_full = 0;
 };
@@ -60,7 +60,7 @@ struct Snapshot {
     std::vector<WorkerSnapshot> workers;
     std::vector<ExporterSnapshot> exporters;
     uint64_t reloads = 0, reload_failures = 0;
-    bool last_reload_ok = true;      // true until a reload is refused, and again after one applies
+    bool last_reload_ok = true;        // true until a reload is refused, and again after one applies
     double last_reload_ok_time_s = 0;  // Unix time of the last applied reload (or of the start)
 };
 

@@ -15,17 +15,17 @@ constexpr uint16_t kEthQinQOld3 = 0x9300;
 constexpr uint16_t kEthMplsUc = 0x8847;
 constexpr uint16_t kEthMplsMc = 0x8848;
 constexpr uint16_t kEthPppoeSession = 0x8864;
-constexpr uint16_t kEthVnTag = 0x8926;      // Cisco VN-Tag
-constexpr uint16_t kEthETag = 0x893F;       // IEEE 802.1BR E-Tag
-constexpr uint16_t kEthPbb = 0x88E7;        // IEEE 802.1ah I-Tag (provider backbone bridging)
-constexpr uint16_t kEthArista = 0xD28B;     // Arista vendor-specific: TAP aggregation timestamp
-constexpr uint16_t kEthNsh = 0x894F;        // RFC 8300 network service header
-constexpr uint16_t kEthTeb = 0x6558;        // Transparent Ethernet Bridging (GRE, Geneve)
-constexpr uint16_t kEthErspan2 = 0x88BE;    // ERSPAN type I (no sequence) and II
+constexpr uint16_t kEthVnTag = 0x8926;    // Cisco VN-Tag
+constexpr uint16_t kEthETag = 0x893F;     // IEEE 802.1BR E-Tag
+constexpr uint16_t kEthPbb = 0x88E7;      // IEEE 802.1ah I-Tag (provider backbone bridging)
+constexpr uint16_t kEthArista = 0xD28B;   // Arista vendor-specific: TAP aggregation timestamp
+constexpr uint16_t kEthNsh = 0x894F;      // RFC 8300 network service header
+constexpr uint16_t kEthTeb = 0x6558;      // Transparent Ethernet Bridging (GRE, Geneve)
+constexpr uint16_t kEthErspan2 = 0x88BE;  // ERSPAN type I (no sequence) and II
 constexpr uint16_t kEthErspan3 = 0x22EB;
-constexpr uint16_t kEthPpp = 0x880B;        // PPP in (PPTP's) GRE
-constexpr uint16_t kEthFabricPath = 0x8903; // Cisco FabricPath: FTag/TTL, then the original frame
-constexpr uint16_t kEthMacsec = 0x88E5;     // IEEE 802.1AE: readable only when not encrypted
+constexpr uint16_t kEthPpp = 0x880B;         // PPP in (PPTP's) GRE
+constexpr uint16_t kEthFabricPath = 0x8903;  // Cisco FabricPath: FTag/TTL, then the original frame
+constexpr uint16_t kEthMacsec = 0x88E5;      // IEEE 802.1AE: readable only when not encrypted
 
 constexpr int kMaxL2Headers = 64;
 constexpr int kMaxIpv6ExtHeaders = 256;
@@ -46,7 +46,8 @@ constexpr uint8_t kProtoMplsInIp = 137;
 inline uint16_t rd16(const uint8_t* p) noexcept { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 inline uint32_t rd24(const uint8_t* p) noexcept { return static_cast<uint32_t>(p[0] << 16 | p[1] << 8 | p[2]); }
 inline uint32_t rd32(const uint8_t* p) noexcept {
-    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 |
+        p[3];
 }
 
 // The bytes being decoded: `avail` of them readable at `f`, `caplen` captured in all. A read that
@@ -118,8 +119,10 @@ Drop ethertype_chain(Cursor& c, uint32_t off, uint16_t type, uint32_t limit, L2&
             case kEthQinQOld3:
                 if (!c.has(off, 4, limit)) return Drop::kTruncatedL2;
                 ++l2.tags;
-                if (l2.tags == 1) l2.vlan = c.u16(off) & 0x0FFF;
-                else if (l2.tags == 2) l2.cvlan = c.u16(off) & 0x0FFF;
+                if (l2.tags == 1)
+                    l2.vlan = c.u16(off) & 0x0FFF;
+                else if (l2.tags == 2)
+                    l2.cvlan = c.u16(off) & 0x0FFF;
                 type = c.u16(off + 2);
                 off += 4;
                 break;
@@ -150,19 +153,20 @@ Drop ethertype_chain(Cursor& c, uint32_t off, uint16_t type, uint32_t limit, L2&
                 off += 18;
                 break;
             case kEthMplsUc:
-            case kEthMplsMc:
-                return mpls(c, off, limit, l2, nullptr);
+            case kEthMplsMc: return mpls(c, off, limit, l2, nullptr);
             case kEthPppoeSession: {
                 if (!c.has(off, 8, limit)) return Drop::kTruncatedL2;
                 const uint16_t ppp = c.u16(off + 6);
                 off += 8;
-                if (ppp == 0x0021) type = kEthIpv4;
-                else if (ppp == 0x0057) type = kEthIpv6;
-                else return Drop::kNonIp;
+                if (ppp == 0x0021)
+                    type = kEthIpv4;
+                else if (ppp == 0x0057)
+                    type = kEthIpv6;
+                else
+                    return Drop::kNonIp;
                 break;
             }
-            case kEthNsh:
-                return nsh(c, off, limit, l2);
+            case kEthNsh: return nsh(c, off, limit, l2);
             case kEthFabricPath:
                 if (!c.has(off, 2, limit)) return Drop::kTruncatedL2;
                 return ethernet(c, off + 2, limit, l2);
@@ -176,8 +180,7 @@ Drop ethertype_chain(Cursor& c, uint32_t off, uint16_t type, uint32_t limit, L2&
                 off += len + 2;
                 break;
             }
-            default:
-                return Drop::kNonIp;
+            default: return Drop::kNonIp;
         }
     }
 }
@@ -190,7 +193,8 @@ Drop ethernet(Cursor& c, uint32_t off, uint32_t limit, L2& l2) noexcept {
     off += 14;
     if (type < 0x0600) {  // 802.3 length field: LLC, and SNAP when it carries an Ethernet type
         if (!c.has(off, 3, limit)) return Drop::kTruncatedL2;
-        if (c.u8(off) != 0xAA || c.u8(off + 1) != 0xAA || c.u8(off + 2) != 0x03) return Drop::kNonIp;  // STP, CDP, NetBIOS
+        if (c.u8(off) != 0xAA || c.u8(off + 1) != 0xAA || c.u8(off + 2) != 0x03)
+            return Drop::kNonIp;  // STP, CDP, NetBIOS
         if (!c.has(off, 8, limit)) return Drop::kTruncatedL2;
         const uint32_t oui = c.u24(off + 3);
         if (oui != 0 && oui != 0xF8) return Drop::kNonIp;  // a vendor protocol (CDP, VTP, ...)
@@ -224,12 +228,8 @@ Drop mpls(Cursor& c, uint32_t off, uint32_t limit, L2& l2, uint32_t* bottom_labe
 // Next protocol numbers of VXLAN-GPE and NSH.
 Drop next_protocol(Cursor& c, uint8_t np, uint32_t off, uint32_t limit, L2& l2) noexcept {
     switch (np) {
-        case 1:
-            l2.l3 = off, l2.version = 4;
-            return Drop::kNone;
-        case 2:
-            l2.l3 = off, l2.version = 6;
-            return Drop::kNone;
+        case 1: l2.l3 = off, l2.version = 4; return Drop::kNone;
+        case 2: l2.l3 = off, l2.version = 6; return Drop::kNone;
         case 3: return ethernet(c, off, limit, l2);
         case 4: return nsh(c, off, limit, l2);
         case 5: return mpls(c, off, limit, l2, nullptr);
@@ -271,11 +271,9 @@ Drop ppp_frame(Cursor& c, uint32_t off, uint32_t limit, L2& l2) noexcept {
 
 Drop link_layer(Cursor& c, uint32_t caplen, uint16_t linktype, L2& l2) noexcept {
     switch (linktype) {
-        case kLinkEthernet:
-            return ethernet(c, 0, caplen, l2);
+        case kLinkEthernet: return ethernet(c, 0, caplen, l2);
         case kLinkPpp:
-        case kLinkPppSerial:
-            return ppp_frame(c, 0, caplen, l2);
+        case kLinkPppSerial: return ppp_frame(c, 0, caplen, l2);
         case kLinkCiscoHdlc:  // address, control, then an Ethernet type
             if (!c.has(0, 4, caplen)) return Drop::kTruncatedL2;
             return ethertype_chain(c, 4, c.u16(2), caplen, l2);
@@ -294,9 +292,12 @@ Drop link_layer(Cursor& c, uint32_t caplen, uint16_t linktype, L2& l2) noexcept 
             be = __builtin_bswap32(le);
             const uint32_t fam = (linktype == kLinkLoop || (le > 0xFFFF)) ? be : le;
             l2.l3 = 4;
-            if (fam == 2) l2.version = 4;
-            else if (fam == 10 || fam == 24 || fam == 28 || fam == 30) l2.version = 6;
-            else return Drop::kNonIp;
+            if (fam == 2)
+                l2.version = 4;
+            else if (fam == 10 || fam == 24 || fam == 28 || fam == 30)
+                l2.version = 6;
+            else
+                return Drop::kNonIp;
             return Drop::kNone;
         }
         case kLinkRaw:
@@ -317,16 +318,15 @@ Drop link_layer(Cursor& c, uint32_t caplen, uint16_t linktype, L2& l2) noexcept 
             l2.l3 = 0;
             l2.version = 6;
             return Drop::kNone;
-        default:
-            return Drop::kUnsupportedLink;
+        default: return Drop::kUnsupportedLink;
     }
 }
 
 // Where a layer's transport header starts and where its datagram ends.
 struct L4 {
     uint32_t off = 0;
-    uint32_t end = 0;     // end of the datagram within what may be read (padding excluded)
-    bool present = false; // false for later fragments and headers cut by the capture
+    uint32_t end = 0;      // end of the datagram within what may be read (padding excluded)
+    bool present = false;  // false for later fragments and headers cut by the capture
 };
 
 // Ports, ICMP type/code and TCP flags from the transport header at `off`.
@@ -362,8 +362,7 @@ void transport(Cursor& c, uint32_t off, uint32_t end, Layer& out) noexcept {
             }
             t.dport = c.u16(off);
             return;
-        default:
-            return;
+        default: return;
     }
 }
 
@@ -549,9 +548,12 @@ void ppp(Cursor& c, uint32_t off, uint32_t limit, Hop& h) noexcept {
         proto = c.u16(off);
         off += 2;
     }
-    if (proto == 0x21) h.l2.l3 = off, h.l2.version = 4;
-    else if (proto == 0x57) h.l2.l3 = off, h.l2.version = 6;
-    else h.stop = TunnelStop::kPayload;
+    if (proto == 0x21)
+        h.l2.l3 = off, h.l2.version = 4;
+    else if (proto == 0x57)
+        h.l2.l3 = off, h.l2.version = 6;
+    else
+        h.stop = TunnelStop::kPayload;
 }
 
 void gre(Cursor& c, uint32_t off, uint32_t limit, Hop& h) noexcept {
@@ -600,12 +602,8 @@ void gre(Cursor& c, uint32_t off, uint32_t limit, Hop& h) noexcept {
     h.id = keyed ? key : 0;
     Drop d = Drop::kNone;
     switch (proto) {
-        case kEthIpv4:
-            h.l2.l3 = off, h.l2.version = 4;
-            break;
-        case kEthIpv6:
-            h.l2.l3 = off, h.l2.version = 6;
-            break;
+        case kEthIpv4: h.l2.l3 = off, h.l2.version = 4; break;
+        case kEthIpv6: h.l2.l3 = off, h.l2.version = 6; break;
         case kEthTeb:
             if (keyed) {
                 h.type = TunnelType::kNvgre;
@@ -651,9 +649,7 @@ void gre(Cursor& c, uint32_t off, uint32_t limit, Hop& h) noexcept {
             h.type = TunnelType::kMpls;
             d = mpls(c, off, limit, h.l2, &h.id);
             break;
-        case kEthPpp:
-            ppp(c, off, limit, h);
-            return;
+        case kEthPpp: ppp(c, off, limit, h); return;
         default:  // NHRP, keepalives, WCCP, 802.11 from wireless controllers, ...
             h.stop = TunnelStop::kPayload;
             return;
@@ -783,32 +779,27 @@ bool next_hop(Cursor& c, const DecodeOptions& opt, const Layer& cur, const L4& l
                         return true;
                     }
                     Drop d = Drop::kNone;
-                    if (proto == kEthTeb) d = ethernet(c, p + len, end, h.l2);
-                    else if (proto == kEthIpv4) h.l2.l3 = p + len, h.l2.version = 4;
-                    else if (proto == kEthIpv6) h.l2.l3 = p + len, h.l2.version = 6;
-                    else d = Drop::kNonIp;
+                    if (proto == kEthTeb)
+                        d = ethernet(c, p + len, end, h.l2);
+                    else if (proto == kEthIpv4)
+                        h.l2.l3 = p + len, h.l2.version = 4;
+                    else if (proto == kEthIpv6)
+                        h.l2.l3 = p + len, h.l2.version = 6;
+                    else
+                        d = Drop::kNonIp;
                     if (d != Drop::kNone) h.stop = stop_of(d);
                     return true;
                 }
-                case TunnelType::kGtpU:
-                    gtpu(c, p, end, h);
-                    return true;
-                case TunnelType::kGre:
-                    gre(c, p, end, h);
-                    return true;
+                case TunnelType::kGtpU: gtpu(c, p, end, h); return true;
+                case TunnelType::kGre: gre(c, p, end, h); return true;
                 case TunnelType::kMpls:
                     if (const Drop d = mpls(c, p, end, h.l2, &h.id); d != Drop::kNone) h.stop = stop_of(d);
                     return true;
-                case TunnelType::kTeredo:
-                    teredo(c, p, end, h);
-                    return true;
-                default:
-                    return false;
+                case TunnelType::kTeredo: teredo(c, p, end, h); return true;
+                default: return false;
             }
         }
-        case kProtoGre:
-            gre(c, off, end, h);
-            return true;
+        case kProtoGre: gre(c, off, end, h); return true;
         case kProtoIpIp:
         case kProtoIpv6: {
             h.type = TunnelType::kIpInIp;
@@ -833,8 +824,7 @@ bool next_hop(Cursor& c, const DecodeOptions& opt, const Layer& cur, const L4& l
             h.type = TunnelType::kPim;
             if (const Drop d = ip_by_version(c, off + 8, end, h.l2); d != Drop::kNone) h.stop = stop_of(d);
             return true;
-        default:
-            return false;
+        default: return false;
     }
 }
 
@@ -881,13 +871,13 @@ void tunnels(Cursor& c, const DecodeOptions& opt, PacketInfo& out, L4 l4, int64_
 }  // namespace
 
 DecodeOptions::DecodeOptions() {
-    set_udp_port(4789, TunnelType::kVxlan);     // IANA
-    set_udp_port(8472, TunnelType::kVxlan);     // Linux's default before IANA's
+    set_udp_port(4789, TunnelType::kVxlan);  // IANA
+    set_udp_port(8472, TunnelType::kVxlan);  // Linux's default before IANA's
     set_udp_port(4790, TunnelType::kVxlanGpe);
     set_udp_port(6081, TunnelType::kGeneve);
     set_udp_port(2152, TunnelType::kGtpU);
-    set_udp_port(4754, TunnelType::kGre);       // GRE in UDP, RFC 8086
-    set_udp_port(6635, TunnelType::kMpls);      // MPLS in UDP, RFC 7510
+    set_udp_port(4754, TunnelType::kGre);   // GRE in UDP, RFC 8086
+    set_udp_port(6635, TunnelType::kMpls);  // MPLS in UDP, RFC 7510
     set_udp_port(3544, TunnelType::kTeredo);
 }
 
@@ -911,12 +901,20 @@ void DecodeOptions::clear_udp_ports() noexcept {
 
 bool link_type_supported(uint16_t linktype) noexcept {
     switch (linktype) {
-        case kLinkNull: case kLinkEthernet: case kLinkRaw: case kLinkRawOpenBsd: case kLinkRawLinktype:
-        case kLinkLoop: case kLinkLinuxSll: case kLinkIpv4: case kLinkIpv6: case kLinkLinuxSll2:
-        case kLinkPpp: case kLinkPppSerial: case kLinkCiscoHdlc:
-            return true;
-        default:
-            return false;
+        case kLinkNull:
+        case kLinkEthernet:
+        case kLinkRaw:
+        case kLinkRawOpenBsd:
+        case kLinkRawLinktype:
+        case kLinkLoop:
+        case kLinkLinuxSll:
+        case kLinkIpv4:
+        case kLinkIpv6:
+        case kLinkLinuxSll2:
+        case kLinkPpp:
+        case kLinkPppSerial:
+        case kLinkCiscoHdlc: return true;
+        default: return false;
     }
 }
 

@@ -13,15 +13,15 @@ namespace weir::packet {
 // Link types as libpcap's pcap_datalink() reports them (DLT_*), which is what a replayed capture
 // declares; live ports are Ethernet.
 enum LinkType : uint16_t {
-    kLinkNull = 0,         // BSD loopback, 4-byte host-order family
+    kLinkNull = 0,  // BSD loopback, 4-byte host-order family
     kLinkEthernet = 1,
     kLinkPpp = 9,
-    kLinkPppSerial = 50,   // PPP in HDLC-like framing
+    kLinkPppSerial = 50,  // PPP in HDLC-like framing
     kLinkCiscoHdlc = 104,
     kLinkRaw = 12,         // DLT_RAW on Linux (LINKTYPE_RAW 101 in files)
     kLinkRawOpenBsd = 14,  // DLT_RAW on OpenBSD
     kLinkRawLinktype = 101,
-    kLinkLoop = 108,       // OpenBSD loopback, 4-byte network-order family
+    kLinkLoop = 108,  // OpenBSD loopback, 4-byte network-order family
     kLinkLinuxSll = 113,
     kLinkIpv4 = 228,
     kLinkIpv6 = 229,
@@ -48,7 +48,7 @@ constexpr size_t kDropCount = static_cast<size_t>(Drop::kCount);
 // What identifies a directional flow, as seen in one packet. 40 bytes, no padding holes, so
 // it can be hashed and compared as raw bytes.
 struct Tuple {
-    uint8_t src[16];     // IPv4 in the first 4 bytes, rest zero
+    uint8_t src[16];  // IPv4 in the first 4 bytes, rest zero
     uint8_t dst[16];
     uint16_t sport;      // host order; 0 for protocols without ports and non-first fragments
     uint16_t dport;      // host order; ICMP/ICMPv6: type << 8 | code
@@ -106,8 +106,8 @@ public:
     DecodeOptions();  // inner mode, depth 4, IANA's and Linux's default UDP ports
 
     TunnelMode mode = TunnelMode::kInner;
-    uint8_t max_depth = 4;     // tunnels opened one inside another, at most
-    bool want_macs = false;    // copy the MAC addresses of the frame carrying the flow
+    uint8_t max_depth = 4;   // tunnels opened one inside another, at most
+    bool want_macs = false;  // copy the MAC addresses of the frame carrying the flow
 
     // UDP destination ports that carry a tunnel (VXLAN, VXLAN-GPE, Geneve, GTP-U, GRE, MPLS,
     // Teredo; Teredo matches either port). clear_udp_ports() removes them all.
@@ -131,28 +131,28 @@ private:
 // One IP layer of a packet as a flow accounts it.
 struct Layer {
     Tuple tuple;
-    uint32_t ip_octets;   // IPv4 total length, or IPv6 payload length + 40: as the header says,
-                          // whatever the snaplen cut (IPFIX octetDeltaCount)
-    uint16_t cvlan;       // second (customer) VLAN id of a QinQ frame carrying this IP header
-    uint8_t tcp_flags;    // 0 unless TCP with the flags byte captured
-    uint8_t ttl;          // IPv4 TTL / IPv6 hop limit
-    uint8_t tos;          // IPv4 ToS / IPv6 traffic class
-    uint8_t fragment;     // Fragment
-    bool l4_truncated;    // ports or flags were not in the captured bytes (counted, not dropped)
+    uint32_t ip_octets;  // IPv4 total length, or IPv6 payload length + 40: as the header says,
+                         // whatever the snaplen cut (IPFIX octetDeltaCount)
+    uint16_t cvlan;      // second (customer) VLAN id of a QinQ frame carrying this IP header
+    uint8_t tcp_flags;   // 0 unless TCP with the flags byte captured
+    uint8_t ttl;         // IPv4 TTL / IPv6 hop limit
+    uint8_t tos;         // IPv4 ToS / IPv6 traffic class
+    uint8_t fragment;    // Fragment
+    bool l4_truncated;   // ports or flags were not in the captured bytes (counted, not dropped)
     uint8_t reserved;
 };
 
 // The tunnel that carried the flow's IP header (the innermost one when they nest): what the
 // flow key keeps of the outer headers, so tenants with the same private addresses stay apart.
 struct TunnelInfo {
-    uint8_t depth;        // tunnels opened to reach the flow's IP header (0: not tunneled)
-    bool entropy;         // a tunnel on the way rides UDP, whose source port varies per flow
+    uint8_t depth;  // tunnels opened to reach the flow's IP header (0: not tunneled)
+    bool entropy;   // a tunnel on the way rides UDP, whose source port varies per flow
     TunnelType type;
-    uint8_t ip_version;   // of the delivery header (the IP header in front of the tunnel)
-    uint32_t id;          // VNI, GRE key, NVGRE VSID, ERSPAN session, bottom MPLS label; 0 if none
-    uint16_t vlan;        // VLAN of the frame carrying the delivery header
+    uint8_t ip_version;  // of the delivery header (the IP header in front of the tunnel)
+    uint32_t id;         // VNI, GRE key, NVGRE VSID, ERSPAN session, bottom MPLS label; 0 if none
+    uint16_t vlan;       // VLAN of the frame carrying the delivery header
     uint16_t reserved;
-    uint8_t src[16];      // delivery header's addresses, in this packet's direction
+    uint8_t src[16];  // delivery header's addresses, in this packet's direction
     uint8_t dst[16];
 };
 
@@ -167,7 +167,7 @@ struct alignas(64) PacketInfo : Layer {
                           // frame again from contiguous bytes
     bool has_macs;
     bool has_outer_macs;
-    bool unusual;         // any of l4_truncated, ipv6_ext_limit, short_read, stop: one test for all
+    bool unusual;  // any of l4_truncated, ipv6_ext_limit, short_read, stop: one test for all
     TunnelInfo tunnel;
     // For a tunneled packet (tunnel.depth > 0): its outermost IP layer, the tunnel's own flow in
     // the both mode.
@@ -175,7 +175,6 @@ struct alignas(64) PacketInfo : Layer {
     uint8_t macs[12];        // destination then source MAC of the frame carrying the flow's IP
     uint8_t outer_macs[12];  // ... and of the outermost frame, when the packet is tunneled
 };
-
 
 // Decodes one frame of which `avail` bytes are at `frame` and `caplen` were captured (more
 // than avail when the frame spans several buffers). Returns Drop::kNone and fills `out` when the

@@ -48,7 +48,8 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
     full_ = rte_ring_create((base + "_full").c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
     free_ = rte_ring_create((base + "_free").c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
     mailbox_ = rte_ring_create_elem((base + "_cmd").c_str(), sizeof(Command), kMailbox, SOCKET_ID_ANY, RING_F_SC_DEQ);
-    if (!full_ || !free_ || !mailbox_) throw std::runtime_error("worker " + std::to_string(cfg.index) + ": cannot create rings");
+    if (!full_ || !free_ || !mailbox_)
+        throw std::runtime_error("worker " + std::to_string(cfg.index) + ": cannot create rings");
     top_heap_.reserve(kTopMax);
     top_result_.reserve(kTopMax);
     pool_records_.reset(new flow::FlowRecord[static_cast<size_t>(cfg.buffers) * cfg.batch_records]);
@@ -126,7 +127,8 @@ void Worker::on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept 
     }
     RecordBatch& b = *current_;
     if (b.count == 0) current_since_ = rte_rdtsc();
-    flow::make_record(e, why, e.key.tunnel ? &tunnels_->key(e.key.tunnel) : nullptr, table_->macs(e), b.records[b.count]);
+    flow::make_record(e, why, e.key.tunnel ? &tunnels_->key(e.key.tunnel) : nullptr, table_->macs(e),
+                      b.records[b.count]);
     if (e.key.tunnel) tunnels_->release(e.key.tunnel);
     (copy ? b.copy_packets : b.packets) += e.packets();
     stats_.records.add();
@@ -279,10 +281,11 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
         rte_mbuf* m = pkts[i];
         bytes += m->pkt_len;
         const uint64_t ts = q.ts_ns_per_unit && (m->ol_flags & ts_flag_)
-                                ? *RTE_MBUF_DYNFIELD(m, ts_offset_, uint64_t*) * q.ts_ns_per_unit
-                                : now_ns;
+            ? *RTE_MBUF_DYNFIELD(m, ts_offset_, uint64_t*) * q.ts_ns_per_unit
+            : now_ns;
         packet::PacketInfo& pi = info[i];
-        packet::Drop d = packet::decode(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, m->pkt_len, q.linktype, opt, pi);
+        packet::Drop d =
+            packet::decode(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, m->pkt_len, q.linktype, opt, pi);
         if (m->nb_segs > 1) [[unlikely]] {
             stats_.multi_segment.add();
             if (pi.short_read) {
@@ -373,8 +376,7 @@ void Worker::run() noexcept {
             drain_handoffs();
             rte_pause();
         }
-        while (drain_handoffs()) {
-        }
+        while (drain_handoffs()) {}
     }
     finish();
     done_.store(true, std::memory_order_release);
@@ -427,8 +429,14 @@ void Worker::top_step() noexcept {
         for (int d = 0; d < 2; ++d) {
             if (!e.c[d].packets) continue;
             const flow::TunnelKey* tk = e.key.tunnel ? &tunnels_->key(e.key.tunnel) : nullptr;
-            const TopFlow f{e.tuple(d), e.c[d].packets, e.c[d].octets, e.c[d].first_ns, e.c[d].last_ns,
-                            tk ? tk->id : 0, tk ? tk->type : uint8_t{0}, e.key.view == flow::kViewOuterCopy,
+            const TopFlow f{e.tuple(d),
+                            e.c[d].packets,
+                            e.c[d].octets,
+                            e.c[d].first_ns,
+                            e.c[d].last_ns,
+                            tk ? tk->id : 0,
+                            tk ? tk->type : uint8_t{0},
+                            e.key.view == flow::kViewOuterCopy,
                             e.key.cvlan};
             if (top_heap_.size() < top_n_) {
                 top_heap_.push_back(f);
@@ -448,8 +456,10 @@ void Worker::top_step() noexcept {
 }
 
 void Worker::housekeeping(uint64_t now_ns, uint64_t now_tsc) noexcept {
-    if (!rte_ring_empty(mailbox_)) [[unlikely]] take_commands();
-    if (top_scanning_) [[unlikely]] top_step();
+    if (!rte_ring_empty(mailbox_)) [[unlikely]]
+        take_commands();
+    if (top_scanning_) [[unlikely]]
+        top_step();
     // Live ports: time moves on without packets too, so idle flows expire.
     if (!cfg_.replay && now_ns > clock_ns_) clock_ns_ = now_ns;
     table_->expire(clock_ns_, 256, *this);

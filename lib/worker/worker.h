@@ -63,23 +63,23 @@ struct alignas(64) QueueStats {
 struct alignas(64) WorkerStats {
     Counter rx_packets;
     Counter rx_bytes;
-    Counter multi_segment;              // packets that arrived in more than one mbuf
-    Counter linearized;                 // ... whose headers crossed a segment and were copied to decode
-    Counter drops[packet::kDropCount];  // by packet::Drop
-    Counter l4_truncated;               // accounted with ports 0, not dropped
-    Counter ipv6_ext_limit;             // more extension headers than followed, accounted
-    Counter sampled_out;                // received but not selected by packet sampling
-    Counter tunneled[packet::kTunnelTypeCount];     // packets opened, by the innermost tunnel's type
+    Counter multi_segment;                           // packets that arrived in more than one mbuf
+    Counter linearized;                              // ... whose headers crossed a segment and were copied to decode
+    Counter drops[packet::kDropCount];               // by packet::Drop
+    Counter l4_truncated;                            // accounted with ports 0, not dropped
+    Counter ipv6_ext_limit;                          // more extension headers than followed, accounted
+    Counter sampled_out;                             // received but not selected by packet sampling
+    Counter tunneled[packet::kTunnelTypeCount];      // packets opened, by the innermost tunnel's type
     Counter tunnel_stops[packet::kTunnelStopCount];  // tunnels not followed, by reason (accounted outside)
-    Counter outer_copies;               // packets accounted a second time, in their tunnel's own flow
-    Counter handed_out;                 // packets passed to the worker owning their inner conversation
-    Counter handed_in;                  // packets received from other workers
-    Counter handoff_dropped;            // hand-off ring full (live ports): packets lost
-    Counter records;                    // flow records (ended conversations) written
-    Counter batches;                    // record batches handed to the control thread
-    Counter dropped_records;            // no batch free or ring full: records lost
-    Counter dropped_packets;            // packets in those records (not outer copies)
-    Counter dropped_copy_packets;       // packets in lost outer-copy records
+    Counter outer_copies;                            // packets accounted a second time, in their tunnel's own flow
+    Counter handed_out;                              // packets passed to the worker owning their inner conversation
+    Counter handed_in;                               // packets received from other workers
+    Counter handoff_dropped;                         // hand-off ring full (live ports): packets lost
+    Counter records;                                 // flow records (ended conversations) written
+    Counter batches;                                 // record batches handed to the control thread
+    Counter dropped_records;                         // no batch free or ring full: records lost
+    Counter dropped_packets;                         // packets in those records (not outer copies)
+    Counter dropped_copy_packets;                    // packets in lost outer-copy records
     Counter busy_cycles;
     Counter total_cycles;
 };
@@ -106,20 +106,20 @@ struct WorkerConfig {
     uint32_t batch_records = 32;  // records per batch handed to the control thread
     uint32_t buffers = 1024;      // batches in the worker's pool
     uint64_t max_delay_cycles = 0;
-    bool replay = false;            // time only from packets; wait for buffers instead of dropping
+    bool replay = false;  // time only from packets; wait for buffers instead of dropping
     flow::TableConfig table;
     const packet::DecodeOptions* decode = nullptr;  // shared, read-only; nullptr: the defaults
-    uint32_t tunnel_contexts = 65536;  // distinct tunnels the worker's flows may ride in
-    uint32_t workers = 1;              // all workers: the inner conversation's owner is one of them
-    bool handoff = false;              // pass tunneled packets to their inner conversation's owner
-    uint32_t sample_interval = 0;      // keep 1 in N received packets (0: all)
-    bool sample_random = false;        // ... at random (probability 1/N) rather than every Nth
+    uint32_t tunnel_contexts = 65536;               // distinct tunnels the worker's flows may ride in
+    uint32_t workers = 1;                           // all workers: the inner conversation's owner is one of them
+    bool handoff = false;                           // pass tunneled packets to their inner conversation's owner
+    uint32_t sample_interval = 0;                   // keep 1 in N received packets (0: all)
+    bool sample_random = false;                     // ... at random (probability 1/N) rather than every Nth
 };
 
 class Worker {
 public:
-    Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_offset, uint64_t ts_flag,
-           uint64_t tsc_hz, uint64_t wall_ns0, uint64_t tsc0);  // throws at start-up
+    Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_offset, uint64_t ts_flag, uint64_t tsc_hz,
+           uint64_t wall_ns0, uint64_t tsc0);  // throws at start-up
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -140,9 +140,9 @@ public:
     struct Command {
         enum class Kind : uint32_t { kStop = 1, kTimeouts, kTop };
         Kind kind;
-        uint32_t ticket;       // kTop
-        uint32_t n;            // kTop
-        uint32_t by_packets;   // kTop
+        uint32_t ticket;                          // kTop
+        uint32_t n;                               // kTop
+        uint32_t by_packets;                      // kTop
         uint64_t idle_ns, active_ns, tcp_end_ns;  // kTimeouts
     };
     static constexpr unsigned kMailbox = 64;
@@ -232,16 +232,16 @@ private:
     uint64_t tsc_hz_;
     uint64_t wall_ns0_;
     uint64_t tsc0_;
-    uint64_t clock_ns_ = 0;  // newest packet time seen: the expiry clock
+    uint64_t clock_ns_ = 0;     // newest packet time seen: the expiry clock
     uint32_t sample_left_ = 0;  // packets until the next one sampling keeps
     uint64_t rng_ = 0;          // xorshift64* state for random sampling
     uint16_t sample(rte_mbuf** pkts, uint16_t n, rte_mbuf** kept, uint64_t& skipped_bytes) noexcept;
     bool final_flush_ = false;
     // Top-flows request (written by the requester before the ticket is published).
-    rte_ring* mailbox_ = nullptr;     // Command, many producers, this worker consumes
+    rte_ring* mailbox_ = nullptr;  // Command, many producers, this worker consumes
     std::atomic<uint32_t> top_tickets_{0};
     std::atomic<uint32_t> top_done_{0};
-    bool top_by_packets_ = false;      // of the scan in progress, the worker's own copy
+    bool top_by_packets_ = false;  // of the scan in progress, the worker's own copy
     uint32_t top_n_ = 20;
     uint32_t top_scanning_ = 0;  // ticket being worked on, 0 for none
     uint32_t top_pos_ = 0;

@@ -90,7 +90,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             // frame would), then whole when a header crossed the split.
             const uint32_t split = size > 64 ? static_cast<uint32_t>(size / 2) : static_cast<uint32_t>(size);
             packet::Drop d = packet::decode(frame.data(), split, static_cast<uint32_t>(size), lt, opt, pi);
-            if (pi.short_read) d = packet::decode(frame.data(), static_cast<uint32_t>(size), static_cast<uint32_t>(size), lt, opt, pi);
+            if (pi.short_read)
+                d = packet::decode(frame.data(), static_cast<uint32_t>(size), static_cast<uint32_t>(size), lt, opt, pi);
             if (pi.short_read) std::abort();  // the whole frame was at hand
             if (d != packet::Drop::kNone) continue;
             if (pi.tunnel.depth > 0 && mode == packet::TunnelMode::kOuter) std::abort();

@@ -5,9 +5,9 @@
 
 #include "config/config.h"
 
+using nlohmann::json;
 using weir::config::ConfigError;
 using weir::config::from_json;
-using nlohmann::json;
 
 namespace {
 std::vector<std::string> problems_of(const json& j) {
@@ -46,7 +46,8 @@ TEST(Config, EveryProblemNamesItsField) {
         "timeouts.idle_s: expected 0.001..86400, got -1",
         "ipfix.mtu: expected 576..65535, got 100",
         "exporters[0].url: port must be 1..65535, got \"70000\"",
-        "exporters[1].format: expected \"ipfix\", \"netflow9\", \"netflow5\", \"jsonl\" or \"clickhouse\", got \"sflow\"",
+        "exporters[1].format: expected \"ipfix\", \"netflow9\", \"netflow5\", \"jsonl\" or \"clickhouse\", got "
+        "\"sflow\"",
         "colour: unknown key",
     };
     for (const auto& w : want) EXPECT_NE(std::find(p.begin(), p.end(), w), p.end()) << "missing: " << w;

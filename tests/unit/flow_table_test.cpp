@@ -70,9 +70,9 @@ const uint64_t T0 = 1'700'000'000ull * kSec;
 
 TEST(FlowTable, BothDirectionsShareOneEntry) {
     Fixture f;
-    f.feed(pkt(0x0A000002, 0x0A000001, 40000, 80, 6, 0x02, 60, 60), T0);           // SYN from .2
-    f.feed(pkt(0x0A000001, 0x0A000002, 80, 40000, 6, 0x12, 60, 50), T0 + 1000);    // SYN-ACK
-    f.feed(pkt(0x0A000002, 0x0A000001, 40000, 80, 6, 0x10, 52, 61), T0 + 2000);    // ACK
+    f.feed(pkt(0x0A000002, 0x0A000001, 40000, 80, 6, 0x02, 60, 60), T0);         // SYN from .2
+    f.feed(pkt(0x0A000001, 0x0A000002, 80, 40000, 6, 0x12, 60, 50), T0 + 1000);  // SYN-ACK
+    f.feed(pkt(0x0A000002, 0x0A000001, 40000, 80, 6, 0x10, 52, 61), T0 + 2000);  // ACK
     EXPECT_EQ(f.t->size(), 1u);
     f.t->flush(f.sink);
     ASSERT_EQ(f.sink.ended.size(), 1u);
@@ -144,7 +144,7 @@ TEST(FlowTable, FinBothWaysEndsTheFlowAfterGrace) {
     f.feed(pkt(1, 2, 1000, 80, 6, 0x11), T0 + 2 * kSec);  // FIN from the client
     f.t->expire(T0 + 5 * kSec, 1000, f.sink);
     EXPECT_TRUE(f.sink.ended.empty()) << "half-closed connections wait for idle timeout";
-    f.feed(pkt(2, 1, 80, 1000, 6, 0x11), T0 + 6 * kSec);  // FIN from the server
+    f.feed(pkt(2, 1, 80, 1000, 6, 0x11), T0 + 6 * kSec);        // FIN from the server
     f.feed(pkt(1, 2, 1000, 80, 6, 0x10), T0 + 6 * kSec + 100);  // last ACK joins the same flow
     f.t->expire(T0 + 7 * kSec, 1000, f.sink);
     EXPECT_TRUE(f.sink.ended.empty()) << "the grace runs from the last packet";

@@ -16,7 +16,8 @@ namespace {
 
 std::vector<uint8_t> unhex(const std::string& s) {
     std::vector<uint8_t> v;
-    for (size_t i = 0; i + 1 < s.size(); i += 2) v.push_back(static_cast<uint8_t>(std::stoul(s.substr(i, 2), nullptr, 16)));
+    for (size_t i = 0; i + 1 < s.size(); i += 2)
+        v.push_back(static_cast<uint8_t>(std::stoul(s.substr(i, 2), nullptr, 16)));
     return v;
 }
 
@@ -155,8 +156,8 @@ TEST(Ipfix, MicroAndNanosecondTimesRoundTrip) {
         const uint64_t secs = (ntp >> 32) - 2208988800ull;
         return secs * 1'000'000'000ull + (((ntp & 0xFFFFFFFFull) * 1'000'000'000ull) >> 32);
     };
-    for (uint64_t ns : {1308930694548963546ull, 1700000000000000000ull, 1700000000999999999ull,
-                        1700000000000000001ull, 1700000000123456789ull}) {
+    for (uint64_t ns : {1308930694548963546ull, 1700000000000000000ull, 1700000000999999999ull, 1700000000000000001ull,
+                        1700000000123456789ull}) {
         flow::FlowEntry e = tcp_entry();
         e.c[0].first_ns = e.c[0].last_ns = ns;
         set_dir(e, 1, flow::DirStats{});

@@ -23,7 +23,8 @@ Bytes eth(uint16_t type) {
     put16(b, type);
     return b;
 }
-Bytes ipv4(uint8_t proto, uint16_t total_len, uint16_t frag = 0, uint8_t ihl = 5, uint8_t ttl = 64, uint8_t tos = 0x10) {
+Bytes ipv4(uint8_t proto, uint16_t total_len, uint16_t frag = 0, uint8_t ihl = 5, uint8_t ttl = 64,
+           uint8_t tos = 0x10) {
     Bytes b = {static_cast<uint8_t>(0x40 | ihl), tos};
     put16(b, total_len);
     put16(b, 0x1234);
@@ -280,8 +281,8 @@ TEST(Decode, OtherLinkTypes) {
     ASSERT_EQ(run(ip, pi, kLinkRaw), Drop::kNone);
     EXPECT_EQ(pi.tuple.sport, 100);
     ASSERT_EQ(run(ip, pi, kLinkIpv4), Drop::kNone);
-    ASSERT_EQ(run(cat({Bytes{2, 0, 0, 0}, ip}), pi, kLinkNull), Drop::kNone);   // little-endian AF_INET
-    ASSERT_EQ(run(cat({Bytes{0, 0, 0, 2}, ip}), pi, kLinkNull), Drop::kNone);   // big-endian AF_INET
+    ASSERT_EQ(run(cat({Bytes{2, 0, 0, 0}, ip}), pi, kLinkNull), Drop::kNone);  // little-endian AF_INET
+    ASSERT_EQ(run(cat({Bytes{0, 0, 0, 2}, ip}), pi, kLinkNull), Drop::kNone);  // big-endian AF_INET
     ASSERT_EQ(run(cat({Bytes{0, 0, 0, 2}, ip}), pi, kLinkLoop), Drop::kNone);
     Bytes sll = Bytes(14, 0);
     put16(sll, 0x0800);
@@ -318,7 +319,8 @@ TEST(Decode, DropNamesAreDistinct) {
 
 namespace {
 
-Bytes ipv4_between(uint8_t proto, uint16_t total_len, std::initializer_list<uint8_t> src, std::initializer_list<uint8_t> dst) {
+Bytes ipv4_between(uint8_t proto, uint16_t total_len, std::initializer_list<uint8_t> src,
+                   std::initializer_list<uint8_t> dst) {
     Bytes b = ipv4(proto, total_len);
     std::copy(src.begin(), src.end(), b.begin() + 12);
     std::copy(dst.begin(), dst.end(), b.begin() + 16);
@@ -335,19 +337,22 @@ Bytes tenant_v4(bool with_eth = true, uint16_t vlan = 0) {
     Bytes ip = ipv4_between(6, 40, {192, 168, 0, 1}, {192, 168, 0, 2});
     Bytes t = cat({ip, tcp(1111, 80, 0x02)});
     if (!with_eth) return t;
-    if (vlan) return cat({eth(0x8100), Bytes{static_cast<uint8_t>(vlan >> 8), static_cast<uint8_t>(vlan), 0x08, 0x00}, t});
+    if (vlan)
+        return cat({eth(0x8100), Bytes{static_cast<uint8_t>(vlan >> 8), static_cast<uint8_t>(vlan), 0x08, 0x00}, t});
     return cat({eth(0x0800), t});
 }
 // Outer IPv4 10.1.1.1 -> 10.2.2.2 carrying `payload` with protocol `proto`.
 Bytes outer_v4(uint8_t proto, const Bytes& payload) {
-    return cat({eth(0x0800), ipv4_between(proto, static_cast<uint16_t>(20 + payload.size()), {10, 1, 1, 1}, {10, 2, 2, 2}),
+    return cat({eth(0x0800),
+                ipv4_between(proto, static_cast<uint16_t>(20 + payload.size()), {10, 1, 1, 1}, {10, 2, 2, 2}),
                 payload});
 }
 Bytes outer_udp(uint16_t sport, uint16_t dport, const Bytes& payload) {
     return outer_v4(17, cat({udp(sport, dport, static_cast<uint16_t>(8 + payload.size())), payload}));
 }
 Bytes vxlan_hdr(uint32_t vni) {
-    return {0x08, 0, 0, 0, static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8), static_cast<uint8_t>(vni), 0};
+    return {0x08, 0, 0, 0, static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8), static_cast<uint8_t>(vni),
+            0};
 }
 Bytes gre_hdr(uint16_t flags, uint16_t proto, std::initializer_list<uint32_t> words = {}) {
     Bytes b;
@@ -442,7 +447,7 @@ TEST(Tunnels, VxlanOverIpv6CarryingIpv6) {
 }
 
 TEST(Tunnels, GeneveWithOptionsAndBothPayloads) {
-    Bytes opts(8, 0xAB);  // two 4-byte words of options
+    Bytes opts(8, 0xAB);                                           // two 4-byte words of options
     Bytes hdr = {0x02, 0x00, 0x65, 0x58, 0x00, 0x10, 0x01, 0x00};  // optlen 2 words, TEB, VNI 0x1001
     PacketInfo pi;
     ASSERT_EQ(run(outer_udp(1234, 6081, cat({hdr, opts, tenant_v4()})), pi), Drop::kNone);
@@ -462,7 +467,8 @@ TEST(Tunnels, GeneveWithOptionsAndBothPayloads) {
 TEST(Tunnels, GreVariants) {
     PacketInfo pi;
     // Key, checksum and sequence present; IPv4 inside.
-    ASSERT_EQ(run(outer_v4(47, cat({gre_hdr(0xB000, 0x0800, {0xFFFF0000, 0xCAFE, 9}), tenant_v4(false)})), pi), Drop::kNone);
+    ASSERT_EQ(run(outer_v4(47, cat({gre_hdr(0xB000, 0x0800, {0xFFFF0000, 0xCAFE, 9}), tenant_v4(false)})), pi),
+              Drop::kNone);
     expect_tenant(pi);
     EXPECT_EQ(pi.tunnel.type, TunnelType::kGre);
     EXPECT_EQ(pi.tunnel.id, 0xCAFEu);
@@ -490,13 +496,19 @@ TEST(Tunnels, GreVariants) {
     EXPECT_EQ(pi.tunnel.id, 7u);
     expect_tenant(pi);
     // PPTP: enhanced GRE (version 1, key = length + call id, sequence), PPP with address and control.
-    ASSERT_EQ(run(outer_v4(47, cat({gre_hdr(0x3001, 0x880B, {0x00280001, 3}), Bytes{0xFF, 0x03, 0x00, 0x21},
-                                   tenant_v4(false)})), pi), Drop::kNone);
+    ASSERT_EQ(
+        run(outer_v4(47,
+                     cat({gre_hdr(0x3001, 0x880B, {0x00280001, 3}), Bytes{0xFF, 0x03, 0x00, 0x21}, tenant_v4(false)})),
+            pi),
+        Drop::kNone);
     expect_tenant(pi);
     EXPECT_EQ(pi.tunnel.id, 0u);  // call ids differ per direction: not part of the identity
     // MPLS over GRE: the bottom label is the id.
-    ASSERT_EQ(run(outer_v4(47, cat({gre_hdr(0, 0x8847), Bytes{0x00, 0x01, 0x00, 0x40, 0x00, 0x02, 0x01, 0x40},
-                                   tenant_v4(false)})), pi), Drop::kNone);
+    ASSERT_EQ(
+        run(outer_v4(
+                47, cat({gre_hdr(0, 0x8847), Bytes{0x00, 0x01, 0x00, 0x40, 0x00, 0x02, 0x01, 0x40}, tenant_v4(false)})),
+            pi),
+        Drop::kNone);
     EXPECT_EQ(pi.tunnel.type, TunnelType::kMpls);
     EXPECT_EQ(pi.tunnel.id, 0x20u);
     expect_tenant(pi);
@@ -581,7 +593,7 @@ TEST(Tunnels, PimRegisterAndVxlanGpeWithNsh) {
     Bytes hello = {0x20, 0x00, 0x00, 0x00, 0, 1, 0, 2};
     ASSERT_EQ(run(outer_v4(103, hello), pi), Drop::kNone);
     EXPECT_EQ(pi.tunnel.depth, 0);
-    EXPECT_EQ(pi.stop, TunnelStop::kNone);  // not a register: nothing inside
+    EXPECT_EQ(pi.stop, TunnelStop::kNone);                         // not a register: nothing inside
     Bytes gpe = {0x0C, 0x00, 0x00, 0x04, 0x00, 0x00, 0x09, 0x00};  // P flag, next protocol NSH, VNI 9
     Bytes nsh = {0x00, 0x06, 0x01, 0x01, 0x00, 0x00, 0x01, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     ASSERT_EQ(run(outer_udp(1, 4790, cat({gpe, nsh, tenant_v4(false)})), pi), Drop::kNone);
@@ -592,7 +604,8 @@ TEST(Tunnels, PimRegisterAndVxlanGpeWithNsh) {
 
 TEST(Tunnels, NestingIsBounded) {
     Bytes f = tenant_v4();
-    for (int i = 0; i < 6; ++i) f = outer_udp(static_cast<uint16_t>(100 + i), 4789, cat({vxlan_hdr(static_cast<uint32_t>(i)), f}));
+    for (int i = 0; i < 6; ++i)
+        f = outer_udp(static_cast<uint16_t>(100 + i), 4789, cat({vxlan_hdr(static_cast<uint32_t>(i)), f}));
     PacketInfo pi;
     ASSERT_EQ(run(f, pi), Drop::kNone);
     EXPECT_EQ(pi.tunnel.depth, 4);
@@ -623,12 +636,15 @@ TEST(Tunnels, EveryPrefixOfATunnelFrameIsSafe) {
     const Bytes frames[] = {
         outer_udp(49152, 4789, cat({vxlan_hdr(1), tenant_v4(true, 7)})),
         outer_v4(47, cat({gre_hdr(0xB000, 0x0800, {0, 1, 2}), tenant_v4(false)})),
-        outer_v4(47, cat({gre_hdr(0x1000, 0x22EB, {5}), Bytes{0x20, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1}, Bytes(8, 0), tenant_v4()})),
-        outer_udp(2152, 2152, cat({Bytes{0x34, 0xFF, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0x85, 0x01, 0x10, 0x01, 0x00},
-                                   tenant_v4(false)})),
+        outer_v4(47,
+                 cat({gre_hdr(0x1000, 0x22EB, {5}), Bytes{0x20, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1}, Bytes(8, 0),
+                      tenant_v4()})),
+        outer_udp(2152, 2152,
+                  cat({Bytes{0x34, 0xFF, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0x85, 0x01, 0x10, 0x01, 0x00}, tenant_v4(false)})),
         outer_udp(1, 6081, cat({Bytes{0x01, 0x00, 0x65, 0x58, 0, 0, 1, 0, 9, 9, 9, 9}, tenant_v4()})),
-        outer_udp(1, 4790, cat({Bytes{0x0C, 0, 0, 4, 0, 0, 9, 0}, Bytes{0x00, 0x02, 0x01, 0x01, 0, 0, 1, 0xFF},
-                                tenant_v4(false)})),
+        outer_udp(
+            1, 4790,
+            cat({Bytes{0x0C, 0, 0, 4, 0, 0, 9, 0}, Bytes{0x00, 0x02, 0x01, 0x01, 0, 0, 1, 0xFF}, tenant_v4(false)})),
         outer_udp(3544, 9, cat({Bytes{0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0}, ipv6_between(17, 8, 1, 2), udp(1, 2)})),
         outer_v4(4, cat({ipv4_between(4, 60, {10, 9, 9, 1}, {10, 9, 9, 2}), tenant_v4(false)})),
     };
@@ -644,7 +660,8 @@ TEST(Tunnels, EveryPrefixOfATunnelFrameIsSafe) {
             if (n == f.size()) {
                 EXPECT_GT(pi.tunnel.depth, 0) << "frame " << k;
             }
-            if (d == Drop::kNone && pi.tunnel.depth > 0 && !pi.l4_truncated && (pi.tuple.proto == 6 || pi.tuple.proto == 17)) {
+            if (d == Drop::kNone && pi.tunnel.depth > 0 && !pi.l4_truncated &&
+                (pi.tuple.proto == 6 || pi.tuple.proto == 17)) {
                 EXPECT_TRUE(pi.tuple.dport == 80 || pi.tuple.dport == 2) << "frame " << k << " cut at " << n;
             }
             EXPECT_FALSE(pi.short_read);  // the whole captured frame was at hand
@@ -689,17 +706,20 @@ TEST(Tunnels, Ipv6JumbogramAndLongChains) {
     // 100 destination-options headers, then UDP: followed to the end.
     auto chain_of = [](int n) {
         Bytes chain;
-        for (int i = 0; i < n; ++i) chain.insert(chain.end(), {static_cast<uint8_t>(i + 1 == n ? 17 : 60), 0, 1, 4, 0, 0, 0, 0});
+        for (int i = 0; i < n; ++i)
+            chain.insert(chain.end(), {static_cast<uint8_t>(i + 1 == n ? 17 : 60), 0, 1, 4, 0, 0, 0, 0});
         return chain;
     };
     Bytes chain = chain_of(100);
-    ASSERT_EQ(run(cat({eth(0x86DD), ipv6(60, static_cast<uint16_t>(chain.size() + 8)), chain, udp(1, 2)}), pi), Drop::kNone);
+    ASSERT_EQ(run(cat({eth(0x86DD), ipv6(60, static_cast<uint16_t>(chain.size() + 8)), chain, udp(1, 2)}), pi),
+              Drop::kNone);
     EXPECT_FALSE(pi.ipv6_ext_limit);
     EXPECT_EQ(pi.tuple.proto, 17);
     EXPECT_EQ(pi.tuple.dport, 2);
     // 300: valid, but past what is followed; accounted under the header reached, and counted.
     chain = chain_of(300);
-    ASSERT_EQ(run(cat({eth(0x86DD), ipv6(60, static_cast<uint16_t>(chain.size() + 8)), chain, udp(1, 2)}), pi), Drop::kNone);
+    ASSERT_EQ(run(cat({eth(0x86DD), ipv6(60, static_cast<uint16_t>(chain.size() + 8)), chain, udp(1, 2)}), pi),
+              Drop::kNone);
     EXPECT_TRUE(pi.ipv6_ext_limit);
     EXPECT_EQ(pi.tuple.proto, 60);
     // A payload length of 0 without the option: no payload.
@@ -741,7 +761,8 @@ TEST(LinkLayers, VendorShimsAndSnap) {
     EXPECT_TRUE(pi.has_macs);
     EXPECT_EQ(pi.macs[0], 0x5A);  // the customer's addresses, not the backbone's
     // MACsec with integrity only (SCI present): the frame is readable; encrypted, it is not.
-    ASSERT_EQ(run(cat({eth(0x88E5), Bytes{0x20, 0, 0, 0, 0, 1}, Bytes(8, 0x11), Bytes{0x08, 0x00}, ip}), pi), Drop::kNone);
+    ASSERT_EQ(run(cat({eth(0x88E5), Bytes{0x20, 0, 0, 0, 0, 1}, Bytes(8, 0x11), Bytes{0x08, 0x00}, ip}), pi),
+              Drop::kNone);
     EXPECT_EQ(pi.tuple.dport, 4);
     EXPECT_EQ(run(cat({eth(0x88E5), Bytes{0x2C, 0, 0, 0, 0, 1}, Bytes(8, 0x11), Bytes(40, 0x5A)}), pi), Drop::kNonIp);
     // Cisco FabricPath: FTag/TTL, then the original frame.
@@ -756,7 +777,8 @@ TEST(LinkLayers, VendorShimsAndSnap) {
     ASSERT_EQ(run(cat({Bytes{0x0F, 0x00, 0x08, 0x00}, ip}), pi, kLinkCiscoHdlc), Drop::kNone);
     EXPECT_EQ(pi.tuple.dport, 4);
     // An Ethernet pseudowire over MPLS with a control word.
-    ASSERT_EQ(run(cat({eth(0x8847), Bytes{0x00, 0x01, 0x01, 0x40}, Bytes{0, 0, 0, 0}, eth(0x0800), ip}), pi), Drop::kNone);
+    ASSERT_EQ(run(cat({eth(0x8847), Bytes{0x00, 0x01, 0x01, 0x40}, Bytes{0, 0, 0, 0}, eth(0x0800), ip}), pi),
+              Drop::kNone);
     EXPECT_EQ(pi.tuple.dport, 4);
 }
 
