@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Sets up and runs weir on the bundled capture: installs what it needs, builds, starts nfcapd
 # on 127.0.0.1, replays captures/zeek__var-services-std-ports.pcap through DPDK's net_pcap with
 # IPFIX export to it, prints weir's summary and what nfcapd collected, and checks those flows

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs weir's build dependencies from Debian (12, bookworm). With --test, also the real
 # collectors and tools the integration tests run against. Needs root.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs weir on a capture server: Debian packages, a release build installed under
 # /usr/local, the systemd unit and its prepare step, /etc/default/weir and an example
 # /etc/weir/weir.json (existing files are kept). Run as root from a checkout.

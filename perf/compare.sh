@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Compares this tree's worker pipeline with an earlier revision's, in one run: builds
 # worker_bench of REV in a scratch worktree, then runs every scenario both have, alternating
 # old and new ROUNDS times, and prints each line and the median new/old ratio of Mpps.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Replays the same generated captures with weir, softflowd and pmacctd (nfprobe plugin), each
 # exporting IPFIX to nfcapd on 127.0.0.1, in one run. Prints packets per second of each (net of
 # its fixed start-up cost, measured on a one-packet capture), the ratio of weir to the faster

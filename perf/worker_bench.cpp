@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Worker pipeline benchmark: synthetic traffic built into mbufs from a mempool (EAL --no-huge),
 // fed burst by burst to the same Worker::process_burst / housekeeping the PMD loop runs, or
 // (--mode pmd) received through a real net_ring port first, to show the PMD's share.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs what weir needs (Debian packages), builds, and runs every test, unit and integration,
 # in a release build and again under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail

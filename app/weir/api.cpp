@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // What the management API serves from the running probe: the metrics snapshot, /status, and
 // the top flows, which each worker walks in its own table between bursts.
 #include "control.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The control loop: drains the workers' record batches into the exporters, notices the end of
 // a replay and signals, applies reloads, prints the counters, and at the end waits for every
 // worker to flush. Control thread only.

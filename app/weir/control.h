@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The control thread (main lcore): drains worker rings into the exporters, watches for the
 // end of a replayed capture and for signals, prints counters, and at the end the summary.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // weir: command line and configuration -> EAL -> ports -> workers -> control loop -> summary.
 #include <getopt.h>
 #include <unistd.h>

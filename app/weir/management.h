@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The management HTTP server (civetweb, its own threads, bound to the management address):
 // /metrics (Prometheus), /status, /flows/top, /healthz, and POST /reload. Never on a worker.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Reload: the configuration read again (file and command line) and applied where that can be
 // done live, or refused as a whole. apply_reload runs on the control thread; request_reload is
 // how the management API asks it and waits for the answer.

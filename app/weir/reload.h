@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Reload on the control thread (see reload.cpp).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The exit report: the summary on stdout (and as JSON), and the packet accounting that decides
 // the exit status.
 #include "control.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A counter written by exactly one thread (a worker) and read by others (the control thread).
 // Relaxed atomics compile to plain loads and stores on x86: no lock prefix on the hot path.
 #pragma once

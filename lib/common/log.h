@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // weir's log: one line per event on stderr, with a syslog priority. Under systemd (stderr is the
 // journal: JOURNAL_STREAM names it) each line starts with "<N>", which journald turns into the
 // entry's priority, so `journalctl -u weir -p warning` finds weir's warnings and errors. On a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The service manager's notification protocol (sd_notify(3)), without libsystemd: a datagram
 // of "KEY=VALUE" lines to the socket NOTIFY_SOCKET names. Does nothing outside systemd.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // weir's configuration: the JSON file's schema, defaults, and validation. Control plane only.
 // Every problem found is reported with the JSON path of the field and the reason, all at once;
 // nothing is started until the whole configuration is valid.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Writes a C++ source holding the shipped driver profiles, so the binary behaves the same
 whether or not it finds drivers-config/ at run time.
 

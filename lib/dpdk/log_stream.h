@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // DPDK's log through weir's: one stream for both, each DPDK line with its own priority, and no
 // second copy to syslog (DPDK's default stream writes to both stdout and syslog).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "dpdk/port.h"
 
 #include <rte_ethdev.h>

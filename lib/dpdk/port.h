@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // DPDK port bring-up for weir: per-driver profiles (drivers-config/*.json, also compiled in),
 // queue and descriptor counts, symmetric RSS so both directions of a conversation reach one
 // worker (on the innermost headers where the device can), frame sizes up to jumbo, and the RX

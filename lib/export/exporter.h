@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Exporters (control thread only): each takes the ended conversations workers hand over and
 // delivers them in its own format over its own transport. A failed delivery is counted with
 // the records and packets it lost; nothing here blocks for long or retries forever.

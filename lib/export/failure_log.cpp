@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "export/failure_log.h"
 
 #include "common/log.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Tells the log about a destination that fails: the first failure, a reminder every minute
 // while it lasts (with how many deliveries failed), and each recovery. The counters in the
 // metrics say how much was lost; this says when, in words an operator sees in the journal.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // IPFIX exporter: per observation domain, the sequence number (data records sent before each
 // message, RFC 7011 section 3.1) and the template schedule: templates before a domain's first
 // data on each transport generation (socket, file), then every template_refresh_s seconds or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // JSON lines (file or TCP) and ClickHouse (HTTP INSERT ... FORMAT JSONEachRow) exporters.
 // One object per record: per direction (uniflow) or per conversation with rev_* fields
 // (biflow). ClickHouse batches are posted by a sender thread of the exporter's own, behind a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // NetFlow v9 and v5 exporters over UDP. Per source (one per worker, the IPFIX observation
 // domain): the clock of netflow.h, and the sequence: v9 counts export packets (RFC 3954 section
 // 5.1), v5 counts flow records sent before the packet. v9 templates go out with the data on the

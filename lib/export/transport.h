@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Where an exporter's messages go: UDP datagrams, a TCP connection (reconnect with backoff,
 // bounded queue, never blocking), or files (RFC 5655 for IPFIX: the messages one after the
 // other) with rotation by size and age. Control thread only.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Flow identity: the canonical (direction-independent) form of a packet's Tuple, the context that
 // keeps tunnels and QinQ customers apart, and the hash. Both directions of a conversation map to
 // one key, so one lookup serves both and the table keeps one entry per conversation. Used by the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // What a worker hands to the exporters for each conversation that ends: fixed length (192 B),
 // both directions, the tunnel that carried it and, when kept, its MAC addresses, so every format
 // (uniflow or biflow IPFIX, NetFlow, JSON, ClickHouse) is encoded on the control side from the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // One worker's shard of the flow table: insert/update per packet, expiry by timer wheel,
 // eviction when full. Owned and touched by a single worker; the control thread only reads
 // the counters in stats(). Capacity is fixed at construction, nothing is allocated after.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // One worker's table of the tunnels its flows ride in: each distinct (type, id, delivery end
 // points, VLAN) gets a small reference that goes into the flow key in place of 40 bytes of outer
 // headers. A tunnel lives as long as a flow (or a packet being processed) refers to it. Owned by

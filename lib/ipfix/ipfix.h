@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // IPFIX (RFC 7011) wire format for weir's flow records: the templates of IANA elements (RFC
 // 7012) and of weir's own (tunnel end points, ...), the message header, and MessageEncoder,
 // with which an exporter on the control side writes ended conversations as fixed-length data

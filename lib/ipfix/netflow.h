@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // NetFlow v9 (RFC 3954) and v5 encoders for legacy collectors: byte layout only, no I/O.
 // Times in records are milliseconds since the exporter's "boot" (sysUptime-relative); the caller
 // picks boot and the header clock so that unix_secs - sysUptime + FIRST_SWITCHED is the flow's

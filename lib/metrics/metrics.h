@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Prometheus metrics for weir: a plain snapshot of every counter (filled by the control side
 // from relaxed reads of per-worker counters, so workers never lock or share a cache line for
 // this) rendered in the Prometheus text format with prometheus-cpp's serializer.

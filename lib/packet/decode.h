@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Header decode for the data plane: one captured frame, L2 to L4, into a PacketInfo of fields,
 // through the data-center overlays (VXLAN, Geneve, GRE/NVGRE/ERSPAN, GTP-U, IP-in-IP, MPLS, ...)
 // when the options ask for the inner flow. Called per packet by workers; no allocation, no

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A worker lcore: owns RX queue q of every port, its flow-table shard and its tunnel contexts.
 // Run to completion: rx burst -> decode (through tunnels) -> hash + prefetch -> update -> expire
 // -> fixed 192-byte records, handed in batches to the control thread over an SPSC ring, which

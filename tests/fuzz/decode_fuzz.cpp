@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // libFuzzer target: arbitrary bytes as a frame of every link type, decoded in the three tunnel
 // modes (and with a buffer split where a multi-segment frame would split it), fed to a flow table
 // with tunnel contexts, then encoded as IPFIX. Must never read out of bounds, crash, lose a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Compares the flows nfcapd collected (a folder of nfcapd files) with tshark's own reading of
 the capture: packets and IP octets per directional 5-tuple. Exit 0 when they agree.
 

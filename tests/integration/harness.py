@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Helpers for integration tests: run the real weir binary against real collectors on loopback.
 
 Collectors: nfcapd (nfdump) bound to 127.0.0.1, and dumpcap on lo whose capture tshark's cflow

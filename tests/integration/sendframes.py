@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Sends UDP conversations, both directions of each, as raw Ethernet frames out of an interface.
 
 usage: sendframes.py IFACE CONVERSATIONS PACKETS_PER_DIRECTION

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Sends test traffic for the core-link tests as raw Ethernet frames out of an interface.
 
 usage: sendoverlay.py IFACE jumbo

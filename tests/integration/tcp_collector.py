@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """A minimal IPFIX-over-TCP collector for tests: accepts connections on 127.0.0.1:PORT one
 after another and appends each connection's bytes to OUTDIR/conn-N.bin.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Bad configuration and arguments: one clear message naming the field, exit code 2, nothing
 started. A collector that is down costs counted losses, never a hang or a crash."""
 import json

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """What a data-center core link carries, replayed from the shared captures: every capture that
 MANIFEST.tsv marks as exercising a tunnel or an unusual link layer, a few tunnel captures it does
 not tag, and every capture with frames over 2 KB, in the three tunnel modes. The flows weir

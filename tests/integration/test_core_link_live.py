@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """A core link, live: weir on net_af_packet on a veth pair inside a network namespace made here.
 
 - Jumbo frames at MTU 9000: every frame arrives whole and its octets equal tshark's reading of

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Exporter modes: RFC 5103 biflow records carry the reverse direction's counters (read by
 tshark), IPFIX files (RFC 5655) rotate and each file reads back alone, and micro/nanosecond
 times are the capture's own."""

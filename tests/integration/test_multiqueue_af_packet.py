@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Two workers on net_af_packet (qpairs=2) on a veth pair inside a network namespace made here.
 Both directions of every conversation must be counted by exactly one worker (one observation
 domain), both workers must get traffic, and every packet sent must be in an exported record."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Operating weir: a real Prometheus server scrapes it, the status API answers during a run,
 a live reload moves records to a new collector without losing packets, the alert rules load,
 and a device that cannot give the queues asked for is a configuration error."""

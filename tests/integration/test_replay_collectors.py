@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Replay real captures through net_pcap; the flows nfcapd and tshark collect over IPFIX/UDP on
 loopback equal tshark's own per-5-tuple ground truth, with no sequence failures and balanced
 packet accounting."""

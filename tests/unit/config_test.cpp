@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Configuration: defaults, and one message per problem naming the JSON path.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Flow table: both directions in one entry, each way a flow ends, eviction when full.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "ipfix_reader.h"
 
 namespace weir::test {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A small IPFIX reader for tests, written apart from the encoder: it learns templates from
 // template sets and decodes data records field by field, so encoder bugs cannot cancel out.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // IPFIX encoder: byte-exact messages against golden bytes, and everything read back with the
 // independent reader in ipfix_reader.cpp.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Decode: golden frames for each header kind, and truncated/malformed frames by reason.
 #include <gtest/gtest.h>
 
