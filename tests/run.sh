@@ -8,8 +8,10 @@ deploy/install-deps.sh --test
 export WEIR_PCAPS=${WEIR_PCAPS:-$(cd .. && pwd)/shared/pcaps}
 [ -d "$WEIR_PCAPS" ] || { echo "tests: captures not found at $WEIR_PCAPS (set WEIR_PCAPS)" >&2; exit 1; }
 
-[ -f build/build.ninja ] || meson setup build --buildtype=release
-[ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+# Warnings are errors here: the tree builds clean with gcc and clang.
+[ -f build/build.ninja ] || meson setup build --buildtype=release -Dwerror=true
+[ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+  -Dwerror=true
 ninja -C build
 ninja -C build-asan
 

@@ -29,7 +29,7 @@ bool to_journal();
 
 // One line (a trailing newline is added when missing).
 void say(Level l, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-void vsay(Level l, const char* fmt, va_list ap);
+void vsay(Level l, const char* fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 // Text from elsewhere (DPDK's log), one or more lines, at priority `l`.
 void raw(Level l, const char* text, size_t n);
 

@@ -82,5 +82,10 @@ protected:
 std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg,
                                         std::shared_ptr<const ExportContext> ctx = nullptr);
 std::string identity_of(const config::Exporter& ex);
+// The makers behind make_exporter, one per family of formats.
+std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg,
+                                                std::shared_ptr<const ExportContext> ctx);
+std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg,
+                                             std::shared_ptr<const ExportContext> ctx);
 
 }  // namespace weir::exporter

@@ -208,11 +208,6 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, const config::Config& cfg,
-                                                std::shared_ptr<const ExportContext> ctx);
-std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg,
-                                             std::shared_ptr<const ExportContext> ctx);
-
 std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg,
                                         std::shared_ptr<const ExportContext> ctx) {
     if (ex.format == "netflow9" || ex.format == "netflow5") return make_netflow_exporter(ex, cfg, std::move(ctx));

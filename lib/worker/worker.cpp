@@ -181,9 +181,9 @@ void Worker::account(Burst& b) noexcept {
 }
 
 void Worker::send_handoffs(Handoff* out, const uint32_t* owner, uint32_t n) noexcept {
-    uint32_t i = 1;
-    while (i < n && owner[i] == owner[0]) ++i;
-    if (i == n) {  // one owner (always so with two workers): no regrouping
+    uint32_t same = 1;
+    while (same < n && owner[same] == owner[0]) ++same;
+    if (same == n) {  // one owner (always so with two workers): no regrouping
         enqueue_handoffs(owner[0], out, n);
         return;
     }
