@@ -23,6 +23,15 @@
 
 namespace weir {
 
+namespace {
+
+// Sums a counter under its name, across workers.
+void add_to(nlohmann::json& by_name, const char* name, uint64_t v) {
+    by_name[name] = by_name.value(name, uint64_t{0}) + v;
+}
+
+}  // namespace
+
 bool report(Runtime& rt) {
     using nlohmann::json;
     json j;
@@ -74,12 +83,11 @@ bool report(Runtime& rt) {
         workers.push_back(jw);
         rx += s.rx_packets.get();
         for (size_t d = 1; d < packet::kDropCount; ++d) {
-            const char* name = packet::drop_name(static_cast<packet::Drop>(d));
-            drops[name] = drops.value(name, uint64_t{0}) + s.drops[d].get();
+            add_to(drops, packet::drop_name(static_cast<packet::Drop>(d)), s.drops[d].get());
             drops_total += s.drops[d].get();
         }
         sampled_out += s.sampled_out.get();
-        drops["l4_truncated_accounted"] = drops.value("l4_truncated_accounted", uint64_t{0}) + s.l4_truncated.get();
+        add_to(drops, "l4_truncated_accounted", s.l4_truncated.get());
         dropped_packets += s.dropped_packets.get();
         dropped_records += s.dropped_records.get();
         dropped_copy += s.dropped_copy_packets.get();
@@ -90,23 +98,17 @@ bool report(Runtime& rt) {
         multi_segment += s.multi_segment.get();
         linearized += s.linearized.get();
         ipv6_ext_limit += s.ipv6_ext_limit.get();
-        for (size_t t = 1; t < packet::kTunnelTypeCount; ++t) {
-            const char* name = packet::tunnel_name(static_cast<packet::TunnelType>(t));
-            tunneled[name] = tunneled.value(name, uint64_t{0}) + s.tunneled[t].get();
-        }
-        for (size_t r = 1; r < packet::kTunnelStopCount; ++r) {
-            const char* name = packet::tunnel_stop_name(static_cast<packet::TunnelStop>(r));
-            stops[name] = stops.value(name, uint64_t{0}) + s.tunnel_stops[r].get();
-        }
+        for (size_t t = 1; t < packet::kTunnelTypeCount; ++t)
+            add_to(tunneled, packet::tunnel_name(static_cast<packet::TunnelType>(t)), s.tunneled[t].get());
+        for (size_t r = 1; r < packet::kTunnelStopCount; ++r)
+            add_to(stops, packet::tunnel_stop_name(static_cast<packet::TunnelStop>(r)), s.tunnel_stops[r].get());
         records += s.records.get();
         const auto& ts = w->table_stats();
         created += ts.created.get();
         evicted_full += ts.evicted_table_full.get();
         evicted_bucket += ts.evicted_bucket_full.get();
-        for (uint8_t r = 1; r < flow::kEndReasonSlots; ++r) {
-            const char* name = flow::end_reason_name(static_cast<flow::EndReason>(r));
-            expired[name] = expired.value(name, uint64_t{0}) + ts.expired[r].get();
-        }
+        for (uint8_t r = 1; r < flow::kEndReasonSlots; ++r)
+            add_to(expired, flow::end_reason_name(static_cast<flow::EndReason>(r)), ts.expired[r].get());
     }
     j["workers"] = workers;
     j["rx_packets"] = rx;

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import unittest
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -564,3 +565,25 @@ def replay_jsonl(capture, mode, workdir, extra_config=None, extra_args=(), cwd=N
         with open(out) as f:
             recs = [json.loads(l) for l in f]
     return p, s, recs
+
+
+def scratch(test, prefix):
+    """A scratch folder for one test, removed when it ends (kept with WEIR_KEEP_TMP=1)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    if not os.environ.get("WEIR_KEEP_TMP"):
+        test.addCleanup(shutil.rmtree, d, True)
+    return d
+
+
+class NamespaceCase(unittest.TestCase):
+    """A test that captures on af_packet over a veth pair inside a network namespace of its own
+    (VethNamespace): needs root; the namespace and the test's scratch folder go when it ends."""
+    NAME = "weir-ns"
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root for network namespaces")
+        self.netns = VethNamespace(f"{self.NAME}-{os.getpid()}")
+        self.addCleanup(self.netns.delete)
+        self.nsexec = self.netns.exec
+        self.tmp = scratch(self, self.NAME + "-")

@@ -10,19 +10,15 @@ usage: sendoverlay.py IFACE jumbo
          two directions of one conversation have different outer 5-tuples
 Addresses exist only inside the test's network namespace. Prints the frames sent.
 """
+import os
 import socket
 import struct
 import sys
 import zlib
 
 
-def checksum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sendframes import checksum  # noqa: E402
 
 
 def ip_udp(src, dst, sport, dport, payload, ident=1):

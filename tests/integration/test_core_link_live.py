@@ -24,14 +24,8 @@ import harness  # noqa: E402
 SEND = os.path.join(harness.HERE, "sendoverlay.py")
 
 
-class LiveCoreLink(unittest.TestCase):
-    def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("needs root for network namespaces")
-        self.netns = harness.VethNamespace(f"weir-cl-{os.getpid()}")
-        self.addCleanup(self.netns.delete)
-        self.tmp = tempfile.mkdtemp(prefix="weir-cl-")
-        self.addCleanup(lambda: __import__("shutil").rmtree(self.tmp, ignore_errors=True))
+class LiveCoreLink(harness.NamespaceCase):
+    NAME = "weir-cl"
 
     def run_weir(self, name, workers, send_args, mode="inner", exporter_mode="uniflow"):
         """weir on wa (af_packet, one queue per worker), traffic sent out of wb; returns (summary,

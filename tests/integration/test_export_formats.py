@@ -122,7 +122,7 @@ class ExportFormats(unittest.TestCase):
         self.assertEqual(s["exporters"][0]["options_records"], len(metering) + len(interfaces) + len(exporting))
 
     def test_ipfix_files_rotate_and_read_back(self):
-        tmp = tempfile.mkdtemp(prefix="weir-files-")
+        tmp = harness.scratch(self, "weir-files-")
         path = os.path.join(tmp, "flows.ipfix")
         capture, s = self.run_weir([{"url": "file://" + path, "time_unit": "ns", "rotate_mb": 0.002}],
                                    ["--idle-timeout", "86400", "--tcp-end-timeout", "86400"])
@@ -151,7 +151,7 @@ class Nfacctd(unittest.TestCase):
         import shutil
         if not shutil.which("nfacctd"):
             self.skipTest("pmacct is not installed")
-        tmp = tempfile.mkdtemp(prefix="weir-nfacctd-")
+        tmp = harness.scratch(self, "weir-nfacctd-")
         port = harness.free_udp_port()
         conf = os.path.join(tmp, "nfacctd.conf")
         out = os.path.join(tmp, "flows.csv")
@@ -194,7 +194,7 @@ class Nfacctd(unittest.TestCase):
 class AnalystFormats(unittest.TestCase):
     def test_json_lines_equal_the_truth(self):
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)
-        tmp = tempfile.mkdtemp(prefix="weir-jsonl-")
+        tmp = harness.scratch(self, "weir-jsonl-")
         path = os.path.join(tmp, "flows.jsonl")
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump({"ports": [{"device": "net_pcap_js,rx_pcap=" + capture}],
@@ -217,8 +217,7 @@ class AnalystFormats(unittest.TestCase):
         server = shutil.which("clickhouse-server")
         if not server:
             self.skipTest("clickhouse-server is not installed")
-        tmp = tempfile.mkdtemp(prefix="weir-ch-")
-        self.addCleanup(shutil.rmtree, tmp, True)
+        tmp = harness.scratch(self, "weir-ch-")
 
         def free_port():
             with socket.socket() as s:
@@ -496,15 +495,10 @@ class NetflowFormats(unittest.TestCase):
             self.assertEqual(int(first.timestamp() * 1000 + 0.5), want_ms)
 
 
-class TcpExport(unittest.TestCase):
+class TcpExport(harness.NamespaceCase):
     """IPFIX over TCP from a live af_packet capture; the collector dies and comes back."""
 
-    def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("needs root for network namespaces")
-        self.netns = harness.VethNamespace(f"weir-tcp-{os.getpid()}")
-        self.addCleanup(self.netns.delete)
-        self.tmp = tempfile.mkdtemp(prefix="weir-tcp-")
+    NAME = "weir-tcp"
 
     def collector(self, out):
         import signal

@@ -24,14 +24,8 @@ def sh(*args, **kw):
     return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw)
 
 
-class MultiQueueAfPacket(unittest.TestCase):
-    def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("needs root for network namespaces")
-        self.netns = harness.VethNamespace(f"weir-mq-{os.getpid()}")
-        self.addCleanup(self.netns.delete)
-        self.nsexec = self.netns.exec
-        self.tmp = tempfile.mkdtemp(prefix="weir-mq-")
+class MultiQueueAfPacket(harness.NamespaceCase):
+    NAME = "weir-mq"
 
     def test_each_conversation_meets_on_one_worker(self):
         port = 4739

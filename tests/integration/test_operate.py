@@ -84,8 +84,7 @@ class Operate(unittest.TestCase):
         priority, DPDK's too; the service manager hears READY, RELOADING, WATCHDOG and STOPPING."""
         import socket
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)
-        tmp = tempfile.mkdtemp(prefix="weir-journal-")
-        self.addCleanup(shutil.rmtree, tmp, True)
+        tmp = harness.scratch(self, "weir-journal-")
         sock_path = os.path.join(tmp, "notify")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.addCleanup(sock.close)
@@ -150,8 +149,7 @@ class Operate(unittest.TestCase):
         """The unit and its instance template, rendered for a prefix, pass systemd-analyze verify
         without a complaint, keep a bad configuration from restarting forever, and keep their
         sandbox (exposure score at most 4.0, 'OK')."""
-        tmp = tempfile.mkdtemp(prefix="weir-units-")
-        self.addCleanup(shutil.rmtree, tmp, True)
+        tmp = harness.scratch(self, "weir-units-")
         prefix = os.path.join(tmp, "prefix")
         os.makedirs(os.path.join(prefix, "bin"))
         os.makedirs(os.path.join(prefix, "lib", "weir"))
@@ -182,7 +180,7 @@ class Operate(unittest.TestCase):
                                      check=True).stdout.split()[-1])
         weir = HeldReplay(capture)
         self.addCleanup(lambda: weir.proc.poll() is None and weir.proc.kill())
-        tmp = tempfile.mkdtemp(prefix="weir-prom-")
+        tmp = harness.scratch(self, "weir-prom-")
         pport = free_tcp_port()
         cfg = os.path.join(tmp, "prometheus.yml")
         with open(cfg, "w") as f:
@@ -304,8 +302,7 @@ class Operate(unittest.TestCase):
 
     def test_reload_names_the_settings_the_command_line_pins(self):
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)
-        tmp = tempfile.mkdtemp(prefix="weir-pin-")
-        self.addCleanup(shutil.rmtree, tmp, True)
+        tmp = harness.scratch(self, "weir-pin-")
         cfg = os.path.join(tmp, "weir.json")
         with open(cfg, "w") as f:
             json.dump({"stats_interval_s": 0}, f)
@@ -326,16 +323,10 @@ class Operate(unittest.TestCase):
                       "(the file says 30)", err)
 
 
-class LiveReload(unittest.TestCase):
+class LiveReload(harness.NamespaceCase):
     """af_packet on a veth in a namespace made here: change the exporter while capturing."""
 
-    def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("needs root for network namespaces")
-        self.netns = harness.VethNamespace(f"weir-op-{os.getpid()}")
-        self.addCleanup(self.netns.delete)
-        self.nsexec = self.netns.exec
-        self.tmp = tempfile.mkdtemp(prefix="weir-reload-")
+    NAME = "weir-op"
 
     def nfcapd(self, port):
         d = os.path.join(self.tmp, f"nf{port}")
