@@ -22,25 +22,17 @@ namespace {
 // setting and the reason.
 void prepare_socket(int fd, int family, const config::Exporter& ex) {
     if (!ex.source.empty()) {
-        sockaddr_storage ss{};
-        socklen_t len = 0;
-        if (family == AF_INET) {
-            auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
-            sa->sin_family = AF_INET;
-            if (inet_pton(AF_INET, ex.source.c_str(), &sa->sin_addr) != 1)
-                throw std::runtime_error(ex.url + ": source " + ex.source +
-                                         " is not an IPv4 address, as the collector's is");
-            len = sizeof(sockaddr_in);
-        } else {
-            auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
-            sa->sin6_family = AF_INET6;
-            if (inet_pton(AF_INET6, ex.source.c_str(), &sa->sin6_addr) != 1)
-                throw std::runtime_error(ex.url + ": source " + ex.source +
-                                         " is not an IPv6 address, as the collector's is");
-            len = sizeof(sockaddr_in6);
-        }
-        if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0)
-            throw std::runtime_error(ex.url + ": cannot send from " + ex.source + ": " + std::strerror(errno));
+        addrinfo hints{};
+        hints.ai_family = family;
+        hints.ai_flags = AI_NUMERICHOST;
+        addrinfo* res = nullptr;
+        if (getaddrinfo(ex.source.c_str(), nullptr, &hints, &res) != 0 || !res)
+            throw std::runtime_error(ex.url + ": source " + ex.source + " is not an " +
+                                     (family == AF_INET ? "IPv4" : "IPv6") + " address, as the collector's is");
+        const int rc = bind(fd, res->ai_addr, res->ai_addrlen);
+        const int err = errno;
+        freeaddrinfo(res);
+        if (rc != 0) throw std::runtime_error(ex.url + ": cannot send from " + ex.source + ": " + std::strerror(err));
     }
     if (ex.dscp >= 0) {
         const int tos = ex.dscp << 2;
