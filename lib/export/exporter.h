@@ -66,11 +66,15 @@ protected:
     Exporter(const config::Exporter& ex);
     // After each delivery: a failure goes to the log when it starts, every minute while it
     // lasts, and when it ends.
-    void delivered(bool ok, int err) {
-        if (ok)
+    void delivered(bool ok, int err, bool refused = false) {
+        if (refused) {
+            stats_.send_errors.add();
+            failures_.failed("Connection refused (the collector answers with ICMP port unreachable: is it listening?)");
+        } else if (ok) {
             failures_.ok();
-        else
+        } else {
             failures_.failed(err ? std::strerror(err) : "refused");
+        }
     }
     std::string url_, format_, identity_;
     ExporterStats stats_;

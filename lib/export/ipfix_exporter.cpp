@@ -94,7 +94,7 @@ private:
         if (transport_->send(p, n, now_s, records, packets)) {
             stats_.bytes.add(n);
             if (transport_->generation() != gen) stats_.files.add();  // reopened after an error
-            delivered(true, 0);
+            delivered(true, 0, transport_->take_refused());
             return true;
         }
         stats_.send_errors.add();

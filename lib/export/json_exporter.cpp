@@ -150,7 +150,7 @@ public:
             stats_.bytes.add(out.size());
             stats_.records.add(records);
             stats_.packets.add(packets);
-            delivered(true, 0);
+            delivered(true, 0, transport_->take_refused());
         } else {
             stats_.send_errors.add();
             stats_.lost_records.add(records);

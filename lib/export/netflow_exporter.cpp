@@ -50,7 +50,7 @@ private:
         if (transport_->send(buf_.data(), len, now_s, 0, 0)) {
             stats_.bytes.add(len);
             stats_.messages.add();
-            delivered(true, 0);
+            delivered(true, 0, transport_->take_refused());
             return true;
         }
         stats_.send_errors.add();

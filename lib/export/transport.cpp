@@ -85,16 +85,28 @@ public:
     ~UdpTransport() override { close(fd_); }
 
     bool send(const uint8_t* p, size_t n, uint32_t, uint64_t, uint64_t) override {
-        const ssize_t rc = ::send(fd_, p, n, 0);
+        ssize_t rc = ::send(fd_, p, n, 0);
+        if (rc < 0 && errno == ECONNREFUSED) {
+            // An earlier datagram drew an ICMP port unreachable, which this call reported instead
+            // of sending. Say so, and send this one anyway: the collector may be back.
+            refused_ = true;
+            rc = ::send(fd_, p, n, 0);
+            if (rc < 0 && errno == ECONNREFUSED) rc = ::send(fd_, p, n, 0);
+        }
         if (rc == static_cast<ssize_t>(n)) return true;
-        // ECONNREFUSED: an earlier datagram drew ICMP port unreachable; this call sent nothing.
         errno_ = rc < 0 ? errno : EMSGSIZE;
         return false;
     }
     size_t max_message() const override { return max_; }
+    bool take_refused() override {
+        const bool r = refused_;
+        refused_ = false;
+        return r;
+    }
 
 private:
     int fd_ = -1;
+    bool refused_ = false;
     size_t max_;
 };
 

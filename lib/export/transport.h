@@ -33,6 +33,9 @@ public:
     };
     virtual Lost take_lost() { return {}; }
     virtual uint64_t reconnects() const { return 0; }
+    // UDP: whether the collector answered an earlier datagram with ICMP port unreachable since the
+    // last call (the datagrams themselves were still sent).
+    virtual bool take_refused() { return false; }
     // Largest message this transport carries.
     virtual size_t max_message() const = 0;
     int last_errno() const { return errno_; }
