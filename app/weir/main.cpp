@@ -84,6 +84,8 @@ Options:
       --drivers-config DIR   folder of per-driver profiles (default: the installed drivers-config)
       --management ADDR:PORT serve /metrics, /status, /flows/top, /healthz, POST /reload there
                              (default 127.0.0.1:9471; "none" for no server)
+      --metrics ADDR:PORT    also serve /metrics and /healthz alone there, for a Prometheus on
+                             another host (the status API and reload stay on --management)
       --hold                 after a replay, keep running with every flow active until SIGINT/SIGTERM
       --check                validate the configuration, print the result and exit (nothing starts)
       --log-level LEVEL      error, warning, notice, info (default) or debug: weir's lines above it
@@ -223,7 +225,8 @@ Cli parse_cli(int argc, char** argv) {
         kManagement,
         kHold,
         kCheck,
-        kLogLevel
+        kLogLevel,
+        kMetrics
     };
     static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
                                       {"read", required_argument, nullptr, 'r'},
@@ -243,6 +246,7 @@ Cli parse_cli(int argc, char** argv) {
                                       {"hold", no_argument, nullptr, kHold},
                                       {"check", no_argument, nullptr, kCheck},
                                       {"log-level", required_argument, nullptr, kLogLevel},
+                                      {"metrics", required_argument, nullptr, kMetrics},
                                       {"version", no_argument, nullptr, 'V'},
                                       {"help", no_argument, nullptr, 'h'},
                                       {nullptr, 0, nullptr, 0}};
@@ -289,6 +293,7 @@ Cli parse_cli(int argc, char** argv) {
             case kHold: set("/hold_after_replay", "--hold", true); break;
             case kCheck: cli.check = true; break;
             case kLogLevel: set("/log_level", "--log-level", optarg); break;
+            case kMetrics: set("/management/metrics_listen", "--metrics", optarg); break;
             case 'V': std::printf("weir %s\n", WEIR_VERSION); std::exit(0);
             case 'h': std::fputs(kUsage, stdout); std::exit(0);
             case ':':
@@ -781,10 +786,12 @@ int main(int argc, char** argv) {
         rt.started_s = t.tv_sec + t.tv_nsec / 1e9;
         rt.started_unix_s = wall_ns() / 1e9;
         rt.last_reload_ok_unix_s = rt.started_unix_s;
-        std::unique_ptr<weir::Management> mgmt;
-        if (!cfg.management.empty()) {
+        std::unique_ptr<weir::Management> mgmt, scrape;
+        if (!cfg.management.empty() || !cfg.metrics_listen.empty()) {
             try {
-                mgmt = std::make_unique<weir::Management>(rt, cfg.management);
+                if (!cfg.management.empty()) mgmt = std::make_unique<weir::Management>(rt, cfg.management);
+                if (!cfg.metrics_listen.empty())
+                    scrape = std::make_unique<weir::Management>(rt, cfg.metrics_listen, true);
             } catch (const std::exception& e) {
                 weir::log::say(weir::log::Level::kError, "weir: config: %s\n", e.what());
                 rt.workers.clear();
@@ -792,9 +799,13 @@ int main(int argc, char** argv) {
                 rte_eal_cleanup();
                 return kExitUsage;
             }
-            weir::log::say(weir::log::Level::kInfo,
-                           "weir: metrics and status on http://%s/ (/metrics /status /flows/top /healthz)\n",
-                           cfg.management.c_str());
+            if (mgmt)
+                weir::log::say(weir::log::Level::kInfo,
+                               "weir: metrics and status on http://%s/ (/metrics /status /flows/top /healthz)\n",
+                               cfg.management.c_str());
+            if (scrape)
+                weir::log::say(weir::log::Level::kInfo, "weir: metrics only on http://%s/ (/metrics /healthz)\n",
+                               cfg.metrics_listen.c_str());
         }
         for (uint32_t w = 0; w < cfg.workers; ++w)
             rte_eal_remote_launch(weir::Worker::lcore_main, rt.workers[w].get(), lcores[w]);
@@ -806,7 +817,8 @@ int main(int argc, char** argv) {
         weir::control_loop(rt);
         rte_eal_mp_wait_lcore();
         if (!weir::report(rt)) rc = 1;
-        mgmt.reset();  // its threads read rt.workers
+        mgmt.reset();  // their threads read rt.workers
+        scrape.reset();
     } catch (const std::exception& e) {
         weir::log::say(weir::log::Level::kError, "weir: %s\n", e.what());
         rc = 1;

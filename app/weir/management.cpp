@@ -97,16 +97,19 @@ int on_reload(mg_connection* c, void* cb) {
 
 }  // namespace
 
-Management::Management(Runtime& rt, const std::string& listen) : rt_(rt) {
+Management::Management(Runtime& rt, const std::string& listen, bool metrics_only) : rt_(rt) {
     mg_init_library(0);
     const char* options[] = {"listening_ports",    listen.c_str(), "num_threads", "4",
                              "request_timeout_ms", "10000",        nullptr};
     mg_callbacks callbacks{};
     ctx_ = mg_start(&callbacks, nullptr, options);
-    if (!ctx_) throw std::runtime_error("management.listen: cannot listen on " + listen + " (address in use?)");
+    if (!ctx_)
+        throw std::runtime_error(std::string(metrics_only ? "management.metrics_listen" : "management.listen") +
+                                 ": cannot listen on " + listen + " (address in use?)");
     mg_set_request_handler(ctx_, "/metrics$", on_metrics, &rt_);
-    mg_set_request_handler(ctx_, "/status$", on_status, &rt_);
     mg_set_request_handler(ctx_, "/healthz$", on_healthz, &rt_);
+    if (metrics_only) return;
+    mg_set_request_handler(ctx_, "/status$", on_status, &rt_);
     mg_set_request_handler(ctx_, "/flows/top$", on_top, &rt_);
     mg_set_request_handler(ctx_, "/reload$", on_reload, &rt_);
 }

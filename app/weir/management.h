@@ -13,7 +13,9 @@ namespace weir {
 
 class Management {
 public:
-    Management(Runtime& rt, const std::string& listen);  // throws std::runtime_error
+    // metrics_only: serve /metrics and /healthz, nothing that tells who talks to whom or changes
+    // anything (for a scraping address that leaves the host).
+    Management(Runtime& rt, const std::string& listen, bool metrics_only = false);  // throws std::runtime_error
     ~Management();
     Management(const Management&) = delete;
     Management& operator=(const Management&) = delete;

@@ -68,6 +68,7 @@ nlohmann::json apply_reload(Runtime& rt) {
         fixed(c.sample_interval == o.sample_interval && c.sample_random == o.sample_random, "sampling");
         fixed(c.mbufs_per_queue == o.mbufs_per_queue, "mbufs_per_queue");
         fixed(c.management == o.management, "management.listen");
+        fixed(c.metrics_listen == o.metrics_listen, "management.metrics_listen");
         fixed(c.drivers_config.empty() || c.drivers_config == o.drivers_config, "drivers_config");
     }
     // Exporters: keep those whose URL stays (their sequence numbers go on), open the new ones.

@@ -396,19 +396,25 @@ Config from_json(const json& j) {
         top.boolean("hold_after_replay", c.hold_after_replay);
         if (const json* m = top.get("management"); m) {
             Reader r(*m, "management", problems);
-            r.string("listen", c.management);
-            if (!c.management.empty() && c.management != "none") {
-                const auto colon = c.management.rfind(':');
+            // ADDRESS:PORT, or "none"/"" for no server.
+            auto listen_address = [&r](const char* key, std::string& v, const char* example) {
+                r.string(key, v);
+                if (v.empty() || v == "none") {
+                    v.clear();
+                    return;
+                }
+                const auto colon = v.rfind(':');
                 unsigned long port = 0;
                 try {
-                    port = colon == std::string::npos ? 0 : std::stoul(c.management.substr(colon + 1));
+                    port = colon == std::string::npos ? 0 : std::stoul(v.substr(colon + 1));
                 } catch (const std::exception&) {}
                 if (colon == 0 || port < 1 || port > 65535)
-                    r.problem(r.at("listen"),
-                              "expected ADDRESS:PORT (e.g. 127.0.0.1:9471) or \"none\", got \"" + c.management + "\"");
-            } else {
-                c.management.clear();
-            }
+                    r.problem(
+                        r.at(key),
+                        std::string("expected ADDRESS:PORT (e.g. ") + example + ") or \"none\", got \"" + v + "\"");
+            };
+            listen_address("listen", c.management, "127.0.0.1:9471");
+            listen_address("metrics_listen", c.metrics_listen, "0.0.0.0:9472");
         }
     }
     if (problems.empty() && c.ports.empty()) problems.push_back("ports: at least one port is required");

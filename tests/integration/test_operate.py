@@ -300,6 +300,29 @@ class Operate(unittest.TestCase):
         self.assertIn("accounting:", out)
 
 
+    def test_metrics_address_serves_metrics_only(self):
+        """A scraping address for a Prometheus elsewhere: /metrics and /healthz, nothing of
+        /status, /flows/top or /reload (who talks to whom, and control, stay on loopback)."""
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        sport = free_tcp_port()
+        weir = HeldReplay(capture, ["--metrics", f"127.0.0.1:{sport}"])
+        self.addCleanup(lambda: weir.proc.poll() is None and weir.proc.kill())
+        weir.wait_finished()
+        scrape = f"http://127.0.0.1:{sport}"
+        code, body = curl(scrape + "/metrics")
+        self.assertEqual(code, 200)
+        self.assertIn("weir_port_rx_packets_total", body)
+        self.assertEqual(curl(scrape + "/healthz")[0], 200)
+        for path in ("/status", "/flows/top", "/reload"):
+            self.assertEqual(curl(scrape + path)[0], 404, path)
+        p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", scrape + "/reload"],
+                           capture_output=True, text=True, check=True)
+        self.assertEqual(p.stdout, "404")
+        self.assertEqual(curl(weir.base + "/status")[0], 200, "the full API stays where it was")
+        rc, out, err = weir.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertIn(f"weir: metrics only on http://127.0.0.1:{sport}/ (/metrics /healthz)", err)
+
     def test_reload_names_the_settings_the_command_line_pins(self):
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)
         tmp = harness.scratch(self, "weir-pin-")
