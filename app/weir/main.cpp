@@ -72,6 +72,9 @@ Options:
   -i, --port DEVICE          add a port: PCI address (0000:3b:00.0) or vdev (net_af_packet0,iface=eth1)
       --ipfix URL            export IPFIX to URL: udp://HOST:PORT, tcp://HOST:PORT or file:///PATH
                              (repeatable)
+      --export FORMAT=URL    export in FORMAT (ipfix, netflow9, netflow5, jsonl, clickhouse) to URL,
+                             e.g. netflow9=udp://127.0.0.1:2055, jsonl=file:///var/lib/weir/flows.jsonl
+                             (repeatable; the file's "exporters" take the other settings)
   -w, --workers N            worker cores = RX queues per port (default 1, or one per -r file)
       --capacity N           flow table entries per worker (default 1048576)
       --idle-timeout S       expire a flow S seconds after its last packet (default 15)
@@ -132,7 +135,8 @@ struct Cli {
     std::string config_file;
     json over = json::object();                                     // values given as options
     std::vector<std::pair<json::json_pointer, std::string>> given;  // where in `over`, and by which option
-    std::vector<std::string> captures, devices, ipfix;
+    std::vector<std::string> captures, devices;
+    std::vector<std::pair<std::string, std::string>> exports;  // format, URL, in the order given
     std::vector<std::string> eal;
     bool eal_given = false;
     bool check = false;  // validate the configuration and exit
@@ -176,7 +180,7 @@ json merged_config(const Cli& cli, json* pinned = nullptr) {
             cfg["workers"] = static_cast<int64_t>(cli.captures.size());
     }
     for (const auto& d : cli.devices) cfg["ports"].push_back({{"device", d}});
-    for (const auto& u : cli.ipfix) cfg["exporters"].push_back({{"format", "ipfix"}, {"url", u}});
+    for (const auto& [format, url] : cli.exports) cfg["exporters"].push_back({{"format", format}, {"url", url}});
     if (cli.eal_given) cfg["eal"] = cli.eal;
     return cfg;
 }
@@ -226,7 +230,8 @@ Cli parse_cli(int argc, char** argv) {
         kHold,
         kCheck,
         kLogLevel,
-        kMetrics
+        kMetrics,
+        kExport
     };
     static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
                                       {"read", required_argument, nullptr, 'r'},
@@ -247,6 +252,7 @@ Cli parse_cli(int argc, char** argv) {
                                       {"check", no_argument, nullptr, kCheck},
                                       {"log-level", required_argument, nullptr, kLogLevel},
                                       {"metrics", required_argument, nullptr, kMetrics},
+                                      {"export", required_argument, nullptr, kExport},
                                       {"version", no_argument, nullptr, 'V'},
                                       {"help", no_argument, nullptr, 'h'},
                                       {nullptr, 0, nullptr, 0}};
@@ -254,7 +260,6 @@ Cli parse_cli(int argc, char** argv) {
     auto& config_file = cli.config_file;
     auto& captures = cli.captures;
     auto& devices = cli.devices;
-    auto& ipfix = cli.ipfix;
     // An option's value, where it goes in the configuration, remembered to tell a reload why the
     // file's value for it does not apply.
     auto set = [&cli](const char* where, const char* opt, const json& v) {
@@ -270,7 +275,17 @@ Cli parse_cli(int argc, char** argv) {
             case 'c': config_file = optarg; break;
             case 'r': captures.emplace_back(optarg); break;
             case 'i': devices.emplace_back(optarg); break;
-            case kIpfix: ipfix.emplace_back(optarg); break;
+            case kIpfix: cli.exports.emplace_back("ipfix", optarg); break;
+            case kExport: {
+                const std::string v = optarg;
+                const auto eq = v.find('=');
+                if (eq == std::string::npos || eq == 0)
+                    die_usage("--export " + v +
+                              ": expected FORMAT=URL (ipfix, netflow9, netflow5, jsonl, clickhouse), "
+                              "e.g. netflow9=udp://127.0.0.1:2055");
+                cli.exports.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+                break;
+            }
             case 'w': set("/workers", "--workers", parse_int("--workers", optarg)); break;
             case kCapacity:
                 set("/flow_table/capacity_per_worker", "--capacity", parse_int("--capacity", optarg));

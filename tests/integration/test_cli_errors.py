@@ -97,6 +97,29 @@ class BadInput(unittest.TestCase):
             self.assertEqual(p.stderr.splitlines()[0], "weir: " + msg, args)
             self.assertTrue(all(c == "\n" or c.isprintable() for c in p.stderr), repr(p.stderr))
 
+    def test_any_exporter_from_the_command_line(self):
+        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        tmp = harness.scratch(self, "weir-export-")
+        out = os.path.join(tmp, "flows.jsonl")
+        with harness.Collectors(tshark=False) as v9:
+            p = harness.run_weir(["-r", capture, "--export", "jsonl=file://" + out, "--export", "netflow9=" + v9.url(),
+                                  "--summary-json", os.path.join(tmp, "s.json")])
+            v9.finish()
+            got = v9.nfdump_records()
+        with open(os.path.join(tmp, "s.json")) as f:
+            s = json.load(f)
+        self.assertEqual([e["format"] for e in s["exporters"]], ["jsonl", "netflow9"], p.stderr)
+        with open(out) as f:
+            rows = [json.loads(l) for l in f]
+        self.assertEqual(sum(r["packets"] for r in rows), s["accounting"]["in_records"])
+        self.assertEqual(sum(r.packets for r in got), s["accounting"]["in_records"])
+        p = harness.run_weir(["-r", capture, "--export", "udp://127.0.0.1:2055"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--export udp://127.0.0.1:2055: expected FORMAT=URL", p.stderr)
+        p = harness.run_weir(["-r", capture, "--export", "sflow=udp://127.0.0.1:6343"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("exporters[0].format: expected \"ipfix\"", p.stderr)
+
     def test_eal_arguments_keep_the_defaults(self):
         capture = os.path.join(harness.pcaps_dir(), CAPTURE)
         # One EAL argument of the user's own must not cost the replay its --no-huge.
