@@ -4,6 +4,7 @@
 started. A collector that is down costs counted losses, never a hang or a crash."""
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -138,6 +139,19 @@ class BadInput(unittest.TestCase):
         self.assertIn("DPDK EAL initialisation failed", p.stderr)
         self.assertIn("weir: DPDK found no usable hugepages", p.stderr)
         self.assertIn("dpdk-devbind.py --bind=vfio-pci", p.stderr)
+
+    def test_man_page_has_every_option(self):
+        page = os.path.join(harness.ROOT, "doc", "weir.8")
+        p = subprocess.run(["groff", "-man", "-ww", "-z", page], capture_output=True, text=True)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        with open(page) as f:
+            text = f.read().replace("\\-", "-")
+        helptext = subprocess.run([harness.WEIR, "--help"], capture_output=True, text=True, check=True).stdout
+        own = helptext.split("Options:")[1].split("EAL arguments")[0]  # weir's options, not DPDK's
+        options = set(re.findall(r"(--[a-z][a-z-]+)", own))
+        self.assertGreater(len(options), 15)
+        for o in sorted(options):
+            self.assertTrue(o in text, f"{o} is in --help but not in the man page")
 
     def test_readme_exporter_example_is_valid(self):
         text = open(os.path.join(harness.ROOT, "README.md")).read()

@@ -155,12 +155,15 @@ class Operate(unittest.TestCase):
         os.makedirs(os.path.join(prefix, "lib", "weir"))
         os.symlink(harness.WEIR, os.path.join(prefix, "bin", "weir"))
         shutil.copy(os.path.join(harness.ROOT, "deploy", "systemd", "weir-prepare"), os.path.join(prefix, "lib", "weir"))
+        os.makedirs(os.path.join(prefix, "share", "man", "man8"))  # Documentation=man:weir(8), as installed
+        shutil.copy(os.path.join(harness.ROOT, "doc", "weir.8"), os.path.join(prefix, "share", "man", "man8"))
+        env = dict(os.environ, MANPATH=os.path.join(prefix, "share", "man") + ":")
         units = os.path.join(tmp, "units")
         subprocess.run([os.path.join(harness.ROOT, "deploy", "systemd", "render-units"), prefix, units], check=True)
         shutil.copy(os.path.join(units, "weir@.service"), os.path.join(units, "weir@probe1.service"))
         for unit in ("weir.service", "weir@probe1.service"):
             path = os.path.join(units, unit)
-            p = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True, cwd=units)
+            p = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True, cwd=units, env=env)
             self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""), unit)
             p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=40", path],
                                capture_output=True, text=True, cwd=units)
