@@ -190,6 +190,7 @@ json merged_config(const Cli& cli, json* pinned = nullptr) {
 std::string option_problem(const char* typed, bool missing_value, int short_opt, const option* longopts) {
     const std::string arg = typed ? typed : "";
     if (arg.rfind("--", 0) != 0) {
+        if (short_opt <= ' ' || short_opt > '~') return "unknown option " + arg;
         const std::string name = std::string("-") + static_cast<char>(short_opt);
         return missing_value ? "option " + name + " needs a value" : "unknown option " + name;
     }
