@@ -830,7 +830,7 @@ bool next_hop(Cursor& c, const DecodeOptions& opt, const Layer& cur, const L4& l
 }
 
 // Opens the tunnels behind the outermost layer, as far as the options allow.
-void tunnels(Cursor& c, const DecodeOptions& opt, PacketInfo& out, L4 l4, int64_t& mac) noexcept {
+void tunnels(Cursor& c, const DecodeOptions& opt, PacketInfo& out, L4& l4, int64_t& mac) noexcept {
     for (;;) {
         Hop h;
         if (!next_hop(c, opt, out, l4, h)) return;
@@ -867,6 +867,26 @@ void tunnels(Cursor& c, const DecodeOptions& opt, PacketInfo& out, L4 l4, int64_
         if (h.l2.mac >= 0) mac = h.l2.mac;
         l4 = l4i;
     }
+}
+
+// The TCP or UDP payload of the keyed layer, within the bytes that may be read.
+void payload(const Cursor& c, PacketInfo& out, const L4& l4) noexcept {
+    if (!l4.present || out.l4_truncated) return;
+    const uint8_t proto = out.tuple.proto;
+    uint32_t hdr;
+    if (proto == kProtoTcp) {
+        if (l4.off + 13 > c.avail) return;
+        hdr = (c.u8(l4.off + 12) >> 4) * 4u;
+        if (hdr < 20) return;
+    } else if (proto == kProtoUdp) {
+        hdr = 8;
+    } else {
+        return;
+    }
+    const uint32_t end = l4.end < c.avail ? l4.end : c.avail;
+    if (l4.off + hdr >= end) return;
+    out.payload_off = l4.off + hdr;
+    out.payload_len = end - out.payload_off;
 }
 
 }  // namespace
@@ -1023,6 +1043,10 @@ inline bool common_frame(const uint8_t* f, uint32_t avail, const DecodeOptions& 
     }
     t.sport = rd16(f + l4);
     t.dport = rd16(f + l4 + 2);
+    const uint32_t pend = end < avail ? end : avail;
+    const uint32_t poff = l4 + (t.proto == kProtoTcp ? (f[l4 + 12] >> 4) * 4u : 8u);
+    out.payload_off = poff;
+    out.payload_len = poff < pend ? pend - poff : 0;
     if (t.proto == kProtoTcp) {
         out.tcp_flags = f[l4 + 13];
     } else if (opt.mode != TunnelMode::kOuter &&
@@ -1053,6 +1077,8 @@ Drop decode(const uint8_t* frame, uint32_t avail, uint32_t caplen, uint16_t link
     if (linktype == kLinkEthernet && avail >= 14 + 20 + 8 && common_frame(frame, avail, opt, out)) [[likely]]
         return Drop::kNone;
     std::memset(static_cast<Layer*>(&out), 0, sizeof(Layer));
+    out.payload_off = 0;
+    out.payload_len = 0;
     Cursor c{frame, avail};
     L2 l2;
     Drop d = link_layer(c, caplen, linktype, l2);
@@ -1064,6 +1090,7 @@ Drop decode(const uint8_t* frame, uint32_t avail, uint32_t caplen, uint16_t link
             out.cvlan = l2.cvlan;
             int64_t mac = l2.mac;
             if (opt.mode != TunnelMode::kOuter) tunnels(c, opt, out, l4, mac);
+            payload(c, out, l4);
             if (opt.want_macs && mac >= 0 && c.has(static_cast<uint32_t>(mac), 12, caplen)) {
                 std::memcpy(out.macs, frame + mac, 12);
                 out.has_macs = true;

@@ -175,6 +175,11 @@ struct alignas(64) PacketInfo : Layer {
     Layer outer;
     uint8_t macs[12];        // destination then source MAC of the frame carrying the flow's IP
     uint8_t outer_macs[12];  // ... and of the outermost frame, when the packet is tunneled
+    // The TCP or UDP payload of the layer flows are keyed on, as far as it lies in the bytes
+    // decoded (`avail`): where it starts in the frame and how many bytes of it are there. 0 bytes
+    // for other protocols, later fragments and transport headers cut by the capture.
+    uint32_t payload_off;
+    uint32_t payload_len;
 };
 
 // Decodes one frame of which `avail` bytes are at `frame` and `caplen` were captured (more
