@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// What a worker hands to the exporters for each conversation that ends: fixed length (192 B),
-// both directions, the tunnel that carried it and, when kept, its MAC addresses, so every format
+// What a worker hands to the exporters for each conversation that ends: fixed length (320 B),
+// both directions, the tunnel that carried it, when kept its MAC addresses, and what payload
+// inspection found in it (application, rules, server name), so every format
 // (uniflow or biflow IPFIX, NetFlow, JSON, ClickHouse) is encoded on the control side from the
 // same bytes.
 #pragma once
@@ -20,6 +21,12 @@ struct FlowRecord {
         kHasMacs = 2,
         kTunnelRevSame = 4,  // the responder's packets ran between the tunnel end points the same way
                              // as the initiator's (a mirror session), not the other way round
+        kInspected = 8,      // payload inspection left findings: the fields from `app` on are written
+    };
+    enum InspectFlags : uint8_t {
+        kInspectSkipped = 1,  // not inspected: no stream context was free
+        kInspectCut = 2,      // a rules reload ended its inspection early
+        kNameTruncated = 4,   // the server name was longer than `name` holds
     };
 
     packet::Tuple tuple;  // the initiator's direction (the first packet seen)
@@ -43,6 +50,19 @@ struct FlowRecord {
     uint8_t src_mac[6];
     uint8_t reserved[12];
 
+    // Lines 4 and 5: payload inspection (written only with kInspected).
+    uint16_t app;        // inspect::Registry application handle, 0 none
+    uint8_t nrules;      // tagging rules that matched (the first 8 in `rules`)
+    uint8_t name_kind;   // inspect::NameKind of `name`: TLS server name or HTTP Host
+    uint16_t rules[8];   // inspect::Registry rule handles
+    uint32_t inspected;  // payload bytes scanned, both directions
+    uint8_t name_len;
+    uint8_t inspect_flags;  // InspectFlags
+    uint8_t reserved2[6];
+    char name[96];
+
+    bool inspected_flow() const noexcept { return flags & kInspected; }
+
     uint64_t packets() const noexcept { return fwd.packets + rev.packets; }
     // MAC addresses, all zero when the table kept none.
     const uint8_t* src_mac_or_zero() const noexcept { return flags & kHasMacs ? src_mac : kNoMac; }
@@ -63,7 +83,8 @@ struct FlowRecord {
         return t;
     }
 };
-static_assert(sizeof(FlowRecord) == 192);
+static_assert(sizeof(FlowRecord) == 320);
+static_assert(offsetof(FlowRecord, app) == 192);
 
 // The record of an entry. `tunnel` is the key of its tunnel (nullptr: not tunneled) and `macs`
 // the MAC addresses the table kept (nullptr: none).

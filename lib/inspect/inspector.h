@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Payload inspection on a worker: the first bytes of each direction of a flow go through the
+// rules' Hyperscan database in stream mode (a pattern split across segments is found), up to a
+// depth; matches put an application and rule tags into the flow's label, and the client's first
+// bytes give the TLS server name or HTTP Host. Everything is sized at start: a label per flow-table
+// entry (32 B), a bounded pool of stream contexts (two Hyperscan streams each, opened at start
+// and reset for reuse) and a bounded pool of names. Nothing allocates or locks per packet; a pool
+// that runs dry costs a counted, uninspected flow.
+//
+// An Engine is what one worker needs of one compiled rule set (its scratch, its streams, its
+// match counters). The control thread builds it and hands it over through the worker's mailbox;
+// the worker switches at a safe point between bursts and the control thread frees the old one
+// once the worker says it has let go of it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/counter.h"
+#include "flow/flow_record.h"
+#include "inspect/names.h"
+#include "inspect/rules.h"
+
+struct hs_scratch;
+struct hs_stream;
+
+namespace weir::inspect {
+
+struct InspectConfig {
+    uint32_t depth = 4096;    // payload bytes inspected per direction of a flow
+    uint32_t packets = 16;    // payload packets inspected per direction at most
+    uint32_t streams = 8192;  // flows inspected at the same time, per worker
+    uint32_t names = 65536;   // server names (SNI, Host) held for active flows, per worker
+};
+
+class Engine {
+public:
+    // Opens 2 * streams Hyperscan streams and a scratch for `set` (control thread; throws).
+    Engine(std::shared_ptr<const Ruleset> set, uint32_t streams);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    const Ruleset& ruleset() const noexcept { return *set_; }
+    const std::shared_ptr<const Ruleset>& shared() const noexcept { return set_; }
+    hs_scratch* scratch() const noexcept { return scratch_; }
+    hs_stream* stream(uint32_t ctx, int dir) const noexcept { return streams_[2 * ctx + static_cast<uint32_t>(dir)]; }
+    // Matches by rule (index in the rule set), counted by the worker.
+    const Counter& matches(size_t rule) const noexcept { return matches_[rule]; }
+    Counter* match_counters() noexcept { return matches_.get(); }
+    size_t memory_bytes() const noexcept;
+
+private:
+    std::shared_ptr<const Ruleset> set_;
+    hs_scratch* scratch_ = nullptr;
+    std::vector<hs_stream*> streams_;
+    std::unique_ptr<Counter[]> matches_;
+};
+
+// What inspection knows of a flow, beside its table entry (same index).
+struct FlowLabel {
+    uint32_t ctx;      // stream context while inspecting, 0 none
+    uint32_t name;     // name slot, 0 none
+    uint16_t app;      // Registry application handle, 0 none
+    uint8_t nrules;    // rules that matched (tagging rules; more than kept counts on)
+    uint8_t flags;     // Flag
+    uint16_t rules[8];
+    uint32_t inspected;  // payload bytes scanned, both directions
+    enum Flag : uint8_t { kDone = 1, kSkipped = 2, kCut = 4, kNameTruncated = 8 };
+};
+static_assert(sizeof(FlowLabel) == 32);
+
+struct alignas(64) InspectStats {
+    Counter packets;         // payload packets scanned
+    Counter bytes;           // payload bytes scanned
+    Counter flows;           // flows given a stream context
+    Counter skipped;         // flows not inspected: no stream context free
+    Counter finished;        // flows whose inspection ended before the flow did (depth, packets)
+    Counter cut;             // flows whose inspection a rules reload ended
+    Counter scan_errors;     // Hyperscan returned an error (the flow's inspection ends)
+    Counter names[3];        // by NameKind
+    Counter names_dropped;   // a name found but no name slot free
+    Counter names_truncated; // names longer than a record holds (kept cut)
+    Counter in_use;          // stream contexts in use (a gauge)
+};
+
+class Inspector {
+public:
+    Inspector(const InspectConfig& cfg, uint32_t table_capacity);  // throws std::bad_alloc
+    ~Inspector();
+    Inspector(const Inspector&) = delete;
+    Inspector& operator=(const Inspector&) = delete;
+
+    // The engine to scan with from now on (nullptr: none). Flows in the middle of inspection are
+    // cut (their label keeps what was found so far). The previous engine is no longer used once
+    // this returns.
+    void attach(Engine* e) noexcept;
+    Engine* engine() const noexcept { return engine_; }
+
+    // A new flow in table entry `entry`.
+    void start(uint32_t entry) noexcept { labels_[entry] = FlowLabel{}; }
+
+    enum class Result : uint8_t { kMore, kDoneLabeled, kDoneEmpty };
+    // One payload packet of the flow in `entry`, direction dir (0: the initiator's). `proto` and
+    // `server_port` (the responder's port) scope the rules. kMore: inspect its next packets too.
+    Result scan(uint32_t entry, int dir, uint8_t proto, uint16_t server_port, const uint8_t* p, uint32_t n) noexcept;
+
+    // The flow in `entry` ends: its findings into the record (lines 4-5, flag kInspected) when it
+    // has any, and everything it held goes back to the pools.
+    void finish(uint32_t entry, flow::FlowRecord& r) noexcept;
+    // The same without a record (a flow whose record was lost).
+    void release(uint32_t entry) noexcept;
+
+    const FlowLabel& label(uint32_t entry) const noexcept { return labels_[entry]; }
+    const InspectStats& stats() const noexcept { return stats_; }
+    const InspectConfig& config() const noexcept { return cfg_; }
+    uint32_t contexts() const noexcept { return cfg_.streams; }
+    size_t memory_bytes() const noexcept;
+
+    struct NameSlot {
+        uint8_t len;
+        uint8_t kind;  // NameKind
+        char s[94];
+    };
+    static_assert(sizeof(NameSlot) == 96);
+
+private:
+    struct Context {
+        uint32_t entry;
+        uint32_t seen[2];
+        uint16_t pkts[2];
+        uint32_t total;
+    };
+    struct MatchCtx;
+    static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx);
+    void end_streams(FlowLabel& l, uint16_t server_port, uint8_t proto) noexcept;
+    void keep_name(FlowLabel& l, const FoundName& f) noexcept;
+    bool has_findings(const FlowLabel& l) const noexcept { return l.app || l.nrules || l.name || (l.flags & FlowLabel::kSkipped); }
+
+    InspectConfig cfg_;
+    uint32_t capacity_;
+    Engine* engine_ = nullptr;
+    std::unique_ptr<FlowLabel[]> labels_;
+    std::unique_ptr<Context[]> ctx_;  // index 0 unused
+    std::unique_ptr<uint32_t[]> ctx_free_;
+    uint32_t ctx_top_ = 0;
+    std::unique_ptr<NameSlot[]> names_;  // index 0 unused
+    std::unique_ptr<uint32_t[]> name_free_;
+    uint32_t name_top_ = 0;
+    InspectStats stats_;
+};
+
+}  // namespace weir::inspect
