@@ -113,6 +113,7 @@ metrics::Snapshot snapshot(Runtime& rt) {
             s.queues.push_back(qs);
         }
     }
+    if (rt.inspection) inspection_metrics(*rt.inspection, rt.workers, s);
     return s;
 }
 
@@ -168,6 +169,7 @@ nlohmann::json status(Runtime& rt) {
         {"exporters", exporters},
         {"reloads", s.reloads},
         {"reload_failures", s.reload_failures},
+        {"inspect", rt.inspection ? inspection_status(*rt.inspection, rt.workers) : json(nullptr)},
         {"config",
          {{"workers", c.workers},
           {"flow_capacity_per_worker", c.flow_capacity},
@@ -224,6 +226,7 @@ nlohmann::json top_flows(Runtime& rt, bool by_packets, uint32_t n) {
                        {"tunnel_type", packet::tunnel_name(static_cast<packet::TunnelType>(f.tunnel_type))},
                        {"tunnel_id", f.tunnel_id},
                        {"outer_copy", f.outer_copy},
+                       {"application", inspect::Registry::instance().app_name(f.app)},
                        {"packets", f.packets},
                        {"bytes", f.octets},
                        {"first_ms", f.first_ns / 1000000},

@@ -58,6 +58,7 @@ unsigned drain(Runtime& rt, Worker& w) {
         rt.handed_packets += b->packets;
         rt.handed_copy_packets += b->copy_packets;
         rt.handed_batches += 1;
+        if (rt.inspection) rt.inspection->count(b->records, b->count);
         for (auto& ex : rt.exporters) ex->send_records(b->records, b->count, b->domain, t);
     }
     rte_ring_sp_enqueue_burst(w.free_ring(), bufs, n, nullptr);

@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "dpdk/port.h"
 #include "export/exporter.h"
+#include "inspection.h"
 #include "metrics/metrics.h"
 #include "worker/worker.h"
 
@@ -63,6 +64,7 @@ struct Runtime {
     uint64_t reload_requested = 0, reload_done = 0;
     nlohmann::json reload_result;
     std::mutex top_mu;  // one top-flows walk at a time
+    std::unique_ptr<Inspection> inspection;  // payload inspection; nullptr when off
 };
 
 // Reload from the API: asks the control thread and waits for its answer.

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 #include <string>
 #include <system_error>
@@ -87,6 +88,8 @@ Options:
       --drivers-config DIR   folder of per-driver profiles (default: the installed drivers-config)
       --management ADDR:PORT serve /metrics, /status, /flows/top, /healthz, POST /reload there
                              (default 127.0.0.1:9471; "none" for no server)
+      --rules FILE           inspect payload with the Hyperscan rules in FILE (JSON): applications,
+                             tags, TLS server names and HTTP Hosts go into the records
       --metrics ADDR:PORT    also serve /metrics and /healthz alone there, for a Prometheus on
                              another host (the status API and reload stay on --management)
       --hold                 after a replay, keep running with every flow active until SIGINT/SIGTERM
@@ -100,8 +103,9 @@ EAL arguments after "--" go to DPDK (for example -l 0-4 --socket-mem 2048). weir
 stay unless an argument replaces them: one lcore for control plus one per worker (-l, --lcores),
 --in-memory, and for replays and vdevs --no-huge --no-pci -m (--socket-mem, --huge-dir, -a).
 
-SIGHUP (or POST /reload) reads the configuration again: exporters, timeouts, template refresh
-and the stats interval change live; anything else is refused with the reason.
+SIGHUP (or POST /reload) reads the configuration again: exporters, timeouts, template refresh,
+the stats interval and the rules file's rules change live; anything else is refused with the
+reason.
 
 Exit status: 0 done, 1 runtime failure, 2 bad configuration or arguments.
 )";
@@ -157,6 +161,13 @@ json merged_config(const Cli& cli, json* pinned = nullptr) {
             throw weir::config::ConfigError({cli.config_file + ": not valid JSON: " + e.what()});
         }
         if (!cfg.is_object()) throw weir::config::ConfigError({"(top level): expected an object"});
+        // A relative rules file is where the configuration file is, whatever the working folder.
+        const json::json_pointer rules("/inspect/rules");
+        if (cfg.contains(rules) && cfg.at(rules).is_string()) {
+            const std::filesystem::path p = cfg.at(rules).get<std::string>();
+            if (!p.empty() && p.is_relative())
+                cfg[rules] = (std::filesystem::absolute(cli.config_file).parent_path() / p).lexically_normal().string();
+        }
     }
     if (pinned)
         for (const auto& [where, opt] : cli.given)
@@ -232,7 +243,8 @@ Cli parse_cli(int argc, char** argv) {
         kCheck,
         kLogLevel,
         kMetrics,
-        kExport
+        kExport,
+        kRules
     };
     static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
                                       {"read", required_argument, nullptr, 'r'},
@@ -254,6 +266,7 @@ Cli parse_cli(int argc, char** argv) {
                                       {"log-level", required_argument, nullptr, kLogLevel},
                                       {"metrics", required_argument, nullptr, kMetrics},
                                       {"export", required_argument, nullptr, kExport},
+                                      {"rules", required_argument, nullptr, kRules},
                                       {"version", no_argument, nullptr, 'V'},
                                       {"help", no_argument, nullptr, 'h'},
                                       {nullptr, 0, nullptr, 0}};
@@ -310,6 +323,7 @@ Cli parse_cli(int argc, char** argv) {
             case kCheck: cli.check = true; break;
             case kLogLevel: set("/log_level", "--log-level", optarg); break;
             case kMetrics: set("/management/metrics_listen", "--metrics", optarg); break;
+            case kRules: set("/inspect/rules", "--rules", std::filesystem::absolute(optarg).string()); break;
             case 'V': std::printf("weir %s\n", WEIR_VERSION); std::exit(0);
             case 'h': std::fputs(kUsage, stdout); std::exit(0);
             case ':':
@@ -588,11 +602,26 @@ int main(int argc, char** argv) {
         devices.push_back(dev);
     }
 
+    // Payload rules: compiled before anything starts, so a bad rule stops weir with its reason.
+    std::shared_ptr<const weir::inspect::Ruleset> rules;
+    if (cfg.inspect.on()) {
+        try {
+            rules = weir::compile_rules(cfg.inspect);
+        } catch (const std::exception& e) {
+            std::vector<std::string> problems;
+            std::string all = e.what(), line;
+            for (std::istringstream in(all); std::getline(in, line);) problems.push_back("inspect.rules: " + line);
+            die_config(problems);
+        }
+    }
+
     if (cli.check) {
-        // Everything that start-up checks before DPDK runs has been checked: captures, profiles.
+        // Everything that start-up checks before DPDK runs has been checked: captures, profiles, rules.
         for (const auto& w : warnings) weir::log::say(weir::log::Level::kWarning, "%s", w.c_str());
-        std::printf("weir: configuration OK: %zu port(s), %u worker(s), %zu exporter(s)%s\n", cfg.ports.size(),
-                    cfg.workers, cfg.exporters.size(), warnings.empty() ? "" : " (see the warnings)");
+        std::string insp;
+        if (rules) insp = ", " + std::to_string(rules->rules().size()) + " payload rule(s)";
+        std::printf("weir: configuration OK: %zu port(s), %u worker(s), %zu exporter(s)%s%s\n", cfg.ports.size(),
+                    cfg.workers, cfg.exporters.size(), insp.c_str(), warnings.empty() ? "" : " (see the warnings)");
         return 0;
     }
     for (const auto& w : warnings) weir::log::say(weir::log::Level::kWarning, "%s", w.c_str());
@@ -739,6 +768,8 @@ int main(int argc, char** argv) {
             wc.sample_interval = cfg.sample_interval;
             wc.sample_random = cfg.sample_random;
             wc.table.macs = cfg.want_macs();
+            const weir::inspect::InspectConfig icfg = weir::inspect_config(cfg.inspect);
+            wc.inspect = rules ? &icfg : nullptr;  // copied by the worker
 
             wc.buffers = cfg.export_buffers;
             wc.max_delay_cycles = hz / 1000 * cfg.max_delay_ms;
@@ -773,6 +804,7 @@ int main(int argc, char** argv) {
             }
             for (uint32_t w = 0; w < cfg.workers; ++w) rt.workers[w]->connect(inbound, &rt.rx_stopped);
         }
+        if (rules) rt.inspection = weir::start_inspection(cfg.inspect, rules, rt.workers);
         rt.cfg = cfg;
         weir::log::say(weir::log::Level::kInfo,
                        "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",

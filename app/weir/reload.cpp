@@ -70,6 +70,28 @@ nlohmann::json apply_reload(Runtime& rt) {
         fixed(c.management == o.management, "management.listen");
         fixed(c.metrics_listen == o.metrics_listen, "management.metrics_listen");
         fixed(c.drivers_config.empty() || c.drivers_config == o.drivers_config, "drivers_config");
+        if (c.inspect.on() != o.inspect.on())
+            errors.push_back(std::string("inspect.rules: payload inspection is turned ") +
+                             (c.inspect.on() ? "on" : "off") + " only at start (restart weir)");
+        config::Inspect ci = c.inspect, oi = o.inspect;
+        ci.rules = oi.rules;
+        fixed(ci == oi, "inspect (depth, packets, streams_per_worker, names_per_worker)");
+    }
+    // Payload rules: compiled (and engines built) before anything changes; a bad set refuses the
+    // whole reload and the old rules stay.
+    std::unique_ptr<PreparedRules> rules;
+    if (errors.empty() && c.inspect.on() && rt.inspection) {
+        try {
+            rules = prepare_rules(*rt.inspection, c.inspect, rt.workers.size());
+        } catch (const std::exception& e) {
+            std::string all = e.what(), line;
+            for (size_t pos = 0; pos <= all.size();) {
+                const size_t nl = all.find('\n', pos);
+                errors.push_back("inspect.rules: " + all.substr(pos, nl == std::string::npos ? nl : nl - pos));
+                if (nl == std::string::npos) break;
+                pos = nl + 1;
+            }
+        }
     }
     // Exporters: keep those whose URL stays (their sequence numbers go on), open the new ones.
     std::vector<std::unique_ptr<exporter::Exporter>> next;
@@ -120,6 +142,10 @@ nlohmann::json apply_reload(Runtime& rt) {
         if (c.template_refresh_s != o.template_refresh_s || c.template_refresh_messages != o.template_refresh_messages)
             changed.push_back("ipfix.template_refresh");
         if (c.stats_interval_s != o.stats_interval_s) changed.push_back("stats_interval_s");
+        if (rules) {
+            commit_rules(*rt.inspection, std::move(*rules), rt.workers);
+            changed.push_back("inspect.rules");
+        }
         if (c.log_level != o.log_level) {
             log::set_level(c.log_level);
             changed.push_back("log_level");

@@ -40,3 +40,20 @@ WHERE start >= now() - 3600 AND tunnel_type != '' AND outer_copy = 0
 GROUP BY tunnel_type, vni
 ORDER BY bytes DESC
 LIMIT 20;
+
+-- Top applications in the last hour (payload inspection, "inspect" in the configuration), with
+-- how many distinct servers were asked for by name.
+SELECT if(application = '', '(unknown)', application) AS app, sum(bytes + rev_bytes) AS bytes, count() AS flows,
+       uniqExact(if(tls_server_name != '', tls_server_name, http_host)) AS server_names
+FROM weir.flows
+WHERE start >= now() - 3600
+GROUP BY app
+ORDER BY bytes DESC
+LIMIT 20;
+
+-- Flows that matched a tagging rule in the last day, newest first.
+SELECT start, src, sport, dst, dport, proto, application, tls_server_name, http_host, rule_ids, tags, packets, bytes
+FROM weir.flows
+WHERE start >= now() - 86400 AND notEmpty(rule_ids)
+ORDER BY start DESC
+LIMIT 100;

@@ -2,7 +2,7 @@
 -- One row per direction (mode "uniflow", the default) or per conversation with rev_* columns
 -- (mode "biflow"). Works on ClickHouse 18.16 (Debian 12) and later; addresses are strings
 -- because 18.16 has no IPv4/IPv6 column types. A table made by an earlier weir needs the
--- columns from cvlan to dst_mac added (ALTER TABLE weir.flows ADD COLUMN ...) before this one
+-- columns from cvlan to dst_mac and from application to tags added (ALTER TABLE weir.flows ADD COLUMN ...) before this one
 -- inserts into it; until then the inserts fail, are retried and counted lost.
 CREATE DATABASE IF NOT EXISTS weir;
 
@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS weir.flows
     outer_copy UInt8 DEFAULT 0,       -- 1: a tunnel's own flow (tunnels.mode "both"); its packets are also in tenant rows
     src_mac String DEFAULT '',        -- exporters with "macs": true
     dst_mac String DEFAULT '',
+    application String DEFAULT '',      -- named by a payload rule ("inspect"); '' none
+    tls_server_name String DEFAULT '',  -- from the client's TLS ClientHello (SNI)
+    http_host String DEFAULT '',        -- from the client's HTTP/1.x request
+    rule_ids Array(UInt32) DEFAULT [],  -- payload rules that tagged the flow (the first 8)
+    tags Array(String) DEFAULT [],      -- ... and their tags
     end_reason UInt8,         -- IPFIX flowEndReason: 1 idle, 2 active, 3 end of flow, 4 forced, 5 evicted
     in_port UInt16,
     domain UInt32             -- observation domain = worker

@@ -317,6 +317,14 @@ Config from_json(const json& j) {
                     c.exporters.push_back(e);
                 }
         }
+        if (const json* t = top.get("inspect"); t) {
+            Reader r(*t, "inspect", problems);
+            r.string("rules", c.inspect.rules);
+            r.integer("depth", c.inspect.depth, 1, 1 << 20);
+            r.integer("packets", c.inspect.packets, 1, 1000);
+            r.integer("streams_per_worker", c.inspect.streams_per_worker, 1, 1 << 22);
+            r.integer("names_per_worker", c.inspect.names_per_worker, 1, 1 << 24);
+        }
         if (const json* t = top.get("tunnels"); t) {
             Reader r(*t, "tunnels", problems);
             std::string mode = tunnel_mode_name(c.tunnels.mode);

@@ -70,6 +70,17 @@ struct Tunnels {
 
 const char* tunnel_mode_name(packet::TunnelMode m);
 
+// Payload inspection: off unless a rules file is given.
+struct Inspect {
+    std::string rules;                   // JSON rules file (relative: to the configuration file's folder)
+    uint32_t depth = 4096;               // payload bytes inspected per direction of a flow
+    uint32_t packets = 16;               // payload packets inspected per direction at most
+    uint32_t streams_per_worker = 8192;  // flows inspected at the same time
+    uint32_t names_per_worker = 65536;   // TLS server names / HTTP Hosts held for active flows
+    bool on() const { return !rules.empty(); }
+    bool operator==(const Inspect&) const = default;
+};
+
 struct Config {
     std::vector<std::string> eal;  // EAL arguments; empty: weir picks them
     std::vector<Port> ports;
@@ -99,6 +110,7 @@ struct Config {
     bool hold_after_replay = false;             // keep running (flows active) after a replay, until a signal
     bool replay = false;                        // every port is a net_pcap capture: exit at its end
     Tunnels tunnels;
+    Inspect inspect;
 
     // Some exporter wants MAC addresses: the flow tables keep them.
     bool want_macs() const {

@@ -20,6 +20,8 @@
 
 #include "export/exporter.h"
 #include "export/transport.h"
+#include "inspect/names.h"
+#include "inspect/rules.h"
 
 namespace weir::exporter {
 namespace {
@@ -58,6 +60,51 @@ std::string rfc3339(uint64_t ns, const std::string& unit) {
     else
         snprintf(buf + n, sizeof(buf) - n, ".%03luZ", static_cast<unsigned long>(sub / 1'000'000));
     return buf;
+}
+
+// A JSON string literal of arbitrary bytes (names come off the wire).
+void quoted(std::string& out, const char* p, size_t n) {
+    out += '"';
+    for (size_t i = 0; i < n; ++i) {
+        const auto c = static_cast<unsigned char>(p[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c >= 0x7F) {
+            char e[8];
+            snprintf(e, sizeof(e), "\\u%04x", c);
+            out += e;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    out += '"';
+}
+
+// What payload inspection found: the application, the server name the client asked for (TLS SNI
+// or HTTP Host) and the rules that tagged the flow; empty when nothing (or inspection is off).
+void inspection(std::string& out, const flow::FlowRecord& r) {
+    const bool in = r.inspected_flow();
+    const auto& reg = inspect::Registry::instance();
+    const std::string app = in ? reg.app_name(r.app) : std::string();
+    out += ",\"application\":";
+    quoted(out, app.data(), app.size());
+    const auto kind = in ? static_cast<inspect::NameKind>(r.name_kind) : inspect::NameKind::kNone;
+    out += ",\"tls_server_name\":";
+    quoted(out, r.name, kind == inspect::NameKind::kTlsSni ? r.name_len : 0);
+    out += ",\"http_host\":";
+    quoted(out, r.name, kind == inspect::NameKind::kHttpHost ? r.name_len : 0);
+    std::string ids, tags;
+    const unsigned kept = in ? (r.nrules < 8 ? r.nrules : 8) : 0;
+    for (unsigned i = 0; i < kept; ++i) {
+        const inspect::RuleInfo* ri = reg.rule_info(r.rules[i]);
+        if (!ri) continue;
+        if (!ids.empty()) ids += ',';
+        ids += std::to_string(ri->id);
+        if (!tags.empty()) tags += ',';
+        quoted(tags, ri->tag.data(), ri->tag.size());
+    }
+    out += ",\"rule_ids\":[" + ids + "],\"tags\":[" + tags + "]";
 }
 
 // Appends one JSON object (no newline). `clickhouse`: start/end as Unix seconds for DateTime.
@@ -108,6 +155,7 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
         out += ",\"src_mac\":\"" + mac(reverse ? r.dst_mac_or_zero() : r.src_mac_or_zero()) + "\",\"dst_mac\":\"" +
             mac(reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero()) + "\"";
     }
+    inspection(out, r);
     snprintf(buf, sizeof(buf), ",\"end_reason\":%u,\"in_port\":%u,\"domain\":%u}", r.end_reason, in_port, domain);
     out += buf;
 }

@@ -132,9 +132,13 @@ public:
     // reason) before they are reused; a new entry is shown to sink.on_created(entry). `macs`
     // (destination and source MAC of the packet, or nullptr) is kept for a new entry when the
     // table keeps MAC addresses.
+    // Returns what it accounted the packet to: entry index << 2 | 2 if the entry is new | the
+    // packet's direction in it (1: the responder's). Capacity is below 2^30.
     template <class Sink>
-    void update(const Prepared& pk, const packet::Layer& p, uint64_t ts_ns, uint16_t port, Sink& sink,
-                const uint8_t* macs = nullptr) noexcept;
+    uint32_t update(const Prepared& pk, const packet::Layer& p, uint64_t ts_ns, uint16_t port, Sink& sink,
+                    const uint8_t* macs = nullptr) noexcept;
+    FlowEntry& entry(uint32_t i) noexcept { return entries_[i]; }
+    uint32_t index_of(const FlowEntry& e) const noexcept { return static_cast<uint32_t>(&e - entries_); }
 
     // Expires entries whose deadline is at or before now_ns; at most `budget` entries are
     // examined per call, so a worker's loop iteration stays bounded.
@@ -204,6 +208,10 @@ private:
 public:
     static constexpr uint8_t kTunnelSrcHi = 8;      // FlowEntry::state: the initiator's tunnel source is `hi`
     static constexpr uint8_t kTunnelSrcHiRev = 16;  // ... the responder's (mirrors send both ways alike)
+    // Left to the table's user (payload inspection): the entry has a label to collect when it
+    // ends, and its payload is still being looked at. Cleared when an entry is reused.
+    static constexpr uint8_t kLabeled = 32;
+    static constexpr uint8_t kInspecting = 64;
 
 private:
     static uint32_t sig_of(uint64_t h) noexcept { return static_cast<uint32_t>(h >> 16) | 1u; }
@@ -372,8 +380,8 @@ inline bool FlowTable::evict_oldest(Sink& sink) noexcept {
 }
 
 template <class Sink>
-void FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, uint16_t port, Sink& sink,
-                       const uint8_t* macs) noexcept {
+uint32_t FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, uint16_t port, Sink& sink,
+                           const uint8_t* macs) noexcept {
     if (!started_) [[unlikely]] {
         cursor_ = evict_hint_ = ts >> kTickShift;
         started_ = true;
@@ -410,7 +418,7 @@ void FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, 
                     schedule(found, ts + cfg_.tcp_end_ns);
                 }
             }
-            return;
+            return found << 2 | static_cast<uint32_t>(dir);
         }
         remove(found, why, sink);  // timed out before this packet: the packet starts a new flow
     }
@@ -471,6 +479,7 @@ void FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t ts, 
     stats_.active.add();
     const uint64_t idle_or_active = cfg_.idle_ns < cfg_.active_ns ? cfg_.idle_ns : cfg_.active_ns;
     schedule(i, ts + ((e.state & kClosing) ? cfg_.tcp_end_ns : idle_or_active));
+    return i << 2 | 2;
 }
 
 template <class Sink>

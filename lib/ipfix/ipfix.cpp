@@ -88,14 +88,29 @@ enum class Layout::Src : uint8_t {
     kTunnelDepth,
     kTunnelVlan,
     kOuterCopy,
+    kApp,
+    kHost,
+    kSni,
+    kRuleIds,
+    kRuleTags,
+    kInspectedOctets,
 };
 
-Layout::Variant Layout::variant_of(const flow::FlowRecord& r) noexcept {
+namespace {
+
+Layout::Variant plain_variant(const flow::FlowRecord& r) noexcept {
     const bool v6 = r.tuple.ip_version == 6;
-    if (r.flags & flow::FlowRecord::kOuterCopy) return v6 ? kCopyV6 : kCopyV4;
-    if (!r.tunnel_type) return v6 ? kV6 : kV4;
-    if (r.tunnel_ip_version == 6) return v6 ? kV6InV6 : kV4InV6;
-    return v6 ? kV6InV4 : kV4InV4;
+    if (r.flags & flow::FlowRecord::kOuterCopy) return v6 ? Layout::kCopyV6 : Layout::kCopyV4;
+    if (!r.tunnel_type) return v6 ? Layout::kV6 : Layout::kV4;
+    if (r.tunnel_ip_version == 6) return v6 ? Layout::kV6InV6 : Layout::kV4InV6;
+    return v6 ? Layout::kV6InV4 : Layout::kV4InV4;
+}
+
+}  // namespace
+
+Layout::Variant Layout::variant_of(const flow::FlowRecord& r) noexcept {
+    const Variant v = plain_variant(r);
+    return r.inspected_flow() ? static_cast<Variant>(v | kInspected) : v;
 }
 
 Layout::Layout(Options o) : o_(o) {
@@ -106,7 +121,9 @@ Layout::Layout(Options o) : o_(o) {
         : o.time == TimeUnit::kMicroseconds                  ? kFlowStartMicroseconds
                                                              : kFlowStartNanoseconds;
     for (int vi = 0; vi < kVariants; ++vi) {
-        const auto v = static_cast<Variant>(vi);
+        const bool inspected = vi & kInspected;
+        if (inspected && !o.names) continue;
+        const auto v = static_cast<Variant>(vi & 7);
         const bool tunneled = v >= kV4InV4 && v <= kV6InV6;
         const bool copy = v == kCopyV4 || v == kCopyV6;
         if (tunneled && o.tunnels == Tunnels::kNone) continue;
@@ -161,15 +178,23 @@ Layout::Layout(Options o) : o_(o) {
             f.push_back({{kMaximumTTL, 1, kReversePen}, Src::kRevMaxTtl});
         }
         f.push_back({{kFlowEndReason, 1, 0}, Src::kEndReason});
+        if (inspected) {
+            f.push_back({{kInspectedOctets, 4, o.pen}, Src::kInspectedOctets});
+            f.push_back({{kApplicationName, kVarLen, 0}, Src::kApp});
+            f.push_back({{kHttpRequestHost, kVarLen, 0}, Src::kHost});
+            f.push_back({{kTlsServerName, kVarLen, o.pen}, Src::kSni});
+            f.push_back({{kMatchedRuleIds, kVarLen, o.pen}, Src::kRuleIds});
+            f.push_back({{kMatchedRuleTags, kVarLen, o.pen}, Src::kRuleTags});
+        }
         uint16_t len = 0;
         std::vector<FieldSpec> spec;
         for (const auto& x : f) {
-            len += x.spec.length;
+            if (x.spec.length != kVarLen) len += x.spec.length;
             spec.push_back(x.spec);
         }
-        f_[v] = std::move(f);
-        spec_[v] = std::move(spec);
-        len_[v] = len;
+        f_[vi] = std::move(f);
+        spec_[vi] = std::move(spec);
+        len_[vi] = len;
     }
 }
 
@@ -190,7 +215,56 @@ uint64_t layer2_segment(const flow::FlowRecord& r) {
 
 }  // namespace
 
-uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool reverse) const noexcept {
+namespace {
+
+// A variable-length field: its length in one byte, or 255 and two bytes (RFC 7011 section 7).
+uint8_t* put_var(uint8_t* p, const std::string& s) noexcept {
+    if (s.size() < 255) {
+        p = put8(p, static_cast<uint8_t>(s.size()));
+    } else {
+        p = put8(p, 255);
+        p = put16(p, static_cast<uint16_t>(s.size()));
+    }
+    std::memcpy(p, s.data(), s.size());
+    return p + s.size();
+}
+size_t var_len(const std::string& s) noexcept { return s.size() + (s.size() < 255 ? 1 : 3); }
+
+}  // namespace
+
+void Layout::var_fields(const flow::FlowRecord& r, VarFields& out) const {
+    out.app = o_.names ? o_.names->app(r.app) : std::string();
+    const std::string name(r.name, r.name_len);
+    out.host = r.name_kind == 2 ? name : std::string();
+    out.sni = r.name_kind == 1 ? name : std::string();
+    out.ids.clear();
+    out.tags.clear();
+    const unsigned kept = r.nrules < 8 ? r.nrules : 8;
+    for (unsigned i = 0; o_.names && i < kept; ++i) {
+        uint32_t id;
+        std::string tag;
+        if (!o_.names->rule(r.rules[i], id, tag)) continue;
+        if (!out.ids.empty()) out.ids += ',';
+        out.ids += std::to_string(id);
+        if (out.tags.size() + tag.size() + 1 <= 255) {
+            if (!out.tags.empty()) out.tags += ',';
+            out.tags += tag;
+        }
+    }
+}
+
+uint32_t Layout::length(const flow::FlowRecord& r, Variant v, const VarFields* vf) const noexcept {
+    uint32_t one = len_[v];
+    if ((v & kInspected) && vf)
+        one += static_cast<uint32_t>(var_len(vf->app) + var_len(vf->host) + var_len(vf->sni) + var_len(vf->ids) +
+                                     var_len(vf->tags));
+    return one * records_for(r);
+}
+
+uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool reverse,
+                         const VarFields* vf) const noexcept {
+    static const VarFields kNone;
+    if (!vf) vf = &kNone;
     const packet::Tuple t = reverse ? r.reverse_tuple() : r.tuple;
     const flow::DirStats& d = reverse ? r.rev : r.fwd;
     const flow::DirStats& o = r.rev;  // the reverse direction, for biflow records
@@ -250,15 +324,20 @@ uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool 
             case Src::kTunnelDepth: p = put8(p, r.tunnel_depth); break;
             case Src::kTunnelVlan: p = put16(p, r.tunnel_vlan); break;
             case Src::kOuterCopy: p = put8(p, 1); break;
+            case Src::kInspectedOctets: p = put32(p, r.inspected); break;
+            case Src::kApp: p = put_var(p, vf->app); break;
+            case Src::kHost: p = put_var(p, vf->host); break;
+            case Src::kSni: p = put_var(p, vf->sni); break;
+            case Src::kRuleIds: p = put_var(p, vf->ids); break;
+            case Src::kRuleTags: p = put_var(p, vf->tags); break;
         }
     }
     return p;
 }
 
-uint8_t* Layout::put(uint8_t* p, const flow::FlowRecord& r) const noexcept {
-    const Variant v = variant_for(r);
-    p = put_one(p, r, v, false);
-    if (!o_.biflow && r.rev.packets) p = put_one(p, r, v, true);
+uint8_t* Layout::put(uint8_t* p, const flow::FlowRecord& r, Variant v, const VarFields* vf) const noexcept {
+    p = put_one(p, r, v, false, vf);
+    if (!o_.biflow && r.rev.packets) p = put_one(p, r, v, true, vf);
     return p;
 }
 
@@ -323,11 +402,23 @@ void MessageEncoder::start(uint8_t* buf) noexcept {
     octets_ = 0;
 }
 
-bool MessageEncoder::add(const flow::FlowRecord& r) noexcept {
-    const Layout::Variant v = layout_->variant_for(r);
+bool MessageEncoder::add(const flow::FlowRecord& r) {
+    Layout::Variant v = layout_->variant_for(r);
+    const VarFields* vf = nullptr;
+    if (v & Layout::kInspected) {
+        layout_->var_fields(r, vf_);
+        vf = &vf_;
+    }
+    uint32_t len = layout_->length(r, v, vf);
+    if (vf && kHeaderLen + kSetHeaderLen + len > max_len_) {
+        // Too big for any message of this exporter (a small MTU): the record without its findings.
+        v = static_cast<Layout::Variant>(v & 7);
+        vf = nullptr;
+        len = layout_->length(r, v, nullptr);
+    }
     const uint16_t tid = layout_->template_id(v);
     const uint32_t nrec = layout_->records_for(r);
-    const uint32_t need = nrec * layout_->record_length(v) + (set_id_ == tid ? 0 : kSetHeaderLen);
+    const uint32_t need = len + (set_id_ == tid ? 0 : kSetHeaderLen);
     if (pos_ + need > max_len_) return false;
     if (set_id_ != tid) {
         if (set_id_ != 0) put16(buf_ + set_start_ + 2, static_cast<uint16_t>(pos_ - set_start_));
@@ -336,7 +427,7 @@ bool MessageEncoder::add(const flow::FlowRecord& r) noexcept {
         put16(buf_ + pos_, tid);
         pos_ += kSetHeaderLen;
     }
-    pos_ = static_cast<uint32_t>(layout_->put(buf_ + pos_, r) - buf_);
+    pos_ = static_cast<uint32_t>(layout_->put(buf_ + pos_, r, v, vf) - buf_);
     packets_ += r.packets();
     octets_ += r.fwd.octets + r.rev.octets;
     records_ += nrec;

@@ -36,6 +36,10 @@ enum WeirIe : uint16_t {
     kTunnelDepth = 7,   // unsigned8: tunnels opened to reach the flow's headers
     kTunnelVlanId = 8,  // unsigned16: VLAN of the tunnel's delivery frame
     kOuterCopy = 9,     // unsigned8: 1 = a tunnel's own flow, its packets also in tenant flows
+    kTlsServerName = 10,    // string: the server name of the client's TLS ClientHello (SNI)
+    kMatchedRuleIds = 11,   // string: ids of the payload rules that tagged the flow, comma-separated
+    kMatchedRuleTags = 12,  // string: their tags, comma-separated
+    kInspectedOctets = 13,  // unsigned32: payload bytes inspected, both directions
 };
 
 // IANA information element ids used by the templates.
@@ -68,6 +72,23 @@ enum Ie : uint16_t {
     kFlowEndMicroseconds = 155,
     kFlowStartNanoseconds = 156,
     kFlowEndNanoseconds = 157,
+    kApplicationName = 96,
+    kHttpRequestHost = 460,
+};
+constexpr uint16_t kVarLen = 65535;  // a template's length of a variable-length field
+
+// The names behind the handles of an inspected record (applications, rules), which the
+// variable-length fields carry; given by the exporter.
+class InspectNames {
+public:
+    virtual ~InspectNames() = default;
+    virtual std::string app(uint16_t handle) const = 0;
+    virtual bool rule(uint16_t handle, uint32_t& id, std::string& tag) const = 0;
+};
+
+// The variable-length fields of one inspected record, as written.
+struct VarFields {
+    std::string app, host, sni, ids, tags;
 };
 
 // Flow times: absolute milliseconds (dateTimeMilliseconds), or micro/nanoseconds in the NTP
@@ -89,6 +110,9 @@ struct Options {
     uint32_t pen = kWeirPenDefault;  // enterprise number of weir's own elements
     // ingressInterface by the record's port (DPDK port id); a port beyond it is written as is.
     std::vector<uint32_t> ifindex;
+    // Payload inspection is on: records with findings go in templates with applicationName,
+    // httpRequestHost and weir's server name and rule fields (variable length).
+    const InspectNames* names = nullptr;
 };
 
 // A record's port as the interface number an exporter writes (see Options::ifindex).
@@ -112,31 +136,51 @@ class Layout {
 public:
     explicit Layout(Options o = {});
 
-    enum Variant : uint8_t { kV4 = 0, kV6, kV4InV4, kV6InV4, kV4InV6, kV6InV6, kCopyV4, kCopyV6, kVariants };
+    // The variants of a record; kInspected added: the same with payload inspection's fields.
+    enum Variant : uint8_t {
+        kV4 = 0, kV6, kV4InV4, kV6InV4, kV4InV6, kV6InV6, kCopyV4, kCopyV6,
+        kInspected = 8,
+        kVariants = 16
+    };
     static Variant variant_of(const flow::FlowRecord& r) noexcept;
     bool has(Variant v) const noexcept { return !f_[v].empty(); }
 
     const Options& options() const noexcept { return o_; }
     std::span<const FieldSpec> fields(Variant v) const noexcept { return spec_[v]; }
     std::span<const FieldSpec> fields(bool ipv6) const noexcept { return spec_[ipv6 ? kV6 : kV4]; }
+    // Bytes of a record of the variant; for inspected variants without the variable-length fields.
     uint16_t record_length(Variant v) const noexcept { return len_[v]; }
     uint16_t record_length(bool ipv6) const noexcept { return len_[ipv6 ? kV6 : kV4]; }
-    uint16_t template_id(Variant v) const noexcept { return static_cast<uint16_t>(tid_ + v); }
+    // Inspected variants take ids 256 above the others.
+    uint16_t template_id(Variant v) const noexcept {
+        return static_cast<uint16_t>(tid_ + (v & 7) + ((v & kInspected) ? 256 : 0));
+    }
     uint16_t template_id(bool ipv6) const noexcept { return template_id(ipv6 ? kV6 : kV4); }
-    // The variant a record is written in (its own, or the plain one when this layout lacks it).
+    // The variant a record is written in (its own, or the nearest this layout has).
     Variant variant_for(const flow::FlowRecord& r) const noexcept {
         const Variant v = variant_of(r);
-        return has(v) ? v : r.tuple.ip_version == 6 ? kV6 : kV4;
+        const int inspected = (v & kInspected) && o_.names ? kInspected : 0;
+        int base = v & 7;
+        if (!has(static_cast<Variant>(base))) base = r.tuple.ip_version == 6 ? kV6 : kV4;
+        return static_cast<Variant>(base | inspected);
     }
     // Records one conversation becomes: 1 for biflow; 1 or 2 (one per direction) for uniflow.
     uint32_t records_for(const flow::FlowRecord& r) const noexcept { return o_.biflow || !r.rev.packets ? 1 : 2; }
+    // The variable-length fields of an inspected record, and the bytes its records take in
+    // variant v (all of them: one or two).
+    void var_fields(const flow::FlowRecord& r, VarFields& out) const;
+    uint32_t length(const flow::FlowRecord& r, Variant v, const VarFields* vf) const noexcept;
     // One template set with every template of the layout; its length, or 0 when cap is too small.
     size_t write_template_set(uint8_t* buf, size_t cap) const noexcept;
     // A template set with the templates from variant `next` on that fit in `cap`; `next` moves past
     // them (kVariants when all are written). Its length, or 0 when not even one fits.
     size_t write_templates(uint8_t* buf, size_t cap, int& next) const noexcept;
-    // Writes the records of a conversation at p; returns the end.
-    uint8_t* put(uint8_t* p, const flow::FlowRecord& r) const noexcept;
+    // Writes the records of a conversation at p in variant v (vf: its variable-length fields, for
+    // an inspected variant); returns the end.
+    uint8_t* put(uint8_t* p, const flow::FlowRecord& r, Variant v, const VarFields* vf) const noexcept;
+    uint8_t* put(uint8_t* p, const flow::FlowRecord& r) const noexcept {
+        return put(p, r, static_cast<Variant>(variant_for(r) & 7), nullptr);
+    }
 
     enum class Src : uint8_t;
     struct Field {
@@ -145,7 +189,7 @@ public:
     };
 
 private:
-    uint8_t* put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool reverse) const noexcept;
+    uint8_t* put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool reverse, const VarFields* vf) const noexcept;
     Options o_;
     uint16_t tid_;
     std::vector<Field> f_[kVariants];
@@ -176,7 +220,7 @@ public:
     bool started() const noexcept { return buf_ != nullptr; }
     // Appends the records of an ended conversation (Layout::records_for). Returns false,
     // writing nothing, when they do not fit: finish() and start().
-    bool add(const flow::FlowRecord& r) noexcept;
+    bool add(const flow::FlowRecord& r);
     // Closes the open set and writes the header (sequence and export time left 0).
     // Returns the message length; the buffer is released.
     uint32_t finish() noexcept;
@@ -198,6 +242,7 @@ private:
     uint64_t octets_ = 0;
     uint32_t domain_;
     uint32_t max_len_;
+    VarFields vf_;
 };
 
 }  // namespace weir::ipfix

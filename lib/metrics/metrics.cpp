@@ -193,6 +193,43 @@ std::string render(const Snapshot& s) {
         b.counter("weir_tunnel_contexts_full_total",
                   "Tunneled packets keyed on their outer headers because no tunnel context was free.", l,
                   w.tunnel_contexts_full);
+        if (!w.inspect) continue;
+        b.counter("weir_inspect_packets_total", "Payload packets scanned by the rules.", l, w.inspect_packets);
+        b.counter("weir_inspect_bytes_total", "Payload bytes scanned by the rules.", l, w.inspect_bytes);
+        b.counter("weir_inspect_flows_total", "Flows whose payload was inspected (given a stream context).", l,
+                  w.inspect_flows);
+        b.counter("weir_inspect_skipped_flows_total", "Flows not inspected because no stream context was free.", l,
+                  w.inspect_skipped);
+        b.counter("weir_inspect_finished_flows_total",
+                  "Flows whose inspection ended before the flow did (depth or packet limit reached).", l,
+                  w.inspect_finished);
+        b.counter("weir_inspect_cut_flows_total", "Flows whose inspection a rules reload ended.", l, w.inspect_cut);
+        b.counter("weir_inspect_scan_errors_total", "Scans the engine failed (the flow's inspection ended).", l,
+                  w.inspect_scan_errors);
+        b.counter("weir_inspect_names_total", "Server names found in clients' first bytes, by kind.",
+                  {{"worker", wi}, {"kind", "tls_sni"}}, w.names_sni);
+        b.counter("weir_inspect_names_total", "Server names found in clients' first bytes, by kind.",
+                  {{"worker", wi}, {"kind", "http_host"}}, w.names_host);
+        b.counter("weir_inspect_names_dropped_total", "Server names lost because no name slot was free.", l,
+                  w.names_dropped);
+        b.counter("weir_inspect_names_truncated_total", "Server names longer than a record holds (kept cut).", l,
+                  w.names_truncated);
+        b.gauge("weir_inspect_streams", "Stream contexts in use (flows being inspected).", l, w.streams_in_use);
+        b.gauge("weir_inspect_streams_capacity", "Stream contexts of the worker.", l, w.streams_capacity);
+    }
+    if (s.inspect) {
+        b.gauge("weir_rules_loaded", "Payload rules in the database in use.", {}, s.rules_loaded);
+        b.gauge("weir_rules_database_bytes", "Size of the compiled rules database.", {}, s.rules_database_bytes);
+        b.gauge("weir_rules_stream_bytes", "Stream state per direction of an inspected flow.", {}, s.rules_stream_bytes);
+        for (const auto& r : s.rules)
+            b.counter("weir_rule_matches_total", "Matches of a payload rule (each direction of a flow counts once).",
+                      {{"rule", std::to_string(r.id)}, {"name", r.name}, {"tag", r.tag}, {"app", r.app}}, r.matches);
+        for (const auto& a : s.apps) {
+            const Labels l = {{"app", a.app.empty() ? "unknown" : a.app}};
+            b.counter("weir_app_flows_total", "Ended conversations by the application payload rules named.", l,
+                      a.flows);
+            b.counter("weir_app_bytes_total", "IP bytes of ended conversations by application.", l, a.bytes);
+        }
     }
     for (const auto& e : s.exporters) {
         const Labels l = {{"exporter", e.url}, {"format", e.format}};

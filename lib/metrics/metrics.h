@@ -38,6 +38,20 @@ struct WorkerSnapshot {
     std::vector<std::pair<std::string, uint64_t>> tunnel_stops;  // reason -> packets
     uint64_t outer_copies = 0, handed_out = 0, handed_in = 0, handoff_dropped = 0;
     uint64_t tunnel_contexts = 0, tunnel_contexts_capacity = 0, tunnel_contexts_full = 0;
+    // Payload inspection (when on).
+    bool inspect = false;
+    uint64_t inspect_packets = 0, inspect_bytes = 0, inspect_flows = 0, inspect_skipped = 0, inspect_finished = 0;
+    uint64_t inspect_cut = 0, inspect_scan_errors = 0, names_sni = 0, names_host = 0, names_dropped = 0;
+    uint64_t names_truncated = 0, streams_in_use = 0, streams_capacity = 0;
+};
+struct RuleSnapshot {
+    uint32_t id = 0;
+    std::string name, tag, app;
+    uint64_t matches = 0;
+};
+struct AppSnapshot {
+    std::string app;  // "" for flows no rule named
+    uint64_t flows = 0, bytes = 0;
 };
 struct ExporterSnapshot {
     std::string url, format;
@@ -63,6 +77,10 @@ struct Snapshot {
     uint64_t reloads = 0, reload_failures = 0;
     bool last_reload_ok = true;        // true until a reload is refused, and again after one applies
     double last_reload_ok_time_s = 0;  // Unix time of the last applied reload (or of the start)
+    bool inspect = false;
+    uint64_t rules_loaded = 0, rules_database_bytes = 0, rules_stream_bytes = 0;
+    std::vector<RuleSnapshot> rules;
+    std::vector<AppSnapshot> apps;
 };
 
 // The Prometheus text exposition of a snapshot.

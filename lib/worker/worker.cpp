@@ -35,6 +35,7 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
       qstats_(new QueueStats[queues_.size()]),
       table_(std::make_unique<flow::FlowTable>(cfg.table)),
       tunnels_(std::make_unique<flow::TunnelTable>(cfg.tunnel_contexts)),
+      inspector_(cfg.inspect ? std::make_unique<inspect::Inspector>(*cfg.inspect, cfg.table.capacity) : nullptr),
       linear_(new uint8_t[kLinearBytes]),
       ts_offset_(ts_offset),
       ts_flag_(ts_flag),
@@ -120,7 +121,9 @@ void Worker::hand_off() noexcept {
 
 void Worker::on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept {
     const bool copy = e.key.view == flow::kViewOuterCopy;
+    const bool labeled = e.state & flow::FlowTable::kLabeled;
     if (!current_ && !acquire_buffer()) {
+        if (labeled) inspector_->release(table_->index_of(e));
         stats_.dropped_records.add();
         (copy ? stats_.dropped_copy_packets : stats_.dropped_packets).add(e.packets());
         if (e.key.tunnel) tunnels_->release(e.key.tunnel);
@@ -130,6 +133,8 @@ void Worker::on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept 
     if (b.count == 0) current_since_ = rte_rdtsc();
     flow::make_record(e, why, e.key.tunnel ? &tunnels_->key(e.key.tunnel) : nullptr, table_->macs(e),
                       b.records[b.count]);
+    if (labeled) [[unlikely]]
+        inspector_->finish(table_->index_of(e), b.records[b.count]);
     if (e.key.tunnel) tunnels_->release(e.key.tunnel);
     (copy ? b.copy_packets : b.packets) += e.packets();
     stats_.records.add();
@@ -150,6 +155,8 @@ struct Worker::Burst {
         const packet::Layer* layer;
         const uint8_t* macs;
         uint64_t ts;
+        const uint8_t* payload;  // to inspect (plen > 0 only with inspection on)
+        uint32_t plen;
         uint16_t port;
     } item[kMax];
     uint32_t pinned[kMax];
@@ -157,7 +164,7 @@ struct Worker::Burst {
 };
 
 inline void Worker::add(Burst& b, const packet::Layer& l, const packet::TunnelInfo* tunnel, uint8_t view, uint64_t ts,
-                        uint16_t port, const uint8_t* macs) noexcept {
+                        uint16_t port, const uint8_t* macs, const uint8_t* payload, uint32_t plen) noexcept {
     flow::FlowTable::Prepared& pk = b.prep[b.n];
     if (!tunnel) [[likely]] {
         table_->prepare(l, 0, view, pk);
@@ -170,13 +177,42 @@ inline void Worker::add(Burst& b, const packet::Layer& l, const packet::TunnelIn
         table_->prepare(l, ref, view, pk);
         pk.tunnel_src_hi = ref && src_hi;
     }
-    b.item[b.n++] = Burst::Item{&l, macs, ts, port};
+    b.item[b.n++] = Burst::Item{&l, macs, ts, payload, plen, port};
+}
+
+// A packet with payload of a flow that may still be inspected (`where`: what update() returned).
+void Worker::inspect_packet(uint32_t where, const uint8_t* payload, uint32_t plen) noexcept {
+    const uint32_t idx = where >> 2;
+    flow::FlowEntry& e = table_->entry(idx);
+    if (where & 2) {  // a new flow: TCP and UDP of the flow's own view are eligible
+        const uint8_t proto = e.key.tuple.proto;
+        if (e.key.view == flow::kViewPrimary && (proto == 6 || proto == 17)) e.state |= flow::FlowTable::kInspecting;
+    }
+    if (!plen || !(e.state & flow::FlowTable::kInspecting)) return;
+    if (!(e.state & flow::FlowTable::kLabeled)) {
+        inspector_->start(idx);
+        e.state |= flow::FlowTable::kLabeled;
+    }
+    const int dir = static_cast<int>(where & 1);
+    const uint8_t proto = e.key.tuple.proto;
+    const uint16_t server_port = e.init_reversed ? e.key.tuple.sport : e.key.tuple.dport;  // the responder's
+    const auto r = inspector_->scan(idx, dir, proto, server_port, payload, plen);
+    if (r == inspect::Inspector::Result::kMore) return;
+    e.state &= static_cast<uint8_t>(~flow::FlowTable::kInspecting);
+    if (r == inspect::Inspector::Result::kDoneEmpty) {
+        inspector_->release(idx);
+        e.state &= static_cast<uint8_t>(~flow::FlowTable::kLabeled);
+    }
 }
 
 void Worker::account(Burst& b) noexcept {
     for (uint32_t i = 0; i < b.n; ++i) table_->locate(b.prep[i]);
-    for (uint32_t i = 0; i < b.n; ++i)
-        table_->update(b.prep[i], *b.item[i].layer, b.item[i].ts, b.item[i].port, *this, b.item[i].macs);
+    for (uint32_t i = 0; i < b.n; ++i) {
+        const uint32_t where =
+            table_->update(b.prep[i], *b.item[i].layer, b.item[i].ts, b.item[i].port, *this, b.item[i].macs);
+        if (inspect_on_ && (b.item[i].plen || (where & 2))) [[unlikely]]
+            inspect_packet(where, b.item[i].payload, b.item[i].plen);
+    }
     for (uint32_t i = 0; i < b.np; ++i) tunnels_->release(b.pinned[i]);
 }
 
@@ -285,8 +321,11 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
             ? *RTE_MBUF_DYNFIELD(m, ts_offset_, uint64_t*) * q.ts_ns_per_unit
             : now_ns;
         packet::PacketInfo& pi = info[i];
-        packet::Drop d =
-            packet::decode(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, m->pkt_len, q.linktype, opt, pi);
+        const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+        packet::Drop d = packet::decode(frame, m->data_len, m->pkt_len, q.linktype, opt, pi);
+        // Payload is inspected in the frame's first segment; a frame decoded from a copy of its
+        // headers (which the next one's overwrites) is not.
+        bool linear = !inspect_on_;
         if (m->nb_segs > 1) [[unlikely]] {
             stats_.multi_segment.add();
             if (pi.short_read) {
@@ -297,6 +336,7 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
                 const uint32_t len = std::min({m->pkt_len, held, kLinearBytes});
                 const auto* p = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, linear_.get()));
                 if (p) d = packet::decode(p, len, m->pkt_len, q.linktype, opt, pi);
+                linear = true;
                 stats_.linearized.add();
             }
         }
@@ -311,7 +351,8 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
             if (pi.stop != packet::TunnelStop::kNone) stats_.tunnel_stops[static_cast<size_t>(pi.stop)].add();
         }
         if (pi.tunnel.depth == 0) [[likely]] {
-            add(b, pi, nullptr, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr);
+            add(b, pi, nullptr, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr, frame + pi.payload_off,
+                linear ? 0 : pi.payload_len);
             continue;
         }
         stats_.tunneled[static_cast<size_t>(pi.tunnel.type)].add();
@@ -335,7 +376,8 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
                 continue;
             }
         }
-        add(b, pi, &pi.tunnel, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr);
+        add(b, pi, &pi.tunnel, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr, frame + pi.payload_off,
+            linear ? 0 : pi.payload_len);
     }
     qs.packets.add(received);
     qs.bytes.add(bytes + skipped_bytes);
@@ -387,17 +429,28 @@ bool Worker::post(const Command& c) noexcept {
     return rte_ring_mp_enqueue_elem(mailbox_, const_cast<Command*>(&c), sizeof(Command)) == 0;
 }
 
-bool Worker::request_stop() noexcept { return post(Command{Command::Kind::kStop, 0, 0, 0, 0, 0, 0}); }
+bool Worker::request_stop() noexcept { return post(Command{Command::Kind::kStop, 0, 0, 0, 0, 0, 0, nullptr}); }
+
+void Worker::attach_engine(inspect::Engine* e) noexcept {
+    if (!inspector_) return;
+    inspector_->attach(e);
+    inspect_on_ = e != nullptr;
+}
+
+bool Worker::set_engine(inspect::Engine* e, uint64_t generation) noexcept {
+    return post(Command{Command::Kind::kEngine, 0, 0, 0, generation, 0, 0, e});
+}
 
 uint32_t Worker::request_top(bool by_packets, uint32_t n) noexcept {
     uint32_t ticket = top_tickets_.fetch_add(1, std::memory_order_relaxed) + 1;
     if (ticket == 0) ticket = top_tickets_.fetch_add(1, std::memory_order_relaxed) + 1;  // 0 means none
-    const Command c{Command::Kind::kTop, ticket, n < 1 ? 1 : n > kTopMax ? kTopMax : n, by_packets ? 1u : 0u, 0, 0, 0};
+    const Command c{Command::Kind::kTop, ticket, n < 1 ? 1 : n > kTopMax ? kTopMax : n, by_packets ? 1u : 0u, 0, 0, 0,
+                    nullptr};
     return post(c) ? ticket : 0;
 }
 
 bool Worker::set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept {
-    return post(Command{Command::Kind::kTimeouts, 0, 0, 0, idle_ns, active_ns, tcp_end_ns});
+    return post(Command{Command::Kind::kTimeouts, 0, 0, 0, idle_ns, active_ns, tcp_end_ns, nullptr});
 }
 
 void Worker::take_commands() noexcept {
@@ -406,6 +459,11 @@ void Worker::take_commands() noexcept {
         switch (c.kind) {
             case Command::Kind::kStop: stopping_ = true; break;
             case Command::Kind::kTimeouts: table_->set_timeouts(c.idle_ns, c.active_ns, c.tcp_end_ns); break;
+            case Command::Kind::kEngine:
+                // Between bursts: no stream of the old engine is in use.
+                attach_engine(c.engine);
+                engine_gen_.store(c.idle_ns, std::memory_order_release);
+                break;
             case Command::Kind::kTop:
                 // A newer request replaces a scan in progress: its requester has given up.
                 top_scanning_ = c.ticket;
@@ -438,7 +496,9 @@ void Worker::top_step() noexcept {
                             tk ? tk->id : 0,
                             tk ? tk->type : uint8_t{0},
                             e.key.view == flow::kViewOuterCopy,
-                            e.key.cvlan};
+                            e.key.cvlan,
+                            (e.state & flow::FlowTable::kLabeled) ? inspector_->label(table_->index_of(e)).app
+                                                                  : uint16_t{0}};
             if (top_heap_.size() < top_n_) {
                 top_heap_.push_back(f);
                 std::push_heap(top_heap_.begin(), top_heap_.end(), lighter);

@@ -17,6 +17,7 @@
 #include "flow/flow_record.h"
 #include "flow/flow_table.h"
 #include "flow/tunnel_table.h"
+#include "inspect/inspector.h"
 #include "packet/decode.h"
 
 struct rte_ring;
@@ -96,6 +97,7 @@ struct TopFlow {
     uint8_t tunnel_type;
     bool outer_copy;
     uint16_t cvlan;
+    uint16_t app;  // inspect::Registry application handle, 0 none (yet)
 };
 
 constexpr uint32_t kMaxHandoffTargets = 128;  // = the largest worker count the configuration allows
@@ -115,6 +117,7 @@ struct WorkerConfig {
     bool handoff = false;                           // pass tunneled packets to their inner conversation's owner
     uint32_t sample_interval = 0;                   // keep 1 in N received packets (0: all)
     bool sample_random = false;                     // ... at random (probability 1/N) rather than every Nth
+    const inspect::InspectConfig* inspect = nullptr;  // payload inspection (nullptr: none)
 };
 
 class Worker {
@@ -139,12 +142,13 @@ public:
     // takes them between bursts, and nothing it reads while working is written by another
     // thread. Each call returns false when the mailbox is full (it holds kMailbox commands).
     struct Command {
-        enum class Kind : uint32_t { kStop = 1, kTimeouts, kTop };
+        enum class Kind : uint32_t { kStop = 1, kTimeouts, kTop, kEngine };
         Kind kind;
         uint32_t ticket;                          // kTop
         uint32_t n;                               // kTop
         uint32_t by_packets;                      // kTop
-        uint64_t idle_ns, active_ns, tcp_end_ns;  // kTimeouts
+        uint64_t idle_ns, active_ns, tcp_end_ns;  // kTimeouts; idle_ns: kEngine's generation
+        inspect::Engine* engine;                  // kEngine
     };
     static constexpr unsigned kMailbox = 64;
     bool request_stop() noexcept;
@@ -174,6 +178,14 @@ public:
     bool top_ready(uint32_t ticket) const noexcept { return top_done_.load(std::memory_order_acquire) == ticket; }
     const std::vector<TopFlow>& top_result() const noexcept { return top_result_; }
 
+    // Payload inspection (WorkerConfig::inspect): the engine to scan with. attach_engine() before
+    // run(); set_engine() while running, after which engine_generation() reaches `generation` once
+    // the worker has let go of the previous engine (the caller may then free it).
+    void attach_engine(inspect::Engine* e) noexcept;
+    bool set_engine(inspect::Engine* e, uint64_t generation) noexcept;
+    uint64_t engine_generation() const noexcept { return engine_gen_.load(std::memory_order_acquire); }
+    const inspect::Inspector* inspector() const noexcept { return inspector_.get(); }
+
     // New timeouts from a reload; the worker applies them at its next loop iteration.
     bool set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept;
     uint32_t ring_occupancy() const noexcept;
@@ -199,7 +211,8 @@ private:
     // updated together, so memory latency overlaps across the burst.
     struct Burst;
     void add(Burst& b, const packet::Layer& l, const packet::TunnelInfo* tunnel, uint8_t view, uint64_t ts,
-             uint16_t port, const uint8_t* macs) noexcept;
+             uint16_t port, const uint8_t* macs, const uint8_t* payload = nullptr, uint32_t plen = 0) noexcept;
+    void inspect_packet(uint32_t where, const uint8_t* payload, uint32_t plen) noexcept;
     void account(Burst& b) noexcept;
     // Hands decoded packets to their owners: one burst per owner ring.
     void send_handoffs(Handoff* out, const uint32_t* owner, uint32_t n) noexcept;
@@ -218,6 +231,9 @@ private:
     std::unique_ptr<QueueStats[]> qstats_;
     std::unique_ptr<flow::FlowTable> table_;
     std::unique_ptr<flow::TunnelTable> tunnels_;
+    std::unique_ptr<inspect::Inspector> inspector_;
+    bool inspect_on_ = false;  // an inspector with an engine
+    std::atomic<uint64_t> engine_gen_{0};
     RecordBatch* current_ = nullptr;
     uint64_t current_since_ = 0;  // TSC when the current batch got its first record
     std::vector<RecordBatch> pool_;
