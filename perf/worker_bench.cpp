@@ -43,7 +43,37 @@ struct Scenario {
     bool synflood = false;  // every packet a new flow, table full and evicting
     bool churn = false;     // steady expiry: the population slides, flows end at a fixed rate
     bool vxlan = false;     // every packet a 64-byte tenant frame inside VXLAN, keyed in mode "both"
+    bool inspect = false;   // payload inspection with 1,000 generated rules (500 literals, 500 regexes)
 };
+
+// 1,000 rules that ordinary text does not match: half literals, half regular expressions, some
+// caseless, some scoped to a port.
+std::vector<weir::inspect::RuleSpec> bench_rules() {
+    std::mt19937_64 rng(7);
+    auto word = [&](int n) {
+        std::string w;
+        for (int i = 0; i < n; ++i) w += static_cast<char>('a' + rng() % 26);
+        return w;
+    };
+    std::vector<weir::inspect::RuleSpec> v;
+    for (uint32_t i = 0; i < 1000; ++i) {
+        weir::inspect::RuleSpec r;
+        r.id = 10'000 + i;
+        r.name = "bench " + std::to_string(i);
+        if (i % 2 == 0)
+            r.pattern = word(8 + static_cast<int>(rng() % 5));
+        else
+            r.pattern = word(5) + "[0-9]{2,4}[a-z]*" + word(4) + (i % 3 ? "" : "\\s+" + word(3));
+        if (i % 5 == 0) r.flags = 1;  // HS_FLAG_CASELESS
+        if (i % 7 == 0) r.ports = {443};
+        if (i % 4 == 0)
+            r.app = "app" + std::to_string(i % 40);
+        else
+            r.tag = "tag" + std::to_string(i);
+        v.push_back(std::move(r));
+    }
+    return v;
+}
 
 struct Options {
     std::string only;
@@ -154,7 +184,7 @@ std::vector<uint32_t> make_sequence(const Scenario& sc, size_t n, uint64_t seed)
 
 struct Result {
     uint64_t packets = 0, cycles = 0, pmd_cycles = 0, created = 0, records = 0, dropped = 0, handed = 0,
-             handoff_dropped = 0;
+             handoff_dropped = 0, inspected_bytes = 0, inspected_flows = 0, inspect_skipped = 0;
     size_t table_bytes = 0;
     uint32_t capacity = 0;
 };
@@ -204,7 +234,19 @@ int run_worker(void* arg) {
     wc.decode = &decode;
     wc.workers = opt.workers;
     wc.handoff = sc.vxlan && opt.workers > 1 && !opt.no_handoff;
+    weir::inspect::InspectConfig icfg;  // the defaults (4096 B, 16 packets per direction), a stream per flow
+    icfg.streams = std::max<uint32_t>(65536, sc.flows + sc.flows / 4);
+    std::unique_ptr<weir::inspect::Engine> engine;
+    if (sc.inspect) {
+        wc.inspect = &icfg;
+        engine = std::make_unique<weir::inspect::Engine>(
+            weir::inspect::Ruleset::compile(bench_rules(), icfg.depth, "bench"), icfg.streams);
+        if (r.index == 0)
+            std::fprintf(stderr, "worker_bench: 1000 rules: database %zu B, stream state %zu B per direction\n",
+                         engine->ruleset().database_bytes(), engine->ruleset().stream_bytes());
+    }
     auto w = std::make_unique<weir::Worker>(wc, std::vector<weir::RxQueueRef>{}, -1, 0, hz, 0, rte_rdtsc());
+    w->attach_engine(engine.get());
     if (wc.handoff) w->connect(r.mesh->inbound, &r.mesh->stopped);
     weir::RxQueueRef q{0, 0, weir::packet::kLinkEthernet, 0};
     weir::QueueStats qs;
@@ -216,6 +258,15 @@ int run_worker(void* arg) {
         return -1;
     }
     for (auto* m : ring) std::memset(rte_pktmbuf_mtod(m, uint8_t*), 0, 128);
+    // Payload: text-like bytes (letters, digits, spaces), the same in every scenario.
+    std::mt19937_64 text(11);
+    for (auto* m : ring) {
+        uint8_t* p = rte_pktmbuf_mtod(m, uint8_t*);
+        for (uint32_t i = 58; i < 1518; ++i) {
+            const uint32_t x = static_cast<uint32_t>(text() % 40);
+            p[i] = static_cast<uint8_t>(x < 26 ? 'a' + x : x < 36 ? '0' + x - 26 : ' ');
+        }
+    }
 
     rte_ring* pmd_ring = nullptr;
     uint16_t port = 0;
@@ -307,6 +358,7 @@ int run_worker(void* arg) {
         pkt_no = saved;
     }
     const uint64_t created0 = w->table_stats().created.get();
+    const uint64_t inspected0 = w->inspector() ? w->inspector()->stats().bytes.get() : 0;
     const uint64_t records0 = w->stats().records.get();
 
     const uint64_t total = std::max<uint64_t>(opt.packets, sc.synflood ? 0 : 2ull * sc.flows);
@@ -353,6 +405,11 @@ int run_worker(void* arg) {
     r.res.records = w->stats().records.get() - records0;
     r.res.dropped = w->stats().dropped_records.get();
     r.res.table_bytes = w->table_memory();
+    if (const auto* in = w->inspector()) {
+        r.res.inspected_bytes = in->stats().bytes.get() - inspected0;
+        r.res.inspected_flows = in->stats().flows.get();
+        r.res.inspect_skipped = in->stats().skipped.get();
+    }
     r.res.capacity = w->table_capacity();
     rte_pktmbuf_free_bulk(ring.data(), kRing);
     if (opt.pmd) {
@@ -371,6 +428,11 @@ std::vector<Scenario> scenarios() {
         v.push_back({"tcp64_zipf_" + k, n, true});
     }
     v.push_back({"imix_uniform_100k", 100'000, false, 4, false, true});
+    v.push_back({"tcp64_uniform_1k_inspect", 1000, false, 4, false, false, false, false, false, true});
+    v.push_back({"imix_uniform_100k_inspect", 100'000, false, 4, false, true, false, false, false, true});
+    v.push_back({"tcp64_uniform_100k_inspect", 100'000, false, 4, false, false, false, false, false, true});
+    v.push_back({"imix_churn_100k", 100'000, false, 4, false, true, false, true});
+    v.push_back({"imix_churn_100k_inspect", 100'000, false, 4, false, true, false, true, false, true});
     v.push_back({"ipv6_uniform_100k", 100'000, false, 6});
     v.push_back({"mixed_v4v6_vlan_100k", 100'000, false, 46, true});
     v.push_back({"mixed_v4v6_vlan_1M", 1'000'000, false, 46, true});
@@ -462,6 +524,9 @@ int main(int argc, char** argv) {
             sum.dropped += r.res.dropped;
             sum.handed += r.res.handed;
             sum.handoff_dropped += r.res.handoff_dropped;
+            sum.inspected_bytes += r.res.inspected_bytes;
+            sum.inspected_flows += r.res.inspected_flows;
+            sum.inspect_skipped += r.res.inspect_skipped;
             const double secs = r.res.cycles / hz;
             mpps += r.res.packets / secs / 1e6;  // workers run in parallel: rates add
             secs_max = std::max(secs_max, secs);
@@ -475,13 +540,16 @@ int main(int argc, char** argv) {
         std::printf(
             "scenario=%s flows=%u pkt_bytes=%.0f mpps=%.2f cycles_per_pkt=%.1f new_flows_per_s=%.0f "
             "bytes_per_flow=%.0f workers=%u mode=%s records_per_s=%.0f hit_rate=%.4f pmd_cycles_per_pkt=%.1f "
-            "export_drops=%lu handed=%lu handoff_drops=%lu table_mib=%.1f tsc_ghz=%.2f cmd=\"%s\"\n",
+            "export_drops=%lu handed=%lu handoff_drops=%lu table_mib=%.1f inspected_bytes_per_pkt=%.1f "
+            "inspected_flows=%lu inspect_skipped=%lu tsc_ghz=%.2f cmd=\"%s\"\n",
             sc.name.c_str(), sc.synflood ? sum.capacity : sc.flows, pkt_bytes, mpps, cpp, sum.created / secs_max,
             static_cast<double>(sum.table_bytes) / sum.capacity, opt.workers, opt.pmd ? "pmd" : "inmem",
             sum.records / secs_max, 1.0 - static_cast<double>(sum.created) / sum.packets,
             static_cast<double>(sum.pmd_cycles) / sum.packets, static_cast<unsigned long>(sum.dropped),
             static_cast<unsigned long>(sum.handed), static_cast<unsigned long>(sum.handoff_dropped),
-            sum.table_bytes / 1048576.0, hz / 1e9, cmdline.c_str());
+            sum.table_bytes / 1048576.0, static_cast<double>(sum.inspected_bytes) / sum.packets,
+            static_cast<unsigned long>(sum.inspected_flows), static_cast<unsigned long>(sum.inspect_skipped), hz / 1e9,
+            cmdline.c_str());
         std::fflush(stdout);
     }
     rte_eal_cleanup();

@@ -129,11 +129,7 @@ void inspection_metrics(Inspection& in, const std::vector<std::unique_ptr<Worker
     for (const auto& [h, n] : matches) {
         const inspect::RuleInfo* ri = reg.rule_info(h);
         if (!ri) continue;
-        std::string app;
-        if (in.rules)
-            for (const auto& c : in.rules->rules())
-                if (c.handle == h) app = reg.app_name(c.app);
-        s.rules.push_back({ri->id, ri->name, ri->tag, app, n});
+        s.rules.push_back({ri->id, ri->name, ri->tag, ri->app, n});
     }
     const size_t apps = reg.apps();
     for (size_t a = 0; a <= apps && a < 65536; ++a) {

@@ -323,7 +323,9 @@ Cli parse_cli(int argc, char** argv) {
             case kCheck: cli.check = true; break;
             case kLogLevel: set("/log_level", "--log-level", optarg); break;
             case kMetrics: set("/management/metrics_listen", "--metrics", optarg); break;
-            case kRules: set("/inspect/rules", "--rules", std::filesystem::absolute(optarg).string()); break;
+            case kRules:
+                set("/inspect/rules", "--rules", std::filesystem::absolute(optarg).lexically_normal().string());
+                break;
             case 'V': std::printf("weir %s\n", WEIR_VERSION); std::exit(0);
             case 'h': std::fputs(kUsage, stdout); std::exit(0);
             case ':':

@@ -74,8 +74,8 @@ const char* tunnel_mode_name(packet::TunnelMode m);
 struct Inspect {
     std::string rules;                   // JSON rules file (relative: to the configuration file's folder)
     uint32_t depth = 4096;               // payload bytes inspected per direction of a flow
-    uint32_t packets = 16;               // payload packets inspected per direction at most
-    uint32_t streams_per_worker = 8192;  // flows inspected at the same time
+    uint32_t packets = 8;                // payload packets inspected per direction at most
+    uint32_t streams_per_worker = 65536;  // flows inspected at the same time
     uint32_t names_per_worker = 65536;   // TLS server names / HTTP Hosts held for active flows
     bool on() const { return !rules.empty(); }
     bool operator==(const Inspect&) const = default;

@@ -86,7 +86,7 @@ struct Inspector::MatchCtx {
     Counter* counters;
     uint8_t dir_bit;
     uint8_t proto;
-    uint16_t server_port;
+    uint16_t port_a, port_b;
 };
 
 int Inspector::on_match(unsigned id, unsigned long long, unsigned long long, unsigned, void* p) {
@@ -94,7 +94,7 @@ int Inspector::on_match(unsigned id, unsigned long long, unsigned long long, uns
     const CompiledRule& r = m.rules[id];
     if (!(r.direction & m.dir_bit)) return 0;
     if (r.proto && r.proto != m.proto) return 0;
-    if (!r.port_ok(m.server_port)) return 0;
+    if (!r.port_ok(m.port_a) && !r.port_ok(m.port_b)) return 0;
     m.counters[id].add();
     FlowLabel& l = *m.label;
     if (r.app && !l.app) l.app = r.app;
@@ -128,12 +128,12 @@ void Inspector::keep_name(FlowLabel& l, const FoundName& f) noexcept {
     l.name = slot;
 }
 
-void Inspector::end_streams(FlowLabel& l, uint16_t server_port, uint8_t proto) noexcept {
+void Inspector::end_streams(FlowLabel& l, uint8_t proto, uint16_t port_a, uint16_t port_b) noexcept {
     const uint32_t i = l.ctx;
     // End of data: patterns anchored at the end ($) get their say.
     for (int d = 0; d < 2; ++d) {
-        MatchCtx m{this, &l, engine_->ruleset().rules().data(), engine_->match_counters(), static_cast<uint8_t>(1 << d),
-                   proto, server_port};
+        MatchCtx m{this,  &l,     engine_->ruleset().rules().data(), engine_->match_counters(), static_cast<uint8_t>(1 << d),
+                   proto, port_a, port_b};
         hs_reset_stream(engine_->stream(i, d), 0, engine_->scratch(), on_match, &m);
     }
     ctx_[i].entry = UINT32_MAX;
@@ -142,8 +142,8 @@ void Inspector::end_streams(FlowLabel& l, uint16_t server_port, uint8_t proto) n
     stats_.in_use.sub();
 }
 
-Inspector::Result Inspector::scan(uint32_t entry, int dir, uint8_t proto, uint16_t server_port, const uint8_t* p,
-                                  uint32_t n) noexcept {
+Inspector::Result Inspector::scan(uint32_t entry, int dir, uint8_t proto, uint16_t port_a, uint16_t port_b,
+                                  const uint8_t* p, uint32_t n) noexcept {
     FlowLabel& l = labels_[entry];
     if ((l.flags & FlowLabel::kDone) || !engine_)
         return has_findings(l) ? Result::kDoneLabeled : Result::kDoneEmpty;
@@ -166,8 +166,8 @@ Inspector::Result Inspector::scan(uint32_t entry, int dir, uint8_t proto, uint16
             if (f.kind != NameKind::kNone) keep_name(l, f);
         }
         const uint32_t take = n < cfg_.depth - c.seen[d] ? n : cfg_.depth - c.seen[d];
-        MatchCtx m{this, &l, engine_->ruleset().rules().data(), engine_->match_counters(),
-                   static_cast<uint8_t>(1u << d), proto, server_port};
+        MatchCtx m{this,  &l,     engine_->ruleset().rules().data(), engine_->match_counters(),
+                   static_cast<uint8_t>(1u << d), proto, port_a, port_b};
         if (hs_scan_stream(engine_->stream(l.ctx, dir), reinterpret_cast<const char*>(p), take, 0, engine_->scratch(),
                            on_match, &m) != HS_SUCCESS) {
             stats_.scan_errors.add();
@@ -183,7 +183,7 @@ Inspector::Result Inspector::scan(uint32_t entry, int dir, uint8_t proto, uint16
     const bool done0 = c.seen[0] >= cfg_.depth || c.pkts[0] >= cfg_.packets;
     const bool done1 = c.seen[1] >= cfg_.depth || c.pkts[1] >= cfg_.packets;
     if ((done0 && done1) || c.total >= 2 * cfg_.packets) {
-        end_streams(l, server_port, proto);
+        end_streams(l, proto, port_a, port_b);
         l.flags |= FlowLabel::kDone;
         stats_.finished.add();
         return has_findings(l) ? Result::kDoneLabeled : Result::kDoneEmpty;
@@ -215,7 +215,7 @@ void Inspector::finish(uint32_t entry, flow::FlowRecord& r) noexcept {
     if (l.ctx && engine_) {
         // Still being inspected when it ended: end-anchored patterns match now.
         const packet::Tuple& t = r.tuple;
-        end_streams(l, t.dport, t.proto);
+        end_streams(l, t.proto, t.sport, t.dport);
     }
     if (has_findings(l) || (l.flags & FlowLabel::kCut)) {
         r.flags |= flow::FlowRecord::kInspected;

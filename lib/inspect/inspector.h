@@ -29,8 +29,8 @@ namespace weir::inspect {
 
 struct InspectConfig {
     uint32_t depth = 4096;    // payload bytes inspected per direction of a flow
-    uint32_t packets = 16;    // payload packets inspected per direction at most
-    uint32_t streams = 8192;  // flows inspected at the same time, per worker
+    uint32_t packets = 8;     // payload packets inspected per direction at most
+    uint32_t streams = 65536;  // flows inspected at the same time, per worker
     uint32_t names = 65536;   // server names (SNI, Host) held for active flows, per worker
 };
 
@@ -103,8 +103,9 @@ public:
 
     enum class Result : uint8_t { kMore, kDoneLabeled, kDoneEmpty };
     // One payload packet of the flow in `entry`, direction dir (0: the initiator's). `proto` and
-    // `server_port` (the responder's port) scope the rules. kMore: inspect its next packets too.
-    Result scan(uint32_t entry, int dir, uint8_t proto, uint16_t server_port, const uint8_t* p, uint32_t n) noexcept;
+    // the flow's two ports scope the rules. kMore: inspect its next packets too.
+    Result scan(uint32_t entry, int dir, uint8_t proto, uint16_t port_a, uint16_t port_b, const uint8_t* p,
+                uint32_t n) noexcept;
 
     // The flow in `entry` ends: its findings into the record (lines 4-5, flag kInspected) when it
     // has any, and everything it held goes back to the pools.
@@ -134,7 +135,7 @@ private:
     };
     struct MatchCtx;
     static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx);
-    void end_streams(FlowLabel& l, uint16_t server_port, uint8_t proto) noexcept;
+    void end_streams(FlowLabel& l, uint8_t proto, uint16_t port_a, uint16_t port_b) noexcept;
     void keep_name(FlowLabel& l, const FoundName& f) noexcept;
     bool has_findings(const FlowLabel& l) const noexcept { return l.app || l.nrules || l.name || (l.flags & FlowLabel::kSkipped); }
 

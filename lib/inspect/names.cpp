@@ -77,7 +77,7 @@ FoundName http_host(const uint8_t* p, size_t n) noexcept {
     static const char* const kMethods[] = {"GET ",     "POST ",    "HEAD ",  "PUT ",      "DELETE ",
                                            "OPTIONS ", "CONNECT ", "PATCH ", "TRACE ",    "PROPFIND ",
                                            "PROPPATCH ", "MKCOL ", "COPY ",  "MOVE ",     "LOCK ",
-                                           "UNLOCK ",  "SEARCH ",  "SUBSCRIBE ", "NOTIFY "};
+                                           "UNLOCK ",  "SEARCH ",  "SUBSCRIBE ", "NOTIFY ", "M-SEARCH "};
     bool request = false;
     for (const char* m : kMethods) {
         const size_t ml = std::strlen(m);

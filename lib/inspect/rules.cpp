@@ -31,7 +31,7 @@ uint16_t Registry::app(const std::string& name) {
 uint16_t Registry::rule(const RuleInfo& r) {
     std::lock_guard<std::mutex> g(mu_);
     for (size_t i = rules_.size(); i-- > 0;)
-        if (rules_[i].id == r.id && rules_[i].name == r.name && rules_[i].tag == r.tag)
+        if (rules_[i].id == r.id && rules_[i].name == r.name && rules_[i].tag == r.tag && rules_[i].app == r.app)
             return static_cast<uint16_t>(i + 1);
     if (rules_.size() >= 65535) throw std::length_error("more than 65535 distinct rules since start");
     rules_.push_back(r);
@@ -102,7 +102,7 @@ std::shared_ptr<const Ruleset> Ruleset::compile(std::vector<RuleSpec> rules, uin
     Registry& reg = Registry::instance();
     for (const RuleSpec& r : rules) {
         CompiledRule c{};
-        c.handle = reg.rule(RuleInfo{r.id, r.name, r.tag});
+        c.handle = reg.rule(RuleInfo{r.id, r.name, r.tag, r.app});
         c.app = r.app.empty() ? 0 : reg.app(r.app);
         c.proto = r.proto;
         c.direction = r.direction;

@@ -29,7 +29,7 @@ struct RuleSpec {
     std::string pattern;           // Hyperscan's regular expression dialect (PCRE subset)
     unsigned flags = 0;            // HS_FLAG_* from "flags"
     uint8_t proto = 0;             // 0: TCP and UDP; 6 or 17
-    std::vector<uint16_t> ports;   // the responder's (server's) port; empty: any
+    std::vector<uint16_t> ports;   // either end's port; empty: any
     uint8_t direction = 3;         // 1 initiator -> responder, 2 responder -> initiator, 3 both
     uint64_t offset = 0;           // the match ends at least this far into the direction's bytes
     uint64_t depth = 0;            // ... and within its first `depth` bytes (0: the inspection depth)
@@ -41,7 +41,7 @@ struct RuleSpec {
 // What a rule's match is in a record: the rule's identity at the time it matched.
 struct RuleInfo {
     uint32_t id;
-    std::string name, tag;
+    std::string name, tag, app;
 };
 
 // Names behind the handles records carry. Append-only and bounded (65535 applications, 65535
@@ -78,7 +78,7 @@ struct CompiledRule {
     uint8_t direction;    // bit 0: initiator's bytes, bit 1: responder's
     bool tag;             // the flow's record names the rule
     uint8_t nports;       // 0: any port; else ports[0..nports)
-    uint16_t ports[8];    // responder ports (more than 8 are kept in port_bits)
+    uint16_t ports[8];    // ports of either end (more than 8 are kept in port_bits)
     const uint64_t* port_bits;  // 65536-bit set when more than 8 ports, else nullptr
     bool port_ok(uint16_t p) const noexcept {
         if (port_bits) return port_bits[p >> 6] >> (p & 63) & 1;

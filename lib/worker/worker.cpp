@@ -195,8 +195,7 @@ void Worker::inspect_packet(uint32_t where, const uint8_t* payload, uint32_t ple
     }
     const int dir = static_cast<int>(where & 1);
     const uint8_t proto = e.key.tuple.proto;
-    const uint16_t server_port = e.init_reversed ? e.key.tuple.sport : e.key.tuple.dport;  // the responder's
-    const auto r = inspector_->scan(idx, dir, proto, server_port, payload, plen);
+    const auto r = inspector_->scan(idx, dir, proto, e.key.tuple.sport, e.key.tuple.dport, payload, plen);
     if (r == inspect::Inspector::Result::kMore) return;
     e.state &= static_cast<uint8_t>(~flow::FlowTable::kInspecting);
     if (r == inspect::Inspector::Result::kDoneEmpty) {

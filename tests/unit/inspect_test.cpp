@@ -94,9 +94,9 @@ TEST(Rules, RegistryHandlesAreStableAcrossCompiles) {
 TEST(Inspector, PatternSplitAcrossSegmentsIsFound) {
     Fixture f(kRules);
     f.insp.start(3);
-    EXPECT_EQ(f.insp.scan(3, 0, 6, 80, b("GET / HTTP/1.1\r\nX: EXPLO"), n("GET / HTTP/1.1\r\nX: EXPLO")),
+    EXPECT_EQ(f.insp.scan(3, 0, 6, 40000, 80, b("GET / HTTP/1.1\r\nX: EXPLO"), n("GET / HTTP/1.1\r\nX: EXPLO")),
               Inspector::Result::kMore);
-    f.insp.scan(3, 0, 6, 80, b("IT-STRING\r\n"), n("IT-STRING\r\n"));
+    f.insp.scan(3, 0, 6, 40000, 80, b("IT-STRING\r\n"), n("IT-STRING\r\n"));
     const auto r = f.end(3);
     ASSERT_TRUE(r.inspected_flow());
     EXPECT_EQ(app_of(r), "HTTP");
@@ -112,10 +112,10 @@ TEST(Inspector, NothingPastTheDepth) {
     Fixture f(kRules, cfg);
     f.insp.start(1);
     const std::string filler(30, 'x');
-    f.insp.scan(1, 0, 6, 80, b(filler.c_str()), 30);
+    f.insp.scan(1, 0, 6, 40000, 80, b(filler.c_str()), 30);
     // The pattern starts within the depth but ends after it: not found; nor anything later.
-    f.insp.scan(1, 0, 6, 80, b("EXPLOIT-STRING"), 14);
-    f.insp.scan(1, 0, 6, 80, b("EXPLOIT-STRING"), 14);
+    f.insp.scan(1, 0, 6, 40000, 80, b("EXPLOIT-STRING"), 14);
+    f.insp.scan(1, 0, 6, 40000, 80, b("EXPLOIT-STRING"), 14);
     const auto r = f.end(1);
     EXPECT_EQ(r.nrules, 0);
     EXPECT_EQ(f.insp.stats().bytes.get(), 32u);
@@ -124,16 +124,19 @@ TEST(Inspector, NothingPastTheDepth) {
 TEST(Inspector, ScopeByPortDirectionAndProtocol) {
     Fixture f(kRules);
     f.insp.start(1);
-    f.insp.scan(1, 0, 6, 8080, b("ADMIN"), 5);  // initiator to the server on 8080: tagged
+    f.insp.scan(1, 0, 6, 40000, 8080, b("ADMIN"), 5);  // initiator to the server on 8080: tagged
     f.insp.start(2);
-    f.insp.scan(2, 1, 6, 8080, b("admin"), 5);  // the server's bytes: not
+    f.insp.scan(2, 1, 6, 40000, 8080, b("admin"), 5);  // the server's bytes: not
     f.insp.start(4);
-    f.insp.scan(4, 0, 6, 8081, b("admin"), 5);  // another port: not
+    f.insp.scan(4, 0, 6, 40000, 8081, b("admin"), 5);  // another port: not
+    f.insp.start(6);
+    f.insp.scan(6, 0, 6, 8080, 40000, b("admin"), 5);  // the port at the other end: tagged
     f.insp.start(5);
-    f.insp.scan(5, 1, 17, 22, b("SSH-2.0-x"), 9);  // SSH rule is TCP only
+    f.insp.scan(5, 1, 17, 40000, 22, b("SSH-2.0-x"), 9);  // SSH rule is TCP only
     EXPECT_EQ(f.end(1, 8080).nrules, 1);
     EXPECT_EQ(f.end(2, 8080).nrules, 0);
     EXPECT_EQ(f.end(4, 8081).nrules, 0);
+    EXPECT_EQ(f.end(6, 40000).nrules, 1);
     EXPECT_EQ(f.end(5, 22, 17).app, 0);
 }
 
@@ -143,7 +146,7 @@ TEST(Inspector, PoolRunsDryCountsAndMarksTheFlow) {
     Fixture f(kRules, cfg);
     for (uint32_t e = 0; e < 3; ++e) {
         f.insp.start(e);
-        f.insp.scan(e, 0, 6, 22, b("SSH-2.0-OpenSSH"), 15);
+        f.insp.scan(e, 0, 6, 40000, 22, b("SSH-2.0-OpenSSH"), 15);
     }
     EXPECT_EQ(f.insp.stats().skipped.get(), 1u);
     const auto r2 = f.end(2, 22);
@@ -152,24 +155,24 @@ TEST(Inspector, PoolRunsDryCountsAndMarksTheFlow) {
     EXPECT_EQ(app_of(f.end(0, 22)), "SSH");
     // A context came free: the next flow is inspected.
     f.insp.start(7);
-    f.insp.scan(7, 0, 6, 22, b("SSH-1.99-x"), 10);
+    f.insp.scan(7, 0, 6, 40000, 22, b("SSH-1.99-x"), 10);
     EXPECT_EQ(app_of(f.end(7, 22)), "SSH");
 }
 
 TEST(Inspector, ReloadCutsFlowsBeingInspected) {
     Fixture f(kRules);
     f.insp.start(1);
-    f.insp.scan(1, 0, 6, 80, b("EXPLOIT-"), 8);
+    f.insp.scan(1, 0, 6, 40000, 80, b("EXPLOIT-"), 8);
     Engine other(compile(R"({"rules": [{"id": 1, "pattern": "STRING", "tag": "s"}]})"), 16);
     f.insp.attach(&other);
     EXPECT_EQ(f.insp.stats().cut.get(), 1u);
-    EXPECT_NE(f.insp.scan(1, 0, 6, 80, b("STRING"), 6), Inspector::Result::kMore);
+    EXPECT_NE(f.insp.scan(1, 0, 6, 40000, 80, b("STRING"), 6), Inspector::Result::kMore);
     const auto r = f.end(1);
     EXPECT_EQ(r.nrules, 0);
     EXPECT_TRUE(r.inspect_flags & flow::FlowRecord::kInspectCut);
     // New flows use the new rules.
     f.insp.start(2);
-    f.insp.scan(2, 0, 6, 80, b("xSTRINGx"), 8);
+    f.insp.scan(2, 0, 6, 40000, 80, b("xSTRINGx"), 8);
     EXPECT_EQ(f.end(2).nrules, 1);
     f.insp.attach(nullptr);
 }
@@ -179,10 +182,10 @@ TEST(Inspector, EndsAfterThePacketLimitAndFreesTheContext) {
     cfg.packets = 2;
     Fixture f(kRules, cfg);
     f.insp.start(1);
-    EXPECT_EQ(f.insp.scan(1, 0, 6, 80, b("a"), 1), Inspector::Result::kMore);
-    EXPECT_EQ(f.insp.scan(1, 0, 6, 80, b("b"), 1), Inspector::Result::kMore);
-    EXPECT_EQ(f.insp.scan(1, 1, 6, 80, b("c"), 1), Inspector::Result::kMore);
-    EXPECT_EQ(f.insp.scan(1, 1, 6, 80, b("d"), 1), Inspector::Result::kDoneEmpty);
+    EXPECT_EQ(f.insp.scan(1, 0, 6, 40000, 80, b("a"), 1), Inspector::Result::kMore);
+    EXPECT_EQ(f.insp.scan(1, 0, 6, 40000, 80, b("b"), 1), Inspector::Result::kMore);
+    EXPECT_EQ(f.insp.scan(1, 1, 6, 40000, 80, b("c"), 1), Inspector::Result::kMore);
+    EXPECT_EQ(f.insp.scan(1, 1, 6, 40000, 80, b("d"), 1), Inspector::Result::kDoneEmpty);
     EXPECT_EQ(f.insp.stats().in_use.get(), 0u);
     EXPECT_FALSE(f.end(1).inspected_flow());
 }
@@ -235,7 +238,7 @@ TEST(Inspector, KeepsTheClientsServerName) {
     Fixture f(kRules);
     f.insp.start(9);
     const char* req = "GET / HTTP/1.1\r\nHost: flows.example\r\n\r\n";
-    f.insp.scan(9, 0, 6, 80, b(req), n(req));
+    f.insp.scan(9, 0, 6, 40000, 80, b(req), n(req));
     const auto r = f.end(9);
     EXPECT_EQ(r.name_kind, static_cast<uint8_t>(NameKind::kHttpHost));
     EXPECT_EQ(std::string(r.name, r.name_len), "flows.example");
