@@ -114,6 +114,16 @@ metrics::Snapshot snapshot(Runtime& rt) {
         }
     }
     if (rt.inspection) inspection_metrics(*rt.inspection, rt.workers, s);
+    if (rt.capture) {
+        s.capture = true;
+        const capture::WriterStats c = rt.capture->snapshot();
+        s.capture_files = {c.packets, c.bytes, c.files, c.deleted, c.budget_drops, c.write_errors, c.on_disk};
+        for (size_t i = 0; i < s.workers.size() && i < rt.workers.size(); ++i) {
+            s.workers[i].capture = true;
+            s.workers[i].captured = rt.workers[i]->stats().captured.get();
+            s.workers[i].capture_dropped = rt.workers[i]->stats().capture_dropped.get();
+        }
+    }
     return s;
 }
 

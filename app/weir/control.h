@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "dpdk/port.h"
 #include "export/exporter.h"
+#include "capture.h"
 #include "inspection.h"
 #include "metrics/metrics.h"
 #include "worker/worker.h"
@@ -65,6 +66,7 @@ struct Runtime {
     nlohmann::json reload_result;
     std::mutex top_mu;  // one top-flows walk at a time
     std::unique_ptr<Inspection> inspection;  // payload inspection; nullptr when off
+    std::unique_ptr<CaptureWriter> capture;   // selective capture's writer; nullptr when off
 };
 
 // Reload from the API: asks the control thread and waits for its answer.

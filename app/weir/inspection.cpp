@@ -11,8 +11,9 @@
 
 namespace weir {
 
-inspect::InspectConfig inspect_config(const config::Inspect& c) {
+inspect::InspectConfig inspect_config(const config::Inspect& c, const config::Capture& cap) {
     inspect::InspectConfig ic;
+    ic.capture_packets = cap.on() ? cap.packets_per_flow : 0;
     ic.depth = c.depth;
     ic.packets = c.packets;
     ic.streams = c.streams_per_worker;
@@ -24,10 +25,21 @@ std::shared_ptr<const inspect::Ruleset> compile_rules(const config::Inspect& c) 
     return inspect::Ruleset::compile(inspect::load_rules_file(c.rules), c.depth, c.rules);
 }
 
-std::unique_ptr<Inspection> start_inspection(const config::Inspect& c, std::shared_ptr<const inspect::Ruleset> rules,
+std::vector<std::string> capture_problems(const inspect::Ruleset& rules, const config::Capture& cap) {
+    std::vector<std::string> out;
+    if (cap.on()) return out;
+    for (const auto& r : rules.specs())
+        if (r.capture)
+            out.push_back(rules.source() + ": rule " + std::to_string(r.id) + " (" + r.name +
+                          ") asks for capture: set capture.dir");
+    return out;
+}
+
+std::unique_ptr<Inspection> start_inspection(const config::Config& cfg, std::shared_ptr<const inspect::Ruleset> rules,
                                              const std::vector<std::unique_ptr<Worker>>& workers) {
+    const config::Inspect& c = cfg.inspect;
     auto in = std::make_unique<Inspection>();
-    in->cfg = inspect_config(c);
+    in->cfg = inspect_config(c, cfg.capture);
     in->rules = std::move(rules);
     in->app_flows = std::make_unique<std::atomic<uint64_t>[]>(65536);
     in->app_bytes = std::make_unique<std::atomic<uint64_t>[]>(65536);
@@ -45,11 +57,14 @@ std::unique_ptr<Inspection> start_inspection(const config::Inspect& c, std::shar
     return in;
 }
 
-std::unique_ptr<PreparedRules> prepare_rules(const Inspection& in, const config::Inspect& c, size_t workers) {
+std::unique_ptr<PreparedRules> prepare_rules(const Inspection& in, const config::Config& cfg, size_t workers) {
+    const config::Inspect& c = cfg.inspect;
     auto specs = inspect::load_rules_file(c.rules);
     if (in.rules && specs == in.rules->specs() && c.rules == in.rules->source()) return nullptr;
     auto p = std::make_unique<PreparedRules>();
     p->rules = inspect::Ruleset::compile(std::move(specs), c.depth, c.rules);
+    const auto problems = capture_problems(*p->rules, cfg.capture);
+    if (!problems.empty()) throw inspect::RuleError(problems.front());
     for (size_t i = 0; i < workers; ++i)
         p->engines.push_back(std::make_unique<inspect::Engine>(p->rules, in.cfg.streams));
     return p;

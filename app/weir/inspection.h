@@ -43,14 +43,16 @@ struct Inspection {
     }
 };
 
-inspect::InspectConfig inspect_config(const config::Inspect& c);
+inspect::InspectConfig inspect_config(const config::Inspect& c, const config::Capture& cap);
 
 // Reads and compiles the configuration's rules file; throws inspect::RuleError.
 std::shared_ptr<const inspect::Ruleset> compile_rules(const config::Inspect& c);
 
 // Builds an engine per worker for `rules` and attaches it (before the workers run).
-std::unique_ptr<Inspection> start_inspection(const config::Inspect& c, std::shared_ptr<const inspect::Ruleset> rules,
+std::unique_ptr<Inspection> start_inspection(const config::Config& c, std::shared_ptr<const inspect::Ruleset> rules,
                                              const std::vector<std::unique_ptr<Worker>>& workers);
+// The rules that ask for capture when capture is off: one problem each.
+std::vector<std::string> capture_problems(const inspect::Ruleset& rules, const config::Capture& cap);
 
 // A reload: engines for the new rules, ready to hand over (nullptr when the rules are the same).
 // Throws with the reason when the rules do not compile or engines cannot be built.
@@ -58,7 +60,7 @@ struct PreparedRules {
     std::shared_ptr<const inspect::Ruleset> rules;
     std::vector<std::unique_ptr<inspect::Engine>> engines;
 };
-std::unique_ptr<PreparedRules> prepare_rules(const Inspection& in, const config::Inspect& c, size_t workers);
+std::unique_ptr<PreparedRules> prepare_rules(const Inspection& in, const config::Config& c, size_t workers);
 // Hands the prepared engines to the workers and frees the old ones once every worker let go.
 void commit_rules(Inspection& in, PreparedRules&& p, const std::vector<std::unique_ptr<Worker>>& workers);
 

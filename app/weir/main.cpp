@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // weir: command line and configuration -> EAL -> ports -> workers -> control loop -> summary.
 #include <getopt.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <pcap/pcap.h>
 #include <sched.h>
@@ -161,12 +162,14 @@ json merged_config(const Cli& cli, json* pinned = nullptr) {
             throw weir::config::ConfigError({cli.config_file + ": not valid JSON: " + e.what()});
         }
         if (!cfg.is_object()) throw weir::config::ConfigError({"(top level): expected an object"});
-        // A relative rules file is where the configuration file is, whatever the working folder.
-        const json::json_pointer rules("/inspect/rules");
-        if (cfg.contains(rules) && cfg.at(rules).is_string()) {
-            const std::filesystem::path p = cfg.at(rules).get<std::string>();
+        // A relative rules file or capture folder is where the configuration file is, whatever
+        // the working folder.
+        for (const char* key : {"/inspect/rules", "/capture/dir"}) {
+            const json::json_pointer ptr(key);
+            if (!cfg.contains(ptr) || !cfg.at(ptr).is_string()) continue;
+            const std::filesystem::path p = cfg.at(ptr).get<std::string>();
             if (!p.empty() && p.is_relative())
-                cfg[rules] = (std::filesystem::absolute(cli.config_file).parent_path() / p).lexically_normal().string();
+                cfg[ptr] = (std::filesystem::absolute(cli.config_file).parent_path() / p).lexically_normal().string();
         }
     }
     if (pinned)
@@ -609,12 +612,24 @@ int main(int argc, char** argv) {
     if (cfg.inspect.on()) {
         try {
             rules = weir::compile_rules(cfg.inspect);
+            const auto problems = weir::capture_problems(*rules, cfg.capture);
+            if (!problems.empty()) throw weir::inspect::RuleError(problems.front());
         } catch (const std::exception& e) {
             std::vector<std::string> problems;
             std::string all = e.what(), line;
             for (std::istringstream in(all); std::getline(in, line);) problems.push_back("inspect.rules: " + line);
             die_config(problems);
         }
+    }
+
+    if (cfg.capture.on()) {
+        // The capture folder: made now (0700) and writable, or a configuration error.
+        std::error_code ec;
+        std::filesystem::create_directories(std::filesystem::path(cfg.capture.dir).parent_path(), ec);
+        if (!ec && mkdir(cfg.capture.dir.c_str(), 0700) != 0 && errno != EEXIST)
+            ec = std::error_code(errno, std::generic_category());
+        if (ec || access(cfg.capture.dir.c_str(), W_OK) != 0)
+            die_config({"capture.dir: " + cfg.capture.dir + ": " + (ec ? ec.message() : std::strerror(errno))});
     }
 
     if (cli.check) {
@@ -770,8 +785,10 @@ int main(int argc, char** argv) {
             wc.sample_interval = cfg.sample_interval;
             wc.sample_random = cfg.sample_random;
             wc.table.macs = cfg.want_macs();
-            const weir::inspect::InspectConfig icfg = weir::inspect_config(cfg.inspect);
+            const weir::inspect::InspectConfig icfg = weir::inspect_config(cfg.inspect, cfg.capture);
             wc.inspect = rules ? &icfg : nullptr;  // copied by the worker
+            wc.capture_slots = cfg.capture.slots_per_worker;
+            wc.capture_snaplen = cfg.capture.snaplen;
 
             wc.buffers = cfg.export_buffers;
             wc.max_delay_cycles = hz / 1000 * cfg.max_delay_ms;
@@ -806,7 +823,8 @@ int main(int argc, char** argv) {
             }
             for (uint32_t w = 0; w < cfg.workers; ++w) rt.workers[w]->connect(inbound, &rt.rx_stopped);
         }
-        if (rules) rt.inspection = weir::start_inspection(cfg.inspect, rules, rt.workers);
+        if (rules) rt.inspection = weir::start_inspection(cfg, rules, rt.workers);
+        if (rules && cfg.capture.on()) rt.capture = weir::start_capture(cfg.capture, rt.workers);
         rt.cfg = cfg;
         weir::log::say(weir::log::Level::kInfo,
                        "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",
@@ -866,6 +884,7 @@ int main(int argc, char** argv) {
                            std::to_string(cfg.workers) + " worker(s)");
         weir::control_loop(rt);
         rte_eal_mp_wait_lcore();
+        if (rt.capture) weir::stop_capture(*rt.capture);  // everything the workers chose is written
         if (!weir::report(rt)) rc = 1;
         mgmt.reset();  // their threads read rt.workers
         scrape.reset();
@@ -877,6 +896,7 @@ int main(int argc, char** argv) {
         rte_eth_dev_stop(p.id);
         rte_eth_dev_close(p.id);
     }
+    rt.capture.reset();  // its thread reads the workers' rings
     rt.workers.clear();
     for (rte_ring* r : rt.handoff_rings) rte_ring_free(r);
     rte_eal_cleanup();

@@ -76,13 +76,14 @@ nlohmann::json apply_reload(Runtime& rt) {
         config::Inspect ci = c.inspect, oi = o.inspect;
         ci.rules = oi.rules;
         fixed(ci == oi, "inspect (depth, packets, streams_per_worker, names_per_worker)");
+        fixed(c.capture == o.capture, "capture");
     }
     // Payload rules: compiled (and engines built) before anything changes; a bad set refuses the
     // whole reload and the old rules stay.
     std::unique_ptr<PreparedRules> rules;
     if (errors.empty() && c.inspect.on() && rt.inspection) {
         try {
-            rules = prepare_rules(*rt.inspection, c.inspect, rt.workers.size());
+            rules = prepare_rules(*rt.inspection, c, rt.workers.size());
         } catch (const std::exception& e) {
             std::string all = e.what(), line;
             for (size_t pos = 0; pos <= all.size();) {

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS weir.flows
     application String DEFAULT '',      -- named by a payload rule ("inspect"); '' none
     tls_server_name String DEFAULT '',  -- from the client's TLS ClientHello (SNI)
     http_host String DEFAULT '',        -- from the client's HTTP/1.x request
-    rule_ids Array(UInt32) DEFAULT [],  -- payload rules that tagged the flow (the first 8)
+    rule_ids Array(UInt32) DEFAULT [],  -- payload rules that tagged the flow (the first 6)
     tags Array(String) DEFAULT [],      -- ... and their tags
     end_reason UInt8,         -- IPFIX flowEndReason: 1 idle, 2 active, 3 end of flow, 4 forced, 5 evicted
     in_port UInt16,

@@ -317,6 +317,16 @@ Config from_json(const json& j) {
                     c.exporters.push_back(e);
                 }
         }
+        if (const json* t = top.get("capture"); t) {
+            Reader r(*t, "capture", problems);
+            r.string("dir", c.capture.dir);
+            r.integer("packets_per_flow", c.capture.packets_per_flow, 1, 65535);
+            r.integer("snaplen", c.capture.snaplen, 64, 65535);
+            r.integer("slots_per_worker", c.capture.slots_per_worker, 16, 1 << 20);
+            r.number("file_mb", c.capture.file_mb, 0.01, 1 << 20);
+            r.integer("file_s", c.capture.file_s, 0, 86400 * 7);
+            r.number("budget_mb", c.capture.budget_mb, 0.01, 1 << 30);
+        }
         if (const json* t = top.get("inspect"); t) {
             Reader r(*t, "inspect", problems);
             r.string("rules", c.inspect.rules);
@@ -325,6 +335,8 @@ Config from_json(const json& j) {
             r.integer("streams_per_worker", c.inspect.streams_per_worker, 1, 1 << 22);
             r.integer("names_per_worker", c.inspect.names_per_worker, 1, 1 << 24);
         }
+        if (c.capture.on() && c.inspect.rules.empty())
+            problems.push_back("capture.dir: capture needs payload rules (inspect.rules) with \"capture\": true");
         if (const json* t = top.get("tunnels"); t) {
             Reader r(*t, "tunnels", problems);
             std::string mode = tunnel_mode_name(c.tunnels.mode);

@@ -81,6 +81,19 @@ struct Inspect {
     bool operator==(const Inspect&) const = default;
 };
 
+// Selective capture: packets of flows that matched a capture rule, into pcapng files.
+struct Capture {
+    std::string dir;                 // folder of the files (relative: to the configuration file's); "" off
+    uint32_t packets_per_flow = 100;  // from the matching packet on
+    uint32_t snaplen = 2048;         // bytes kept of each frame
+    uint32_t slots_per_worker = 4096;  // packets waiting for the writer, per worker
+    double file_mb = 64;             // rotate at this size
+    uint32_t file_s = 300;           // ... or age (0: never by age)
+    double budget_mb = 1024;         // all of weir's capture files together; the oldest go first
+    bool on() const { return !dir.empty(); }
+    bool operator==(const Capture&) const = default;
+};
+
 struct Config {
     std::vector<std::string> eal;  // EAL arguments; empty: weir picks them
     std::vector<Port> ports;
@@ -111,6 +124,7 @@ struct Config {
     bool replay = false;                        // every port is a net_pcap capture: exit at its end
     Tunnels tunnels;
     Inspect inspect;
+    Capture capture;
 
     // Some exporter wants MAC addresses: the flow tables keep them.
     bool want_macs() const {

@@ -52,7 +52,7 @@ struct FlowRecord {
 
     // Lines 4 and 5: payload inspection (written only with kInspected).
     uint16_t app;        // inspect::Registry application handle, 0 none
-    uint8_t nrules;      // tagging rules that matched (the first 8 in `rules`)
+    uint8_t nrules;      // tagging rules that matched (the first 6 in `rules`, the rest 0)
     uint8_t name_kind;   // inspect::NameKind of `name`: TLS server name or HTTP Host
     uint16_t rules[8];   // inspect::Registry rule handles
     uint32_t inspected;  // payload bytes scanned, both directions

@@ -212,6 +212,7 @@ public:
     // ends, and its payload is still being looked at. Cleared when an entry is reused.
     static constexpr uint8_t kLabeled = 32;
     static constexpr uint8_t kInspecting = 64;
+    static constexpr uint8_t kCapturing = 128;  // its packets go to the capture files
 
 private:
     static uint32_t sig_of(uint64_t h) noexcept { return static_cast<uint32_t>(h >> 16) | 1u; }

@@ -98,11 +98,15 @@ int Inspector::on_match(unsigned id, unsigned long long, unsigned long long, uns
     m.counters[id].add();
     FlowLabel& l = *m.label;
     if (r.app && !l.app) l.app = r.app;
+    if (r.capture && !l.capture_rule && m.self->cfg_.capture_packets) {
+        l.capture_rule = r.handle;
+        l.capture_left = static_cast<uint16_t>(m.self->cfg_.capture_packets < 65535 ? m.self->cfg_.capture_packets : 65535);
+    }
     if (r.tag) {
-        const uint8_t kept = l.nrules < 8 ? l.nrules : 8;
+        const uint8_t kept = l.nrules < 6 ? l.nrules : 6;
         for (uint8_t i = 0; i < kept; ++i)
             if (l.rules[i] == r.handle) return 0;  // the other direction matched it already
-        if (kept < 8) l.rules[kept] = r.handle;
+        if (kept < 6) l.rules[kept] = r.handle;
         if (l.nrules < 255) ++l.nrules;
     }
     return 0;
@@ -221,7 +225,8 @@ void Inspector::finish(uint32_t entry, flow::FlowRecord& r) noexcept {
         r.flags |= flow::FlowRecord::kInspected;
         r.app = l.app;
         r.nrules = l.nrules;
-        std::memcpy(r.rules, l.rules, sizeof(r.rules));
+        std::memset(r.rules, 0, sizeof(r.rules));
+        std::memcpy(r.rules, l.rules, sizeof(l.rules));
         r.inspected = l.inspected;
         r.inspect_flags = static_cast<uint8_t>(((l.flags & FlowLabel::kSkipped) ? flow::FlowRecord::kInspectSkipped : 0) |
                                                ((l.flags & FlowLabel::kCut) ? flow::FlowRecord::kInspectCut : 0) |

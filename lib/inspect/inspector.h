@@ -32,6 +32,7 @@ struct InspectConfig {
     uint32_t packets = 8;     // payload packets inspected per direction at most
     uint32_t streams = 65536;  // flows inspected at the same time, per worker
     uint32_t names = 65536;   // server names (SNI, Host) held for active flows, per worker
+    uint32_t capture_packets = 0;  // packets of a flow captured from a capture rule's match on (0: no capture)
 };
 
 class Engine {
@@ -65,8 +66,10 @@ struct FlowLabel {
     uint16_t app;      // Registry application handle, 0 none
     uint8_t nrules;    // rules that matched (tagging rules; more than kept counts on)
     uint8_t flags;     // Flag
-    uint16_t rules[8];
-    uint32_t inspected;  // payload bytes scanned, both directions
+    uint16_t rules[6];
+    uint16_t capture_rule;  // the capture rule that matched first, 0 none
+    uint16_t capture_left;  // packets still to capture
+    uint32_t inspected;     // payload bytes scanned, both directions
     enum Flag : uint8_t { kDone = 1, kSkipped = 2, kCut = 4, kNameTruncated = 8 };
 };
 static_assert(sizeof(FlowLabel) == 32);
@@ -114,6 +117,14 @@ public:
     void release(uint32_t entry) noexcept;
 
     const FlowLabel& label(uint32_t entry) const noexcept { return labels_[entry]; }
+    // Selective capture: whether to capture the flow's packet at hand (counts it against the
+    // flow's limit), and whether any are left after it.
+    bool capture_take(uint32_t entry, bool& more) noexcept {
+        FlowLabel& l = labels_[entry];
+        if (!l.capture_left) return more = false;
+        more = --l.capture_left != 0;
+        return true;
+    }
     const InspectStats& stats() const noexcept { return stats_; }
     const InspectConfig& config() const noexcept { return cfg_; }
     uint32_t contexts() const noexcept { return cfg_.streams; }
@@ -137,7 +148,9 @@ private:
     static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx);
     void end_streams(FlowLabel& l, uint8_t proto, uint16_t port_a, uint16_t port_b) noexcept;
     void keep_name(FlowLabel& l, const FoundName& f) noexcept;
-    bool has_findings(const FlowLabel& l) const noexcept { return l.app || l.nrules || l.name || (l.flags & FlowLabel::kSkipped); }
+    bool has_findings(const FlowLabel& l) const noexcept {
+        return l.app || l.nrules || l.name || l.capture_rule || (l.flags & FlowLabel::kSkipped);
+    }
 
     InspectConfig cfg_;
     uint32_t capacity_;

@@ -106,7 +106,8 @@ std::shared_ptr<const Ruleset> Ruleset::compile(std::vector<RuleSpec> rules, uin
         c.app = r.app.empty() ? 0 : reg.app(r.app);
         c.proto = r.proto;
         c.direction = r.direction;
-        c.tag = !r.tag.empty();
+        c.tag = !r.tag.empty() || r.capture;
+        c.capture = r.capture;
         if (r.ports.size() <= 8) {
             c.nports = static_cast<uint8_t>(r.ports.size());
             for (size_t i = 0; i < r.ports.size(); ++i) c.ports[i] = r.ports[i];
@@ -235,6 +236,11 @@ std::vector<RuleSpec> parse_rules(const json& j, const std::string& where) {
                     continue;
                 }
                 (k == "offset" ? r.offset : r.depth) = v.get<uint64_t>();
+            } else if (k == "capture") {
+                if (!v.is_boolean())
+                    problem(k, "expected true or false, got " + kind(v));
+                else
+                    r.capture = v.get<bool>();
             } else if (k == "comment") {
             } else {
                 problem(k, "unknown key");
@@ -242,7 +248,8 @@ std::vector<RuleSpec> parse_rules(const json& j, const std::string& where) {
         }
         if (r.pattern.empty()) problem("pattern", "missing or empty");
         if (r.name.empty()) r.name = "rule " + std::to_string(r.id);
-        if (r.tag.empty() && r.app.empty()) problem("", "does nothing: give it a \"tag\", an \"app\" or both");
+        if (r.tag.empty() && r.app.empty() && !r.capture)
+            problem("", "does nothing: give it a \"tag\", an \"app\" or \"capture\": true");
         if (r.depth && r.offset >= r.depth) problem("offset", "must be below depth");
         out.push_back(std::move(r));
     }

@@ -35,6 +35,7 @@ struct RuleSpec {
     uint64_t depth = 0;            // ... and within its first `depth` bytes (0: the inspection depth)
     std::string tag;               // label put into the record of a matching flow ("" none)
     std::string app;               // application the match names ("" none)
+    bool capture = false;          // the flow's packets from the match on go to the capture files
     bool operator==(const RuleSpec&) const = default;
 };
 
@@ -77,6 +78,7 @@ struct CompiledRule {
     uint8_t proto;        // 0 any of TCP/UDP
     uint8_t direction;    // bit 0: initiator's bytes, bit 1: responder's
     bool tag;             // the flow's record names the rule
+    bool capture;         // the flow's packets from the match on are captured
     uint8_t nports;       // 0: any port; else ports[0..nports)
     uint16_t ports[8];    // ports of either end (more than 8 are kept in port_bits)
     const uint64_t* port_bits;  // 65536-bit set when more than 8 ports, else nullptr

@@ -193,6 +193,13 @@ std::string render(const Snapshot& s) {
         b.counter("weir_tunnel_contexts_full_total",
                   "Tunneled packets keyed on their outer headers because no tunnel context was free.", l,
                   w.tunnel_contexts_full);
+        if (w.capture) {
+            b.counter("weir_capture_packets_total", "Packets of flows a capture rule chose, copied for the capture writer.",
+                      l, w.captured);
+            b.counter("weir_capture_dropped_total",
+                      "Packets chosen for capture but lost: no capture slot free (the writer is behind).", l,
+                      w.capture_dropped);
+        }
         if (!w.inspect) continue;
         b.counter("weir_inspect_packets_total", "Payload packets scanned by the rules.", l, w.inspect_packets);
         b.counter("weir_inspect_bytes_total", "Payload bytes scanned by the rules.", l, w.inspect_bytes);
@@ -216,6 +223,18 @@ std::string render(const Snapshot& s) {
                   w.names_truncated);
         b.gauge("weir_inspect_streams", "Stream contexts in use (flows being inspected).", l, w.streams_in_use);
         b.gauge("weir_inspect_streams_capacity", "Stream contexts of the worker.", l, w.streams_capacity);
+    }
+    if (s.capture) {
+        const auto& c = s.capture_files;
+        b.counter("weir_capture_written_packets_total", "Packets written to the capture files.", {}, c.packets);
+        b.counter("weir_capture_written_bytes_total", "Bytes written to the capture files.", {}, c.bytes);
+        b.counter("weir_capture_files_total", "Capture files opened.", {}, c.files);
+        b.counter("weir_capture_files_deleted_total", "Capture files deleted to stay within the disk budget.", {},
+                  c.deleted);
+        b.counter("weir_capture_budget_drops_total", "Packets not written: the disk budget could not hold them.", {},
+                  c.budget_drops);
+        b.counter("weir_capture_write_errors_total", "Failed opens and writes of capture files.", {}, c.write_errors);
+        b.gauge("weir_capture_disk_bytes", "Bytes in weir's capture files now.", {}, c.on_disk);
     }
     if (s.inspect) {
         b.gauge("weir_rules_loaded", "Payload rules in the database in use.", {}, s.rules_loaded);

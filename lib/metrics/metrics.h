@@ -43,6 +43,11 @@ struct WorkerSnapshot {
     uint64_t inspect_packets = 0, inspect_bytes = 0, inspect_flows = 0, inspect_skipped = 0, inspect_finished = 0;
     uint64_t inspect_cut = 0, inspect_scan_errors = 0, names_sni = 0, names_host = 0, names_dropped = 0;
     uint64_t names_truncated = 0, streams_in_use = 0, streams_capacity = 0;
+    bool capture = false;
+    uint64_t captured = 0, capture_dropped = 0;
+};
+struct CaptureSnapshot {
+    uint64_t packets = 0, bytes = 0, files = 0, deleted = 0, budget_drops = 0, write_errors = 0, on_disk = 0;
 };
 struct RuleSnapshot {
     uint32_t id = 0;
@@ -81,6 +86,8 @@ struct Snapshot {
     uint64_t rules_loaded = 0, rules_database_bytes = 0, rules_stream_bytes = 0;
     std::vector<RuleSnapshot> rules;
     std::vector<AppSnapshot> apps;
+    bool capture = false;
+    CaptureSnapshot capture_files;
 };
 
 // The Prometheus text exposition of a snapshot.

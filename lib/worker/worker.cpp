@@ -50,6 +50,18 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
     full_ = rte_ring_create((base + "_full").c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
     free_ = rte_ring_create((base + "_free").c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
     mailbox_ = rte_ring_create_elem((base + "_cmd").c_str(), sizeof(Command), kMailbox, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    if (cfg.inspect && cfg.inspect->capture_packets && cfg.capture_slots) {
+        uint32_t n = 1;
+        while (n < cfg.capture_slots + 1) n <<= 1;
+        cap_full_ = rte_ring_create((base + "_cap").c_str(), n, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        cap_free_ = rte_ring_create((base + "_capfree").c_str(), n, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (!cap_full_ || !cap_free_) throw std::runtime_error("cannot create the capture rings of worker " + base);
+        cap_snaplen_ = cfg.capture_snaplen;
+        const size_t slot = (sizeof(CaptureSlot) + cap_snaplen_ + 63) / 64 * 64;
+        cap_mem_.reset(new uint8_t[slot * cfg.capture_slots + 64]);
+        uint8_t* base_mem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(cap_mem_.get()) + 63) & ~uintptr_t{63});
+        for (uint32_t i = 0; i < cfg.capture_slots; ++i) rte_ring_sp_enqueue(cap_free_, base_mem + slot * i);
+    }
     if (!full_ || !free_ || !mailbox_)
         throw std::runtime_error("worker " + std::to_string(cfg.index) + ": cannot create rings");
     top_heap_.reserve(kTopMax);
@@ -64,6 +76,8 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
 }
 
 Worker::~Worker() {
+    rte_ring_free(cap_full_);
+    rte_ring_free(cap_free_);
     rte_ring_free(full_);
     rte_ring_free(free_);
     rte_ring_free(mailbox_);
@@ -156,15 +170,18 @@ struct Worker::Burst {
         const uint8_t* macs;
         uint64_t ts;
         const uint8_t* payload;  // to inspect (plen > 0 only with inspection on)
+        const rte_mbuf* m;       // the packet itself (nullptr: handed over by another worker, or an outer copy)
         uint32_t plen;
         uint16_t port;
     } item[kMax];
+    uint16_t linktype = packet::kLinkEthernet;
     uint32_t pinned[kMax];
     uint32_t n = 0, np = 0;
 };
 
 inline void Worker::add(Burst& b, const packet::Layer& l, const packet::TunnelInfo* tunnel, uint8_t view, uint64_t ts,
-                        uint16_t port, const uint8_t* macs, const uint8_t* payload, uint32_t plen) noexcept {
+                        uint16_t port, const uint8_t* macs, const uint8_t* payload, uint32_t plen,
+                        const rte_mbuf* m) noexcept {
     flow::FlowTable::Prepared& pk = b.prep[b.n];
     if (!tunnel) [[likely]] {
         table_->prepare(l, 0, view, pk);
@@ -177,31 +194,68 @@ inline void Worker::add(Burst& b, const packet::Layer& l, const packet::TunnelIn
         table_->prepare(l, ref, view, pk);
         pk.tunnel_src_hi = ref && src_hi;
     }
-    b.item[b.n++] = Burst::Item{&l, macs, ts, payload, plen, port};
+    b.item[b.n++] = Burst::Item{&l, macs, ts, payload, m, plen, port};
 }
 
-// A packet with payload of a flow that may still be inspected (`where`: what update() returned).
-void Worker::inspect_packet(uint32_t where, const uint8_t* payload, uint32_t plen) noexcept {
+// A packet of a flow that is new, still being inspected or being captured (`where`: what
+// update() returned).
+void Worker::inspect_packet(uint32_t where, const uint8_t* payload, uint32_t plen, const rte_mbuf* m,
+                            uint16_t linktype, uint64_t ts, uint16_t port) noexcept {
     const uint32_t idx = where >> 2;
     flow::FlowEntry& e = table_->entry(idx);
     if (where & 2) {  // a new flow: TCP and UDP of the flow's own view are eligible
         const uint8_t proto = e.key.tuple.proto;
         if (e.key.view == flow::kViewPrimary && (proto == 6 || proto == 17)) e.state |= flow::FlowTable::kInspecting;
     }
-    if (!plen || !(e.state & flow::FlowTable::kInspecting)) return;
-    if (!(e.state & flow::FlowTable::kLabeled)) {
-        inspector_->start(idx);
-        e.state |= flow::FlowTable::kLabeled;
+    if (plen && (e.state & flow::FlowTable::kInspecting)) {
+        if (!(e.state & flow::FlowTable::kLabeled)) {
+            inspector_->start(idx);
+            e.state |= flow::FlowTable::kLabeled;
+        }
+        const int dir = static_cast<int>(where & 1);
+        const auto r = inspector_->scan(idx, dir, e.key.tuple.proto, e.key.tuple.sport, e.key.tuple.dport, payload, plen);
+        if (r != inspect::Inspector::Result::kMore) {
+            e.state &= static_cast<uint8_t>(~flow::FlowTable::kInspecting);
+            if (r == inspect::Inspector::Result::kDoneEmpty) {
+                inspector_->release(idx);
+                e.state &= static_cast<uint8_t>(~flow::FlowTable::kLabeled);
+            }
+        }
+        if (cap_full_ && !(e.state & flow::FlowTable::kCapturing) && (e.state & flow::FlowTable::kLabeled) &&
+            inspector_->label(idx).capture_left)
+            e.state |= flow::FlowTable::kCapturing;  // from this packet on
     }
-    const int dir = static_cast<int>(where & 1);
-    const uint8_t proto = e.key.tuple.proto;
-    const auto r = inspector_->scan(idx, dir, proto, e.key.tuple.sport, e.key.tuple.dport, payload, plen);
-    if (r == inspect::Inspector::Result::kMore) return;
-    e.state &= static_cast<uint8_t>(~flow::FlowTable::kInspecting);
-    if (r == inspect::Inspector::Result::kDoneEmpty) {
-        inspector_->release(idx);
-        e.state &= static_cast<uint8_t>(~flow::FlowTable::kLabeled);
+    if (e.state & flow::FlowTable::kCapturing) {
+        bool more = false;
+        if (inspector_->capture_take(idx, more)) capture(e, inspector_->label(idx).capture_rule, m, linktype, ts, port);
+        if (!more) e.state &= static_cast<uint8_t>(~flow::FlowTable::kCapturing);
     }
+}
+
+void Worker::capture(const flow::FlowEntry& e, uint16_t rule, const rte_mbuf* m, uint16_t linktype, uint64_t ts,
+                     uint16_t port) noexcept {
+    void* p = nullptr;
+    if (!m || rte_ring_sc_dequeue(cap_free_, &p) != 0) {
+        stats_.capture_dropped.add();  // the writer is behind (or the packet came from another worker)
+        return;
+    }
+    auto* slot = static_cast<CaptureSlot*>(p);
+    slot->ts_ns = ts;
+    slot->wire_len = m->pkt_len;
+    slot->cap_len = m->pkt_len < cap_snaplen_ ? m->pkt_len : cap_snaplen_;
+    slot->rule = rule;
+    slot->linktype = linktype;
+    slot->port = port;
+    slot->reserved = 0;
+    slot->tuple = e.tuple(0);
+    const void* d = rte_pktmbuf_read(m, 0, slot->cap_len, slot->data());
+    if (!d) {
+        slot->cap_len = m->data_len < cap_snaplen_ ? m->data_len : cap_snaplen_;
+        d = rte_pktmbuf_mtod(m, const void*);
+    }
+    if (d != slot->data()) std::memcpy(slot->data(), d, slot->cap_len);
+    rte_ring_sp_enqueue(cap_full_, slot);  // never full: it has room for every slot
+    stats_.captured.add();
 }
 
 void Worker::account(Burst& b) noexcept {
@@ -209,8 +263,12 @@ void Worker::account(Burst& b) noexcept {
     for (uint32_t i = 0; i < b.n; ++i) {
         const uint32_t where =
             table_->update(b.prep[i], *b.item[i].layer, b.item[i].ts, b.item[i].port, *this, b.item[i].macs);
-        if (inspect_on_ && (b.item[i].plen || (where & 2))) [[unlikely]]
-            inspect_packet(where, b.item[i].payload, b.item[i].plen);
+        if (inspect_on_) [[unlikely]] {
+            const Burst::Item& it = b.item[i];
+            const uint8_t st = table_->entry(where >> 2).state;
+            if ((where & 2) || (st & (flow::FlowTable::kInspecting | flow::FlowTable::kCapturing)))
+                inspect_packet(where, it.payload, it.plen, it.m, b.linktype, it.ts, it.port);
+        }
     }
     for (uint32_t i = 0; i < b.np; ++i) tunnels_->release(b.pinned[i]);
 }
@@ -307,6 +365,7 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
     }
     packet::PacketInfo info[64];
     Burst b;
+    b.linktype = q.linktype;
     Handoff out[64];
     uint32_t owner[64];
     uint32_t no = 0;
@@ -351,7 +410,7 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
         }
         if (pi.tunnel.depth == 0) [[likely]] {
             add(b, pi, nullptr, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr, frame + pi.payload_off,
-                linear ? 0 : pi.payload_len);
+                linear ? 0 : pi.payload_len, m);
             continue;
         }
         stats_.tunneled[static_cast<size_t>(pi.tunnel.type)].add();
@@ -376,7 +435,7 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
             }
         }
         add(b, pi, &pi.tunnel, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr, frame + pi.payload_off,
-            linear ? 0 : pi.payload_len);
+            linear ? 0 : pi.payload_len, m);
     }
     qs.packets.add(received);
     qs.bytes.add(bytes + skipped_bytes);

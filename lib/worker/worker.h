@@ -57,6 +57,22 @@ struct Handoff {
 };
 static_assert(sizeof(Handoff) == 128);  // two whole cache lines a slot: no line shared by two slots
 
+// A packet a capture rule chose, copied for the capture writer (a thread of the control side):
+// this header, then up to the snaplen of the frame's bytes.
+struct CaptureSlot {
+    uint64_t ts_ns;
+    uint32_t wire_len;  // the frame's length as received
+    uint32_t cap_len;   // bytes that follow
+    uint16_t rule;      // inspect::Registry handle of the capture rule
+    uint16_t linktype;
+    uint16_t port;
+    uint16_t reserved;
+    packet::Tuple tuple;  // the flow's initiator direction
+    uint8_t* data() noexcept { return reinterpret_cast<uint8_t*>(this + 1); }
+    const uint8_t* data() const noexcept { return reinterpret_cast<const uint8_t*>(this + 1); }
+};
+static_assert(sizeof(CaptureSlot) == 64);
+
 struct alignas(64) QueueStats {
     Counter packets;
     Counter bytes;
@@ -82,6 +98,8 @@ struct alignas(64) WorkerStats {
     Counter dropped_records;                         // no batch free or ring full: records lost
     Counter dropped_packets;                         // packets in those records (not outer copies)
     Counter dropped_copy_packets;                    // packets in lost outer-copy records
+    Counter captured;                                // packets copied for the capture files
+    Counter capture_dropped;                         // chosen for capture but no slot free (writer behind)
     Counter busy_cycles;
     Counter total_cycles;
 };
@@ -118,6 +136,8 @@ struct WorkerConfig {
     uint32_t sample_interval = 0;                   // keep 1 in N received packets (0: all)
     bool sample_random = false;                     // ... at random (probability 1/N) rather than every Nth
     const inspect::InspectConfig* inspect = nullptr;  // payload inspection (nullptr: none)
+    uint32_t capture_slots = 4096;                    // packets waiting for the capture writer (with capture rules)
+    uint32_t capture_snaplen = 2048;                  // bytes of a captured frame kept
 };
 
 class Worker {
@@ -156,6 +176,10 @@ public:
     bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
 
     rte_ring* full_ring() const noexcept { return full_; }
+    // Selective capture: slots with packets for the writer, and the ring it returns them on
+    // (nullptr when capture is off).
+    rte_ring* capture_ring() const noexcept { return cap_full_; }
+    rte_ring* capture_free_ring() const noexcept { return cap_free_; }
     rte_ring* free_ring() const noexcept { return free_; }
     const WorkerStats& stats() const noexcept { return stats_; }
     const flow::TableStats& table_stats() const noexcept { return table_->stats(); }
@@ -211,8 +235,12 @@ private:
     // updated together, so memory latency overlaps across the burst.
     struct Burst;
     void add(Burst& b, const packet::Layer& l, const packet::TunnelInfo* tunnel, uint8_t view, uint64_t ts,
-             uint16_t port, const uint8_t* macs, const uint8_t* payload = nullptr, uint32_t plen = 0) noexcept;
-    void inspect_packet(uint32_t where, const uint8_t* payload, uint32_t plen) noexcept;
+             uint16_t port, const uint8_t* macs, const uint8_t* payload = nullptr, uint32_t plen = 0,
+             const rte_mbuf* m = nullptr) noexcept;
+    void inspect_packet(uint32_t where, const uint8_t* payload, uint32_t plen, const rte_mbuf* m,
+                        uint16_t linktype, uint64_t ts, uint16_t port) noexcept;
+    void capture(const flow::FlowEntry& e, uint16_t rule, const rte_mbuf* m, uint16_t linktype, uint64_t ts,
+                 uint16_t port) noexcept;
     void account(Burst& b) noexcept;
     // Hands decoded packets to their owners: one burst per owner ring.
     void send_handoffs(Handoff* out, const uint32_t* owner, uint32_t n) noexcept;
@@ -233,6 +261,10 @@ private:
     std::unique_ptr<flow::TunnelTable> tunnels_;
     std::unique_ptr<inspect::Inspector> inspector_;
     bool inspect_on_ = false;  // an inspector with an engine
+    rte_ring* cap_full_ = nullptr;  // CaptureSlot*, this worker produces, the writer consumes
+    rte_ring* cap_free_ = nullptr;  // ... and back
+    std::unique_ptr<uint8_t[]> cap_mem_;
+    uint32_t cap_snaplen_ = 0;
     std::atomic<uint64_t> engine_gen_{0};
     RecordBatch* current_ = nullptr;
     uint64_t current_since_ = 0;  // TSC when the current batch got its first record

@@ -424,6 +424,108 @@ class Inspect(unittest.TestCase):
             self.assertGreater(total[app]["weir_same"], 0, app)
 
 
+class Capture(unittest.TestCase):
+    """Selective capture: the packets of the flows a capture rule matched, from the matching packet
+    on, up to the per-flow limit, in pcapng files of mode 0600 that tshark reads, with the flow and
+    the rule in each packet's comment; rotation and the disk budget hold."""
+    CAP = "nfstream__1kxun.pcap"
+
+    def setUp(self):
+        self.tmp = harness.scratch(self, "weir-capture-")
+        self.rules = os.path.join(self.tmp, "rules.json")
+        with open(self.rules, "w") as f:
+            json.dump({"rules": [{"id": 50, "name": "http get", "pattern": "^GET ", "capture": True, "tag": "get"}]}, f)
+
+    def run_capture(self, capture_cfg):
+        cap = os.path.join(harness.pcaps_dir(), self.CAP)
+        p, s, recs = harness.replay_jsonl(cap, "outer", self.tmp,
+                                          extra_config={"inspect": {"rules": self.rules}, "capture": capture_cfg},
+                                          extra_args=["--management", "none"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return s, recs
+
+    def expected(self, limit):
+        """tshark on the original: per conversation, the frames from the first payload segment that
+        starts with "GET " on, the first `limit` of them."""
+        cap = os.path.join(harness.pcaps_dir(), self.CAP)
+        out = subprocess.run(["tshark", "-n", "-r", cap, "-Y", "tcp", "-T", "fields", "-E", "separator=\t",
+                              "-e", "frame.time_epoch", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst",
+                              "-e", "tcp.dstport", "-e", "tcp.payload"], capture_output=True, text=True,
+                             check=True).stdout
+        first_payload, chosen = {}, collections.defaultdict(list)
+        for line in out.splitlines():
+            t, src, sp, dst, dp, pay = (line.split("\t") + [""] * 6)[:6]
+            if "," in src:
+                continue
+            k = key_of(6, src, int(sp), dst, int(dp))
+            d = (src, int(sp))
+            if k in chosen:
+                if len(chosen[k]) < limit:
+                    chosen[k].append(round(float(t), 6))
+                continue
+            if pay and (k, d) not in first_payload:
+                first_payload[(k, d)] = True
+                if bytes.fromhex(pay.replace(":", "")).startswith(b"GET "):
+                    chosen[k].append(round(float(t), 6))
+        return {k: v for k, v in chosen.items() if v}
+
+    def read_pcapng(self, folder):
+        got = collections.defaultdict(list)
+        comments = {}
+        files = sorted(f for f in os.listdir(folder) if f.endswith(".pcapng"))
+        for f in files:
+            path = os.path.join(folder, f)
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600, f)
+            out = subprocess.run(["tshark", "-n", "-r", path, "-T", "fields", "-E", "separator=\t", "-e",
+                                  "frame.time_epoch", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e",
+                                  "tcp.dstport", "-e", "frame.comment"], capture_output=True, text=True,
+                                 check=True).stdout
+            for line in out.splitlines():
+                t, src, sp, dst, dp, comment = line.split("\t")
+                k = key_of(6, src, int(sp), dst, int(dp))
+                got[k].append(round(float(t), 6))
+                comments.setdefault(k, set()).add(comment)
+        return files, got, comments
+
+    def test_capture_holds_the_chosen_packets(self):
+        folder = os.path.join(self.tmp, "pcap")
+        s, recs = self.run_capture({"dir": folder, "packets_per_flow": 5})
+        files, got, comments = self.read_pcapng(folder)
+        want = self.expected(5)
+        self.assertGreater(len(want), 5)
+        self.assertEqual(dict(got), want)
+        for k, cs in comments.items():
+            self.assertEqual(len(cs), 1, cs)
+            c = next(iter(cs))
+            self.assertIn("rule 50 (http get) tag get", c)
+            self.assertIn(f"{k[1]}:{k[2]}", c)
+            self.assertIn(f"{k[3]}:{k[4]}", c)
+        self.assertEqual(s["capture"]["packets_written"], sum(len(v) for v in want.values()))
+        self.assertEqual(s["capture"]["packets_dropped"], 0)
+        tagged = {key_of(6, r["src"], r["sport"], r["dst"], r["dport"]) for r in recs if 50 in r["rule_ids"]}
+        self.assertEqual(tagged, set(want))
+
+    def test_rotation_and_budget(self):
+        folder = os.path.join(self.tmp, "small")
+        s, recs = self.run_capture({"dir": folder, "packets_per_flow": 50, "file_mb": 0.01, "budget_mb": 0.04})
+        c = s["capture"]
+        files = [os.path.join(folder, f) for f in os.listdir(folder)]
+        self.assertLessEqual(sum(os.path.getsize(f) for f in files), 0.04 * 1048576)
+        self.assertGreater(c["files"], len(files))
+        self.assertEqual(c["files_deleted"], c["files"] - len(files))
+        self.assertEqual(c["packets_written"] + c["budget_drops"], c["packets_chosen"])
+        self.assertEqual(c["write_errors"], 0)
+        for f in files:  # every file that is left reads alone
+            p = subprocess.run(["tshark", "-n", "-r", f], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_capture_rule_without_folder_is_an_error(self):
+        cap = os.path.join(harness.pcaps_dir(), self.CAP)
+        p = harness.run_weir(["-r", cap, "--rules", self.rules, "--check"], check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("rule 50 (http get) asks for capture: set capture.dir", p.stderr)
+
+
 # A cross-section of the corpus: HTTP, TLS with SNI, SSH, DNS, QUIC, SMB, FTP, SMTP, NTP, SNMP,
 # DHCP, SIP, SOCKS, RDP, mDNS/SSDP (WEIR_INSPECT_ALL=1 for every suitable capture).
 AGREEMENT_CAPTURES = [
