@@ -291,6 +291,19 @@ class AnalystFormats(unittest.TestCase):
             vni, src, dst, n = line.split("\t")
             got[(int(vni), src, dst)] = int(n)
         self.assertEqual(got, want)
+        # Payload inspection's findings: application, HTTP Host, rule ids and tags in their columns.
+        rules = f.name + ".rules"
+        self.addCleanup(lambda: os.path.exists(rules) and os.unlink(rules))
+        with open(rules, "w") as rf:
+            json.dump({"rules": [{"id": 1, "pattern": "^GET ", "app": "HTTP", "tag": "get"}]}, rf)
+        http_get = os.path.join(harness.pcaps_dir(), "zeek__http_get.pcap")
+        with open(f.name, "w") as cf:
+            json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + http_get}], "inspect": {"rules": rules},
+                       "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows"}]}, cf)
+        harness.run_weir(["-c", f.name])
+        rows = query("SELECT application, http_host, rule_ids, tags, packets FROM weir.flows WHERE application != '' "
+                     "ORDER BY packets, bytes").splitlines()
+        self.assertEqual(rows, ["HTTP\tbro.org\t[1]\t['get']\t7"] * 2)
         # The wrong password: every batch refused, counted, and said once in the log.
         with open(f.name, "w") as cf:
             json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}],
@@ -321,7 +334,8 @@ class AnalystFormats(unittest.TestCase):
         examples = re.sub(r"--[^\n]*", "", open(os.path.join(harness.ROOT, "deploy", "clickhouse", "queries.sql")).read())
         for statement in (x.strip() for x in examples.split(";")):
             if statement:
-                self.assertTrue(query(statement.replace("now() - 3600", "toDateTime(0)")).strip(), statement)
+                sql = statement.replace("now() - 3600", "toDateTime(0)").replace("now() - 86400", "toDateTime(0)")
+                self.assertTrue(query(sql).strip(), statement)
 
 
 class PortIdentity(unittest.TestCase):
