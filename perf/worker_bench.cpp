@@ -231,6 +231,7 @@ int run_worker(void* arg) {
         // ports differ per direction.
         wc.table.capacity = 3 * sc.flows + sc.flows / 2;
     }
+    decode.want_payload = sc.inspect;
     wc.decode = &decode;
     wc.workers = opt.workers;
     wc.handoff = sc.vxlan && opt.workers > 1 && !opt.no_handoff;

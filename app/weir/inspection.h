@@ -36,7 +36,7 @@ struct Inspection {
     void count(const flow::FlowRecord* rs, uint32_t n) noexcept {
         for (uint32_t i = 0; i < n; ++i) {
             const auto& r = rs[i];
-            const uint16_t a = r.inspected_flow() ? r.app : 0;
+            const uint16_t a = r.inspection() ? r.inspection()->app : 0;
             app_flows[a].fetch_add(1, std::memory_order_relaxed);
             app_bytes[a].fetch_add(r.fwd.octets + r.rev.octets, std::memory_order_relaxed);
         }

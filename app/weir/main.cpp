@@ -769,6 +769,7 @@ int main(int argc, char** argv) {
         const uint64_t tsc0 = rte_rdtsc();
         const uint64_t wall0 = wall_ns();
         rt.decode = cfg.tunnels.decode_options(cfg.want_macs());
+        rt.decode.want_payload = cfg.inspect.on();
         // A tunneled conversation's two directions may arrive with different outer headers (a
         // VTEP's UDP source port is a hash of the inner packet): unless every port's device hashes
         // on the innermost headers, such packets go to the worker their inner conversation maps to.

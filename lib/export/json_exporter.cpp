@@ -84,20 +84,20 @@ void quoted(std::string& out, const char* p, size_t n) {
 // What payload inspection found: the application, the server name the client asked for (TLS SNI
 // or HTTP Host) and the rules that tagged the flow; empty when nothing (or inspection is off).
 void inspection(std::string& out, const flow::FlowRecord& r) {
-    const bool in = r.inspected_flow();
+    const flow::Findings* f = r.inspection();
     const auto& reg = inspect::Registry::instance();
-    const std::string app = in ? reg.app_name(r.app) : std::string();
+    const std::string app = f ? reg.app_name(f->app) : std::string();
     out += ",\"application\":";
     quoted(out, app.data(), app.size());
-    const auto kind = in ? static_cast<inspect::NameKind>(r.name_kind) : inspect::NameKind::kNone;
+    const auto kind = f ? static_cast<inspect::NameKind>(f->name_kind) : inspect::NameKind::kNone;
     out += ",\"tls_server_name\":";
-    quoted(out, r.name, kind == inspect::NameKind::kTlsSni ? r.name_len : 0);
+    quoted(out, f ? f->name : "", kind == inspect::NameKind::kTlsSni ? f->name_len : 0);
     out += ",\"http_host\":";
-    quoted(out, r.name, kind == inspect::NameKind::kHttpHost ? r.name_len : 0);
+    quoted(out, f ? f->name : "", kind == inspect::NameKind::kHttpHost ? f->name_len : 0);
     std::string ids, tags;
-    const unsigned kept = in ? (r.nrules < 8 ? r.nrules : 8) : 0;
+    const unsigned kept = f ? (f->nrules < 8 ? f->nrules : 8) : 0;
     for (unsigned i = 0; i < kept; ++i) {
-        const inspect::RuleInfo* ri = reg.rule_info(r.rules[i]);
+        const inspect::RuleInfo* ri = reg.rule_info(f->rules[i]);
         if (!ri) continue;
         if (!ids.empty()) ids += ',';
         ids += std::to_string(ri->id);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// What a worker hands to the exporters for each conversation that ends: fixed length (320 B),
-// both directions, the tunnel that carried it, when kept its MAC addresses, and what payload
-// inspection found in it (application, rules, server name), so every format
+// What a worker hands to the exporters for each conversation that ends: fixed length (192 B),
+// both directions, the tunnel that carried it, when kept its MAC addresses, and (beside it, in
+// the batch's findings, for the flows that have any) what payload inspection found in it
+// (application, rules, server name), so every format
 // (uniflow or biflow IPFIX, NetFlow, JSON, ClickHouse) is encoded on the control side from the
 // same bytes.
 #pragma once
@@ -15,18 +16,34 @@
 
 namespace weir::flow {
 
+// What payload inspection found in a conversation (128 B), written beside its record only when
+// there is something: the record points to it.
+struct Findings {
+    enum Flags : uint8_t {
+        kInspectSkipped = 1,  // not inspected: no stream context was free
+        kInspectCut = 2,      // a rules reload ended its inspection early
+        kNameTruncated = 4,   // the server name was longer than `name` holds
+        kInspectCarried = 8,  // findings of the conversation's earlier record (split by the active timeout)
+    };
+    uint16_t app;        // inspect::Registry application handle, 0 none
+    uint8_t nrules;      // tagging rules that matched (the first 6 in `rules`, the rest 0)
+    uint8_t name_kind;   // inspect::NameKind of `name`: TLS server name or HTTP Host
+    uint16_t rules[8];   // inspect::Registry rule handles
+    uint32_t inspected;  // payload bytes scanned, both directions
+    uint8_t name_len;
+    uint8_t flags;  // Flags
+    uint8_t reserved[6];
+    char name[96];
+};
+static_assert(sizeof(Findings) == 128);
+
 struct FlowRecord {
     enum Flags : uint8_t {
         kOuterCopy = 1,  // the tunnel's own flow (both mode): its packets are also in tenant flows
         kHasMacs = 2,
         kTunnelRevSame = 4,  // the responder's packets ran between the tunnel end points the same way
                              // as the initiator's (a mirror session), not the other way round
-        kInspected = 8,      // payload inspection left findings: the fields from `app` on are written
-    };
-    enum InspectFlags : uint8_t {
-        kInspectSkipped = 1,  // not inspected: no stream context was free
-        kInspectCut = 2,      // a rules reload ended its inspection early
-        kNameTruncated = 4,   // the server name was longer than `name` holds
+        kInspected = 8,      // payload inspection left findings: `findings` points to them
     };
 
     packet::Tuple tuple;  // the initiator's direction (the first packet seen)
@@ -48,20 +65,12 @@ struct FlowRecord {
     uint8_t tunnel_dst[16];
     uint8_t dst_mac[6];  // of the initiator's first packet
     uint8_t src_mac[6];
-    uint8_t reserved[12];
-
-    // Lines 4 and 5: payload inspection (written only with kInspected).
-    uint16_t app;        // inspect::Registry application handle, 0 none
-    uint8_t nrules;      // tagging rules that matched (the first 6 in `rules`, the rest 0)
-    uint8_t name_kind;   // inspect::NameKind of `name`: TLS server name or HTTP Host
-    uint16_t rules[8];   // inspect::Registry rule handles
-    uint32_t inspected;  // payload bytes scanned, both directions
-    uint8_t name_len;
-    uint8_t inspect_flags;  // InspectFlags
-    uint8_t reserved2[6];
-    char name[96];
+    uint8_t reserved[4];
+    const Findings* findings;  // with kInspected (written only then): valid while the batch is
 
     bool inspected_flow() const noexcept { return flags & kInspected; }
+    // What payload inspection found, or nullptr.
+    const Findings* inspection() const noexcept { return flags & kInspected ? findings : nullptr; }
 
     uint64_t packets() const noexcept { return fwd.packets + rev.packets; }
     // MAC addresses, all zero when the table kept none.
@@ -83,8 +92,7 @@ struct FlowRecord {
         return t;
     }
 };
-static_assert(sizeof(FlowRecord) == 320);
-static_assert(offsetof(FlowRecord, app) == 192);
+static_assert(sizeof(FlowRecord) == 192);
 
 // The record of an entry. `tunnel` is the key of its tunnel (nullptr: not tunneled) and `macs`
 // the MAC addresses the table kept (nullptr: none).

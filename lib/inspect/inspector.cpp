@@ -49,13 +49,19 @@ Inspector::Inspector(const InspectConfig& cfg, uint32_t table_capacity)
       name_free_(new uint32_t[cfg.names]) {
     for (uint32_t i = 0; i < cfg.streams; ++i) ctx_free_[ctx_top_++] = cfg.streams - i;
     for (uint32_t i = 0; i < cfg.names; ++i) name_free_[name_top_++] = cfg.names - i;
+    if (cfg.carry) {
+        uint32_t n = 1;
+        while (n < cfg.carry) n <<= 1;
+        carry_.reset(new Carry[n]());
+        carry_mask_ = n - 1;
+    }
 }
 
 Inspector::~Inspector() = default;
 
 size_t Inspector::memory_bytes() const noexcept {
     return static_cast<size_t>(capacity_) * sizeof(FlowLabel) + (cfg_.streams + 1) * (sizeof(Context) + 4) +
-        (cfg_.names + 1) * (sizeof(NameSlot) + 4);
+        (cfg_.names + 1) * (sizeof(NameSlot) + 4) + (carry_ ? (carry_mask_ + 1) * sizeof(Carry) : 0);
 }
 
 void Inspector::attach(Engine* e) noexcept {
@@ -214,7 +220,30 @@ void Inspector::release(uint32_t entry) noexcept {
     }
 }
 
-void Inspector::finish(uint32_t entry, flow::FlowRecord& r) noexcept {
+bool Inspector::restore(uint32_t entry, uint64_t hash, uint64_t now_ns, uint64_t max_age_ns) noexcept {
+    if (!carry_live_) return false;
+    Carry& c = carry_[hash & carry_mask_];
+    if (c.hash != hash) return false;
+    const bool fresh = now_ns >= c.ts_ns && now_ns - c.ts_ns <= max_age_ns;
+    if (fresh) {
+        FlowLabel& l = labels_[entry];
+        l = FlowLabel{};
+        l.name = c.name;
+        l.app = c.app;
+        l.nrules = c.nrules;
+        l.flags = static_cast<uint8_t>((c.flags & FlowLabel::kNameTruncated) | FlowLabel::kDone | FlowLabel::kCarried);
+        std::memcpy(l.rules, c.rules, sizeof(l.rules));
+        stats_.carried.add();
+    } else if (c.name) {
+        name_free_[name_top_++] = c.name;
+    }
+    c.hash = 0;
+    --carry_live_;
+    return fresh;
+}
+
+void Inspector::finish(uint32_t entry, flow::FlowRecord& r, flow::Findings& f, uint64_t carry_hash,
+                       uint64_t now_ns) noexcept {
     FlowLabel& l = labels_[entry];
     if (l.ctx && engine_) {
         // Still being inspected when it ended: end-anchored patterns match now.
@@ -223,23 +252,37 @@ void Inspector::finish(uint32_t entry, flow::FlowRecord& r) noexcept {
     }
     if (has_findings(l) || (l.flags & FlowLabel::kCut)) {
         r.flags |= flow::FlowRecord::kInspected;
-        r.app = l.app;
-        r.nrules = l.nrules;
-        std::memset(r.rules, 0, sizeof(r.rules));
-        std::memcpy(r.rules, l.rules, sizeof(l.rules));
-        r.inspected = l.inspected;
-        r.inspect_flags = static_cast<uint8_t>(((l.flags & FlowLabel::kSkipped) ? flow::FlowRecord::kInspectSkipped : 0) |
-                                               ((l.flags & FlowLabel::kCut) ? flow::FlowRecord::kInspectCut : 0) |
-                                               ((l.flags & FlowLabel::kNameTruncated) ? flow::FlowRecord::kNameTruncated : 0));
-        std::memset(r.reserved2, 0, sizeof(r.reserved2));
+        r.findings = &f;
+        f.app = l.app;
+        f.nrules = l.nrules;
+        std::memset(f.rules, 0, sizeof(f.rules));
+        std::memcpy(f.rules, l.rules, sizeof(l.rules));
+        f.inspected = l.inspected;
+        f.flags = static_cast<uint8_t>(((l.flags & FlowLabel::kSkipped) ? flow::Findings::kInspectSkipped : 0) |
+                                       ((l.flags & FlowLabel::kCut) ? flow::Findings::kInspectCut : 0) |
+                                       ((l.flags & FlowLabel::kNameTruncated) ? flow::Findings::kNameTruncated : 0) |
+                                       ((l.flags & FlowLabel::kCarried) ? flow::Findings::kInspectCarried : 0));
+        std::memset(f.reserved, 0, sizeof(f.reserved));
         if (l.name) {
             const NameSlot& s = names_[l.name];
-            r.name_kind = s.kind;
-            r.name_len = s.len;
-            std::memcpy(r.name, s.s, s.len);
+            f.name_kind = s.kind;
+            f.name_len = s.len;
+            std::memcpy(f.name, s.s, s.len);
         } else {
-            r.name_kind = 0;
-            r.name_len = 0;
+            f.name_kind = 0;
+            f.name_len = 0;
+        }
+        if (carry_hash && carry_ && (l.app || l.nrules || l.name)) {
+            // The conversation goes on: its next entry takes these findings (and the name slot).
+            Carry& c = carry_[carry_hash & carry_mask_];
+            if (c.hash) {
+                if (c.name) name_free_[name_top_++] = c.name;
+            } else {
+                ++carry_live_;
+            }
+            c = Carry{carry_hash, now_ns, l.name, l.app, l.nrules, l.flags, {}, {}};
+            std::memcpy(c.rules, l.rules, sizeof(c.rules));
+            l.name = 0;
         }
     }
     release(entry);

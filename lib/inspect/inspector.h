@@ -33,6 +33,7 @@ struct InspectConfig {
     uint32_t streams = 65536;  // flows inspected at the same time, per worker
     uint32_t names = 65536;   // server names (SNI, Host) held for active flows, per worker
     uint32_t capture_packets = 0;  // packets of a flow captured from a capture rule's match on (0: no capture)
+    uint32_t carry = 16384;  // findings kept for conversations an active timeout splits into records (power of 2)
 };
 
 class Engine {
@@ -70,7 +71,7 @@ struct FlowLabel {
     uint16_t capture_rule;  // the capture rule that matched first, 0 none
     uint16_t capture_left;  // packets still to capture
     uint32_t inspected;     // payload bytes scanned, both directions
-    enum Flag : uint8_t { kDone = 1, kSkipped = 2, kCut = 4, kNameTruncated = 8 };
+    enum Flag : uint8_t { kDone = 1, kSkipped = 2, kCut = 4, kNameTruncated = 8, kCarried = 16 };
 };
 static_assert(sizeof(FlowLabel) == 32);
 
@@ -85,6 +86,7 @@ struct alignas(64) InspectStats {
     Counter names[3];        // by NameKind
     Counter names_dropped;   // a name found but no name slot free
     Counter names_truncated; // names longer than a record holds (kept cut)
+    Counter carried;         // findings passed from one record of a conversation to the next (active timeout)
     Counter in_use;          // stream contexts in use (a gauge)
 };
 
@@ -110,9 +112,15 @@ public:
     Result scan(uint32_t entry, int dir, uint8_t proto, uint16_t port_a, uint16_t port_b, const uint8_t* p,
                 uint32_t n) noexcept;
 
-    // The flow in `entry` ends: its findings into the record (lines 4-5, flag kInspected) when it
-    // has any, and everything it held goes back to the pools.
-    void finish(uint32_t entry, flow::FlowRecord& r) noexcept;
+    // The flow in `entry` ends: its findings into `out`, which the record then points to (flag
+    // kInspected), when it has any, and everything it held goes back to the pools. `carry_hash` (the flow key's hash,
+    // when an active timeout ended it: the conversation goes on in a new entry) keeps the
+    // findings for restore(), until `now_ns` + the age restore() allows.
+    void finish(uint32_t entry, flow::FlowRecord& r, flow::Findings& out, uint64_t carry_hash = 0,
+                uint64_t now_ns = 0) noexcept;
+    // A new flow in `entry`: true when it continues a conversation whose findings were kept (not
+    // older than max_age_ns); its label then holds them and it needs no inspection.
+    bool restore(uint32_t entry, uint64_t hash, uint64_t now_ns, uint64_t max_age_ns) noexcept;
     // The same without a record (a flow whose record was lost).
     void release(uint32_t entry) noexcept;
 
@@ -145,6 +153,17 @@ private:
         uint32_t total;
     };
     struct MatchCtx;
+    struct Carry {
+        uint64_t hash;  // 0: free
+        uint64_t ts_ns;
+        uint32_t name;
+        uint16_t app;
+        uint8_t nrules;
+        uint8_t flags;
+        uint16_t rules[6];
+        uint16_t reserved[2];
+    };
+    static_assert(sizeof(Carry) == 40);
     static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx);
     void end_streams(FlowLabel& l, uint8_t proto, uint16_t port_a, uint16_t port_b) noexcept;
     void keep_name(FlowLabel& l, const FoundName& f) noexcept;
@@ -159,6 +178,9 @@ private:
     std::unique_ptr<Context[]> ctx_;  // index 0 unused
     std::unique_ptr<uint32_t[]> ctx_free_;
     uint32_t ctx_top_ = 0;
+    std::unique_ptr<Carry[]> carry_;
+    uint32_t carry_mask_ = 0;
+    uint32_t carry_live_ = 0;
     std::unique_ptr<NameSlot[]> names_;  // index 0 unused
     std::unique_ptr<uint32_t[]> name_free_;
     uint32_t name_top_ = 0;

@@ -233,17 +233,19 @@ size_t var_len(const std::string& s) noexcept { return s.size() + (s.size() < 25
 }  // namespace
 
 void Layout::var_fields(const flow::FlowRecord& r, VarFields& out) const {
-    out.app = o_.names ? o_.names->app(r.app) : std::string();
-    const std::string name(r.name, r.name_len);
-    out.host = r.name_kind == 2 ? name : std::string();
-    out.sni = r.name_kind == 1 ? name : std::string();
+    static const flow::Findings kNone{};
+    const flow::Findings& f = r.inspection() ? *r.inspection() : kNone;
+    out.app = o_.names ? o_.names->app(f.app) : std::string();
+    const std::string name(f.name, f.name_len);
+    out.host = f.name_kind == 2 ? name : std::string();
+    out.sni = f.name_kind == 1 ? name : std::string();
     out.ids.clear();
     out.tags.clear();
-    const unsigned kept = r.nrules < 8 ? r.nrules : 8;
+    const unsigned kept = f.nrules < 8 ? f.nrules : 8;
     for (unsigned i = 0; o_.names && i < kept; ++i) {
         uint32_t id;
         std::string tag;
-        if (!o_.names->rule(r.rules[i], id, tag)) continue;
+        if (!o_.names->rule(f.rules[i], id, tag)) continue;
         if (!out.ids.empty()) out.ids += ',';
         out.ids += std::to_string(id);
         if (out.tags.size() + tag.size() + 1 <= 255) {
@@ -324,7 +326,7 @@ uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool 
             case Src::kTunnelDepth: p = put8(p, r.tunnel_depth); break;
             case Src::kTunnelVlan: p = put16(p, r.tunnel_vlan); break;
             case Src::kOuterCopy: p = put8(p, 1); break;
-            case Src::kInspectedOctets: p = put32(p, r.inspected); break;
+            case Src::kInspectedOctets: p = put32(p, r.inspection() ? r.inspection()->inspected : 0); break;
             case Src::kApp: p = put_var(p, vf->app); break;
             case Src::kHost: p = put_var(p, vf->host); break;
             case Src::kSni: p = put_var(p, vf->sni); break;

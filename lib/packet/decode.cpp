@@ -1043,10 +1043,12 @@ inline bool common_frame(const uint8_t* f, uint32_t avail, const DecodeOptions& 
     }
     t.sport = rd16(f + l4);
     t.dport = rd16(f + l4 + 2);
-    const uint32_t pend = end < avail ? end : avail;
-    const uint32_t poff = l4 + (t.proto == kProtoTcp ? (f[l4 + 12] >> 4) * 4u : 8u);
-    out.payload_off = poff;
-    out.payload_len = poff < pend ? pend - poff : 0;
+    if (opt.want_payload) {
+        const uint32_t pend = end < avail ? end : avail;
+        const uint32_t poff = l4 + (t.proto == kProtoTcp ? (f[l4 + 12] >> 4) * 4u : 8u);
+        out.payload_off = poff;
+        out.payload_len = poff < pend ? pend - poff : 0;
+    }
     if (t.proto == kProtoTcp) {
         out.tcp_flags = f[l4 + 13];
     } else if (opt.mode != TunnelMode::kOuter &&
@@ -1077,8 +1079,7 @@ Drop decode(const uint8_t* frame, uint32_t avail, uint32_t caplen, uint16_t link
     if (linktype == kLinkEthernet && avail >= 14 + 20 + 8 && common_frame(frame, avail, opt, out)) [[likely]]
         return Drop::kNone;
     std::memset(static_cast<Layer*>(&out), 0, sizeof(Layer));
-    out.payload_off = 0;
-    out.payload_len = 0;
+    if (opt.want_payload) out.payload_off = out.payload_len = 0;
     Cursor c{frame, avail};
     L2 l2;
     Drop d = link_layer(c, caplen, linktype, l2);
@@ -1090,7 +1091,7 @@ Drop decode(const uint8_t* frame, uint32_t avail, uint32_t caplen, uint16_t link
             out.cvlan = l2.cvlan;
             int64_t mac = l2.mac;
             if (opt.mode != TunnelMode::kOuter) tunnels(c, opt, out, l4, mac);
-            payload(c, out, l4);
+            if (opt.want_payload) payload(c, out, l4);
             if (opt.want_macs && mac >= 0 && c.has(static_cast<uint32_t>(mac), 12, caplen)) {
                 std::memcpy(out.macs, frame + mac, 12);
                 out.has_macs = true;

@@ -109,6 +109,7 @@ public:
     TunnelMode mode = TunnelMode::kInner;
     uint8_t max_depth = 4;   // tunnels opened one inside another, at most
     bool want_macs = false;  // copy the MAC addresses of the frame carrying the flow
+    bool want_payload = false;  // find the keyed layer's TCP/UDP payload (payload inspection)
 
     // UDP destination ports that carry a tunnel (VXLAN, VXLAN-GPE, Geneve, GTP-U, GRE, MPLS,
     // Teredo; Teredo matches either port). clear_udp_ports() removes them all.
@@ -175,9 +176,10 @@ struct alignas(64) PacketInfo : Layer {
     Layer outer;
     uint8_t macs[12];        // destination then source MAC of the frame carrying the flow's IP
     uint8_t outer_macs[12];  // ... and of the outermost frame, when the packet is tunneled
-    // The TCP or UDP payload of the layer flows are keyed on, as far as it lies in the bytes
-    // decoded (`avail`): where it starts in the frame and how many bytes of it are there. 0 bytes
-    // for other protocols, later fragments and transport headers cut by the capture.
+    // With DecodeOptions::want_payload (else not written): the TCP or UDP payload of the layer
+    // flows are keyed on, as far as it lies in the bytes decoded (`avail`): where it starts in the
+    // frame and how many bytes of it are there. 0 bytes for other protocols, later fragments and
+    // transport headers cut by the capture.
     uint32_t payload_off;
     uint32_t payload_len;
 };

@@ -67,9 +67,12 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
     top_heap_.reserve(kTopMax);
     top_result_.reserve(kTopMax);
     pool_records_.reset(new flow::FlowRecord[static_cast<size_t>(cfg.buffers) * cfg.batch_records]);
+    if (cfg.inspect) pool_findings_.reset(new flow::Findings[static_cast<size_t>(cfg.buffers) * cfg.batch_records]);
     pool_.resize(cfg.buffers);
     for (uint32_t i = 0; i < cfg.buffers; ++i) {
-        pool_[i] = RecordBatch{0, cfg.domain, 0, 0, pool_records_.get() + static_cast<size_t>(i) * cfg.batch_records};
+        pool_[i] = RecordBatch{0, cfg.domain, 0, 0, pool_records_.get() + static_cast<size_t>(i) * cfg.batch_records,
+                               pool_findings_ ? pool_findings_.get() + static_cast<size_t>(i) * cfg.batch_records
+                                              : nullptr};
         RecordBatch* p = &pool_[i];
         rte_ring_sp_enqueue(free_, p);
     }
@@ -148,7 +151,8 @@ void Worker::on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept 
     flow::make_record(e, why, e.key.tunnel ? &tunnels_->key(e.key.tunnel) : nullptr, table_->macs(e),
                       b.records[b.count]);
     if (labeled) [[unlikely]]
-        inspector_->finish(table_->index_of(e), b.records[b.count]);
+        inspector_->finish(table_->index_of(e), b.records[b.count], b.findings[b.count],
+                           why == flow::EndReason::kActive ? flow::key_hash(e.key) : 0, clock_ns_);
     if (e.key.tunnel) tunnels_->release(e.key.tunnel);
     (copy ? b.copy_packets : b.packets) += e.packets();
     stats_.records.add();
@@ -199,13 +203,19 @@ inline void Worker::add(Burst& b, const packet::Layer& l, const packet::TunnelIn
 
 // A packet of a flow that is new, still being inspected or being captured (`where`: what
 // update() returned).
-void Worker::inspect_packet(uint32_t where, const uint8_t* payload, uint32_t plen, const rte_mbuf* m,
+void Worker::inspect_packet(uint32_t where, uint64_t hash, const uint8_t* payload, uint32_t plen, const rte_mbuf* m,
                             uint16_t linktype, uint64_t ts, uint16_t port) noexcept {
     const uint32_t idx = where >> 2;
     flow::FlowEntry& e = table_->entry(idx);
     if (where & 2) {  // a new flow: TCP and UDP of the flow's own view are eligible
         const uint8_t proto = e.key.tuple.proto;
-        if (e.key.view == flow::kViewPrimary && (proto == 6 || proto == 17)) e.state |= flow::FlowTable::kInspecting;
+        if (e.key.view == flow::kViewPrimary && (proto == 6 || proto == 17)) {
+            // A conversation that an active timeout split goes on with what was found in it.
+            if (inspector_->restore(idx, hash, ts, table_->config().idle_ns))
+                e.state |= flow::FlowTable::kLabeled;
+            else
+                e.state |= flow::FlowTable::kInspecting;
+        }
     }
     if (plen && (e.state & flow::FlowTable::kInspecting)) {
         if (!(e.state & flow::FlowTable::kLabeled)) {
@@ -267,7 +277,7 @@ void Worker::account(Burst& b) noexcept {
             const Burst::Item& it = b.item[i];
             const uint8_t st = table_->entry(where >> 2).state;
             if ((where & 2) || (st & (flow::FlowTable::kInspecting | flow::FlowTable::kCapturing)))
-                inspect_packet(where, it.payload, it.plen, it.m, b.linktype, it.ts, it.port);
+                inspect_packet(where, b.prep[i].hash, it.payload, it.plen, it.m, b.linktype, it.ts, it.port);
         }
     }
     for (uint32_t i = 0; i < b.np; ++i) tunnels_->release(b.pinned[i]);
@@ -409,8 +419,8 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
             if (pi.stop != packet::TunnelStop::kNone) stats_.tunnel_stops[static_cast<size_t>(pi.stop)].add();
         }
         if (pi.tunnel.depth == 0) [[likely]] {
-            add(b, pi, nullptr, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr, frame + pi.payload_off,
-                linear ? 0 : pi.payload_len, m);
+            add(b, pi, nullptr, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr,
+                linear ? nullptr : frame + pi.payload_off, linear ? 0 : pi.payload_len, m);
             continue;
         }
         stats_.tunneled[static_cast<size_t>(pi.tunnel.type)].add();
@@ -434,8 +444,8 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
                 continue;
             }
         }
-        add(b, pi, &pi.tunnel, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr, frame + pi.payload_off,
-            linear ? 0 : pi.payload_len, m);
+        add(b, pi, &pi.tunnel, flow::kViewPrimary, ts, q.port, pi.has_macs ? pi.macs : nullptr,
+            linear ? nullptr : frame + pi.payload_off, linear ? 0 : pi.payload_len, m);
     }
     qs.packets.add(received);
     qs.bytes.add(bytes + skipped_bytes);

@@ -34,6 +34,7 @@ struct RecordBatch {
     uint64_t packets;       // in the records of the batch that are not outer copies
     uint64_t copy_packets;  // in its outer-copy records (tunnels' own flows in the both mode)
     flow::FlowRecord* records;
+    flow::Findings* findings;  // beside records[i] (payload inspection); records point into it
 };
 
 struct RxQueueRef {
@@ -237,7 +238,7 @@ private:
     void add(Burst& b, const packet::Layer& l, const packet::TunnelInfo* tunnel, uint8_t view, uint64_t ts,
              uint16_t port, const uint8_t* macs, const uint8_t* payload = nullptr, uint32_t plen = 0,
              const rte_mbuf* m = nullptr) noexcept;
-    void inspect_packet(uint32_t where, const uint8_t* payload, uint32_t plen, const rte_mbuf* m,
+    void inspect_packet(uint32_t where, uint64_t hash, const uint8_t* payload, uint32_t plen, const rte_mbuf* m,
                         uint16_t linktype, uint64_t ts, uint16_t port) noexcept;
     void capture(const flow::FlowEntry& e, uint16_t rule, const rte_mbuf* m, uint16_t linktype, uint64_t ts,
                  uint16_t port) noexcept;
@@ -270,6 +271,7 @@ private:
     uint64_t current_since_ = 0;  // TSC when the current batch got its first record
     std::vector<RecordBatch> pool_;
     std::unique_ptr<flow::FlowRecord[]> pool_records_;
+    std::unique_ptr<flow::Findings[]> pool_findings_;  // with payload inspection
     rte_ring* full_ = nullptr;
     rte_ring* free_ = nullptr;
     std::vector<rte_ring*> inbound_;  // hand-off rings of all workers, by worker

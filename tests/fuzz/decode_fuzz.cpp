@@ -84,6 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         packet::DecodeOptions opt;
         opt.mode = mode;
         opt.want_macs = true;
+        opt.want_payload = true;
         for (uint16_t lt : kLinks) {
             std::vector<uint8_t> frame(data, data + size);  // exact-size copy: ASan sees over-reads
             packet::PacketInfo pi;
@@ -95,6 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 d = packet::decode(frame.data(), static_cast<uint32_t>(size), static_cast<uint32_t>(size), lt, opt, pi);
             if (pi.short_read) std::abort();  // the whole frame was at hand
             if (d != packet::Drop::kNone) continue;
+            // The payload lies within the bytes decoded.
+            if (pi.payload_len && static_cast<uint64_t>(pi.payload_off) + pi.payload_len > size) std::abort();
             if (pi.tunnel.depth > 0 && mode == packet::TunnelMode::kOuter) std::abort();
             if (pi.tunnel.depth > 0 && mode == packet::TunnelMode::kBoth) {
                 account(st, sink, pi.outer, nullptr, flow::kViewOuterCopy, ts);

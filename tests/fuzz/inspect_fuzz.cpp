@@ -87,12 +87,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (uint32_t e = 0; e < flows; ++e) {
         if (!live[e]) continue;
         flow::FlowRecord r{};
+        flow::Findings found{};
         r.tuple.ip_version = 4;
         r.tuple.proto = proto;
         r.tuple.sport = static_cast<uint16_t>(40000 + e);
         r.tuple.dport = kPorts[e % 10];
         r.fwd.packets = 1;
-        s.insp.finish(e, r);
+        s.insp.finish(e, r, found);
         if (!enc.add(r)) {
             enc.finish();
             enc.start(s.buf.data());

@@ -24,19 +24,25 @@ std::shared_ptr<const Ruleset> compile(const char* text, uint32_t depth = 4096) 
 const uint8_t* b(const char* s) { return reinterpret_cast<const uint8_t*>(s); }
 uint32_t n(const char* s) { return static_cast<uint32_t>(std::strlen(s)); }
 
-std::string app_of(const flow::FlowRecord& r) { return Registry::instance().app_name(r.app); }
+struct Ended {
+    flow::FlowRecord r{};
+    flow::Findings f{};
+    const flow::Findings* operator->() const { return &f; }
+};
+std::string app_of(const Ended& e) { return Registry::instance().app_name(e.f.app); }
 
 struct Fixture {
     explicit Fixture(const char* rules, InspectConfig cfg = {}, uint32_t capacity = 64)
         : engine(compile(rules, cfg.depth), cfg.streams), insp(cfg, capacity) {
         insp.attach(&engine);
     }
-    flow::FlowRecord end(uint32_t entry, uint16_t dport = 80, uint8_t proto = 6) {
-        flow::FlowRecord r{};
-        r.tuple.dport = dport;
-        r.tuple.proto = proto;
-        insp.finish(entry, r);
-        return r;
+    Ended end(uint32_t entry, uint16_t dport = 80, uint8_t proto = 6) {
+        Ended e;
+        e.r.tuple.dport = dport;
+        e.r.tuple.proto = proto;
+        insp.finish(entry, e.r, e.f);
+        if (!e.r.inspected_flow()) e.f = flow::Findings{};
+        return e;
     }
     Engine engine;
     Inspector insp;
@@ -98,10 +104,10 @@ TEST(Inspector, PatternSplitAcrossSegmentsIsFound) {
               Inspector::Result::kMore);
     f.insp.scan(3, 0, 6, 40000, 80, b("IT-STRING\r\n"), n("IT-STRING\r\n"));
     const auto r = f.end(3);
-    ASSERT_TRUE(r.inspected_flow());
+    ASSERT_TRUE(r.r.inspected_flow());
     EXPECT_EQ(app_of(r), "HTTP");
-    ASSERT_EQ(r.nrules, 1);
-    EXPECT_EQ(Registry::instance().rule_info(r.rules[0])->id, 11u);
+    ASSERT_EQ(r->nrules, 1);
+    EXPECT_EQ(Registry::instance().rule_info(r->rules[0])->id, 11u);
     EXPECT_EQ(f.engine.matches(1).get(), 1u);
     EXPECT_EQ(f.insp.stats().in_use.get(), 0u);
 }
@@ -117,7 +123,7 @@ TEST(Inspector, NothingPastTheDepth) {
     f.insp.scan(1, 0, 6, 40000, 80, b("EXPLOIT-STRING"), 14);
     f.insp.scan(1, 0, 6, 40000, 80, b("EXPLOIT-STRING"), 14);
     const auto r = f.end(1);
-    EXPECT_EQ(r.nrules, 0);
+    EXPECT_EQ(r->nrules, 0);
     EXPECT_EQ(f.insp.stats().bytes.get(), 32u);
 }
 
@@ -133,11 +139,11 @@ TEST(Inspector, ScopeByPortDirectionAndProtocol) {
     f.insp.scan(6, 0, 6, 8080, 40000, b("admin"), 5);  // the port at the other end: tagged
     f.insp.start(5);
     f.insp.scan(5, 1, 17, 40000, 22, b("SSH-2.0-x"), 9);  // SSH rule is TCP only
-    EXPECT_EQ(f.end(1, 8080).nrules, 1);
-    EXPECT_EQ(f.end(2, 8080).nrules, 0);
-    EXPECT_EQ(f.end(4, 8081).nrules, 0);
-    EXPECT_EQ(f.end(6, 40000).nrules, 1);
-    EXPECT_EQ(f.end(5, 22, 17).app, 0);
+    EXPECT_EQ(f.end(1, 8080)->nrules, 1);
+    EXPECT_EQ(f.end(2, 8080)->nrules, 0);
+    EXPECT_EQ(f.end(4, 8081)->nrules, 0);
+    EXPECT_EQ(f.end(6, 40000)->nrules, 1);
+    EXPECT_EQ(f.end(5, 22, 17)->app, 0);
 }
 
 TEST(Inspector, PoolRunsDryCountsAndMarksTheFlow) {
@@ -150,8 +156,8 @@ TEST(Inspector, PoolRunsDryCountsAndMarksTheFlow) {
     }
     EXPECT_EQ(f.insp.stats().skipped.get(), 1u);
     const auto r2 = f.end(2, 22);
-    EXPECT_TRUE(r2.inspected_flow());
-    EXPECT_EQ(r2.inspect_flags & flow::FlowRecord::kInspectSkipped, flow::FlowRecord::kInspectSkipped);
+    EXPECT_TRUE(r2.r.inspected_flow());
+    EXPECT_EQ(r2->flags & flow::Findings::kInspectSkipped, flow::Findings::kInspectSkipped);
     EXPECT_EQ(app_of(f.end(0, 22)), "SSH");
     // A context came free: the next flow is inspected.
     f.insp.start(7);
@@ -168,12 +174,12 @@ TEST(Inspector, ReloadCutsFlowsBeingInspected) {
     EXPECT_EQ(f.insp.stats().cut.get(), 1u);
     EXPECT_NE(f.insp.scan(1, 0, 6, 40000, 80, b("STRING"), 6), Inspector::Result::kMore);
     const auto r = f.end(1);
-    EXPECT_EQ(r.nrules, 0);
-    EXPECT_TRUE(r.inspect_flags & flow::FlowRecord::kInspectCut);
+    EXPECT_EQ(r->nrules, 0);
+    EXPECT_TRUE(r->flags & flow::Findings::kInspectCut);
     // New flows use the new rules.
     f.insp.start(2);
     f.insp.scan(2, 0, 6, 40000, 80, b("xSTRINGx"), 8);
-    EXPECT_EQ(f.end(2).nrules, 1);
+    EXPECT_EQ(f.end(2)->nrules, 1);
     f.insp.attach(nullptr);
 }
 
@@ -187,7 +193,7 @@ TEST(Inspector, EndsAfterThePacketLimitAndFreesTheContext) {
     EXPECT_EQ(f.insp.scan(1, 1, 6, 40000, 80, b("c"), 1), Inspector::Result::kMore);
     EXPECT_EQ(f.insp.scan(1, 1, 6, 40000, 80, b("d"), 1), Inspector::Result::kDoneEmpty);
     EXPECT_EQ(f.insp.stats().in_use.get(), 0u);
-    EXPECT_FALSE(f.end(1).inspected_flow());
+    EXPECT_FALSE(f.end(1).r.inspected_flow());
 }
 
 TEST(Names, TlsServerNameFromAClientHello) {
@@ -240,7 +246,33 @@ TEST(Inspector, KeepsTheClientsServerName) {
     const char* req = "GET / HTTP/1.1\r\nHost: flows.example\r\n\r\n";
     f.insp.scan(9, 0, 6, 40000, 80, b(req), n(req));
     const auto r = f.end(9);
-    EXPECT_EQ(r.name_kind, static_cast<uint8_t>(NameKind::kHttpHost));
-    EXPECT_EQ(std::string(r.name, r.name_len), "flows.example");
+    EXPECT_EQ(r->name_kind, static_cast<uint8_t>(NameKind::kHttpHost));
+    EXPECT_EQ(std::string(r->name, r->name_len), "flows.example");
     EXPECT_EQ(app_of(r), "HTTP");
+}
+
+TEST(Inspector, ActiveTimeoutCarriesTheFindingsToTheNextRecord) {
+    Fixture f(kRules);
+    f.insp.start(3);
+    const char* req = "GET / HTTP/1.1\r\nHost: long.example\r\n\r\n";
+    f.insp.scan(3, 0, 6, 40000, 80, b(req), n(req));
+    // The active timeout ends the record; the conversation goes on in entry 9.
+    Ended first;
+    f.insp.finish(3, first.r, first.f, 0xABCDEF, 1000);
+    EXPECT_EQ(app_of(first), "HTTP");
+    EXPECT_FALSE(f.insp.restore(9, 0x123456, 2000, 15'000'000'000ull));  // another conversation
+    ASSERT_TRUE(f.insp.restore(9, 0xABCDEF, 2000, 15'000'000'000ull));
+    EXPECT_EQ(f.insp.stats().carried.get(), 1u);
+    Ended second = f.end(9);
+    EXPECT_EQ(app_of(second), "HTTP");
+    EXPECT_EQ(std::string(second->name, second->name_len), "long.example");
+    EXPECT_TRUE(second->flags & flow::Findings::kInspectCarried);
+    EXPECT_EQ(second->inspected, 0u);
+    // Kept too long (past the idle timeout): not restored, and its name slot comes back.
+    f.insp.start(4);
+    f.insp.scan(4, 0, 6, 40001, 80, b(req), n(req));
+    Ended third;
+    f.insp.finish(4, third.r, third.f, 0x777, 1000);
+    EXPECT_FALSE(f.insp.restore(5, 0x777, 1000 + 16'000'000'000ull, 15'000'000'000ull));
+    EXPECT_FALSE(f.insp.restore(5, 0x777, 1000, 15'000'000'000ull));  // gone
 }

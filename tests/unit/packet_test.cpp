@@ -817,3 +817,41 @@ TEST(Decode, PerPacketFieldsShareOneCacheLine) {
     EXPECT_LT(reinterpret_cast<const char*>(&pi.unusual) - base, 64);
     EXPECT_LT(reinterpret_cast<const char*>(&pi.reserved) - base, 64);
 }
+
+TEST(Decode, PayloadOfTheKeyedLayer) {
+    DecodeOptions o;
+    o.want_payload = true;
+    const Bytes data = {'G', 'E', 'T', ' ', '/'};
+    PacketInfo pi;
+    // IPv4/TCP on the common path: payload after the 20-byte TCP header; padding not counted.
+    Bytes f = cat({eth(0x0800), ipv4(6, 45), tcp(1, 80, 0x18), data, Bytes(6, 0)});
+    ASSERT_EQ(run_opt(f, pi, o), Drop::kNone);
+    EXPECT_EQ(pi.payload_off, 54u);
+    EXPECT_EQ(pi.payload_len, 5u);
+    // A TCP header with options (data offset 8 words); IPv4 options take the general way.
+    Bytes t = tcp(1, 80, 0x18);
+    t[12] = 0x80;
+    t.insert(t.end(), 12, 1);
+    f = cat({eth(0x0800), ipv4(6, 24 + 32 + 5, 0, 6), t, data});
+    ASSERT_EQ(run_opt(f, pi, o), Drop::kNone);
+    EXPECT_EQ(pi.payload_off, 14u + 24 + 32);
+    EXPECT_EQ(pi.payload_len, 5u);
+    // UDP inside VXLAN: the tenant's payload, in the inner mode.
+    const Bytes inner = cat({eth(0x0800), ipv4_between(17, 20 + 8 + 5, {192, 168, 0, 1}, {192, 168, 0, 2}),
+                             udp(53, 5353, 8 + 5), data});
+    f = outer_udp(49152, 4789, cat({vxlan_hdr(7), inner}));
+    ASSERT_EQ(run_opt(f, pi, o), Drop::kNone);
+    EXPECT_EQ(pi.tunnel.depth, 1);
+    EXPECT_EQ(pi.payload_len, 5u);
+    EXPECT_EQ(std::memcmp(f.data() + pi.payload_off, "GET /", 5), 0);
+    // Cut by the capture inside the payload: what is there; inside the TCP header: none.
+    f = cat({eth(0x0800), ipv4(6, 45), tcp(1, 80, 0x18), data});
+    ASSERT_EQ(run_opt(f, pi, o, 14 + 20 + 20 + 2), Drop::kNone);
+    EXPECT_EQ(pi.payload_len, 2u);
+    ASSERT_EQ(run_opt(f, pi, o, 14 + 20 + 16), Drop::kNone);
+    EXPECT_EQ(pi.payload_len, 0u);
+    // A later fragment has no transport header, so no payload.
+    f = cat({eth(0x0800), ipv4(6, 45, 0x0010), tcp(1, 80, 0x18), data});
+    ASSERT_EQ(run_opt(f, pi, o), Drop::kNone);
+    EXPECT_EQ(pi.payload_len, 0u);
+}
