@@ -18,6 +18,7 @@ inspect::InspectConfig inspect_config(const config::Inspect& c, const config::Ca
     ic.packets = c.packets;
     ic.streams = c.streams_per_worker;
     ic.names = c.names_per_worker;
+    ic.carry = c.carry;
     return ic;
 }
 
@@ -126,6 +127,7 @@ void inspection_metrics(Inspection& in, const std::vector<std::unique_ptr<Worker
         w.names_host = st.names[static_cast<size_t>(inspect::NameKind::kHttpHost)].get();
         w.names_dropped = st.names_dropped.get(), w.names_truncated = st.names_truncated.get();
         w.streams_in_use = st.in_use.get(), w.streams_capacity = x->contexts();
+        w.carried = st.carried.get();
     }
     auto& reg = inspect::Registry::instance();
     std::lock_guard<std::mutex> g(in.mu);

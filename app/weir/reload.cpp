@@ -75,7 +75,7 @@ nlohmann::json apply_reload(Runtime& rt) {
                              (c.inspect.on() ? "on" : "off") + " only at start (restart weir)");
         config::Inspect ci = c.inspect, oi = o.inspect;
         ci.rules = oi.rules;
-        fixed(ci == oi, "inspect (depth, packets, streams_per_worker, names_per_worker)");
+        fixed(ci == oi, "inspect (depth, packets, streams_per_worker, names_per_worker, carry)");
         fixed(c.capture == o.capture, "capture");
     }
     // Payload rules: compiled (and engines built) before anything changes; a bad set refuses the

@@ -334,6 +334,7 @@ Config from_json(const json& j) {
             r.integer("packets", c.inspect.packets, 1, 1000);
             r.integer("streams_per_worker", c.inspect.streams_per_worker, 1, 1 << 22);
             r.integer("names_per_worker", c.inspect.names_per_worker, 1, 1 << 24);
+            r.integer("carry", c.inspect.carry, 0, 1 << 22);
         }
         if (c.capture.on() && c.inspect.rules.empty())
             problems.push_back("capture.dir: capture needs payload rules (inspect.rules) with \"capture\": true");

@@ -77,6 +77,7 @@ struct Inspect {
     uint32_t packets = 8;                // payload packets inspected per direction at most
     uint32_t streams_per_worker = 65536;  // flows inspected at the same time
     uint32_t names_per_worker = 65536;   // TLS server names / HTTP Hosts held for active flows
+    uint32_t carry = 16384;              // findings kept for conversations the active timeout splits
     bool on() const { return !rules.empty(); }
     bool operator==(const Inspect&) const = default;
 };

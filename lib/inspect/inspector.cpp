@@ -224,7 +224,9 @@ bool Inspector::restore(uint32_t entry, uint64_t hash, uint64_t now_ns, uint64_t
     if (!carry_live_) return false;
     Carry& c = carry_[hash & carry_mask_];
     if (c.hash != hash) return false;
-    const bool fresh = now_ns >= c.ts_ns && now_ns - c.ts_ns <= max_age_ns;
+    // Stored at the worker's clock (the newest packet time it had seen), which may be ahead of
+    // this packet's own time by the rest of a burst.
+    const bool fresh = (now_ns > c.ts_ns ? now_ns - c.ts_ns : 0) <= max_age_ns;
     if (fresh) {
         FlowLabel& l = labels_[entry];
         l = FlowLabel{};

@@ -221,6 +221,8 @@ std::string render(const Snapshot& s) {
                   w.names_dropped);
         b.counter("weir_inspect_names_truncated_total", "Server names longer than a record holds (kept cut).", l,
                   w.names_truncated);
+        b.counter("weir_inspect_carried_total",
+                  "Conversations split by the active timeout whose next record took over the findings.", l, w.carried);
         b.gauge("weir_inspect_streams", "Stream contexts in use (flows being inspected).", l, w.streams_in_use);
         b.gauge("weir_inspect_streams_capacity", "Stream contexts of the worker.", l, w.streams_capacity);
     }

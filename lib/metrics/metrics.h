@@ -42,7 +42,7 @@ struct WorkerSnapshot {
     bool inspect = false;
     uint64_t inspect_packets = 0, inspect_bytes = 0, inspect_flows = 0, inspect_skipped = 0, inspect_finished = 0;
     uint64_t inspect_cut = 0, inspect_scan_errors = 0, names_sni = 0, names_host = 0, names_dropped = 0;
-    uint64_t names_truncated = 0, streams_in_use = 0, streams_capacity = 0;
+    uint64_t names_truncated = 0, streams_in_use = 0, streams_capacity = 0, carried = 0;
     bool capture = false;
     uint64_t captured = 0, capture_dropped = 0;
 };

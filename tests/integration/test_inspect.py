@@ -397,6 +397,20 @@ class Inspect(unittest.TestCase):
         self.assertEqual(out.count("ApplicationName: HTTP"), 2, out[-3000:])
         self.assertEqual(out.count("HTTP Request Host: bro.org"), 2, out[-3000:])
 
+    def test_active_timeout_keeps_the_application(self):
+        """A conversation the active timeout splits into several records names its application in
+        every one of them, not only in the first."""
+        cap = os.path.join(harness.pcaps_dir(), "zeek__ssh_ssh.pcap")
+        p, s, recs = replay_inspected(cap, self.tmp, extra_config={"timeouts": {"active_s": 2}})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        apps = collections.defaultdict(list)
+        for r in recs:
+            apps[key_of(r["proto"], r["src"], r["sport"], r["dst"], r["dport"])].append(r["application"])
+        split = {k: v for k, v in apps.items() if len(v) > 2 and "SSH" in v}
+        self.assertGreater(len(split), 5)
+        for k, v in split.items():
+            self.assertEqual(set(v), {"SSH"}, k)
+
     def test_applications_agree_with_tshark(self):
         """The shipped rules on real captures, against tshark's dissection of the same flows; every
         disagreement has its reason. WEIR_INSPECT_ALL=1 runs every suitable capture of the corpus."""

@@ -275,4 +275,10 @@ TEST(Inspector, ActiveTimeoutCarriesTheFindingsToTheNextRecord) {
     f.insp.finish(4, third.r, third.f, 0x777, 1000);
     EXPECT_FALSE(f.insp.restore(5, 0x777, 1000 + 16'000'000'000ull, 15'000'000'000ull));
     EXPECT_FALSE(f.insp.restore(5, 0x777, 1000, 15'000'000'000ull));  // gone
+    // Kept at a clock ahead of the packet that continues the conversation: still its own.
+    f.insp.start(6);
+    f.insp.scan(6, 0, 6, 40002, 80, b(req), n(req));
+    Ended fourth;
+    f.insp.finish(6, fourth.r, fourth.f, 0x888, 5000);
+    EXPECT_TRUE(f.insp.restore(7, 0x888, 4000, 15'000'000'000ull));
 }
