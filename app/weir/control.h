@@ -64,9 +64,9 @@ struct Runtime {
     std::condition_variable reload_cv;
     uint64_t reload_requested = 0, reload_done = 0;
     nlohmann::json reload_result;
-    std::mutex top_mu;  // one top-flows walk at a time
+    std::mutex top_mu;                       // one top-flows walk at a time
     std::unique_ptr<Inspection> inspection;  // payload inspection; nullptr when off
-    std::unique_ptr<CaptureWriter> capture;   // selective capture's writer; nullptr when off
+    std::unique_ptr<CaptureWriter> capture;  // selective capture's writer; nullptr when off
 };
 
 // Reload from the API: asks the control thread and waits for its answer.

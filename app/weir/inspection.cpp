@@ -53,8 +53,8 @@ std::unique_ptr<Inspection> start_inspection(const config::Config& cfg, std::sha
              "weir: inspect: %zu rules from %s (%s; database %.1f KiB, %zu B of stream state per direction; "
              "%u streams per worker, %.1f MiB each; depth %u B, %u packets per direction)\n",
              r.rules().size(), r.source().c_str(), inspect::engine_version().c_str(), r.database_bytes() / 1024.0,
-             r.stream_bytes(), in->cfg.streams,
-             in->engines.empty() ? 0.0 : in->engines[0]->memory_bytes() / 1048576.0, in->cfg.depth, in->cfg.packets);
+             r.stream_bytes(), in->cfg.streams, in->engines.empty() ? 0.0 : in->engines[0]->memory_bytes() / 1048576.0,
+             in->cfg.depth, in->cfg.packets);
     return in;
 }
 

@@ -22,12 +22,12 @@ namespace weir {
 class Worker;
 
 struct Inspection {
-    inspect::InspectConfig cfg;                          // what workers size their pools by
-    std::shared_ptr<const inspect::Ruleset> rules;       // in use
+    inspect::InspectConfig cfg;                             // what workers size their pools by
+    std::shared_ptr<const inspect::Ruleset> rules;          // in use
     std::vector<std::unique_ptr<inspect::Engine>> engines;  // in use, by worker
     std::vector<std::unique_ptr<inspect::Engine>> retired;  // a worker did not let go in time: freed at exit
     uint64_t generation = 0;
-    std::mutex mu;                          // rules, engines and retired_matches, for metrics readers
+    std::mutex mu;                                 // rules, engines and retired_matches, for metrics readers
     std::map<uint16_t, uint64_t> retired_matches;  // by rule handle, of engines already freed
     // Conversations and bytes by application handle, counted as their records are drained.
     std::unique_ptr<std::atomic<uint64_t>[]> app_flows, app_bytes;

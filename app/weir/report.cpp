@@ -162,11 +162,17 @@ bool report(Runtime& rt) {
     if (rt.inspection) j["inspect"] = inspection_status(*rt.inspection, rt.workers);
     if (rt.capture) {
         uint64_t chosen = 0, dropped = 0;
-        for (const auto& w : rt.workers) chosen += w->stats().captured.get(), dropped += w->stats().capture_dropped.get();
+        for (const auto& w : rt.workers)
+            chosen += w->stats().captured.get(), dropped += w->stats().capture_dropped.get();
         const capture::WriterStats cs = rt.capture->snapshot();
-        j["capture"] = {{"dir", rt.cfg.capture.dir},   {"packets_chosen", chosen}, {"packets_dropped", dropped},
-                        {"packets_written", cs.packets}, {"files", cs.files},      {"files_deleted", cs.deleted},
-                        {"bytes_on_disk", cs.on_disk},   {"budget_drops", cs.budget_drops},
+        j["capture"] = {{"dir", rt.cfg.capture.dir},
+                        {"packets_chosen", chosen},
+                        {"packets_dropped", dropped},
+                        {"packets_written", cs.packets},
+                        {"files", cs.files},
+                        {"files_deleted", cs.deleted},
+                        {"bytes_on_disk", cs.on_disk},
+                        {"budget_drops", cs.budget_drops},
                         {"write_errors", cs.write_errors}};
     }
     j["accounting"] = {{"rx_packets", rx},
@@ -231,19 +237,21 @@ bool report(Runtime& rt) {
                     in["rules_loaded"].get<unsigned long>(), in["flows_inspected"].get<unsigned long>(),
                     in["flows_skipped"].get<unsigned long>(), in["bytes_inspected"].get<unsigned long>());
         for (const auto& a : in["applications"])
-            std::printf(" %s %lu", a["app"].get<std::string>().empty() ? "unknown" : a["app"].get<std::string>().c_str(),
+            std::printf(" %s %lu",
+                        a["app"].get<std::string>().empty() ? "unknown" : a["app"].get<std::string>().c_str(),
                         a["flows"].get<unsigned long>());
         std::printf("\n");
     }
     if (j.contains("capture")) {
         const auto& c = j["capture"];
-        std::printf("  capture %s: %lu packets chosen, %lu dropped (writer behind), %lu written in %lu files (%lu deleted "
-                    "for the budget), %lu bytes on disk, %lu budget drops, %lu write errors\n",
-                    c["dir"].get<std::string>().c_str(), c["packets_chosen"].get<unsigned long>(),
-                    c["packets_dropped"].get<unsigned long>(), c["packets_written"].get<unsigned long>(),
-                    c["files"].get<unsigned long>(), c["files_deleted"].get<unsigned long>(),
-                    c["bytes_on_disk"].get<unsigned long>(), c["budget_drops"].get<unsigned long>(),
-                    c["write_errors"].get<unsigned long>());
+        std::printf(
+            "  capture %s: %lu packets chosen, %lu dropped (writer behind), %lu written in %lu files (%lu deleted "
+            "for the budget), %lu bytes on disk, %lu budget drops, %lu write errors\n",
+            c["dir"].get<std::string>().c_str(), c["packets_chosen"].get<unsigned long>(),
+            c["packets_dropped"].get<unsigned long>(), c["packets_written"].get<unsigned long>(),
+            c["files"].get<unsigned long>(), c["files_deleted"].get<unsigned long>(),
+            c["bytes_on_disk"].get<unsigned long>(), c["budget_drops"].get<unsigned long>(),
+            c["write_errors"].get<unsigned long>());
     }
     if (rt.exporters.empty()) std::printf("  export: no exporter configured; records were discarded\n");
     for (const auto& je : j["exporters"])

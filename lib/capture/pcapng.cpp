@@ -49,7 +49,7 @@ std::string section_header_block() {
     u32(b, 0x1A2B3C4D);
     u16(b, 1);
     u16(b, 0);
-    b.append(8, '\xff');  // section length unknown
+    b.append(8, '\xff');   // section length unknown
     option(b, 4, "weir");  // shb_userappl
     u32(b, 0);             // opt_endofopt
     return finish(b);

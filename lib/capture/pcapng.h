@@ -16,20 +16,20 @@
 namespace weir::capture {
 
 struct WriterConfig {
-    std::string dir;                // created if missing (0700)
-    uint64_t file_bytes = 64 << 20;  // rotate at this size
-    uint32_t file_s = 300;          // ... or this age (0: never by age)
+    std::string dir;                     // created if missing (0700)
+    uint64_t file_bytes = 64 << 20;      // rotate at this size
+    uint32_t file_s = 300;               // ... or this age (0: never by age)
     uint64_t budget_bytes = 1ull << 30;  // all of weir's capture files together
 };
 
 struct WriterStats {
-    uint64_t packets = 0;        // written
-    uint64_t bytes = 0;          // written to files (blocks), all files since start
-    uint64_t files = 0;          // opened
-    uint64_t deleted = 0;        // removed to stay within the budget
-    uint64_t budget_drops = 0;   // packets not written: the budget cannot hold even the file in use
-    uint64_t write_errors = 0;   // packets lost to a failed open or write
-    uint64_t on_disk = 0;        // bytes in weir's capture files now (a gauge)
+    uint64_t packets = 0;       // written
+    uint64_t bytes = 0;         // written to files (blocks), all files since start
+    uint64_t files = 0;         // opened
+    uint64_t deleted = 0;       // removed to stay within the budget
+    uint64_t budget_drops = 0;  // packets not written: the budget cannot hold even the file in use
+    uint64_t write_errors = 0;  // packets lost to a failed open or write
+    uint64_t on_disk = 0;       // bytes in weir's capture files now (a gauge)
 };
 
 class PcapngWriter {
@@ -61,7 +61,7 @@ private:
     uint64_t file_size_ = 0;
     uint64_t opened_s_ = 0;
     uint32_t seq_ = 0;
-    std::map<uint16_t, uint32_t> ifaces_;        // link type -> interface id in the file in use
+    std::map<uint16_t, uint32_t> ifaces_;                 // link type -> interface id in the file in use
     std::deque<std::pair<std::string, uint64_t>> files_;  // weir's closed files, oldest first, with sizes
     WriterStats stats_;
     std::string buf_;  // blocks waiting for write(2)

@@ -78,14 +78,7 @@ public:
     }
     void problem(const std::string& where, const std::string& what) { problems_.push_back(where + ": " + what); }
 
-    static std::string kind(const json& v) {
-        if (v.is_object()) return "an object";
-        if (v.is_array()) return "an array";
-        if (v.is_string()) return "a string " + v.dump();
-        if (v.is_boolean()) return "a boolean " + v.dump();
-        if (v.is_null()) return "null";
-        return "a number " + v.dump();
-    }
+    static std::string kind(const json& v) { return describe_json(v); }
 
 private:
     const json& obj_;
@@ -95,6 +88,15 @@ private:
 };
 
 }  // namespace
+
+std::string describe_json(const json& v) {
+    if (v.is_object()) return "an object";
+    if (v.is_array()) return "an array";
+    if (v.is_string()) return "a string " + v.dump();
+    if (v.is_boolean()) return "a boolean " + v.dump();
+    if (v.is_null()) return "null";
+    return "a number " + v.dump();
+}
 
 const char* tunnel_mode_name(packet::TunnelMode m) {
     switch (m) {

@@ -72,25 +72,25 @@ const char* tunnel_mode_name(packet::TunnelMode m);
 
 // Payload inspection: off unless a rules file is given.
 struct Inspect {
-    std::string rules;                   // JSON rules file (relative: to the configuration file's folder)
-    uint32_t depth = 4096;               // payload bytes inspected per direction of a flow
-    uint32_t packets = 8;                // payload packets inspected per direction at most
+    std::string rules;                    // JSON rules file (relative: to the configuration file's folder)
+    uint32_t depth = 4096;                // payload bytes inspected per direction of a flow
+    uint32_t packets = 8;                 // payload packets inspected per direction at most
     uint32_t streams_per_worker = 65536;  // flows inspected at the same time
-    uint32_t names_per_worker = 65536;   // TLS server names / HTTP Hosts held for active flows
-    uint32_t carry = 16384;              // findings kept for conversations the active timeout splits
+    uint32_t names_per_worker = 65536;    // TLS server names / HTTP Hosts held for active flows
+    uint32_t carry = 16384;               // findings kept for conversations the active timeout splits
     bool on() const { return !rules.empty(); }
     bool operator==(const Inspect&) const = default;
 };
 
 // Selective capture: packets of flows that matched a capture rule, into pcapng files.
 struct Capture {
-    std::string dir;                 // folder of the files (relative: to the configuration file's); "" off
-    uint32_t packets_per_flow = 100;  // from the matching packet on
-    uint32_t snaplen = 2048;         // bytes kept of each frame
+    std::string dir;                   // folder of the files (relative: to the configuration file's); "" off
+    uint32_t packets_per_flow = 100;   // from the matching packet on
+    uint32_t snaplen = 2048;           // bytes kept of each frame
     uint32_t slots_per_worker = 4096;  // packets waiting for the writer, per worker
-    double file_mb = 64;             // rotate at this size
-    uint32_t file_s = 300;           // ... or age (0: never by age)
-    double budget_mb = 1024;         // all of weir's capture files together; the oldest go first
+    double file_mb = 64;               // rotate at this size
+    uint32_t file_s = 300;             // ... or age (0: never by age)
+    double budget_mb = 1024;           // all of weir's capture files together; the oldest go first
     bool on() const { return !dir.empty(); }
     bool operator==(const Capture&) const = default;
 };
@@ -120,7 +120,7 @@ struct Config {
     std::string drivers_config;                 // folder of per-driver profiles; empty: built-in path
     std::string summary_json;                   // write the exit summary here as JSON
     std::string management = "127.0.0.1:9471";  // metrics and status API; "" for none
-    std::string metrics_listen;  // /metrics and /healthz only, for scraping from elsewhere; "" for none
+    std::string metrics_listen;                 // /metrics and /healthz only, for scraping from elsewhere; "" for none
     bool hold_after_replay = false;             // keep running (flows active) after a replay, until a signal
     bool replay = false;                        // every port is a net_pcap capture: exit at its end
     Tunnels tunnels;
@@ -143,6 +143,9 @@ public:
 private:
     std::vector<std::string> problems_;
 };
+
+// What a JSON value is, for error messages: "an object", "a string \"x\"", "a number 3", ...
+std::string describe_json(const nlohmann::json& v);
 
 // Validates `j` and returns the configuration; throws ConfigError naming every bad field.
 Config from_json(const nlohmann::json& j);

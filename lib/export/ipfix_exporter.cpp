@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "export/exporter.h"
-#include "inspect/rules.h"
+#include "inspect/ipfix_names.h"
 #include "export/transport.h"
 #include "ipfix/ipfix.h"
 
@@ -26,26 +26,13 @@ std::string identity_of(const config::Exporter& ex) {
 
 namespace {
 
-// Application and rule names from the registry of payload rules.
-class RegistryNames : public ipfix::InspectNames {
-public:
-    std::string app(uint16_t h) const override { return inspect::Registry::instance().app_name(h); }
-    bool rule(uint16_t h, uint32_t& id, std::string& tag) const override {
-        const inspect::RuleInfo* r = inspect::Registry::instance().rule_info(h);
-        if (!r) return false;
-        id = r->id;
-        tag = r->tag;
-        return true;
-    }
-};
-
 ipfix::Options options_of(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx) {
     ipfix::Options o;
     if (ctx) o.ifindex = ctx->ifindex;
     o.biflow = ex.mode == "biflow";
     o.macs = ex.macs;
     o.pen = cfg.enterprise_number;
-    static const RegistryNames names;
+    static const inspect::RegistryNames names;
     if (cfg.inspect.on()) o.names = &names;
     o.tunnels = cfg.tunnels.mode == packet::TunnelMode::kOuter ? ipfix::Tunnels::kNone
         : cfg.tunnels.mode == packet::TunnelMode::kInner       ? ipfix::Tunnels::kInner

@@ -106,7 +106,8 @@ int Inspector::on_match(unsigned id, unsigned long long, unsigned long long, uns
     if (r.app && !l.app) l.app = r.app;
     if (r.capture && !l.capture_rule && m.self->cfg_.capture_packets) {
         l.capture_rule = r.handle;
-        l.capture_left = static_cast<uint16_t>(m.self->cfg_.capture_packets < 65535 ? m.self->cfg_.capture_packets : 65535);
+        l.capture_left =
+            static_cast<uint16_t>(m.self->cfg_.capture_packets < 65535 ? m.self->cfg_.capture_packets : 65535);
     }
     if (r.tag) {
         const uint8_t kept = l.nrules < 6 ? l.nrules : 6;
@@ -142,8 +143,14 @@ void Inspector::end_streams(FlowLabel& l, uint8_t proto, uint16_t port_a, uint16
     const uint32_t i = l.ctx;
     // End of data: patterns anchored at the end ($) get their say.
     for (int d = 0; d < 2; ++d) {
-        MatchCtx m{this,  &l,     engine_->ruleset().rules().data(), engine_->match_counters(), static_cast<uint8_t>(1 << d),
-                   proto, port_a, port_b};
+        MatchCtx m{this,
+                   &l,
+                   engine_->ruleset().rules().data(),
+                   engine_->match_counters(),
+                   static_cast<uint8_t>(1 << d),
+                   proto,
+                   port_a,
+                   port_b};
         hs_reset_stream(engine_->stream(i, d), 0, engine_->scratch(), on_match, &m);
     }
     ctx_[i].entry = UINT32_MAX;
@@ -155,8 +162,7 @@ void Inspector::end_streams(FlowLabel& l, uint8_t proto, uint16_t port_a, uint16
 Inspector::Result Inspector::scan(uint32_t entry, int dir, uint8_t proto, uint16_t port_a, uint16_t port_b,
                                   const uint8_t* p, uint32_t n) noexcept {
     FlowLabel& l = labels_[entry];
-    if ((l.flags & FlowLabel::kDone) || !engine_)
-        return has_findings(l) ? Result::kDoneLabeled : Result::kDoneEmpty;
+    if ((l.flags & FlowLabel::kDone) || !engine_) return has_findings(l) ? Result::kDoneLabeled : Result::kDoneEmpty;
     if (l.ctx == 0) {
         if (ctx_top_ == 0) {
             stats_.skipped.add();
@@ -176,8 +182,14 @@ Inspector::Result Inspector::scan(uint32_t entry, int dir, uint8_t proto, uint16
             if (f.kind != NameKind::kNone) keep_name(l, f);
         }
         const uint32_t take = n < cfg_.depth - c.seen[d] ? n : cfg_.depth - c.seen[d];
-        MatchCtx m{this,  &l,     engine_->ruleset().rules().data(), engine_->match_counters(),
-                   static_cast<uint8_t>(1u << d), proto, port_a, port_b};
+        MatchCtx m{this,
+                   &l,
+                   engine_->ruleset().rules().data(),
+                   engine_->match_counters(),
+                   static_cast<uint8_t>(1u << d),
+                   proto,
+                   port_a,
+                   port_b};
         if (hs_scan_stream(engine_->stream(l.ctx, dir), reinterpret_cast<const char*>(p), take, 0, engine_->scratch(),
                            on_match, &m) != HS_SUCCESS) {
             stats_.scan_errors.add();

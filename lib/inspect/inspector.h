@@ -28,12 +28,12 @@ struct hs_stream;
 namespace weir::inspect {
 
 struct InspectConfig {
-    uint32_t depth = 4096;    // payload bytes inspected per direction of a flow
-    uint32_t packets = 8;     // payload packets inspected per direction at most
-    uint32_t streams = 65536;  // flows inspected at the same time, per worker
-    uint32_t names = 65536;   // server names (SNI, Host) held for active flows, per worker
+    uint32_t depth = 4096;         // payload bytes inspected per direction of a flow
+    uint32_t packets = 8;          // payload packets inspected per direction at most
+    uint32_t streams = 65536;      // flows inspected at the same time, per worker
+    uint32_t names = 65536;        // server names (SNI, Host) held for active flows, per worker
     uint32_t capture_packets = 0;  // packets of a flow captured from a capture rule's match on (0: no capture)
-    uint32_t carry = 16384;  // findings kept for conversations an active timeout splits into records (power of 2)
+    uint32_t carry = 16384;        // findings kept for conversations an active timeout splits into records (power of 2)
 };
 
 class Engine {
@@ -62,11 +62,11 @@ private:
 
 // What inspection knows of a flow, beside its table entry (same index).
 struct FlowLabel {
-    uint32_t ctx;      // stream context while inspecting, 0 none
-    uint32_t name;     // name slot, 0 none
-    uint16_t app;      // Registry application handle, 0 none
-    uint8_t nrules;    // rules that matched (tagging rules; more than kept counts on)
-    uint8_t flags;     // Flag
+    uint32_t ctx;    // stream context while inspecting, 0 none
+    uint32_t name;   // name slot, 0 none
+    uint16_t app;    // Registry application handle, 0 none
+    uint8_t nrules;  // rules that matched (tagging rules; more than kept counts on)
+    uint8_t flags;   // Flag
     uint16_t rules[6];
     uint16_t capture_rule;  // the capture rule that matched first, 0 none
     uint16_t capture_left;  // packets still to capture
@@ -76,18 +76,18 @@ struct FlowLabel {
 static_assert(sizeof(FlowLabel) == 32);
 
 struct alignas(64) InspectStats {
-    Counter packets;         // payload packets scanned
-    Counter bytes;           // payload bytes scanned
-    Counter flows;           // flows given a stream context
-    Counter skipped;         // flows not inspected: no stream context free
-    Counter finished;        // flows whose inspection ended before the flow did (depth, packets)
-    Counter cut;             // flows whose inspection a rules reload ended
-    Counter scan_errors;     // Hyperscan returned an error (the flow's inspection ends)
-    Counter names[3];        // by NameKind
-    Counter names_dropped;   // a name found but no name slot free
-    Counter names_truncated; // names longer than a record holds (kept cut)
-    Counter carried;         // findings passed from one record of a conversation to the next (active timeout)
-    Counter in_use;          // stream contexts in use (a gauge)
+    Counter packets;          // payload packets scanned
+    Counter bytes;            // payload bytes scanned
+    Counter flows;            // flows given a stream context
+    Counter skipped;          // flows not inspected: no stream context free
+    Counter finished;         // flows whose inspection ended before the flow did (depth, packets)
+    Counter cut;              // flows whose inspection a rules reload ended
+    Counter scan_errors;      // Hyperscan returned an error (the flow's inspection ends)
+    Counter names[3];         // by NameKind
+    Counter names_dropped;    // a name found but no name slot free
+    Counter names_truncated;  // names longer than a record holds (kept cut)
+    Counter carried;          // findings passed from one record of a conversation to the next (active timeout)
+    Counter in_use;           // stream contexts in use (a gauge)
 };
 
 class Inspector {

@@ -74,10 +74,10 @@ FoundName tls_server_name(const uint8_t* p, size_t n) noexcept {
 
 FoundName http_host(const uint8_t* p, size_t n) noexcept {
     FoundName none;
-    static const char* const kMethods[] = {"GET ",     "POST ",    "HEAD ",  "PUT ",      "DELETE ",
-                                           "OPTIONS ", "CONNECT ", "PATCH ", "TRACE ",    "PROPFIND ",
-                                           "PROPPATCH ", "MKCOL ", "COPY ",  "MOVE ",     "LOCK ",
-                                           "UNLOCK ",  "SEARCH ",  "SUBSCRIBE ", "NOTIFY ", "M-SEARCH "};
+    static const char* const kMethods[] = {"GET ",       "POST ",    "HEAD ",      "PUT ",    "DELETE ",
+                                           "OPTIONS ",   "CONNECT ", "PATCH ",     "TRACE ",  "PROPFIND ",
+                                           "PROPPATCH ", "MKCOL ",   "COPY ",      "MOVE ",   "LOCK ",
+                                           "UNLOCK ",    "SEARCH ",  "SUBSCRIBE ", "NOTIFY ", "M-SEARCH "};
     bool request = false;
     for (const char* m : kMethods) {
         const size_t ml = std::strlen(m);

@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "config/config.h"
+
 namespace weir::inspect {
 
 using nlohmann::json;
@@ -128,21 +130,18 @@ namespace {
 
 const std::map<std::string, unsigned>& flag_names() {
     static const std::map<std::string, unsigned> m = {
-        {"caseless", HS_FLAG_CASELESS}, {"dotall", HS_FLAG_DOTALL},       {"multiline", HS_FLAG_MULTILINE},
-        {"utf8", HS_FLAG_UTF8},         {"ucp", HS_FLAG_UCP},             {"allowempty", HS_FLAG_ALLOWEMPTY},
+        {"caseless", HS_FLAG_CASELESS},
+        {"dotall", HS_FLAG_DOTALL},
+        {"multiline", HS_FLAG_MULTILINE},
+        {"utf8", HS_FLAG_UTF8},
+        {"ucp", HS_FLAG_UCP},
+        {"allowempty", HS_FLAG_ALLOWEMPTY},
         {"single-match", 0},  // always on: each rule reports once per direction of a flow
     };
     return m;
 }
 
-std::string kind(const json& v) {
-    if (v.is_object()) return "an object";
-    if (v.is_array()) return "an array";
-    if (v.is_string()) return "a string " + v.dump();
-    if (v.is_boolean()) return "a boolean " + v.dump();
-    if (v.is_null()) return "null";
-    return "a number " + v.dump();
-}
+std::string kind(const json& v) { return config::describe_json(v); }
 
 }  // namespace
 
@@ -183,8 +182,7 @@ std::vector<RuleSpec> parse_rules(const json& j, const std::string& where) {
                     continue;
                 }
                 std::string s = v.get<std::string>();
-                if ((k == "tag" || k == "app") && (s.empty() || s.size() > 64))
-                    problem(k, "expected 1..64 characters");
+                if ((k == "tag" || k == "app") && (s.empty() || s.size() > 64)) problem(k, "expected 1..64 characters");
                 (k == "name" ? r.name : k == "pattern" ? r.pattern : k == "tag" ? r.tag : r.app) = std::move(s);
             } else if (k == "flags") {
                 if (!v.is_array()) {
@@ -194,7 +192,8 @@ std::vector<RuleSpec> parse_rules(const json& j, const std::string& where) {
                 for (const json& fl : v) {
                     const auto n = fl.is_string() ? flag_names().find(fl.get<std::string>()) : flag_names().end();
                     if (n == flag_names().end())
-                        problem(k, "unknown flag " + fl.dump() +
+                        problem(k,
+                                "unknown flag " + fl.dump() +
                                     " (caseless, dotall, multiline, utf8, ucp, allowempty, single-match)");
                     else
                         r.flags |= n->second;

@@ -26,16 +26,16 @@ namespace weir::inspect {
 struct RuleSpec {
     uint32_t id = 0;
     std::string name;
-    std::string pattern;           // Hyperscan's regular expression dialect (PCRE subset)
-    unsigned flags = 0;            // HS_FLAG_* from "flags"
-    uint8_t proto = 0;             // 0: TCP and UDP; 6 or 17
-    std::vector<uint16_t> ports;   // either end's port; empty: any
-    uint8_t direction = 3;         // 1 initiator -> responder, 2 responder -> initiator, 3 both
-    uint64_t offset = 0;           // the match ends at least this far into the direction's bytes
-    uint64_t depth = 0;            // ... and within its first `depth` bytes (0: the inspection depth)
-    std::string tag;               // label put into the record of a matching flow ("" none)
-    std::string app;               // application the match names ("" none)
-    bool capture = false;          // the flow's packets from the match on go to the capture files
+    std::string pattern;          // Hyperscan's regular expression dialect (PCRE subset)
+    unsigned flags = 0;           // HS_FLAG_* from "flags"
+    uint8_t proto = 0;            // 0: TCP and UDP; 6 or 17
+    std::vector<uint16_t> ports;  // either end's port; empty: any
+    uint8_t direction = 3;        // 1 initiator -> responder, 2 responder -> initiator, 3 both
+    uint64_t offset = 0;          // the match ends at least this far into the direction's bytes
+    uint64_t depth = 0;           // ... and within its first `depth` bytes (0: the inspection depth)
+    std::string tag;              // label put into the record of a matching flow ("" none)
+    std::string app;              // application the match names ("" none)
+    bool capture = false;         // the flow's packets from the match on go to the capture files
     bool operator==(const RuleSpec&) const = default;
 };
 
@@ -73,14 +73,14 @@ public:
 
 // A rule as workers apply it (indexed by the Hyperscan expression id).
 struct CompiledRule {
-    uint16_t handle;      // Registry rule handle
-    uint16_t app;         // Registry application handle, 0 none
-    uint8_t proto;        // 0 any of TCP/UDP
-    uint8_t direction;    // bit 0: initiator's bytes, bit 1: responder's
-    bool tag;             // the flow's record names the rule
-    bool capture;         // the flow's packets from the match on are captured
-    uint8_t nports;       // 0: any port; else ports[0..nports)
-    uint16_t ports[8];    // ports of either end (more than 8 are kept in port_bits)
+    uint16_t handle;            // Registry rule handle
+    uint16_t app;               // Registry application handle, 0 none
+    uint8_t proto;              // 0 any of TCP/UDP
+    uint8_t direction;          // bit 0: initiator's bytes, bit 1: responder's
+    bool tag;                   // the flow's record names the rule
+    bool capture;               // the flow's packets from the match on are captured
+    uint8_t nports;             // 0: any port; else ports[0..nports)
+    uint16_t ports[8];          // ports of either end (more than 8 are kept in port_bits)
     const uint64_t* port_bits;  // 65536-bit set when more than 8 ports, else nullptr
     bool port_ok(uint16_t p) const noexcept {
         if (port_bits) return port_bits[p >> 6] >> (p & 63) & 1;

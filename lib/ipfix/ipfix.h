@@ -33,9 +33,9 @@ enum WeirIe : uint16_t {
     kTunnelDestinationIPv4Address = 4,
     kTunnelSourceIPv6Address = 5,
     kTunnelDestinationIPv6Address = 6,
-    kTunnelDepth = 7,   // unsigned8: tunnels opened to reach the flow's headers
-    kTunnelVlanId = 8,  // unsigned16: VLAN of the tunnel's delivery frame
-    kOuterCopy = 9,     // unsigned8: 1 = a tunnel's own flow, its packets also in tenant flows
+    kTunnelDepth = 7,       // unsigned8: tunnels opened to reach the flow's headers
+    kTunnelVlanId = 8,      // unsigned16: VLAN of the tunnel's delivery frame
+    kOuterCopy = 9,         // unsigned8: 1 = a tunnel's own flow, its packets also in tenant flows
     kTlsServerName = 10,    // string: the server name of the client's TLS ClientHello (SNI)
     kMatchedRuleIds = 11,   // string: ids of the payload rules that tagged the flow, comma-separated
     kMatchedRuleTags = 12,  // string: their tags, comma-separated
@@ -138,7 +138,14 @@ public:
 
     // The variants of a record; kInspected added: the same with payload inspection's fields.
     enum Variant : uint8_t {
-        kV4 = 0, kV6, kV4InV4, kV6InV4, kV4InV6, kV6InV6, kCopyV4, kCopyV6,
+        kV4 = 0,
+        kV6,
+        kV4InV4,
+        kV6InV4,
+        kV4InV6,
+        kV6InV6,
+        kCopyV4,
+        kCopyV6,
         kInspected = 8,
         kVariants = 16
     };
@@ -189,7 +196,8 @@ public:
     };
 
 private:
-    uint8_t* put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool reverse, const VarFields* vf) const noexcept;
+    uint8_t* put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool reverse,
+                     const VarFields* vf) const noexcept;
     Options o_;
     uint16_t tid_;
     std::vector<Field> f_[kVariants];

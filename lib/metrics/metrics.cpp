@@ -194,8 +194,8 @@ std::string render(const Snapshot& s) {
                   "Tunneled packets keyed on their outer headers because no tunnel context was free.", l,
                   w.tunnel_contexts_full);
         if (w.capture) {
-            b.counter("weir_capture_packets_total", "Packets of flows a capture rule chose, copied for the capture writer.",
-                      l, w.captured);
+            b.counter("weir_capture_packets_total",
+                      "Packets of flows a capture rule chose, copied for the capture writer.", l, w.captured);
             b.counter("weir_capture_dropped_total",
                       "Packets chosen for capture but lost: no capture slot free (the writer is behind).", l,
                       w.capture_dropped);
@@ -241,7 +241,8 @@ std::string render(const Snapshot& s) {
     if (s.inspect) {
         b.gauge("weir_rules_loaded", "Payload rules in the database in use.", {}, s.rules_loaded);
         b.gauge("weir_rules_database_bytes", "Size of the compiled rules database.", {}, s.rules_database_bytes);
-        b.gauge("weir_rules_stream_bytes", "Stream state per direction of an inspected flow.", {}, s.rules_stream_bytes);
+        b.gauge("weir_rules_stream_bytes", "Stream state per direction of an inspected flow.", {},
+                s.rules_stream_bytes);
         for (const auto& r : s.rules)
             b.counter("weir_rule_matches_total", "Matches of a payload rule (each direction of a flow counts once).",
                       {{"rule", std::to_string(r.id)}, {"name", r.name}, {"tag", r.tag}, {"app", r.app}}, r.matches);

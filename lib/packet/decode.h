@@ -107,8 +107,8 @@ public:
     DecodeOptions();  // inner mode, depth 4, IANA's and Linux's default UDP ports
 
     TunnelMode mode = TunnelMode::kInner;
-    uint8_t max_depth = 4;   // tunnels opened one inside another, at most
-    bool want_macs = false;  // copy the MAC addresses of the frame carrying the flow
+    uint8_t max_depth = 4;      // tunnels opened one inside another, at most
+    bool want_macs = false;     // copy the MAC addresses of the frame carrying the flow
     bool want_payload = false;  // find the keyed layer's TCP/UDP payload (payload inspection)
 
     // UDP destination ports that carry a tunnel (VXLAN, VXLAN-GPE, Geneve, GTP-U, GRE, MPLS,

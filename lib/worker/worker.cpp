@@ -59,7 +59,8 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
         cap_snaplen_ = cfg.capture_snaplen;
         const size_t slot = (sizeof(CaptureSlot) + cap_snaplen_ + 63) / 64 * 64;
         cap_mem_.reset(new uint8_t[slot * cfg.capture_slots + 64]);
-        uint8_t* base_mem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(cap_mem_.get()) + 63) & ~uintptr_t{63});
+        uint8_t* base_mem =
+            reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(cap_mem_.get()) + 63) & ~uintptr_t{63});
         for (uint32_t i = 0; i < cfg.capture_slots; ++i) rte_ring_sp_enqueue(cap_free_, base_mem + slot * i);
     }
     if (!full_ || !free_ || !mailbox_)
@@ -70,9 +71,13 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
     if (cfg.inspect) pool_findings_.reset(new flow::Findings[static_cast<size_t>(cfg.buffers) * cfg.batch_records]);
     pool_.resize(cfg.buffers);
     for (uint32_t i = 0; i < cfg.buffers; ++i) {
-        pool_[i] = RecordBatch{0, cfg.domain, 0, 0, pool_records_.get() + static_cast<size_t>(i) * cfg.batch_records,
-                               pool_findings_ ? pool_findings_.get() + static_cast<size_t>(i) * cfg.batch_records
-                                              : nullptr};
+        pool_[i] =
+            RecordBatch{0,
+                        cfg.domain,
+                        0,
+                        0,
+                        pool_records_.get() + static_cast<size_t>(i) * cfg.batch_records,
+                        pool_findings_ ? pool_findings_.get() + static_cast<size_t>(i) * cfg.batch_records : nullptr};
         RecordBatch* p = &pool_[i];
         rte_ring_sp_enqueue(free_, p);
     }
@@ -223,7 +228,8 @@ void Worker::inspect_packet(uint32_t where, uint64_t hash, const uint8_t* payloa
             e.state |= flow::FlowTable::kLabeled;
         }
         const int dir = static_cast<int>(where & 1);
-        const auto r = inspector_->scan(idx, dir, e.key.tuple.proto, e.key.tuple.sport, e.key.tuple.dport, payload, plen);
+        const auto r =
+            inspector_->scan(idx, dir, e.key.tuple.proto, e.key.tuple.sport, e.key.tuple.dport, payload, plen);
         if (r != inspect::Inspector::Result::kMore) {
             e.state &= static_cast<uint8_t>(~flow::FlowTable::kInspecting);
             if (r == inspect::Inspector::Result::kDoneEmpty) {
@@ -512,8 +518,8 @@ bool Worker::set_engine(inspect::Engine* e, uint64_t generation) noexcept {
 uint32_t Worker::request_top(bool by_packets, uint32_t n) noexcept {
     uint32_t ticket = top_tickets_.fetch_add(1, std::memory_order_relaxed) + 1;
     if (ticket == 0) ticket = top_tickets_.fetch_add(1, std::memory_order_relaxed) + 1;  // 0 means none
-    const Command c{Command::Kind::kTop, ticket, n < 1 ? 1 : n > kTopMax ? kTopMax : n, by_packets ? 1u : 0u, 0, 0, 0,
-                    nullptr};
+    const Command c{
+        Command::Kind::kTop, ticket, n < 1 ? 1 : n > kTopMax ? kTopMax : n, by_packets ? 1u : 0u, 0, 0, 0, nullptr};
     return post(c) ? ticket : 0;
 }
 
@@ -556,17 +562,17 @@ void Worker::top_step() noexcept {
         for (int d = 0; d < 2; ++d) {
             if (!e.c[d].packets) continue;
             const flow::TunnelKey* tk = e.key.tunnel ? &tunnels_->key(e.key.tunnel) : nullptr;
-            const TopFlow f{e.tuple(d),
-                            e.c[d].packets,
-                            e.c[d].octets,
-                            e.c[d].first_ns,
-                            e.c[d].last_ns,
-                            tk ? tk->id : 0,
-                            tk ? tk->type : uint8_t{0},
-                            e.key.view == flow::kViewOuterCopy,
-                            e.key.cvlan,
-                            (e.state & flow::FlowTable::kLabeled) ? inspector_->label(table_->index_of(e)).app
-                                                                  : uint16_t{0}};
+            const TopFlow f{
+                e.tuple(d),
+                e.c[d].packets,
+                e.c[d].octets,
+                e.c[d].first_ns,
+                e.c[d].last_ns,
+                tk ? tk->id : 0,
+                tk ? tk->type : uint8_t{0},
+                e.key.view == flow::kViewOuterCopy,
+                e.key.cvlan,
+                (e.state & flow::FlowTable::kLabeled) ? inspector_->label(table_->index_of(e)).app : uint16_t{0}};
             if (top_heap_.size() < top_n_) {
                 top_heap_.push_back(f);
                 std::push_heap(top_heap_.begin(), top_heap_.end(), lighter);

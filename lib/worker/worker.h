@@ -130,12 +130,12 @@ struct WorkerConfig {
     uint64_t max_delay_cycles = 0;
     bool replay = false;  // time only from packets; wait for buffers instead of dropping
     flow::TableConfig table;
-    const packet::DecodeOptions* decode = nullptr;  // shared, read-only; nullptr: the defaults
-    uint32_t tunnel_contexts = 65536;               // distinct tunnels the worker's flows may ride in
-    uint32_t workers = 1;                           // all workers: the inner conversation's owner is one of them
-    bool handoff = false;                           // pass tunneled packets to their inner conversation's owner
-    uint32_t sample_interval = 0;                   // keep 1 in N received packets (0: all)
-    bool sample_random = false;                     // ... at random (probability 1/N) rather than every Nth
+    const packet::DecodeOptions* decode = nullptr;    // shared, read-only; nullptr: the defaults
+    uint32_t tunnel_contexts = 65536;                 // distinct tunnels the worker's flows may ride in
+    uint32_t workers = 1;                             // all workers: the inner conversation's owner is one of them
+    bool handoff = false;                             // pass tunneled packets to their inner conversation's owner
+    uint32_t sample_interval = 0;                     // keep 1 in N received packets (0: all)
+    bool sample_random = false;                       // ... at random (probability 1/N) rather than every Nth
     const inspect::InspectConfig* inspect = nullptr;  // payload inspection (nullptr: none)
     uint32_t capture_slots = 4096;                    // packets waiting for the capture writer (with capture rules)
     uint32_t capture_snaplen = 2048;                  // bytes of a captured frame kept
@@ -261,7 +261,7 @@ private:
     std::unique_ptr<flow::FlowTable> table_;
     std::unique_ptr<flow::TunnelTable> tunnels_;
     std::unique_ptr<inspect::Inspector> inspector_;
-    bool inspect_on_ = false;  // an inspector with an engine
+    bool inspect_on_ = false;       // an inspector with an engine
     rte_ring* cap_full_ = nullptr;  // CaptureSlot*, this worker produces, the writer consumes
     rte_ring* cap_free_ = nullptr;  // ... and back
     std::unique_ptr<uint8_t[]> cap_mem_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "inspect/inspector.h"
+#include "inspect/ipfix_names.h"
 #include "inspect/names.h"
 #include "inspect/rules.h"
 #include "ipfix/ipfix.h"
@@ -18,18 +19,6 @@
 namespace {
 
 using namespace weir;
-
-class Names : public ipfix::InspectNames {
-public:
-    std::string app(uint16_t h) const override { return inspect::Registry::instance().app_name(h); }
-    bool rule(uint16_t h, uint32_t& id, std::string& tag) const override {
-        const inspect::RuleInfo* r = inspect::Registry::instance().rule_info(h);
-        if (!r) return false;
-        id = r->id;
-        tag = r->tag;
-        return true;
-    }
-};
 
 struct State {
     static constexpr uint32_t kFlows = 16;
@@ -45,7 +34,7 @@ struct State {
         inspect::Ruleset::compile(inspect::load_rules_file(WEIR_RULES_FILE), cfg.depth, WEIR_RULES_FILE);
     inspect::Engine engine{rules, cfg.streams};
     inspect::Inspector insp{cfg, kFlows};
-    Names names;
+    inspect::RegistryNames names;
     ipfix::Layout layout{[this] {
         ipfix::Options o;
         o.biflow = true;
@@ -79,7 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             s.insp.start(flow);
             live[flow] = true;
         }
-        s.insp.scan(flow, dir, proto, 40000 + static_cast<uint16_t>(flow), kPorts[flow % 10], data + i, static_cast<uint32_t>(len));
+        s.insp.scan(flow, dir, proto, 40000 + static_cast<uint16_t>(flow), kPorts[flow % 10], data + i,
+                    static_cast<uint32_t>(len));
         i += len;
     }
     ipfix::MessageEncoder enc(1, static_cast<uint32_t>(s.buf.size()), s.layout);

@@ -249,19 +249,23 @@ def replay(capture, collectors=None, extra=(), timeout=300):
     return p, summary
 
 
+def tshark_rows(capture, fields, options=()):
+    """tshark's fields of every packet of a capture, one dict per packet (field -> text)."""
+    cmd = ["tshark", "-n", "-r", capture] + list(options) + ["-T", "fields", "-E", "separator=/t"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [dict(zip(fields, line.split("\t"))) for line in out.splitlines()]
+
+
 def tshark_truth(capture):
     """Packets and IP-layer octets per directional 5-tuple as tshark reads the capture
     (defragmentation off, so a non-first fragment has ports 0/0)."""
     fields = ["ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ip.proto", "ipv6.nxt", "ip.len", "ipv6.plen",
               "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "sctp.srcport", "sctp.dstport"]
-    cmd = ["tshark", "-n", "-r", capture, "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
-           "-Y", "ip or ipv6", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
-    for f in fields:
-        cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     agg = collections.Counter()
-    for line in out.splitlines():
-        v = dict(zip(fields, line.split("\t")))
+    for v in tshark_rows(capture, fields, ["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
+                                           "-Y", "ip or ipv6", "-E", "occurrence=f"]):
         if v.get("ip.src"):
             src, dst, proto, octets = v["ip.src"], v["ip.dst"], v["ip.proto"], int(v["ip.len"] or 0)
         else:

@@ -55,14 +55,8 @@ class Conversation:
 
 def tshark_conversations(capture):
     """Per conversation (canonical 5-tuple): what tshark makes of it."""
-    cmd = ["tshark", "-n", "-r", capture, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a",
-           "-E", "aggregator=|"]
-    for f in FIELDS:
-        cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     convs = collections.OrderedDict()
-    for line in out.splitlines():
-        v = dict(zip(FIELDS, line.split("\t")))
+    for v in harness.tshark_rows(capture, FIELDS, ["-E", "occurrence=a", "-E", "aggregator=|"]):
         src, dst = v["ip.src"] or v["ipv6.src"], v["ip.dst"] or v["ipv6.dst"]
         if not src or "|" in src or "|" in (v["ip.proto"] + v["ipv6.nxt"]):
             continue  # not IP, or tunneled (more than one IP header)

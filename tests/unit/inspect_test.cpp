@@ -78,7 +78,8 @@ TEST(Rules, ParseErrorsNameTheRuleAndField) {
 
 TEST(Rules, CompileErrorNamesRuleAndHyperscanReason) {
     try {
-        compile(R"({"rules": [{"id": 1, "pattern": "ok", "tag": "a"}, {"id": 42, "name": "broken", "pattern": "a(b", "tag": "b"}]})");
+        compile(
+            R"({"rules": [{"id": 1, "pattern": "ok", "tag": "a"}, {"id": 42, "name": "broken", "pattern": "a(b", "tag": "b"}]})");
         FAIL() << "no error";
     } catch (const RuleError& e) {
         const std::string w = e.what();
@@ -207,14 +208,21 @@ TEST(Names, TlsServerNameFromAClientHello) {
     const std::string host = "example.org";
     std::vector<uint8_t> ext = {0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x17};
     const uint16_t list = static_cast<uint16_t>(3 + host.size());
-    ext.insert(ext.end(), {0x00, 0x00, 0x00, static_cast<uint8_t>(list + 2), 0x00, static_cast<uint8_t>(list), 0x00,
-                           0x00, static_cast<uint8_t>(host.size())});
+    ext.insert(ext.end(),
+               {0x00, 0x00, 0x00, static_cast<uint8_t>(list + 2), 0x00, static_cast<uint8_t>(list), 0x00, 0x00,
+                static_cast<uint8_t>(host.size())});
     ext.insert(ext.end(), host.begin(), host.end());
     hs.push_back(static_cast<uint8_t>(ext.size() >> 8));
     hs.push_back(static_cast<uint8_t>(ext.size()));
     hs.insert(hs.end(), ext.begin(), ext.end());
-    std::vector<uint8_t> rec = {0x16, 0x03, 0x01, static_cast<uint8_t>((hs.size() + 4) >> 8),
-                                static_cast<uint8_t>(hs.size() + 4), 0x01, 0x00, static_cast<uint8_t>(hs.size() >> 8),
+    std::vector<uint8_t> rec = {0x16,
+                                0x03,
+                                0x01,
+                                static_cast<uint8_t>((hs.size() + 4) >> 8),
+                                static_cast<uint8_t>(hs.size() + 4),
+                                0x01,
+                                0x00,
+                                static_cast<uint8_t>(hs.size() >> 8),
                                 static_cast<uint8_t>(hs.size())};
     rec.insert(rec.end(), hs.begin(), hs.end());
     const FoundName f = find_name(rec.data(), rec.size());

@@ -837,8 +837,8 @@ TEST(Decode, PayloadOfTheKeyedLayer) {
     EXPECT_EQ(pi.payload_off, 14u + 24 + 32);
     EXPECT_EQ(pi.payload_len, 5u);
     // UDP inside VXLAN: the tenant's payload, in the inner mode.
-    const Bytes inner = cat({eth(0x0800), ipv4_between(17, 20 + 8 + 5, {192, 168, 0, 1}, {192, 168, 0, 2}),
-                             udp(53, 5353, 8 + 5), data});
+    const Bytes inner = cat(
+        {eth(0x0800), ipv4_between(17, 20 + 8 + 5, {192, 168, 0, 1}, {192, 168, 0, 2}), udp(53, 5353, 8 + 5), data});
     f = outer_udp(49152, 4789, cat({vxlan_hdr(7), inner}));
     ASSERT_EQ(run_opt(f, pi, o), Drop::kNone);
     EXPECT_EQ(pi.tunnel.depth, 1);
