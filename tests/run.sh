@@ -21,7 +21,11 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 status=0
 for b in build build-asan; do
   echo "== meson test -C $b"
-  meson test -C "$b" --print-errorlogs || status=1
+  # Under the sanitizers the core-link corpus test replays every third capture: the release pass
+  # replays them all, and the decoder has a fuzzer of its own.
+  sample=1
+  [ "$b" = build-asan ] && sample=3
+  WEIR_CORE_LINK_SAMPLE=$sample meson test -C "$b" --print-errorlogs || status=1
 done
 passed=0 failed=0
 for b in build build-asan; do
