@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "detect/detector.h"
+#include "detect/hll.h"
+#include "detect/observer.h"
+
+using namespace weir;
+using namespace weir::detect;
+
+namespace {
+
+constexpr uint64_t kSec = 1'000'000'000ull;
+constexpr uint64_t kT0 = 1'700'000'000ull * kSec;
+
+packet::Layer v4(uint32_t src, uint32_t dst, uint8_t proto, uint16_t sport, uint16_t dport, uint8_t flags = 0,
+                 uint32_t len = 60) {
+    packet::Layer l{};
+    const uint32_t s = __builtin_bswap32(src), d = __builtin_bswap32(dst);
+    std::memcpy(l.tuple.src, &s, 4);
+    std::memcpy(l.tuple.dst, &d, 4);
+    l.tuple.proto = proto;
+    l.tuple.sport = sport;
+    l.tuple.dport = dport;
+    l.tuple.ip_version = 4;
+    l.tcp_flags = flags;
+    l.ip_octets = len;
+    return l;
+}
+
+constexpr Seen kNew{true, false, false};
+constexpr Seen kAnswer{false, true, false};
+constexpr Seen kMid{false, false, false};
+constexpr Seen kComplete{false, false, true};
+
+ObserverConfig small_config() {
+    ObserverConfig c;
+    c.sources = 1024;
+    c.pairs = 1024;
+    c.destinations = 256;
+    for (uint16_t p : {53, 123, 161, 1900, 11211}) c.amplifiers.set(p);
+    return c;
+}
+
+// Drives observers and a detector through packet time the way workers and the control loop do.
+struct Rig {
+    explicit Rig(unsigned workers, Thresholds th = {}, ObserverConfig c = small_config()) {
+        for (unsigned i = 0; i < workers; ++i) obs.push_back(std::make_unique<Observer>(c));
+        std::vector<Observer*> p;
+        for (auto& o : obs) p.push_back(o.get());
+        det = std::make_unique<Detector>(th, p);
+    }
+    void at(unsigned w, uint64_t ts) {
+        obs[w]->roll(ts);
+        det->poll(events);
+    }
+    void send(unsigned w, const packet::Layer& l, const Seen& s, uint64_t ts) {
+        at(w, ts);
+        obs[w]->packet(l, s, ts);
+    }
+    void tick_all(uint64_t ts) {
+        for (unsigned w = 0; w < obs.size(); ++w) at(w, ts);
+    }
+    void end() {
+        for (auto& o : obs) o->finish();
+        det->finish(events);
+    }
+    std::vector<nlohmann::json> of(const std::string& kind, const std::string& phase = "start") const {
+        std::vector<nlohmann::json> r;
+        for (const auto& e : events)
+            if (e["kind"] == kind && e["phase"] == phase) r.push_back(e);
+        return r;
+    }
+    std::vector<std::unique_ptr<Observer>> obs;
+    std::unique_ptr<Detector> det;
+    std::vector<nlohmann::json> events;
+};
+
+}  // namespace
+
+TEST(Hll, EstimatesDistinctValuesAndMerges) {
+    Hll a{}, b{}, u{};
+    for (uint64_t i = 0; i < 1000; ++i) {
+        (i % 2 ? a : b).add(mix64(i));
+        u.add(mix64(i));
+        u.add(mix64(i));  // repeats add nothing
+    }
+    EXPECT_NEAR(u.estimate(), 1000, 300);
+    a.merge(b);
+    EXPECT_EQ(std::memcmp(a.r, u.r, sizeof a.r), 0);
+    Hll few{};
+    for (uint64_t i = 0; i < 7; ++i) few.add(mix64(i * 77));
+    EXPECT_NEAR(few.estimate(), 7, 1.5);
+    Hll none{};
+    EXPECT_EQ(none.estimate(), 0);
+}
+
+TEST(Detect, VerticalScanSpreadOverTwoWorkersIsOneEvent) {
+    Rig r(2);
+    const uint32_t scanner = 0x0A000001, target = 0x0A000002;
+    for (uint16_t p = 1; p <= 600; ++p) {
+        const uint64_t ts = kT0 + p * 10'000'000ull;  // 100 ports per second, 6 s
+        r.send(p % 2, v4(scanner, target, 6, 40000, p, 0x02), kNew, ts);
+        if (p % 50 == 0)  // the few open ports answer
+            r.send(p % 2, v4(target, scanner, 6, p, 40000, 0x12), kAnswer, ts + 1000);
+    }
+    r.end();
+    const auto v = r.of("vertical_scan");
+    ASSERT_EQ(v.size(), 1u) << nlohmann::json(r.events).dump();
+    EXPECT_EQ(v[0]["attacker"], "10.0.0.1");
+    EXPECT_EQ(v[0]["victim"], "10.0.0.2");
+    EXPECT_EQ(v[0]["protocol"], "tcp");
+    EXPECT_EQ(v[0]["start_ns"].get<uint64_t>(), kT0 + 10'000'000ull);
+    EXPECT_EQ(r.of("vertical_scan", "end").size(), 1u);
+    const auto end = r.of("vertical_scan", "end")[0];
+    EXPECT_NEAR(end["counts"]["ports_estimate"].get<double>(), 600, 150);
+    EXPECT_EQ(end["counts"]["probes"].get<double>(), 600);
+    EXPECT_EQ(end["counts"]["answered"].get<double>(), 12);
+    EXPECT_TRUE(r.of("syn_flood").empty());
+    EXPECT_TRUE(r.of("horizontal_scan").empty());
+}
+
+TEST(Detect, AnsweredConversationsAreNotScans) {
+    Rig r(1);
+    // A client opening many connections to one server's ports, each answered (passive FTP data).
+    for (uint16_t p = 0; p < 300; ++p) {
+        const uint64_t ts = kT0 + p * 5'000'000ull;
+        r.send(0, v4(0x0A000001, 0x0A000002, 6, 50000 + p, 30000 + p, 0x02), kNew, ts);
+        r.send(0, v4(0x0A000002, 0x0A000001, 6, 30000 + p, 50000 + p, 0x12), kAnswer, ts + 1000);
+    }
+    // A resolver asking 300 servers, each answering.
+    for (uint32_t h = 0; h < 300; ++h) {
+        const uint64_t ts = kT0 + h * 5'000'000ull;
+        r.send(0, v4(0x0A000035, 0xC0000000 + h, 17, 40000 + h, 53), kNew, ts);
+        r.send(0, v4(0xC0000000 + h, 0x0A000035, 17, 53, 40000 + h), kAnswer, ts + 1000);
+    }
+    r.end();
+    EXPECT_TRUE(r.events.empty()) << nlohmann::json(r.events).dump();
+}
+
+TEST(Detect, HorizontalScanIcmpSweepAndAckSweep) {
+    Rig r(2);
+    for (uint32_t h = 0; h < 200; ++h) {
+        const uint64_t ts = kT0 + h * 20'000'000ull;
+        r.send(h % 2, v4(0xC0A80001, 0x0A010000 + h, 6, 33333, 445, 0x02), kNew, ts);
+        r.send(h % 2, v4(0xC0A80002, 0x0A020000 + h, 1, 0, 8 << 8), kNew, ts);
+        r.send(h % 2, v4(0xC0A80003, 0x0A030000 + h, 6, 44444, 80, 0x10), kNew, ts);
+        r.send(h % 2, v4(0x0A030000 + h, 0xC0A80003, 6, 80, 44444, 0x04), kAnswer, ts + 1);  // RST: alive
+    }
+    r.end();
+    const auto hs = r.of("horizontal_scan");
+    ASSERT_EQ(hs.size(), 1u) << nlohmann::json(r.events).dump();
+    EXPECT_EQ(hs[0]["attacker"], "192.168.0.1");
+    EXPECT_EQ(hs[0]["victim"], "many");
+    EXPECT_EQ(hs[0]["port"], 445);
+    const auto sw = r.of("icmp_sweep");
+    ASSERT_EQ(sw.size(), 1u);
+    EXPECT_EQ(sw[0]["attacker"], "192.168.0.2");
+    const auto ack = r.of("ack_sweep");
+    ASSERT_EQ(ack.size(), 1u);
+    EXPECT_EQ(ack[0]["attacker"], "192.168.0.3");
+    EXPECT_EQ(ack[0]["port"], 80);
+}
+
+TEST(Detect, SynFloodFromSpoofedSourcesButNotABusyServer) {
+    Rig r(2);
+    std::mt19937 rng(7);
+    for (uint32_t i = 0; i < 3000; ++i) {
+        const uint64_t ts = kT0 + i * 1'000'000ull;  // 1000 SYN/s for 3 s
+        r.send(i % 2, v4(rng(), 0x0A0000FE, 6, 1024 + i % 60000, 80, 0x02), kNew, ts);
+        // A busy server next door: 1000 handshakes a second, all completed.
+        r.send(i % 2, v4(0x0B000000 + i, 0x0A0000FD, 6, 2000, 443, 0x02), kNew, ts);
+        r.send(i % 2, v4(0x0A0000FD, 0x0B000000 + i, 6, 443, 2000, 0x12), kAnswer, ts + 10);
+        r.send(i % 2, v4(0x0B000000 + i, 0x0A0000FD, 6, 2000, 443, 0x10), kComplete, ts + 20);
+    }
+    r.end();
+    const auto f = r.of("syn_flood");
+    ASSERT_EQ(f.size(), 1u) << nlohmann::json(r.events).dump();
+    EXPECT_EQ(f[0]["victim"], "10.0.0.254");
+    EXPECT_EQ(f[0]["attacker"], "many");
+    EXPECT_FALSE(f[0].contains("port"));
+    const auto end = r.of("syn_flood", "end")[0];
+    EXPECT_GT(end["counts"]["syns"].get<uint64_t>(), 2500u);  // less what each worker saw before it tracked the victim
+    EXPECT_EQ(end["counts"]["completed"].get<uint64_t>(), 0u);
+    EXPECT_GT(end["counts"]["sources_estimate"].get<double>(), 600);  // the most in one interval
+}
+
+TEST(Detect, AmplificationAndTcpReflection) {
+    Rig r(1);
+    for (uint32_t i = 0; i < 3000; ++i) {
+        const uint64_t ts = kT0 + i * 100'000ull;
+        r.send(0, v4(0x50000000 + i % 300, 0x0A0000AA, 17, 123, 40000 + i % 1000, 0, 468), kNew, ts);
+        r.send(0, v4(0x60000000 + i % 50, 0x0A0000BB, 6, 80, 40000 + i % 1000, 0x12), kNew, ts);
+    }
+    // Answers to our own queries are not reflection.
+    for (uint32_t i = 0; i < 3000; ++i) {
+        const uint64_t ts = kT0 + i * 100'000ull;
+        r.send(0, v4(0x0A0000CC, 0x70000000 + i, 17, 5000 + i, 123), kNew, ts);
+        r.send(0, v4(0x70000000 + i, 0x0A0000CC, 17, 123, 5000 + i, 0, 468), kAnswer, ts + 1);
+    }
+    r.end();
+    const auto a = r.of("amplification");
+    ASSERT_EQ(a.size(), 2u) << nlohmann::json(r.events).dump();
+    for (const auto& e : a) {
+        if (e["victim"] == "10.0.0.170") {
+            EXPECT_EQ(e["port"], 123);
+            EXPECT_EQ(e["protocol"], "udp");
+            EXPECT_NEAR(e["counts"]["reflectors_estimate"].get<double>(), 300, 90);
+        } else {
+            EXPECT_EQ(e["victim"], "10.0.0.187");
+            EXPECT_EQ(e["protocol"], "tcp");
+            EXPECT_TRUE(e["evidence"]["amplifier_ports"].contains("tcp-syn-ack"));
+        }
+    }
+}
+
+TEST(Detect, FloodByRateAndDnsTunnelHint) {
+    Thresholds th;
+    th.flood_pps = 5000;
+    Rig r(1, th);
+    for (uint32_t i = 0; i < 20000; ++i) {
+        const uint64_t ts = kT0 + i * 100'000ull;  // 10 kpps of UDP for 2 s, one source
+        r.send(0, v4(0x0C000001, 0x0A0000DD, 17, 9999, 9999, 0, 1200), i ? kMid : kNew, ts);
+    }
+    for (uint32_t i = 0; i < 800; ++i) {
+        const uint64_t ts = kT0 + i * 10'000'000ull;
+        r.send(0, v4(0x0A000077, 0x08080808, 17, 10000 + i, 53, 0, i % 4 ? 200 : 70), kNew, ts);
+        r.send(0, v4(0x08080808, 0x0A000077, 17, 53, 10000 + i, 0, 100), kAnswer, ts + 1);
+    }
+    r.end();
+    const auto f = r.of("flood");
+    ASSERT_EQ(f.size(), 1u) << nlohmann::json(r.events).dump();
+    EXPECT_EQ(f[0]["victim"], "10.0.0.221");
+    EXPECT_EQ(f[0]["attacker"], "12.0.0.1");
+    EXPECT_EQ(f[0]["protocol"], "udp");
+    const auto d = r.of("dns_tunnel");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0]["attacker"], "10.0.0.119");
+}
+
+TEST(Detect, HoldDownKeepsOneAttackOneEvent) {
+    Thresholds th;
+    th.hold_down_s = 5;
+    Rig r(1, th);
+    auto burst = [&](uint64_t start) {
+        for (uint32_t i = 0; i < 500; ++i)
+            r.send(0, v4(0x01000000 + i * 7919, 0x0A000001, 6, 1000, 80, 0x02), kNew, start + i * 1'000'000ull);
+    };
+    burst(kT0);
+    burst(kT0 + 3 * kSec);   // 2.5 s later: within the hold-down
+    burst(kT0 + 20 * kSec);  // long after: a new event
+    r.end();
+    EXPECT_EQ(r.of("syn_flood").size(), 2u) << nlohmann::json(r.events).dump();
+    EXPECT_EQ(r.of("syn_flood", "end").size(), 2u);
+    EXPECT_EQ(r.det->stats().events[static_cast<unsigned>(Kind::kSynFlood)], 2u);
+}
+
+TEST(Detect, FullTablesAreCountedAndLateControlLosesNothing) {
+    ObserverConfig c = small_config();
+    c.sources = 64;
+    c.pairs = 64;
+    Observer o(c);
+    for (uint32_t i = 0; i < 1000; ++i) o.packet(v4(i + 1, 0x0A000001, 6, 1000, 80, 0x02), kNew, kT0 + i);
+    o.roll(kT0 + kSec);  // published
+    const Bank* b = o.take();
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->sources.size() + b->overflow_sources, 1000u);
+    EXPECT_LE(b->sources.size(), 64u);
+    const uint64_t overflowed = b->overflow_sources;
+    EXPECT_EQ(o.stats().overflow_sources, overflowed);
+    // The control side still holds the bank: the worker keeps writing the other one.
+    o.packet(v4(5, 6, 6, 1, 2, 0x02), kNew, kT0 + kSec + 1);
+    o.roll(kT0 + 2 * kSec);
+    EXPECT_EQ(o.stats().late, 1u);
+    EXPECT_EQ(o.through(), kT0 / kSec + 1);  // the held interval is not complete yet
+    o.give();
+    o.packet(v4(5, 6, 6, 1, 3, 0x02), kNew, kT0 + 2 * kSec + 1);
+    o.roll(kT0 + 3 * kSec);
+    b = o.take();
+    ASSERT_NE(b, nullptr);
+    uint32_t probes = 0;
+    b->pairs.each([&](const PairEntry& e) { probes += e.probes; });
+    EXPECT_EQ(probes, 2u);  // both intervals' probes in the one bank
+    EXPECT_EQ(o.stats().intervals, 2u);
+}
