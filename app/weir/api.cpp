@@ -114,6 +114,7 @@ metrics::Snapshot snapshot(Runtime& rt) {
         }
     }
     if (rt.inspection) inspection_metrics(*rt.inspection, rt.workers, s);
+    if (rt.detection) detection_metrics(*rt.detection, rt.workers, s);
     if (rt.capture) {
         s.capture = true;
         const capture::WriterStats c = rt.capture->snapshot();
@@ -180,6 +181,7 @@ nlohmann::json status(Runtime& rt) {
         {"reloads", s.reloads},
         {"reload_failures", s.reload_failures},
         {"inspect", rt.inspection ? inspection_status(*rt.inspection, rt.workers) : json(nullptr)},
+        {"detect", rt.detection ? detection_status(*rt.detection, rt.workers) : json(nullptr)},
         {"config",
          {{"workers", c.workers},
           {"flow_capacity_per_worker", c.flow_capacity},

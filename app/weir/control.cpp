@@ -162,6 +162,8 @@ void control_loop(Runtime& rt) {
     for (;;) {
         unsigned moved = 0;
         for (auto& w : rt.workers) moved += drain(rt, *w);
+        // Detection takes each worker's finished interval (a worker's final flush waits for it).
+        if (rt.detection) rt.detection->poll();
 
         // Reloads: SIGHUP, or the API (which waits for the answer).
         bool api_reload;
@@ -206,6 +208,7 @@ void control_loop(Runtime& rt) {
                 // Workers are done: whatever is still in the rings is all there is.
                 for (auto& w : rt.workers)
                     while (drain(rt, *w) != 0) {}
+                if (rt.detection) rt.detection->finish();  // every event still going on ends
                 std::lock_guard<std::mutex> lock(rt.mu);
                 for (auto& ex : rt.exporters) ex->finish(wall_s());  // final statistics
                 for (auto& ex : rt.exporters) ex->tick(wall_s());

@@ -20,6 +20,7 @@
 #include "dpdk/port.h"
 #include "export/exporter.h"
 #include "capture.h"
+#include "detection.h"
 #include "inspection.h"
 #include "metrics/metrics.h"
 #include "worker/worker.h"
@@ -67,6 +68,7 @@ struct Runtime {
     std::mutex top_mu;                       // one top-flows walk at a time
     std::unique_ptr<Inspection> inspection;  // payload inspection; nullptr when off
     std::unique_ptr<CaptureWriter> capture;  // selective capture's writer; nullptr when off
+    std::unique_ptr<Detection> detection;    // scans, floods, reflection; nullptr when off
 };
 
 // Reload from the API: asks the control thread and waits for its answer.

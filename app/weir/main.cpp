@@ -91,6 +91,9 @@ Options:
                              (default 127.0.0.1:9471; "none" for no server)
       --rules FILE           inspect payload with the Hyperscan rules in FILE (JSON): applications,
                              tags, TLS server names and HTTP Hosts go into the records
+      --events URL           write detection events (scans, sweeps, floods, reflection) as JSON
+                             lines to URL: file:///PATH, tcp://HOST:PORT or udp://HOST:PORT
+      --no-detect            no detection (it is on by default; events also go to the log, /events)
       --metrics ADDR:PORT    also serve /metrics and /healthz alone there, for a Prometheus on
                              another host (the status API and reload stay on --management)
       --hold                 after a replay, keep running with every flow active until SIGINT/SIGTERM
@@ -247,7 +250,9 @@ Cli parse_cli(int argc, char** argv) {
         kLogLevel,
         kMetrics,
         kExport,
-        kRules
+        kRules,
+        kEvents,
+        kNoDetect
     };
     static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
                                       {"read", required_argument, nullptr, 'r'},
@@ -270,6 +275,8 @@ Cli parse_cli(int argc, char** argv) {
                                       {"metrics", required_argument, nullptr, kMetrics},
                                       {"export", required_argument, nullptr, kExport},
                                       {"rules", required_argument, nullptr, kRules},
+                                      {"events", required_argument, nullptr, kEvents},
+                                      {"no-detect", no_argument, nullptr, kNoDetect},
                                       {"version", no_argument, nullptr, 'V'},
                                       {"help", no_argument, nullptr, 'h'},
                                       {nullptr, 0, nullptr, 0}};
@@ -329,6 +336,8 @@ Cli parse_cli(int argc, char** argv) {
             case kRules:
                 set("/inspect/rules", "--rules", std::filesystem::absolute(optarg).lexically_normal().string());
                 break;
+            case kEvents: set("/detect/events", "--events", optarg); break;
+            case kNoDetect: set("/detect/enabled", "--no-detect", false); break;
             case 'V': std::printf("weir %s\n", WEIR_VERSION); std::exit(0);
             case 'h': std::fputs(kUsage, stdout); std::exit(0);
             case ':':
@@ -790,6 +799,9 @@ int main(int argc, char** argv) {
             wc.inspect = rules ? &icfg : nullptr;  // copied by the worker
             wc.capture_slots = cfg.capture.slots_per_worker;
             wc.capture_snaplen = cfg.capture.snaplen;
+            weir::detect::ObserverConfig dcfg = weir::observer_config(cfg.detect);
+            dcfg.wait = cfg.replay;
+            wc.detect = cfg.detect.enabled ? &dcfg : nullptr;  // copied by the worker
 
             wc.buffers = cfg.export_buffers;
             wc.max_delay_cycles = hz / 1000 * cfg.max_delay_ms;
@@ -826,6 +838,7 @@ int main(int argc, char** argv) {
         }
         if (rules) rt.inspection = weir::start_inspection(cfg, rules, rt.workers);
         if (rules && cfg.capture.on()) rt.capture = weir::start_capture(cfg.capture, rt.workers);
+        if (cfg.detect.enabled) rt.detection = weir::start_detection(cfg, rt.workers);
         rt.cfg = cfg;
         weir::log::say(weir::log::Level::kInfo,
                        "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",
@@ -870,7 +883,7 @@ int main(int argc, char** argv) {
             }
             if (mgmt)
                 weir::log::say(weir::log::Level::kInfo,
-                               "weir: metrics and status on http://%s/ (/metrics /status /flows/top /healthz)\n",
+                               "weir: metrics and status on http://%s/ (/metrics /status /flows/top /events /healthz)\n",
                                cfg.management.c_str());
             if (scrape)
                 weir::log::say(weir::log::Level::kInfo, "weir: metrics only on http://%s/ (/metrics /healthz)\n",

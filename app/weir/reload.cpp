@@ -77,6 +77,7 @@ nlohmann::json apply_reload(Runtime& rt) {
         ci.rules = oi.rules;
         fixed(ci == oi, "inspect (depth, packets, streams_per_worker, names_per_worker, carry)");
         fixed(c.capture == o.capture, "capture");
+        for (const auto& key : detection_restart_keys(o.detect, c.detect)) fixed(false, key.c_str());
     }
     // Payload rules: compiled (and engines built) before anything changes; a bad set refuses the
     // whole reload and the old rules stay.
@@ -143,6 +144,7 @@ nlohmann::json apply_reload(Runtime& rt) {
         if (c.template_refresh_s != o.template_refresh_s || c.template_refresh_messages != o.template_refresh_messages)
             changed.push_back("ipfix.template_refresh");
         if (c.stats_interval_s != o.stats_interval_s) changed.push_back("stats_interval_s");
+        if (rt.detection && reload_detection(*rt.detection, o.detect, c.detect)) changed.push_back("detect");
         if (rules) {
             commit_rules(*rt.inspection, std::move(*rules), rt.workers);
             changed.push_back("inspect.rules");

@@ -160,6 +160,7 @@ bool report(Runtime& rt) {
     const bool balanced = rx == handed_packets + dropped_packets + handoff_dropped + drops_total + sampled_out &&
         outer_copies == handed_copies + dropped_copy;
     if (rt.inspection) j["inspect"] = inspection_status(*rt.inspection, rt.workers);
+    if (rt.detection) j["detect"] = detection_status(*rt.detection, rt.workers);
     if (rt.capture) {
         uint64_t chosen = 0, dropped = 0;
         for (const auto& w : rt.workers)

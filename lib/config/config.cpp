@@ -338,6 +338,59 @@ Config from_json(const json& j) {
             r.integer("names_per_worker", c.inspect.names_per_worker, 1, 1 << 24);
             r.integer("carry", c.inspect.carry, 0, 1 << 22);
         }
+        if (const json* t = top.get("detect"); t) {
+            Reader r(*t, "detect", problems);
+            auto& d = c.detect;
+            r.boolean("enabled", d.enabled);
+            r.number("interval_s", d.interval_s, 0.1, 60);
+            r.number("window_s", d.window_s, 0.1, 86400);
+            r.number("hold_down_s", d.hold_down_s, 0, 86400);
+            r.string("events", d.events);
+            if (!d.events.empty()) {
+                Exporter probe;
+                try {
+                    parse_url(d.events, probe);
+                    if (probe.scheme == "http" || probe.scheme == "https")
+                        r.problem(r.at("events"), "expected file://, tcp:// or udp://, got \"" + d.events + "\"");
+                } catch (const std::invalid_argument& e) {
+                    r.problem(r.at("events"), e.what());
+                }
+            }
+            r.integer("sources_per_worker", d.sources_per_worker, 64, 1 << 24);
+            r.integer("pairs_per_worker", d.pairs_per_worker, 64, 1 << 24);
+            r.integer("destinations_per_worker", d.destinations_per_worker, 64, 1 << 22);
+            r.integer("promote_packets", d.promote_packets, 1, 1 << 24);
+            if (const json* ap = r.get("amplifier_ports"); ap) {
+                std::vector<uint16_t> ports;
+                if (!ap->is_array())
+                    r.problem(r.at("amplifier_ports"), "expected an array of UDP ports, got " + Reader::kind(*ap));
+                for (size_t i = 0; ap->is_array() && i < ap->size(); ++i) {
+                    const json& v = (*ap)[i];
+                    if (v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= 65535)
+                        ports.push_back(static_cast<uint16_t>(v.get<int64_t>()));
+                    else
+                        r.problem(r.at("amplifier_ports") + "[" + std::to_string(i) + "]",
+                                  "expected a UDP port 1..65535, got " + Reader::kind(v));
+                }
+                if (ap->is_array()) d.amplifier_ports = std::move(ports);
+            }
+            if (const json* th = r.get("thresholds"); th) {
+                Reader tr(*th, "detect.thresholds", problems);
+                tr.integer("vertical_ports", d.vertical_ports, 2, 65536);
+                tr.integer("horizontal_hosts", d.horizontal_hosts, 2, 1 << 30);
+                tr.integer("sweep_hosts", d.sweep_hosts, 2, 1 << 30);
+                tr.number("max_answered", d.max_answered, 0, 1);
+                tr.number("syn_per_s", d.syn_per_s, 1, 1e12);
+                tr.number("max_completed", d.max_completed, 0, 1);
+                tr.number("flood_pps", d.flood_pps, 1, 1e12);
+                tr.number("flood_bps", d.flood_bps, 1, 1e15);
+                tr.integer("amp_responses", d.amp_responses, 1, 1 << 30);
+                tr.integer("amp_sources", d.amp_sources, 1, 1 << 30);
+                tr.integer("dns_queries", d.dns_queries, 1, 1 << 30);
+                tr.integer("dns_long_bytes", d.dns_long_bytes, 20, 65535);
+                tr.number("dns_long_share", d.dns_long_share, 0, 1);
+            }
+        }
         if (c.capture.on() && c.inspect.rules.empty())
             problems.push_back("capture.dir: capture needs payload rules (inspect.rules) with \"capture\": true");
         if (const json* t = top.get("tunnels"); t) {

@@ -95,6 +95,37 @@ struct Capture {
     bool operator==(const Capture&) const = default;
 };
 
+// Detection of scans, sweeps, floods and reflection (lib/detect): on unless switched off.
+struct Detect {
+    bool enabled = true;
+    double interval_s = 1;            // packet time per decision
+    double window_s = 60;             // scans, sweeps, reflection, DNS: counted per key over this long
+    double hold_down_s = 30;          // an event ends once its condition has not held this long
+    std::string events;               // JSON lines of events: file:///PATH, tcp://HOST:PORT, udp://HOST:PORT; "" none
+    uint32_t sources_per_worker = 16384;     // (source, probe kind) entries per interval
+    uint32_t pairs_per_worker = 16384;       // (source, destination) entries per interval
+    uint32_t destinations_per_worker = 4096;  // destinations tracked exactly per interval
+    uint32_t promote_packets = 64;           // a destination's packets in an interval before it is tracked
+    std::vector<uint16_t> amplifier_ports = {7,   17,   19,   53,   111,  123,  137,   161,   389,   500,
+                                             520, 1434, 1900, 3283, 3478, 3702, 4500,  5353,  5683,  10001,
+                                             11211, 27015, 32414, 33848, 37810};
+    // Thresholds (lib/detect's Thresholds has what each means).
+    uint32_t vertical_ports = 100;
+    uint32_t horizontal_hosts = 64;
+    uint32_t sweep_hosts = 64;
+    double max_answered = 0.2;
+    double syn_per_s = 100;
+    double max_completed = 0.1;
+    double flood_pps = 250000;
+    double flood_bps = 2e9;
+    uint32_t amp_responses = 1000;
+    uint32_t amp_sources = 20;
+    uint32_t dns_queries = 500;
+    uint32_t dns_long_bytes = 128;
+    double dns_long_share = 0.5;
+    bool operator==(const Detect&) const = default;
+};
+
 struct Config {
     std::vector<std::string> eal;  // EAL arguments; empty: weir picks them
     std::vector<Port> ports;
@@ -126,6 +157,7 @@ struct Config {
     Tunnels tunnels;
     Inspect inspect;
     Capture capture;
+    Detect detect;
 
     // Some exporter wants MAC addresses: the flow tables keep them.
     bool want_macs() const {

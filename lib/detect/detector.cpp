@@ -324,6 +324,16 @@ Event& Detector::hold(Kind kind, const std::string& key, uint64_t k, uint64_t fi
     return e;
 }
 
+bool Detector::refresh(Kind kind, const std::string& key, uint64_t k, uint64_t last_ns) {
+    std::string full(1, static_cast<char>(kind));
+    full += key;
+    auto it = active_.find(full);
+    if (it == active_.end()) return false;
+    it->second.held_interval = k;
+    it->second.last_ns = std::max(it->second.last_ns, last_ns);
+    return true;
+}
+
 void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
     ++stats_.intervals_decided;
     const double secs = static_cast<double>(interval_ns_) / 1e9;
@@ -408,7 +418,10 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
         const uint64_t hosts = est(w.dsts);
         const bool quiet = static_cast<double>(w.answered) <= th_.max_answered * static_cast<double>(w.probes);
         Kind ek;
-        if ((kind == Probe::kTcpSyn || kind == Probe::kUdp) && hosts >= th_.horizontal_hosts && quiet)
+        // A horizontal scan tries few ports on many hosts; a peer-to-peer client's probes to its
+        // peers go to as many ports as hosts.
+        const bool few_ports = est(w.dports) * 4 <= hosts;
+        if ((kind == Probe::kTcpSyn || kind == Probe::kUdp) && hosts >= th_.horizontal_hosts && quiet && few_ports)
             ek = Kind::kHorizontalScan;
         else if (kind == Probe::kIcmpEcho && hosts >= th_.sweep_hosts)
             ek = Kind::kIcmpSweep;
@@ -417,8 +430,14 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
         else if (kind == Probe::kDns && w.probes >= th_.dns_queries &&
                  static_cast<double>(w.long_queries) >= th_.dns_long_share * static_cast<double>(w.probes))
             ek = Kind::kDnsTunnel;
-        else
+        else {
+            // A window that started again has not reached the threshold yet: an event going on
+            // goes on while the source keeps probing.
+            static constexpr Kind kOf[kProbeKinds] = {Kind::kHorizontalScan, Kind::kAckSweep, Kind::kHorizontalScan,
+                                                      Kind::kIcmpSweep,      Kind::kDnsTunnel, Kind::kHorizontalScan};
+            refresh(kOf[w.kind < kProbeKinds ? w.kind : 0], key, k, w.last);
             continue;
+        }
         bool st;
         Event& e = hold(ek, key, k, w.first, w.last, out, st);
         e.attacker = attacker;
@@ -462,8 +481,10 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
         if (!p.probes) continue;
         const uint64_t ports = est(w.dports);
         if (ports < th_.vertical_ports ||
-            static_cast<double>(w.answered) > th_.max_answered * static_cast<double>(w.probes))
+            static_cast<double>(w.answered) > th_.max_answered * static_cast<double>(w.probes)) {
+            refresh(Kind::kVerticalScan, key, k, w.last);
             continue;
+        }
         bool st;
         Event& e = hold(Kind::kVerticalScan, key, k, w.first, w.last, out, st);
         e.attacker = addr_text(w.src, w.version);
@@ -495,7 +516,10 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
         DestAgg& w = it->second.agg;
         w.add(d);
         const uint64_t reflectors = est(w.amplifiers);
-        if (w.amp_packets < th_.amp_responses || reflectors < th_.amp_sources) continue;
+        if (w.amp_packets < th_.amp_responses || reflectors < th_.amp_sources) {
+            refresh(Kind::kAmplification, key, k, w.last);
+            continue;
+        }
         bool st;
         Event& e = hold(Kind::kAmplification, key, k, w.first, w.last, out, st);
         e.victim = addr_text(w.dst, w.version);

@@ -115,6 +115,8 @@ private:
     Event& hold(Kind kind, const std::string& key, uint64_t k, uint64_t first_ns, uint64_t last_ns,
                 std::vector<nlohmann::json>& out, bool& started);
     void expire(uint64_t k, std::vector<nlohmann::json>& out);
+    // The event of (kind, key) goes on, if there is one: its key is still active.
+    bool refresh(Kind kind, const std::string& key, uint64_t k, uint64_t last_ns);
 
     Thresholds th_;
     std::vector<Observer*> obs_;

@@ -132,18 +132,20 @@ size_t Observer::memory_bytes() const noexcept {
 }
 
 void Observer::packet(const packet::Layer& l, const Seen& s, uint64_t ts) noexcept {
-    Bank& b = banks_[cur_];
     if (end_ns_ == 0) [[unlikely]] {
         const uint64_t k = ts / cfg_.interval_ns;
-        b.first_interval = b.last_interval = k;
+        banks_[cur_].first_interval = banks_[cur_].last_interval = k;
         end_ns_ = (k + 1) * cfg_.interval_ns;
         through_.store(k, std::memory_order_release);
+    } else if (ts >= end_ns_) [[unlikely]] {
+        roll(ts);  // the first packet of a later interval: not in the bank of an earlier one
     }
+    Bank& b = banks_[cur_];
     b.used = true;
     const packet::Tuple& t = l.tuple;
     const uint64_t h = addr_hash(t.dst, t.ip_version);
-    // Unsolicited responses: a flow that a reflector's answer opens.
-    const bool amp = s.new_flow &&
+    // Unsolicited responses: a reflector's packets in a flow that its answer opened.
+    const bool amp = s.initiator &&
         ((t.proto == 17 && cfg_.amplifiers.test(t.sport)) || (t.proto == 6 && (l.tcp_flags & (kSyn | kAck)) == (kSyn | kAck)));
     uint32_t* c1 = &b.cms[h & (Bank::kCmsWidth - 1)];
     uint32_t* c2 = &b.cms[Bank::kCmsWidth + ((h >> 32) & (Bank::kCmsWidth - 1))];
@@ -340,7 +342,9 @@ void Observer::roll(uint64_t now_ns) noexcept {
     Bank& b = banks_[cur_];
     if (b.used) {
         b.last_interval = k;
-        if (!publish()) {
+        if (cfg_.wait)  // a replay loses nothing by waiting: its packets wait in the file
+            while (!publish()) cpu_relax();
+        else if (!publish()) {
             late_.store(late_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
             end_ns_ = (k + 1) * cfg_.interval_ns;
             return;  // intervals before k are not complete here until this bank is published

@@ -11,7 +11,7 @@
 // Per packet: a hash of the destination and two count-min counters (32 KB, stays in cache);
 // only destinations that pass `promote_packets` in the interval get an exact entry (counts by
 // protocol, SYNs and completed handshakes, distinct sources, unsolicited responses from
-// amplifier ports). Per new flow: its source's entry by probe kind (distinct destinations and
+// amplifier ports: the reflector spoke first). Per new flow: its source's entry by probe kind (distinct destinations and
 // ports) and its (source, destination) entry (distinct ports). Per first answer of a flow: the
 // same two entries learn that a probe was answered. A table group that is full drops the
 // observation, counted.
@@ -47,6 +47,7 @@ struct ObserverConfig {
     uint32_t promote_packets = 64;  // a destination's packets in an interval before it is tracked
     uint32_t dns_long = 128;       // a DNS query of at least this IP length counts as long
     std::bitset<65536> amplifiers;  // UDP source ports of reflectors (53, 123, 161, 1900, ...)
+    bool wait = false;  // a replay: wait for the control side at an interval end instead of merging
 };
 
 // The packets of a destination by protocol.
@@ -158,7 +159,8 @@ struct ObserverStats {
 
 // What a packet is to its flow, as the worker's flow table says.
 struct Seen {
-    bool new_flow;        // the flow's first packet (so from its initiator)
+    bool initiator;       // from the side that sent the flow's first packet
+    bool new_flow;        // the flow's first packet
     bool first_answer;    // the responder's first packet
     bool completion;      // the initiator's ACK that completes a TCP handshake
 };

@@ -200,6 +200,20 @@ std::string render(const Snapshot& s) {
                       "Packets chosen for capture but lost: no capture slot free (the writer is behind).", l,
                       w.capture_dropped);
         }
+        if (w.detect) {
+            b.counter("weir_detect_intervals_total", "Intervals of observations the worker handed to detection.", l,
+                      w.detect_intervals);
+            b.counter("weir_detect_late_total",
+                      "Interval ends when detection had not yet taken the worker's previous interval (merged into "
+                      "the next).",
+                      l, w.detect_late);
+            b.counter("weir_detect_overflow_total", "Observations dropped because a detection table group was full.",
+                      {{"worker", wi}, {"table", "sources"}}, w.detect_overflow_sources);
+            b.counter("weir_detect_overflow_total", "Observations dropped because a detection table group was full.",
+                      {{"worker", wi}, {"table", "pairs"}}, w.detect_overflow_pairs);
+            b.counter("weir_detect_overflow_total", "Observations dropped because a detection table group was full.",
+                      {{"worker", wi}, {"table", "destinations"}}, w.detect_overflow_destinations);
+        }
         if (!w.inspect) continue;
         b.counter("weir_inspect_packets_total", "Payload packets scanned by the rules.", l, w.inspect_packets);
         b.counter("weir_inspect_bytes_total", "Payload bytes scanned by the rules.", l, w.inspect_bytes);
@@ -237,6 +251,22 @@ std::string render(const Snapshot& s) {
                   c.budget_drops);
         b.counter("weir_capture_write_errors_total", "Failed opens and writes of capture files.", {}, c.write_errors);
         b.gauge("weir_capture_disk_bytes", "Bytes in weir's capture files now.", {}, c.on_disk);
+    }
+    if (s.detect) {
+        const auto& d = s.detection;
+        for (const auto& k : d.kinds) {
+            b.counter("weir_detections_total", "Events raised (started), by kind.", {{"kind", k.name}}, k.events);
+            b.gauge("weir_detect_active_events", "Events going on now, by kind.", {{"kind", k.name}}, k.active);
+        }
+        b.counter("weir_detect_decided_intervals_total", "Intervals of packet time detection decided.", {}, d.intervals);
+        b.counter("weir_detect_forced_intervals_total",
+                  "Intervals decided before every worker had passed them (one worker far behind).", {},
+                  d.intervals_forced);
+        b.counter("weir_detect_keys_dropped_total", "Windowed keys (sources, pairs, victims) not held: too many.", {},
+                  d.keys_dropped);
+        b.counter("weir_detect_events_written_total", "Event lines written to detect.events.", {}, d.events_written);
+        b.counter("weir_detect_events_send_errors_total", "Event lines detect.events could not take.", {},
+                  d.events_send_errors);
     }
     if (s.inspect) {
         b.gauge("weir_rules_loaded", "Payload rules in the database in use.", {}, s.rules_loaded);

@@ -45,6 +45,17 @@ struct WorkerSnapshot {
     uint64_t names_truncated = 0, streams_in_use = 0, streams_capacity = 0, carried = 0;
     bool capture = false;
     uint64_t captured = 0, capture_dropped = 0;
+    bool detect = false;
+    uint64_t detect_intervals = 0, detect_late = 0;
+    uint64_t detect_overflow_sources = 0, detect_overflow_pairs = 0, detect_overflow_destinations = 0;
+};
+struct DetectSnapshot {
+    struct Kind {
+        std::string name;
+        uint64_t events = 0, active = 0;
+    };
+    std::vector<Kind> kinds;
+    uint64_t intervals = 0, intervals_forced = 0, keys_dropped = 0, events_written = 0, events_send_errors = 0;
 };
 struct CaptureSnapshot {
     uint64_t packets = 0, bytes = 0, files = 0, deleted = 0, budget_drops = 0, write_errors = 0, on_disk = 0;
@@ -88,6 +99,8 @@ struct Snapshot {
     std::vector<AppSnapshot> apps;
     bool capture = false;
     CaptureSnapshot capture_files;
+    bool detect = false;
+    DetectSnapshot detection;
 };
 
 // The Prometheus text exposition of a snapshot.

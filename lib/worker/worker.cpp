@@ -36,6 +36,7 @@ Worker::Worker(const WorkerConfig& cfg, std::vector<RxQueueRef> queues, int ts_o
       table_(std::make_unique<flow::FlowTable>(cfg.table)),
       tunnels_(std::make_unique<flow::TunnelTable>(cfg.tunnel_contexts)),
       inspector_(cfg.inspect ? std::make_unique<inspect::Inspector>(*cfg.inspect, cfg.table.capacity) : nullptr),
+      observer_(cfg.detect ? std::make_unique<detect::Observer>(*cfg.detect) : nullptr),
       linear_(new uint8_t[kLinearBytes]),
       ts_offset_(ts_offset),
       ts_flag_(ts_flag),
@@ -182,6 +183,7 @@ struct Worker::Burst {
         const rte_mbuf* m;       // the packet itself (nullptr: handed over by another worker, or an outer copy)
         uint32_t plen;
         uint16_t port;
+        bool primary;  // the flow's own view (not a tunnel's outer copy): observed for detection
     } item[kMax];
     uint16_t linktype = packet::kLinkEthernet;
     uint32_t pinned[kMax];
@@ -203,7 +205,7 @@ inline void Worker::add(Burst& b, const packet::Layer& l, const packet::TunnelIn
         table_->prepare(l, ref, view, pk);
         pk.tunnel_src_hi = ref && src_hi;
     }
-    b.item[b.n++] = Burst::Item{&l, macs, ts, payload, m, plen, port};
+    b.item[b.n++] = Burst::Item{&l, macs, ts, payload, m, plen, port, view == flow::kViewPrimary};
 }
 
 // A packet of a flow that is new, still being inspected or being captured (`where`: what
@@ -274,11 +276,22 @@ void Worker::capture(const flow::FlowEntry& e, uint16_t rule, const rte_mbuf* m,
     stats_.captured.add();
 }
 
+// What the flow table said of a packet, for detection: a new flow's first packet, the responder's
+// first answer, the initiator's ACK that completes a TCP handshake.
+inline void Worker::observe(const packet::Layer& l, uint32_t where, uint64_t ts) noexcept {
+    const flow::FlowEntry& e = table_->entry(where >> 2);
+    const bool answer = (where & 3) == 1 && e.c[1].packets == 1;
+    const bool completion = (where & 3) == 0 && l.tuple.proto == 6 && e.c[0].packets == 2 &&
+        (l.tcp_flags & 0x12) == 0x10 && (e.a[1].tcp_flags & 0x02);
+    observer_->packet(l, detect::Seen{(where & 1) == 0, (where & 2) != 0, answer, completion}, ts);
+}
+
 void Worker::account(Burst& b) noexcept {
     for (uint32_t i = 0; i < b.n; ++i) table_->locate(b.prep[i]);
     for (uint32_t i = 0; i < b.n; ++i) {
         const uint32_t where =
             table_->update(b.prep[i], *b.item[i].layer, b.item[i].ts, b.item[i].port, *this, b.item[i].macs);
+        if (observer_ && b.item[i].primary) observe(*b.item[i].layer, where, b.item[i].ts);
         if (inspect_on_) [[unlikely]] {
             const Burst::Item& it = b.item[i];
             const uint8_t st = table_->entry(where >> 2).state;
@@ -598,6 +611,7 @@ void Worker::housekeeping(uint64_t now_ns, uint64_t now_tsc) noexcept {
     // Live ports: time moves on without packets too, so idle flows expire.
     if (!cfg_.replay && now_ns > clock_ns_) clock_ns_ = now_ns;
     table_->expire(clock_ns_, 256, *this);
+    if (observer_) observer_->roll(clock_ns_);
     if (current_ && current_->count && now_tsc - current_since_ > cfg_.max_delay_cycles) hand_off();
 }
 
@@ -605,6 +619,7 @@ void Worker::finish() noexcept {
     final_flush_ = true;
     table_->flush(*this);
     if (current_ && current_->count) hand_off();
+    if (observer_) observer_->finish();
 }
 
 }  // namespace weir

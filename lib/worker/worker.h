@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/counter.h"
+#include "detect/observer.h"
 #include "flow/flow_record.h"
 #include "flow/flow_table.h"
 #include "flow/tunnel_table.h"
@@ -139,6 +140,7 @@ struct WorkerConfig {
     const inspect::InspectConfig* inspect = nullptr;  // payload inspection (nullptr: none)
     uint32_t capture_slots = 4096;                    // packets waiting for the capture writer (with capture rules)
     uint32_t capture_snaplen = 2048;                  // bytes of a captured frame kept
+    const detect::ObserverConfig* detect = nullptr;   // scans, floods, reflection (nullptr: none)
 };
 
 class Worker {
@@ -210,6 +212,8 @@ public:
     bool set_engine(inspect::Engine* e, uint64_t generation) noexcept;
     uint64_t engine_generation() const noexcept { return engine_gen_.load(std::memory_order_acquire); }
     const inspect::Inspector* inspector() const noexcept { return inspector_.get(); }
+    // Detection's per-interval observations (nullptr when off): the control side takes them.
+    detect::Observer* observer() const noexcept { return observer_.get(); }
 
     // New timeouts from a reload; the worker applies them at its next loop iteration.
     bool set_timeouts(uint64_t idle_ns, uint64_t active_ns, uint64_t tcp_end_ns) noexcept;
@@ -243,6 +247,7 @@ private:
     void capture(const flow::FlowEntry& e, uint16_t rule, const rte_mbuf* m, uint16_t linktype, uint64_t ts,
                  uint16_t port) noexcept;
     void account(Burst& b) noexcept;
+    void observe(const packet::Layer& l, uint32_t where, uint64_t ts) noexcept;
     // Hands decoded packets to their owners: one burst per owner ring.
     void send_handoffs(Handoff* out, const uint32_t* owner, uint32_t n) noexcept;
     void enqueue_handoffs(uint32_t owner, const Handoff* h, uint32_t n) noexcept;
@@ -261,6 +266,7 @@ private:
     std::unique_ptr<flow::FlowTable> table_;
     std::unique_ptr<flow::TunnelTable> tunnels_;
     std::unique_ptr<inspect::Inspector> inspector_;
+    std::unique_ptr<detect::Observer> observer_;
     bool inspect_on_ = false;       // an inspector with an engine
     rte_ring* cap_full_ = nullptr;  // CaptureSlot*, this worker produces, the writer consumes
     rte_ring* cap_free_ = nullptr;  // ... and back

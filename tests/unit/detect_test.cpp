@@ -33,10 +33,10 @@ packet::Layer v4(uint32_t src, uint32_t dst, uint8_t proto, uint16_t sport, uint
     return l;
 }
 
-constexpr Seen kNew{true, false, false};
-constexpr Seen kAnswer{false, true, false};
-constexpr Seen kMid{false, false, false};
-constexpr Seen kComplete{false, false, true};
+constexpr Seen kNew{true, true, false, false};
+constexpr Seen kAnswer{false, false, true, false};
+constexpr Seen kMid{true, false, false, false};
+constexpr Seen kComplete{true, false, false, true};
 
 ObserverConfig small_config() {
     ObserverConfig c;
@@ -59,9 +59,11 @@ struct Rig {
         obs[w]->roll(ts);
         det->poll(events);
     }
+    // As a worker does: the packet first (it ends an interval itself), the loop's roll after.
     void send(unsigned w, const packet::Layer& l, const Seen& s, uint64_t ts) {
-        at(w, ts);
         obs[w]->packet(l, s, ts);
+        det->poll(events);
+        at(w, ts);
     }
     void tick_all(uint64_t ts) {
         for (unsigned w = 0; w < obs.size(); ++w) at(w, ts);
@@ -287,4 +289,16 @@ TEST(Detect, FullTablesAreCountedAndLateControlLosesNothing) {
     b->pairs.each([&](const PairEntry& e) { probes += e.probes; });
     EXPECT_EQ(probes, 2u);  // both intervals' probes in the one bank
     EXPECT_EQ(o.stats().intervals, 2u);
+}
+
+TEST(Detect, ASlowAttackStaysOneEventAcrossWindows) {
+    Thresholds th;
+    th.amp_responses = 20;
+    th.amp_sources = 2;
+    Rig r(1, th);
+    for (uint32_t i = 0; i < 400; ++i)  // one reflected SYN-ACK every 1.5 s for 10 minutes
+        r.send(0, v4(0x60000000 + i % 3, 0x0A0000BB, 6, 80, 40000 + i % 7, 0x12), i < 21 ? kNew : kMid,
+               kT0 + i * 1'500'000'000ull);
+    r.end();
+    EXPECT_EQ(r.of("amplification").size(), 1u) << nlohmann::json(r.events).dump();
 }
