@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "detect/detector.h"
 #include "worker/worker.h"
 
 namespace {
@@ -81,6 +82,7 @@ struct Options {
     uint32_t workers = 1;
     uint64_t packets = 20'000'000;  // timed packets per worker (at least 2 x flows)
     bool no_handoff = false;        // tunneled packets stay where they arrive (as with innermost-header RSS)
+    bool detect = false;            // detection on (default configuration), its control side merging untimed
 };
 
 // Hand-off between the workers of one run: each worker's inbound ring, and how many have finished.
@@ -184,7 +186,9 @@ std::vector<uint32_t> make_sequence(const Scenario& sc, size_t n, uint64_t seed)
 
 struct Result {
     uint64_t packets = 0, cycles = 0, pmd_cycles = 0, created = 0, records = 0, dropped = 0, handed = 0,
-             handoff_dropped = 0, inspected_bytes = 0, inspected_flows = 0, inspect_skipped = 0;
+             handoff_dropped = 0, inspected_bytes = 0, inspected_flows = 0, inspect_skipped = 0, detect_events = 0,
+             detect_overflow = 0;
+    size_t detect_bytes = 0;
     size_t table_bytes = 0;
     uint32_t capacity = 0;
 };
@@ -246,7 +250,17 @@ int run_worker(void* arg) {
             std::fprintf(stderr, "worker_bench: 1000 rules: database %zu B, stream state %zu B per direction\n",
                          engine->ruleset().database_bytes(), engine->ruleset().stream_bytes());
     }
+    weir::detect::ObserverConfig dcfg;  // the configuration's defaults
+    for (uint16_t p : {7,    17,   19,   53,   111,  123,  137,   161,   389,   500,   520,   1434, 1900,
+                       3283, 3478, 3702, 4500, 5353, 5683, 10001, 11211, 27015, 32414, 33848, 37810})
+        dcfg.amplifiers.set(p);
+    if (opt.detect) wc.detect = &dcfg;
     auto w = std::make_unique<weir::Worker>(wc, std::vector<weir::RxQueueRef>{}, -1, 0, hz, 0, rte_rdtsc());
+    std::unique_ptr<weir::detect::Detector> detector;
+    std::vector<nlohmann::json> events;
+    if (w->observer())
+        detector = std::make_unique<weir::detect::Detector>(weir::detect::Thresholds{},
+                                                            std::vector<weir::detect::Observer*>{w->observer()});
     w->attach_engine(engine.get());
     if (wc.handoff) w->connect(r.mesh->inbound, &r.mesh->stopped);
     weir::RxQueueRef q{0, 0, weir::packet::kLinkEthernet, 0};
@@ -328,6 +342,11 @@ int run_worker(void* arg) {
         unsigned n;
         while ((n = rte_ring_sc_dequeue_burst(w->full_ring(), bufs, 64, nullptr)) != 0)
             rte_ring_sp_enqueue_burst(w->free_ring(), bufs, n, nullptr);
+        if (detector) {  // the control side's merge and decisions (untimed, as draining is)
+            detector->poll(events);
+            for (const auto& e : events) r.res.detect_events += e["phase"] == "start";
+            events.clear();
+        }
     };
 
     // Warm-up: every flow of the population once (not for the SYN flood), untimed.
@@ -412,6 +431,11 @@ int run_worker(void* arg) {
         r.res.inspect_skipped = in->stats().skipped.get();
     }
     r.res.capacity = w->table_capacity();
+    if (const auto* o = w->observer()) {
+        const auto st = o->stats();
+        r.res.detect_overflow = st.overflow_sources + st.overflow_pairs + st.overflow_destinations;
+        r.res.detect_bytes = o->memory_bytes();
+    }
     rte_pktmbuf_free_bulk(ring.data(), kRing);
     if (opt.pmd) {
         rte_eth_dev_stop(port);
@@ -449,25 +473,24 @@ int main(int argc, char** argv) {
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += std::string(i ? " " : "") + argv[i];
     Options opt;
-    static const option longopts[] = {{"scenario", required_argument, nullptr, 's'},
-                                      {"mode", required_argument, nullptr, 'm'},
-                                      {"workers", required_argument, nullptr, 'w'},
-                                      {"packets", required_argument, nullptr, 'n'},
-                                      {"no-handoff", no_argument, nullptr, 'H'},
-                                      {"help", no_argument, nullptr, 'h'},
-                                      {nullptr, 0, nullptr, 0}};
+    static const option longopts[] = {
+        {"scenario", required_argument, nullptr, 's'}, {"mode", required_argument, nullptr, 'm'},
+        {"workers", required_argument, nullptr, 'w'},  {"packets", required_argument, nullptr, 'n'},
+        {"no-handoff", no_argument, nullptr, 'H'},     {"detect", no_argument, nullptr, 'D'},
+        {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "s:m:w:n:Hh", longopts, nullptr)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:m:w:n:HDh", longopts, nullptr)) != -1) {
         switch (c) {
             case 's': opt.only = optarg; break;
             case 'm': opt.pmd = std::string(optarg) == "pmd"; break;
             case 'w': opt.workers = static_cast<uint32_t>(std::stoul(optarg)); break;
             case 'n': opt.packets = std::stoull(optarg); break;
             case 'H': opt.no_handoff = true; break;
+            case 'D': opt.detect = true; break;
             default:
                 std::printf(
                     "usage: worker_bench [--scenario NAME|list] [--mode inmem|pmd] [--workers N] [--packets N] "
-                    "[--no-handoff]\n");
+                    "[--no-handoff] [--detect]\n");
                 return c == 'h' ? 0 : 2;
         }
     }
@@ -528,6 +551,9 @@ int main(int argc, char** argv) {
             sum.inspected_bytes += r.res.inspected_bytes;
             sum.inspected_flows += r.res.inspected_flows;
             sum.inspect_skipped += r.res.inspect_skipped;
+            sum.detect_events += r.res.detect_events;
+            sum.detect_overflow += r.res.detect_overflow;
+            sum.detect_bytes = r.res.detect_bytes;
             const double secs = r.res.cycles / hz;
             mpps += r.res.packets / secs / 1e6;  // workers run in parallel: rates add
             secs_max = std::max(secs_max, secs);
@@ -542,15 +568,17 @@ int main(int argc, char** argv) {
             "scenario=%s flows=%u pkt_bytes=%.0f mpps=%.2f cycles_per_pkt=%.1f new_flows_per_s=%.0f "
             "bytes_per_flow=%.0f workers=%u mode=%s records_per_s=%.0f hit_rate=%.4f pmd_cycles_per_pkt=%.1f "
             "export_drops=%lu handed=%lu handoff_drops=%lu table_mib=%.1f inspected_bytes_per_pkt=%.1f "
-            "inspected_flows=%lu inspect_skipped=%lu tsc_ghz=%.2f cmd=\"%s\"\n",
+            "inspected_flows=%lu inspect_skipped=%lu detect=%d detect_events=%lu detect_overflow=%lu detect_mib=%.1f "
+            "tsc_ghz=%.2f cmd=\"%s\"\n",
             sc.name.c_str(), sc.synflood ? sum.capacity : sc.flows, pkt_bytes, mpps, cpp, sum.created / secs_max,
             static_cast<double>(sum.table_bytes) / sum.capacity, opt.workers, opt.pmd ? "pmd" : "inmem",
             sum.records / secs_max, 1.0 - static_cast<double>(sum.created) / sum.packets,
             static_cast<double>(sum.pmd_cycles) / sum.packets, static_cast<unsigned long>(sum.dropped),
             static_cast<unsigned long>(sum.handed), static_cast<unsigned long>(sum.handoff_dropped),
             sum.table_bytes / 1048576.0, static_cast<double>(sum.inspected_bytes) / sum.packets,
-            static_cast<unsigned long>(sum.inspected_flows), static_cast<unsigned long>(sum.inspect_skipped), hz / 1e9,
-            cmdline.c_str());
+            static_cast<unsigned long>(sum.inspected_flows), static_cast<unsigned long>(sum.inspect_skipped),
+            opt.detect ? 1 : 0, static_cast<unsigned long>(sum.detect_events),
+            static_cast<unsigned long>(sum.detect_overflow), sum.detect_bytes / 1048576.0, hz / 1e9, cmdline.c_str());
         std::fflush(stdout);
     }
     rte_eal_cleanup();

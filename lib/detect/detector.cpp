@@ -277,8 +277,11 @@ unsigned Detector::poll(std::vector<nlohmann::json>& out) {
         decide(k, a, out);
         decided_ = k + 1;
     }
-    if (through != UINT64_MAX && through > decided_) decided_ = through;
-    if (through != UINT64_MAX && decided_) expire(decided_ - 1, out);
+    // Time moved on without observations (quiet workers still pass intervals): events end.
+    if (through != UINT64_MAX && through > decided_) {
+        decided_ = through;
+        expire(decided_ - 1, out);
+    }
     return n;
 }
 
@@ -394,7 +397,6 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
         }
     }
 
-
     // Per source and probe kind, over the window.
     for (auto& [key, s] : a.src) {
         auto it = win_->src.find(key);
@@ -433,7 +435,7 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
         else {
             // A window that started again has not reached the threshold yet: an event going on
             // goes on while the source keeps probing.
-            static constexpr Kind kOf[kProbeKinds] = {Kind::kHorizontalScan, Kind::kAckSweep, Kind::kHorizontalScan,
+            static constexpr Kind kOf[kProbeKinds] = {Kind::kHorizontalScan, Kind::kAckSweep,  Kind::kHorizontalScan,
                                                       Kind::kIcmpSweep,      Kind::kDnsTunnel, Kind::kHorizontalScan};
             refresh(kOf[w.kind < kProbeKinds ? w.kind : 0], key, k, w.last);
             continue;

@@ -64,13 +64,13 @@ struct Event {
     uint64_t id = 0;
     Kind kind{};
     bool active = true;
-    uint64_t start_ns = 0;  // packet time of the first observation behind it
-    uint64_t last_ns = 0;   // ... and of the latest
+    uint64_t start_ns = 0;       // packet time of the first observation behind it
+    uint64_t last_ns = 0;        // ... and of the latest
     uint64_t held_interval = 0;  // last interval the condition held in
-    std::string attacker;   // an address, or "many"
-    std::string victim;     // an address, or "many"
+    std::string attacker;        // an address, or "many"
+    std::string victim;          // an address, or "many"
     uint8_t proto = 0;
-    uint16_t port = 0;  // the one port (or ICMP type) it is about, 0 if several
+    uint16_t port = 0;        // the one port (or ICMP type) it is about, 0 if several
     nlohmann::json counts;    // numbers, peak rates
     nlohmann::json evidence;  // sample ports, sample sources, amplifier ports
     nlohmann::json to_json(const char* phase) const;
@@ -78,11 +78,11 @@ struct Event {
 
 struct DetectorStats {
     uint64_t intervals_decided = 0;
-    uint64_t intervals_forced = 0;   // decided before every worker had passed them (one was far behind)
+    uint64_t intervals_forced = 0;  // decided before every worker had passed them (one was far behind)
     uint64_t banks_merged = 0;
-    uint64_t keys_dropped = 0;       // windowed keys beyond max_keys
-    uint64_t events[kKinds] = {};    // started, by kind
-    uint64_t active[kKinds] = {};    // now
+    uint64_t keys_dropped = 0;     // windowed keys beyond max_keys
+    uint64_t events[kKinds] = {};  // started, by kind
+    uint64_t active[kKinds] = {};  // now
 };
 
 class Detector {

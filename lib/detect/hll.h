@@ -44,7 +44,7 @@ struct alignas(64) Hll {
 static_assert(sizeof(Hll) == 64);
 
 // 64-bit finaliser (splitmix64): spreads a value's bits over the whole word.
-inline uint64_t mix64(uint64_t x) noexcept {
+constexpr uint64_t mix64(uint64_t x) noexcept {
     x ^= x >> 30;
     x *= 0xBF58476D1CE4E5B9ull;
     x ^= x >> 27;

@@ -3,6 +3,10 @@
 
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace weir::detect {
 namespace {
 
@@ -35,6 +39,19 @@ void sample_port(uint16_t (&ports)[N], uint16_t& n, uint16_t port) {
         if (ports[i] == port) return;
     if (n < N) ports[n++] = port;
 }
+
+constexpr uint64_t kKindSalt[kProbeKinds] = {mix64(1), mix64(2), mix64(3), mix64(4), mix64(5), mix64(6)};
+
+#if defined(__SSE2__)
+// The even bits of a byte mask of 16-bit lanes: one bit per lane.
+inline unsigned even_bits(int m) noexcept {
+    unsigned x = static_cast<unsigned>(m) & 0x5555u;
+    x = (x | (x >> 1)) & 0x3333u;
+    x = (x | (x >> 2)) & 0x0F0Fu;
+    x = (x | (x >> 4)) & 0x00FFu;
+    return x;
+}
+#endif
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -69,33 +86,55 @@ void GroupTable<E>::clear() noexcept {
     size_ = 0;
 }
 
+// The slots of a group whose tag is `tag` (bit i: slot i), and those still empty.
+inline void group_masks(const uint16_t* tags, uint16_t tag, unsigned& match, unsigned& empty) noexcept {
+#if defined(__SSE2__)
+    const __m128i g = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tags));
+    // Two mask bits per 16-bit lane: keep the even ones.
+    match = static_cast<unsigned>(
+        even_bits(_mm_movemask_epi8(_mm_cmpeq_epi16(g, _mm_set1_epi16(static_cast<short>(tag))))));
+    empty = static_cast<unsigned>(even_bits(_mm_movemask_epi8(_mm_cmpeq_epi16(g, _mm_setzero_si128()))));
+#else
+    match = empty = 0;
+    for (unsigned i = 0; i < 8; ++i) {
+        match |= unsigned{tags[i] == tag} << i;
+        empty |= unsigned{tags[i] == 0} << i;
+    }
+#endif
+}
+
 template <class E>
 template <class Same>
 E* GroupTable<E>::find_or_add(uint64_t hash, Same&& same, bool& created) noexcept {
     const uint32_t g = static_cast<uint32_t>(hash) & mask_ & ~7u;
     const auto tag = static_cast<uint16_t>((hash >> 48) | 1);
     created = false;
-    for (uint32_t i = g; i < g + 8; ++i) {
-        if (tags_[i] == tag && same(entries_[i])) return &entries_[i];
-        if (tags_[i] == 0) {  // slots fill in order and never empty within an interval: not here
-            tags_[i] = tag;
-            ++size_;
-            std::memset(static_cast<void*>(&entries_[i]), 0, sizeof(E));
-            created = true;
-            return &entries_[i];
-        }
+    unsigned match, empty;
+    group_masks(&tags_[g], tag, match, empty);
+    for (; match; match &= match - 1) {
+        const uint32_t i = g + static_cast<uint32_t>(__builtin_ctz(match));
+        if (same(entries_[i])) return &entries_[i];
     }
-    return nullptr;
+    if (!empty) return nullptr;
+    // Slots fill in order and never empty within an interval: the first empty one is next.
+    const uint32_t i = g + static_cast<uint32_t>(__builtin_ctz(empty));
+    tags_[i] = tag;
+    ++size_;
+    std::memset(static_cast<void*>(&entries_[i]), 0, sizeof(E));
+    created = true;
+    return &entries_[i];
 }
 
 template <class E>
 template <class Same>
-const E* GroupTable<E>::find(uint64_t hash, Same&& same) const noexcept {
+E* GroupTable<E>::find(uint64_t hash, Same&& same) noexcept {
     const uint32_t g = static_cast<uint32_t>(hash) & mask_ & ~7u;
     const auto tag = static_cast<uint16_t>((hash >> 48) | 1);
-    for (uint32_t i = g; i < g + 8; ++i) {
-        if (tags_[i] == tag && same(entries_[i])) return &entries_[i];
-        if (tags_[i] == 0) return nullptr;
+    unsigned match, empty;
+    group_masks(&tags_[g], tag, match, empty);
+    for (; match; match &= match - 1) {
+        const uint32_t i = g + static_cast<uint32_t>(__builtin_ctz(match));
+        if (same(entries_[i])) return &entries_[i];
     }
     return nullptr;
 }
@@ -105,7 +144,7 @@ template class GroupTable<PairEntry>;
 template class GroupTable<DestEntry>;
 
 Bank::Bank(const ObserverConfig& c)
-    : sources(c.sources), pairs(c.pairs), dests(c.destinations), cms(new uint32_t[2 * kCmsWidth]()) {}
+    : sources(c.sources), pairs(c.pairs), dests(c.destinations), cms(new uint16_t[4 * kCmsWidth]()) {}
 
 void Bank::reset(uint64_t interval) noexcept {
     first_interval = last_interval = interval;
@@ -113,8 +152,9 @@ void Bank::reset(uint64_t interval) noexcept {
         sources.clear();
         pairs.clear();
         dests.clear();
-        std::memset(cms.get(), 0, sizeof(uint32_t) * 2 * kCmsWidth);
+        std::memset(cms.get(), 0, sizeof(uint16_t) * 4 * kCmsWidth);
     }
+    packets = syns = 0;
     used = false;
     overflow_sources = overflow_pairs = overflow_destinations = 0;
 }
@@ -127,11 +167,11 @@ size_t Observer::memory_bytes() const noexcept {
     size_t n = 0;
     for (const Bank& b : banks_)
         n += b.sources.memory_bytes() + b.pairs.memory_bytes() + b.dests.memory_bytes() +
-            2 * Bank::kCmsWidth * sizeof(uint32_t);
+            4 * Bank::kCmsWidth * sizeof(uint16_t);
     return n;
 }
 
-void Observer::packet(const packet::Layer& l, const Seen& s, uint64_t ts) noexcept {
+void Observer::packet(const packet::Layer& l, const Seen& s, uint64_t ts, uint64_t h) noexcept {
     if (end_ns_ == 0) [[unlikely]] {
         const uint64_t k = ts / cfg_.interval_ns;
         banks_[cur_].first_interval = banks_[cur_].last_interval = k;
@@ -143,24 +183,57 @@ void Observer::packet(const packet::Layer& l, const Seen& s, uint64_t ts) noexce
     Bank& b = banks_[cur_];
     b.used = true;
     const packet::Tuple& t = l.tuple;
-    const uint64_t h = addr_hash(t.dst, t.ip_version);
     // Unsolicited responses: a reflector's packets in a flow that its answer opened.
     const bool amp = s.initiator &&
-        ((t.proto == 17 && cfg_.amplifiers.test(t.sport)) || (t.proto == 6 && (l.tcp_flags & (kSyn | kAck)) == (kSyn | kAck)));
-    uint32_t* c1 = &b.cms[h & (Bank::kCmsWidth - 1)];
-    uint32_t* c2 = &b.cms[Bank::kCmsWidth + ((h >> 32) & (Bank::kCmsWidth - 1))];
-    const uint32_t est = ++*c1 < ++*c2 ? *c1 : *c2;
-    if (est >= cfg_.promote_packets || amp) touch_dest(b, l, h, ts, s, amp, t.proto == 17 ? t.sport : 0);
+        ((t.proto == 17 && cfg_.amplifiers.test(t.sport)) ||
+         (t.proto == 6 && (l.tcp_flags & (kSyn | kAck)) == (kSyn | kAck)));
+    constexpr uint32_t W = Bank::kCmsWidth;
+    const uint32_t i1 = h & (W - 1), i2 = W + ((h >> 32) & (W - 1));
+    uint16_t* cms = b.cms.get();
+    auto bump = [](uint16_t* c, uint32_t a, uint32_t z) -> uint32_t {
+        c[a] = static_cast<uint16_t>(c[a] + (c[a] != 0xFFFF));
+        c[z] = static_cast<uint16_t>(c[z] + (c[z] != 0xFFFF));
+        return c[a] < c[z] ? c[a] : c[z];
+    };
+    const uint32_t est = bump(cms, i1, i2);
+    ++b.packets;
+    // Tracked exactly: a destination with 1/256 of the worker's packets, or 1/1024 of its SYNs
+    // (SYNs are few; a SYN flood's victim must stand out among them, not among all packets).
+    bool heavy = est >= cfg_.promote_packets && uint64_t{est} * W >= Bank::kPacketShare * b.packets;
+    if (t.proto == 6 && (l.tcp_flags & (kSyn | kAck)) == kSyn) {
+        const uint32_t se = bump(cms + 2 * W, i1, i2);
+        ++b.syns;
+        heavy = heavy || (se >= cfg_.promote_packets && uint64_t{se} * W >= Bank::kSynShare * b.syns);
+    } else if (s.completion && !heavy) [[unlikely]] {
+        // A handshake that completes counts against its destination's SYNs: the SYN sketch
+        // says whether that destination is tracked for them.
+        const uint16_t* sc = cms + 2 * W;
+        const uint32_t se = sc[i1] < sc[i2] ? sc[i1] : sc[i2];
+        heavy = se >= cfg_.promote_packets && uint64_t{se} * W >= Bank::kSynShare * b.syns;
+    }
+    if (heavy || amp) {
+        // A tracked destination's ordinary packets (established, not a SYN, not the handshake's
+        // completion, not from a reflector) are sampled: every eighth of the worker's packets,
+        // counted eight times. What the rules count one by one stays exact.
+        const bool exact = amp || s.new_flow || s.completion || (t.proto == 6 && (l.tcp_flags & kSyn));
+        if (exact || (b.packets & (kOrdinarySample - 1)) == 0)
+            touch_dest(b, l, h, ts, s, amp, t.proto == 17 ? t.sport : 0, exact ? 1 : kOrdinarySample);
+    }
     if (s.new_flow && !amp) {
         if (t.proto == 6) {
             const uint8_t f = l.tcp_flags;
             if (f & kRst) return;
-            probe(b, l, (f & kSyn) ? Probe::kTcpSyn : (f & kAck) ? Probe::kTcpAck : Probe::kOther, ts);
+            probe(b, l,
+                  (f & kSyn)       ? Probe::kTcpSyn
+                      : (f & kAck) ? Probe::kTcpAck
+                                   : Probe::kOther,
+                  ts, addr_hash(t.src, t.ip_version), h);
         } else if (t.proto == 17) {
-            probe(b, l, Probe::kUdp, ts);
-            if (t.dport == 53) probe(b, l, Probe::kDns, ts);
+            const uint64_t hs = addr_hash(t.src, t.ip_version);
+            probe(b, l, Probe::kUdp, ts, hs, h);
+            if (t.dport == 53) probe(b, l, Probe::kDns, ts, hs, h);
         } else if (icmp_echo_request(t)) {
-            probe(b, l, Probe::kIcmpEcho, ts);
+            probe(b, l, Probe::kIcmpEcho, ts, addr_hash(t.src, t.ip_version), h);
         }
     } else if (s.first_answer) [[unlikely]] {
         answer(b, l);
@@ -168,14 +241,14 @@ void Observer::packet(const packet::Layer& l, const Seen& s, uint64_t ts) noexce
 }
 
 void Observer::touch_dest(Bank& b, const packet::Layer& l, uint64_t h, uint64_t ts, const Seen& s, bool amp,
-                          uint16_t amp_port) noexcept {
+                          uint16_t amp_port, uint32_t weight) noexcept {
     const packet::Tuple& t = l.tuple;
     bool created;
     DestEntry* e = b.dests.find_or_add(
         h, [&](const DestEntry& d) { return d.version == t.ip_version && std::memcmp(d.dst, t.dst, 16) == 0; },
         created);
     if (!e) {
-        ++b.overflow_destinations;
+        overflowed(b.overflow_destinations, ovf_dst_);
         return;
     }
     if (created) {
@@ -185,13 +258,15 @@ void Observer::touch_dest(Bank& b, const packet::Layer& l, uint64_t h, uint64_t 
     }
     if (ts > e->last_ns) e->last_ns = ts;
     const ProtoClass pc = proto_class(t.proto);
-    ++e->packets[pc];
-    e->bytes[pc] += l.ip_octets;
+    e->packets[pc] += weight;
+    e->bytes[pc] += uint64_t{l.ip_octets} * weight;
     if (t.proto == 6 && (l.tcp_flags & (kSyn | kAck)) == kSyn) {
         ++e->syns;
         e->syn_ports.add(mix64(t.dport ^ 0x5959'0000ull));
     }
     if (s.completion) ++e->completions;
+    // Its sources: every new flow's, and those of the sampled ordinary packets, so that sources
+    // whose flows began before the destination stood out count too.
     const uint64_t hs = addr_hash(t.src, t.ip_version);
     e->sources.add(hs);
     if (e->nsamples < 5) {
@@ -213,15 +288,13 @@ void Observer::touch_dest(Bank& b, const packet::Layer& l, uint64_t h, uint64_t 
     }
 }
 
-void Observer::probe(Bank& b, const packet::Layer& l, Probe kind, uint64_t ts) noexcept {
+void Observer::probe(Bank& b, const packet::Layer& l, Probe kind, uint64_t ts, uint64_t hs, uint64_t hd) noexcept {
     const packet::Tuple& t = l.tuple;
-    const uint64_t hs = addr_hash(t.src, t.ip_version);
-    const uint64_t hd = addr_hash(t.dst, t.ip_version);
     const uint64_t hp = mix64((uint64_t{t.proto} << 16 | t.dport) ^ 0x7070'0000'0000ull);
     bool created;
     const auto k = static_cast<uint8_t>(kind);
     SourceEntry* se = b.sources.find_or_add(
-        hs ^ mix64(k + 1),
+        hs ^ kKindSalt[k],
         [&](const SourceEntry& e) {
             return e.kind == k && e.version == t.ip_version && std::memcmp(e.src, t.src, 16) == 0;
         },
@@ -240,7 +313,7 @@ void Observer::probe(Bank& b, const packet::Layer& l, Probe kind, uint64_t ts) n
         se->dports.add(hp);
         sample_port(se->ports, se->nports, t.dport);
     } else {
-        ++b.overflow_sources;
+        overflowed(b.overflow_sources, ovf_src_);
     }
     if (kind == Probe::kDns) return;  // its UDP probe already counted for the pair
     PairEntry* pe = b.pairs.find_or_add(
@@ -251,7 +324,7 @@ void Observer::probe(Bank& b, const packet::Layer& l, Probe kind, uint64_t ts) n
         },
         created);
     if (!pe) {
-        ++b.overflow_pairs;
+        overflowed(b.overflow_pairs, ovf_pair_);
         return;
     }
     if (created) {
@@ -280,51 +353,25 @@ void Observer::answer(Bank& b, const packet::Layer& l) noexcept {
         kind = Probe::kUdp;
     else
         return;
-    // The initiator is this packet's destination.
+    // The initiator is this packet's destination. Only probes of this interval learn of their
+    // answers (an answer is a round trip after its probe: few cross an interval's end), and an
+    // answer adds no entry.
     const uint64_t hi = addr_hash(t.dst, t.ip_version);
     const uint64_t hr = addr_hash(t.src, t.ip_version);
     const auto k = static_cast<uint8_t>(kind);
-    bool created;
-    if (SourceEntry* se = b.sources.find_or_add(
-            hi ^ mix64(k + 1),
-            [&](const SourceEntry& e) {
-                return e.kind == k && e.version == t.ip_version && std::memcmp(e.src, t.dst, 16) == 0;
-            },
-            created)) {
-        if (created) {  // the probe fell in an earlier interval: the answer still counts
-            std::memcpy(se->src, t.dst, 16);
-            se->version = t.ip_version;
-            se->kind = k;
-        }
+    if (SourceEntry* se = b.sources.find(hi ^ kKindSalt[k], [&](const SourceEntry& e) {
+            return e.kind == k && e.version == t.ip_version && std::memcmp(e.src, t.dst, 16) == 0;
+        }))
         ++se->answered;
-    } else {
-        ++b.overflow_sources;
-    }
-    if (PairEntry* pe = b.pairs.find_or_add(
-            hi ^ (hr * 0x9E3779B97F4A7C15ull),
-            [&](const PairEntry& e) {
-                return e.version == t.ip_version && std::memcmp(e.src, t.dst, 16) == 0 &&
-                    std::memcmp(e.dst, t.src, 16) == 0;
-            },
-            created)) {
-        if (created) {
-            std::memcpy(pe->src, t.dst, 16);
-            std::memcpy(pe->dst, t.src, 16);
-            pe->version = t.ip_version;
-            pe->proto = t.proto;
-        }
+    if (PairEntry* pe = b.pairs.find(hi ^ (hr * 0x9E3779B97F4A7C15ull), [&](const PairEntry& e) {
+            return e.version == t.ip_version && std::memcmp(e.src, t.dst, 16) == 0 &&
+                std::memcmp(e.dst, t.src, 16) == 0;
+        }))
         ++pe->answered;
-    } else {
-        ++b.overflow_pairs;
-    }
 }
 
 bool Observer::publish() noexcept {
     if (taken_.load(std::memory_order_acquire) != published_.load(std::memory_order_relaxed)) return false;
-    Bank& b = banks_[cur_];
-    ovf_src_.store(ovf_src_.load(std::memory_order_relaxed) + b.overflow_sources, std::memory_order_relaxed);
-    ovf_pair_.store(ovf_pair_.load(std::memory_order_relaxed) + b.overflow_pairs, std::memory_order_relaxed);
-    ovf_dst_.store(ovf_dst_.load(std::memory_order_relaxed) + b.overflow_destinations, std::memory_order_relaxed);
     intervals_.store(intervals_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     published_bank_ = cur_;
     published_.store(published_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
@@ -370,9 +417,7 @@ const Bank* Observer::take() const noexcept {
         : nullptr;
 }
 
-void Observer::give() noexcept {
-    taken_.store(published_.load(std::memory_order_relaxed), std::memory_order_release);
-}
+void Observer::give() noexcept { taken_.store(published_.load(std::memory_order_relaxed), std::memory_order_release); }
 
 ObserverStats Observer::stats() const noexcept {
     return ObserverStats{intervals_.load(std::memory_order_relaxed), late_.load(std::memory_order_relaxed),

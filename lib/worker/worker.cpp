@@ -278,20 +278,27 @@ void Worker::capture(const flow::FlowEntry& e, uint16_t rule, const rte_mbuf* m,
 
 // What the flow table said of a packet, for detection: a new flow's first packet, the responder's
 // first answer, the initiator's ACK that completes a TCP handshake.
-inline void Worker::observe(const packet::Layer& l, uint32_t where, uint64_t ts) noexcept {
+inline void Worker::observe(const packet::Layer& l, uint32_t where, uint64_t ts, uint64_t dest_hash) noexcept {
     const flow::FlowEntry& e = table_->entry(where >> 2);
     const bool answer = (where & 3) == 1 && e.c[1].packets == 1;
     const bool completion = (where & 3) == 0 && l.tuple.proto == 6 && e.c[0].packets == 2 &&
         (l.tcp_flags & 0x12) == 0x10 && (e.a[1].tcp_flags & 0x02);
-    observer_->packet(l, detect::Seen{(where & 1) == 0, (where & 2) != 0, answer, completion}, ts);
+    observer_->packet(l, detect::Seen{(where & 1) == 0, (where & 2) != 0, answer, completion}, ts, dest_hash);
 }
 
 void Worker::account(Burst& b) noexcept {
-    for (uint32_t i = 0; i < b.n; ++i) table_->locate(b.prep[i]);
+    uint64_t dest_hash[Burst::kMax];
+    for (uint32_t i = 0; i < b.n; ++i) {
+        table_->locate(b.prep[i]);
+        if (observer_) {
+            dest_hash[i] = detect::Observer::dest_hash(*b.item[i].layer);
+            observer_->prefetch(dest_hash[i]);
+        }
+    }
     for (uint32_t i = 0; i < b.n; ++i) {
         const uint32_t where =
             table_->update(b.prep[i], *b.item[i].layer, b.item[i].ts, b.item[i].port, *this, b.item[i].macs);
-        if (observer_ && b.item[i].primary) observe(*b.item[i].layer, where, b.item[i].ts);
+        if (observer_ && b.item[i].primary) observe(*b.item[i].layer, where, b.item[i].ts, dest_hash[i]);
         if (inspect_on_) [[unlikely]] {
             const Burst::Item& it = b.item[i];
             const uint8_t st = table_->entry(where >> 2).state;

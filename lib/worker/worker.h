@@ -247,7 +247,7 @@ private:
     void capture(const flow::FlowEntry& e, uint16_t rule, const rte_mbuf* m, uint16_t linktype, uint64_t ts,
                  uint16_t port) noexcept;
     void account(Burst& b) noexcept;
-    void observe(const packet::Layer& l, uint32_t where, uint64_t ts) noexcept;
+    void observe(const packet::Layer& l, uint32_t where, uint64_t ts, uint64_t dest_hash) noexcept;
     // Hands decoded packets to their owners: one burst per owner ring.
     void send_handoffs(Handoff* out, const uint32_t* owner, uint32_t n) noexcept;
     void enqueue_handoffs(uint32_t owner, const Handoff* h, uint32_t n) noexcept;

@@ -240,6 +240,14 @@ TEST(Detect, FloodByRateAndDnsTunnelHint) {
     EXPECT_EQ(f[0]["victim"], "10.0.0.221");
     EXPECT_EQ(f[0]["attacker"], "12.0.0.1");
     EXPECT_EQ(f[0]["protocol"], "udp");
+    // Ordinary packets of a tracked destination are sampled one in eight and scaled: the count
+    // stays near what was sent (all but the packets before the destination stood out).
+    const auto fe = r.of("flood", "end");
+    ASSERT_EQ(fe.size(), 1u);
+    const double pk = fe[0]["counts"]["packets"].get<double>();
+    EXPECT_GT(pk, 0.95 * 20000) << fe[0].dump();
+    EXPECT_LT(pk, 1.05 * 20000) << fe[0].dump();
+    EXPECT_NEAR(fe[0]["counts"]["bytes"].get<double>(), pk * 1200, pk * 1200 * 0.001);
     const auto d = r.of("dns_tunnel");
     ASSERT_EQ(d.size(), 1u);
     EXPECT_EQ(d[0]["attacker"], "10.0.0.119");
