@@ -19,7 +19,6 @@ const char* kind_name(Kind k) noexcept {
         case Kind::kFlood: return "flood";
         case Kind::kAmplification: return "amplification";
         case Kind::kDnsTunnel: return "dns_tunnel";
-        case Kind::kOutOfPolicy: return "out_of_policy";
     }
     return "?";
 }

@@ -55,9 +55,8 @@ enum class Kind : uint8_t {
     kFlood,
     kAmplification,
     kDnsTunnel,
-    kOutOfPolicy,
 };
-constexpr unsigned kKinds = 9;
+constexpr unsigned kKinds = 8;
 const char* kind_name(Kind k) noexcept;
 
 struct Event {
