@@ -115,6 +115,7 @@ metrics::Snapshot snapshot(Runtime& rt) {
     }
     if (rt.inspection) inspection_metrics(*rt.inspection, rt.workers, s);
     if (rt.detection) detection_metrics(*rt.detection, rt.workers, s);
+    if (rt.matrix) matrix_metrics(*rt.matrix, s);
     if (rt.capture) {
         s.capture = true;
         const capture::WriterStats c = rt.capture->snapshot();
@@ -182,6 +183,7 @@ nlohmann::json status(Runtime& rt) {
         {"reload_failures", s.reload_failures},
         {"inspect", rt.inspection ? inspection_status(*rt.inspection, rt.workers) : json(nullptr)},
         {"detect", rt.detection ? detection_status(*rt.detection, rt.workers) : json(nullptr)},
+        {"matrix", rt.matrix ? matrix_status(*rt.matrix) : json(nullptr)},
         {"config",
          {{"workers", c.workers},
           {"flow_capacity_per_worker", c.flow_capacity},

@@ -59,6 +59,7 @@ unsigned drain(Runtime& rt, Worker& w) {
         rt.handed_copy_packets += b->copy_packets;
         rt.handed_batches += 1;
         if (rt.inspection) rt.inspection->count(b->records, b->count);
+        if (rt.matrix) rt.matrix->count(b->records, b->count);
         for (auto& ex : rt.exporters) ex->send_records(b->records, b->count, b->domain, t);
     }
     rte_ring_sp_enqueue_burst(w.free_ring(), bufs, n, nullptr);
@@ -164,6 +165,7 @@ void control_loop(Runtime& rt) {
         for (auto& w : rt.workers) moved += drain(rt, *w);
         // Detection takes each worker's finished interval (a worker's final flush waits for it).
         if (rt.detection) rt.detection->poll();
+        if (rt.matrix) rt.matrix->hand_over(rt.detection.get());
 
         // Reloads: SIGHUP, or the API (which waits for the answer).
         bool api_reload;
@@ -208,6 +210,7 @@ void control_loop(Runtime& rt) {
                 // Workers are done: whatever is still in the rings is all there is.
                 for (auto& w : rt.workers)
                     while (drain(rt, *w) != 0) {}
+                if (rt.matrix) rt.matrix->hand_over(rt.detection.get());
                 if (rt.detection) rt.detection->finish();  // every event still going on ends
                 std::lock_guard<std::mutex> lock(rt.mu);
                 for (auto& ex : rt.exporters) ex->finish(wall_s());  // final statistics

@@ -22,6 +22,7 @@
 #include "capture.h"
 #include "detection.h"
 #include "inspection.h"
+#include "matrix.h"
 #include "metrics/metrics.h"
 #include "worker/worker.h"
 
@@ -69,6 +70,7 @@ struct Runtime {
     std::unique_ptr<Inspection> inspection;  // payload inspection; nullptr when off
     std::unique_ptr<CaptureWriter> capture;  // selective capture's writer; nullptr when off
     std::unique_ptr<Detection> detection;    // scans, floods, reflection; nullptr when off
+    std::unique_ptr<FlowMatrix> matrix;      // zone x zone x service counts, policy; nullptr without zones
 };
 
 // Reload from the API: asks the control thread and waits for its answer.

@@ -2,6 +2,7 @@
 // Detection on the control side (see detection.h).
 #include "detection.h"
 
+#include <cstring>
 #include <ctime>
 
 #include "common/log.h"
@@ -40,7 +41,8 @@ detect::Thresholds thresholds(const config::Detect& d) {
     return t;
 }
 
-std::unique_ptr<Detection> start_detection(const config::Config& c, const std::vector<std::unique_ptr<Worker>>& workers) {
+std::unique_ptr<Detection> start_detection(const config::Config& c,
+                                           const std::vector<std::unique_ptr<Worker>>& workers) {
     auto d = std::make_unique<Detection>();
     for (const auto& w : workers)
         if (w->observer()) d->observers.push_back(w->observer());
@@ -113,6 +115,29 @@ void Detection::finish() {
     {
         std::lock_guard<std::mutex> lock(mu);
         detector->finish(events);
+    }
+    emit(events);
+}
+
+void Detection::violations(const std::vector<zones::Violation>& v) {
+    std::vector<nlohmann::json> events;
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        for (const auto& z : v) {
+            detect::PolicyViolation pv{};
+            std::memcpy(pv.client, z.tuple.src, 16);
+            std::memcpy(pv.server, z.tuple.dst, 16);
+            pv.version = z.tuple.ip_version;
+            pv.proto = z.tuple.proto;
+            pv.port = z.port;
+            pv.from = z.from;
+            pv.to = z.to;
+            pv.first_ns = z.first_ns;
+            pv.last_ns = z.last_ns;
+            pv.packets = z.packets;
+            pv.bytes = z.bytes;
+            detector->violation(pv, events);
+        }
     }
     emit(events);
 }

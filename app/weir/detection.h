@@ -14,6 +14,7 @@
 #include "detect/detector.h"
 #include "export/transport.h"
 #include "metrics/metrics.h"
+#include "zones/zones.h"
 
 namespace weir {
 
@@ -31,6 +32,8 @@ struct Detection {
     void poll();
     // Every worker is done: decides the rest and ends every event.
     void finish();
+    // Conversations outside the zone policy (the flow matrix found them): out_of_policy events.
+    void violations(const std::vector<zones::Violation>& v);
 
 private:
     void emit(std::vector<nlohmann::json>& events);
@@ -40,7 +43,8 @@ detect::ObserverConfig observer_config(const config::Detect& d);
 detect::Thresholds thresholds(const config::Detect& d);
 
 // After the workers exist (before they run). Throws when the events transport cannot open.
-std::unique_ptr<Detection> start_detection(const config::Config& c, const std::vector<std::unique_ptr<Worker>>& workers);
+std::unique_ptr<Detection> start_detection(const config::Config& c,
+                                           const std::vector<std::unique_ptr<Worker>>& workers);
 
 // A reload: what cannot change while weir runs (the workers' tables, the events transport)...
 std::vector<std::string> detection_restart_keys(const config::Detect& old, const config::Detect& now);

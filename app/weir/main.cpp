@@ -769,6 +769,7 @@ int main(int argc, char** argv) {
             weir::Runtime* rtp = &rt;
             ctx->metering = [rtp](uint32_t domain) { return weir::metering(*rtp, domain); };
             ctx->sampling = {cfg.sample_interval, cfg.sample_random};
+            if (!cfg.zones.empty()) ctx->zones = std::make_shared<const weir::zones::ZoneMap>(cfg.zones);
             rt.export_context = ctx;
         }
         for (const auto& ex : cfg.exporters)
@@ -839,6 +840,7 @@ int main(int argc, char** argv) {
         if (rules) rt.inspection = weir::start_inspection(cfg, rules, rt.workers);
         if (rules && cfg.capture.on()) rt.capture = weir::start_capture(cfg.capture, rt.workers);
         if (cfg.detect.enabled) rt.detection = weir::start_detection(cfg, rt.workers);
+        rt.matrix = weir::start_matrix(cfg);
         rt.cfg = cfg;
         weir::log::say(weir::log::Level::kInfo,
                        "weir: %u worker(s), %u flows each (%.1f MiB per table), exporting to %zu collector(s)\n",
@@ -882,9 +884,10 @@ int main(int argc, char** argv) {
                 return kExitUsage;
             }
             if (mgmt)
-                weir::log::say(weir::log::Level::kInfo,
-                               "weir: metrics and status on http://%s/ (/metrics /status /flows/top /events /healthz)\n",
-                               cfg.management.c_str());
+                weir::log::say(
+                    weir::log::Level::kInfo,
+                    "weir: metrics and status on http://%s/ (/metrics /status /flows/top /events /healthz)\n",
+                    cfg.management.c_str());
             if (scrape)
                 weir::log::say(weir::log::Level::kInfo, "weir: metrics only on http://%s/ (/metrics /healthz)\n",
                                cfg.metrics_listen.c_str());

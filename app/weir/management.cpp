@@ -106,6 +106,26 @@ int on_events(mg_connection* c, void* cb) {
     return reply_json(c, 200, {{"detect", true}, {"events", detection_events(*rt.detection, static_cast<size_t>(n))}});
 }
 
+// The flow matrix: cells heaviest by bytes first (?n=, default 1000, at most 1000000).
+int on_matrix(mg_connection* c, void* cb) {
+    if (!read_only(c)) return refuse(c);
+    auto& rt = *static_cast<Runtime*>(cb);
+    if (!rt.matrix)
+        return reply_json(c, 404,
+                          {{"error", "no flow matrix: define \"zones\" (or a \"policy\") in the configuration"}});
+    const mg_request_info* ri = mg_get_request_info(c);
+    const char* q = ri->query_string ? ri->query_string : "";
+    char nbuf[16];
+    const int rn = mg_get_var(q, std::strlen(q), "n", nbuf, sizeof(nbuf));
+    if (rn == -1) std::strcpy(nbuf, "1000");
+    if (rn == -2) std::strcpy(nbuf, "(too long)");
+    char* end = nullptr;
+    const long n = std::strtol(nbuf, &end, 10);
+    if (end == nbuf || *end || n < 1 || n > 1000000)
+        return reply_json(c, 400, {{"error", std::string("n: expected 1..1000000, got \"") + nbuf + "\""}});
+    return reply_json(c, 200, matrix_json(*rt.matrix, static_cast<size_t>(n)));
+}
+
 int on_reload(mg_connection* c, void* cb) {
     if (!is(mg_get_request_info(c), "POST"))
         return reply(c, 405, "application/json", nlohmann::json{{"error", "use POST"}}.dump(2) + "\n", "POST");
@@ -130,6 +150,7 @@ Management::Management(Runtime& rt, const std::string& listen, bool metrics_only
     mg_set_request_handler(ctx_, "/status$", on_status, &rt_);
     mg_set_request_handler(ctx_, "/flows/top$", on_top, &rt_);
     mg_set_request_handler(ctx_, "/events$", on_events, &rt_);
+    mg_set_request_handler(ctx_, "/matrix$", on_matrix, &rt_);
     mg_set_request_handler(ctx_, "/reload$", on_reload, &rt_);
 }
 

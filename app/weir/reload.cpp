@@ -78,6 +78,7 @@ nlohmann::json apply_reload(Runtime& rt) {
         fixed(ci == oi, "inspect (depth, packets, streams_per_worker, names_per_worker, carry)");
         fixed(c.capture == o.capture, "capture");
         for (const auto& key : detection_restart_keys(o.detect, c.detect)) fixed(false, key.c_str());
+        for (const auto& key : matrix_restart_keys(o, c)) fixed(false, key.c_str());
     }
     // Payload rules: compiled (and engines built) before anything changes; a bad set refuses the
     // whole reload and the old rules stay.

@@ -161,6 +161,7 @@ bool report(Runtime& rt) {
         outer_copies == handed_copies + dropped_copy;
     if (rt.inspection) j["inspect"] = inspection_status(*rt.inspection, rt.workers);
     if (rt.detection) j["detect"] = detection_status(*rt.detection, rt.workers);
+    if (rt.matrix) j["matrix"] = matrix_status(*rt.matrix);
     if (rt.capture) {
         uint64_t chosen = 0, dropped = 0;
         for (const auto& w : rt.workers)

@@ -57,3 +57,13 @@ FROM weir.flows
 WHERE start >= now() - 86400 AND notEmpty(rule_ids)
 ORDER BY start DESC
 LIMIT 100;
+
+-- The flow matrix ("zones" in the configuration): who talks to whom, by service, in the last day.
+-- One row per direction (uniflow): a conversation's client is the source of its first row.
+SELECT src_zone, dst_zone, proto, if(proto IN (1, 58), icmp_type, dport) AS service, count() AS rows,
+       sum(packets) AS packets, sum(bytes) AS bytes, uniqExact(src) AS sources
+FROM weir.flows
+WHERE start >= now() - 86400 AND src_zone != '' AND outer_copy = 0
+GROUP BY src_zone, dst_zone, proto, service
+ORDER BY bytes DESC
+LIMIT 100;

@@ -2,7 +2,7 @@
 -- One row per direction (mode "uniflow", the default) or per conversation with rev_* columns
 -- (mode "biflow"). Works on ClickHouse 18.16 (Debian 12) and later; addresses are strings
 -- because 18.16 has no IPv4/IPv6 column types. A table made by an earlier weir needs the
--- columns from cvlan to dst_mac and from application to tags added (ALTER TABLE weir.flows ADD COLUMN ...) before this one
+-- columns from cvlan to dst_mac and from application to dst_zone added (ALTER TABLE weir.flows ADD COLUMN ...) before this one
 -- inserts into it; until then the inserts fail, are retried and counted lost.
 CREATE DATABASE IF NOT EXISTS weir;
 
@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS weir.flows
     http_host String DEFAULT '',        -- from the client's HTTP/1.x request
     rule_ids Array(UInt32) DEFAULT [],  -- payload rules that tagged the flow (the first 6)
     tags Array(String) DEFAULT [],      -- ... and their tags
+    src_zone String DEFAULT '',         -- the zone of src and of dst ("zones" in the configuration; "other":
+    dst_zone String DEFAULT '',         -- in none); '' when weir has no zones
     end_reason UInt8,         -- IPFIX flowEndReason: 1 idle, 2 active, 3 end of flow, 4 forced, 5 evicted
     in_port UInt16,
     domain UInt32             -- observation domain = worker

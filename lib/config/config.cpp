@@ -391,8 +391,115 @@ Config from_json(const json& j) {
                 tr.number("dns_long_share", d.dns_long_share, 0, 1);
             }
         }
+        if (const json* z = top.get("zones"); z) {
+            if (!z->is_object()) {
+                top.problem("zones", "expected an object of zone names and prefix lists, got " + Reader::kind(*z));
+            } else {
+                for (auto it = z->begin(); it != z->end(); ++it) {
+                    const std::string at = "zones." + it.key();
+                    zones::ZoneSpec spec{it.key(), {}};
+                    if (!it->is_array() || it->empty()) {
+                        problems.push_back(at + ": expected a non-empty array of prefixes (\"10.0.0.0/8\"), got " +
+                                           Reader::kind(*it));
+                        continue;
+                    }
+                    for (size_t i = 0; i < it->size(); ++i) {
+                        const json& v = (*it)[i];
+                        const std::string ai = at + "[" + std::to_string(i) + "]";
+                        if (!v.is_string()) {
+                            problems.push_back(ai + ": expected a prefix string, got " + Reader::kind(v));
+                            continue;
+                        }
+                        try {
+                            spec.prefixes.push_back(zones::parse_prefix(v.get<std::string>()));
+                        } catch (const std::invalid_argument& e) {
+                            problems.push_back(ai + ": " + e.what());
+                        }
+                    }
+                    c.zones.push_back(std::move(spec));
+                }
+                try {
+                    zones::ZoneMap check(c.zones);
+                } catch (const std::invalid_argument& e) {
+                    problems.push_back(std::string("zones: ") + e.what());
+                }
+            }
+        }
+        if (const json* m = top.get("matrix"); m) {
+            Reader r(*m, "matrix", problems);
+            r.integer("max_cells", c.matrix_cells, 16, 1 << 24);
+        }
+        if (const json* pj = top.get("policy"); pj) {
+            Reader r(*pj, "policy", problems);
+            c.policy.on = true;
+            const json* allow = r.get("allow");
+            if (!allow || !allow->is_array()) {
+                r.problem(r.at("allow"),
+                          std::string("expected an array of allowed services ({\"from\": ZONE, \"to\": "
+                                      "ZONE, \"proto\": \"tcp\", \"ports\": [443]}), got ") +
+                              (allow ? Reader::kind(*allow) : std::string("nothing")));
+            } else {
+                std::set<std::string> names = {"any", "other"};
+                for (const auto& z : c.zones) names.insert(z.name);
+                for (size_t i = 0; i < allow->size(); ++i) {
+                    Reader ar((*allow)[i], "policy.allow[" + std::to_string(i) + "]", problems);
+                    zones::AllowRule rule;
+                    ar.string("from", rule.from);
+                    ar.string("to", rule.to);
+                    for (const std::string* zn : {&rule.from, &rule.to})
+                        if (!names.count(*zn))
+                            ar.problem(ar.at(zn == &rule.from ? "from" : "to"),
+                                       "no zone named \"" + *zn +
+                                           "\" (zones are defined under \"zones\"; \"any\" and "
+                                           "\"other\" are built in)");
+                    if (const json* pr = ar.get("proto"); pr) {
+                        static const std::map<std::string, int> kProtos = {
+                            {"any", -1},   {"tcp", 6},   {"udp", 17},      {"icmp", 1}, {"icmpv6", 58},
+                            {"sctp", 132}, {"dccp", 33}, {"udplite", 136}, {"gre", 47}, {"esp", 50}};
+                        if (pr->is_number_integer() && pr->get<int64_t>() >= 0 && pr->get<int64_t>() <= 255)
+                            rule.proto = static_cast<int>(pr->get<int64_t>());
+                        else if (pr->is_string() && kProtos.count(pr->get<std::string>()))
+                            rule.proto = kProtos.at(pr->get<std::string>());
+                        else
+                            ar.problem(ar.at("proto"),
+                                       "expected tcp, udp, icmp, icmpv6, sctp, dccp, udplite, gre, esp, any or a "
+                                       "protocol number 0..255, got " +
+                                           Reader::kind(*pr));
+                    }
+                    if (const json* ports = ar.get("ports"); ports) {
+                        if (!ports->is_array()) {
+                            ar.problem(ar.at("ports"),
+                                       "expected an array of ports (443) and ranges (\"8000-8080\"), "
+                                       "got " +
+                                           Reader::kind(*ports));
+                        } else {
+                            for (size_t k = 0; k < ports->size(); ++k) {
+                                const json& v = (*ports)[k];
+                                const std::string pa = ar.at("ports") + "[" + std::to_string(k) + "]";
+                                unsigned lo = 0, hi = 0;
+                                char tail = 0;
+                                if (v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= 65535) {
+                                    lo = hi = static_cast<unsigned>(v.get<int64_t>());
+                                } else if (v.is_string() &&
+                                           std::sscanf(v.get<std::string>().c_str(), "%u-%u%c", &lo, &hi, &tail) == 2 &&
+                                           lo <= hi && hi <= 65535) {
+                                } else {
+                                    problems.push_back(pa + ": expected a port 0..65535 or a range \"LO-HI\", got " +
+                                                       Reader::kind(v));
+                                    continue;
+                                }
+                                rule.ports.push_back({static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)});
+                            }
+                        }
+                    }
+                    c.policy.allow.push_back(std::move(rule));
+                }
+            }
+        }
         if (c.capture.on() && c.inspect.rules.empty())
             problems.push_back("capture.dir: capture needs payload rules (inspect.rules) with \"capture\": true");
+        if (c.policy.on && !c.detect.enabled)
+            problems.push_back("policy: out_of_policy events are detection events: the policy needs detect.enabled");
         if (const json* t = top.get("tunnels"); t) {
             Reader r(*t, "tunnels", problems);
             std::string mode = tunnel_mode_name(c.tunnels.mode);

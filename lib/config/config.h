@@ -4,6 +4,7 @@
 // nothing is started until the whole configuration is valid.
 #pragma once
 
+#include "zones/zones.h"
 #include "common/log.h"
 #include <cstdint>
 #include <stdexcept>
@@ -98,17 +99,17 @@ struct Capture {
 // Detection of scans, sweeps, floods and reflection (lib/detect): on unless switched off.
 struct Detect {
     bool enabled = true;
-    double interval_s = 1;            // packet time per decision
-    double window_s = 60;             // scans, sweeps, reflection, DNS: counted per key over this long
-    double hold_down_s = 30;          // an event ends once its condition has not held this long
-    std::string events;               // JSON lines of events: file:///PATH, tcp://HOST:PORT, udp://HOST:PORT; "" none
-    uint32_t sources_per_worker = 16384;     // (source, probe kind) entries per interval
-    uint32_t pairs_per_worker = 16384;       // (source, destination) entries per interval
+    double interval_s = 1;    // packet time per decision
+    double window_s = 60;     // scans, sweeps, reflection, DNS: counted per key over this long
+    double hold_down_s = 30;  // an event ends once its condition has not held this long
+    std::string events;       // JSON lines of events: file:///PATH, tcp://HOST:PORT, udp://HOST:PORT; "" none
+    uint32_t sources_per_worker = 16384;      // (source, probe kind) entries per interval
+    uint32_t pairs_per_worker = 16384;        // (source, destination) entries per interval
     uint32_t destinations_per_worker = 4096;  // destinations tracked exactly per interval
-    uint32_t promote_packets = 64;           // a destination's packets in an interval before it is tracked
-    std::vector<uint16_t> amplifier_ports = {7,   17,   19,   53,   111,  123,  137,   161,   389,   500,
-                                             520, 1434, 1900, 3283, 3478, 3702, 4500,  5353,  5683,  10001,
-                                             11211, 27015, 32414, 33848, 37810};
+    uint32_t promote_packets = 64;            // a destination's packets in an interval before it is tracked
+    std::vector<uint16_t> amplifier_ports = {7,    17,    19,    53,    111,   123,   137,  161,  389,
+                                             500,  520,   1434,  1900,  3283,  3478,  3702, 4500, 5353,
+                                             5683, 10001, 11211, 27015, 32414, 33848, 37810};
     // Thresholds (lib/detect's Thresholds has what each means).
     uint32_t vertical_ports = 100;
     uint32_t horizontal_hosts = 64;
@@ -158,6 +159,9 @@ struct Config {
     Inspect inspect;
     Capture capture;
     Detect detect;
+    std::vector<zones::ZoneSpec> zones;  // the flow matrix's zones; none: no matrix
+    zones::PolicySpec policy;            // the services allowed from zone to zone
+    uint32_t matrix_cells = 65536;       // zone x zone x service cells at most
 
     // Some exporter wants MAC addresses: the flow tables keep them.
     bool want_macs() const {

@@ -19,6 +19,7 @@ const char* kind_name(Kind k) noexcept {
         case Kind::kFlood: return "flood";
         case Kind::kAmplification: return "amplification";
         case Kind::kDnsTunnel: return "dns_tunnel";
+        case Kind::kOutOfPolicy: return "out_of_policy";
     }
     return "?";
 }
@@ -324,6 +325,38 @@ Event& Detector::hold(Kind kind, const std::string& key, uint64_t k, uint64_t fi
     e.held_interval = k;
     (void)out;
     return e;
+}
+
+void Detector::violation(const PolicyViolation& v, std::vector<nlohmann::json>& out) {
+    // Records arrive when conversations end, after the intervals they fell in may have been
+    // decided: the event is held from the later of the two.
+    const uint64_t k = std::max<uint64_t>(v.last_ns / interval_ns_, decided_ ? decided_ - 1 : 0);
+    std::string key(reinterpret_cast<const char*>(v.client), 16);
+    key += static_cast<char>(v.version);
+    key += static_cast<char>(v.proto);
+    key += static_cast<char>(v.port >> 8);
+    key += static_cast<char>(v.port & 0xFF);
+    key += v.from;
+    key += '\0';
+    key += v.to;
+    bool started;
+    Event& e = hold(Kind::kOutOfPolicy, key, k, v.first_ns, v.last_ns, out, started);
+    if (started) {
+        e.attacker = addr_text(v.client, v.version);
+        e.victim = addr_text(v.server, v.version);
+        e.proto = v.proto;
+        e.port = v.port;
+        e.counts = {{"flows", 0}, {"packets", 0}, {"bytes", 0}};
+        e.evidence = {{"from_zone", v.from}, {"to_zone", v.to}, {"sample_servers", nlohmann::json::array()}};
+    }
+    e.counts["flows"] = e.counts["flows"].get<uint64_t>() + 1;
+    e.counts["packets"] = e.counts["packets"].get<uint64_t>() + v.packets;
+    e.counts["bytes"] = e.counts["bytes"].get<uint64_t>() + v.bytes;
+    const std::string server = addr_text(v.server, v.version);
+    auto& sample = e.evidence["sample_servers"];
+    if (sample.size() < 4 && std::find(sample.begin(), sample.end(), server) == sample.end()) sample.push_back(server);
+    if (sample.size() > 1) e.victim = "many";
+    if (started) out.push_back(e.to_json("start"));
 }
 
 bool Detector::refresh(Kind kind, const std::string& key, uint64_t k, uint64_t last_ns) {

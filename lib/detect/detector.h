@@ -55,8 +55,9 @@ enum class Kind : uint8_t {
     kFlood,
     kAmplification,
     kDnsTunnel,
+    kOutOfPolicy,
 };
-constexpr unsigned kKinds = 8;
+constexpr unsigned kKinds = 9;
 const char* kind_name(Kind k) noexcept;
 
 struct Event {
@@ -73,6 +74,15 @@ struct Event {
     nlohmann::json counts;    // numbers, peak rates
     nlohmann::json evidence;  // sample ports, sample sources, amplifier ports
     nlohmann::json to_json(const char* phase) const;
+};
+
+// A conversation the zone policy does not allow (zones/zones.h finds them in the records).
+struct PolicyViolation {
+    uint8_t client[16], server[16];
+    uint8_t version, proto;
+    uint16_t port;         // the server's port, or the ICMP type
+    std::string from, to;  // zone names
+    uint64_t first_ns, last_ns, packets, bytes;
 };
 
 struct DetectorStats {
@@ -94,6 +104,9 @@ public:
     // Takes what the workers published and decides the intervals every worker has passed.
     // Events that start or end go to `out` (with their phase). Returns banks merged.
     unsigned poll(std::vector<nlohmann::json>& out);
+    // A conversation outside the zone policy: one out_of_policy event per client, zones and
+    // service while it goes on (the hold-down as for the others); a start goes to `out`.
+    void violation(const PolicyViolation& v, std::vector<nlohmann::json>& out);
     // Every worker has finished: decides what is left and ends every event.
     void finish(std::vector<nlohmann::json>& out);
 

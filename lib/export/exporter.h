@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "zones/zones.h"
 #include "common/counter.h"
 #include "config/config.h"
 #include "export/failure_log.h"
@@ -44,6 +45,7 @@ struct ExportContext {
     std::vector<uint32_t> ifindex;  // the interface number each port's records carry, by DPDK port id
     ipfix::Sampling sampling;       // the packet sampling of every port (interval 0: none)
     uint32_t process_id = 0;
+    std::shared_ptr<const zones::ZoneMap> zones;  // JSON and ClickHouse rows name each end's zone; nullptr: no zones
 };
 
 class Exporter {

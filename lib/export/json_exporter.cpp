@@ -111,7 +111,7 @@ void inspection(std::string& out, const flow::FlowRecord& r) {
 // `reverse`: the responder's direction of a uniflow pair (tunnel end points and MACs swapped).
 void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, const flow::DirStats* rev,
          const flow::FlowRecord& r, uint32_t domain, const config::Exporter& ex, bool clickhouse, bool reverse,
-         uint32_t in_port) {
+         uint32_t in_port, const zones::ZoneMap* zm) {
     const std::string& unit = ex.time_unit;
     const bool icmp = t.proto == 1 || t.proto == 58;
     char buf[256];
@@ -156,22 +156,31 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
             mac(reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero()) + "\"";
     }
     inspection(out, r);
+    if (zm) {
+        const std::string& sz = zm->name(zm->lookup(t.src, t.ip_version));
+        const std::string& dz = zm->name(zm->lookup(t.dst, t.ip_version));
+        out += ",\"src_zone\":";
+        quoted(out, sz.data(), sz.size());
+        out += ",\"dst_zone\":";
+        quoted(out, dz.data(), dz.size());
+    }
     snprintf(buf, sizeof(buf), ",\"end_reason\":%u,\"in_port\":%u,\"domain\":%u}", r.end_reason, in_port, domain);
     out += buf;
 }
 
 // The rows of a batch of conversations; returns records and packets written.
 void rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t domain, const config::Exporter& ex,
-          const std::vector<uint32_t>& ifindex, bool clickhouse, uint64_t& records, uint64_t& packets) {
+          const std::vector<uint32_t>& ifindex, bool clickhouse, const zones::ZoneMap* zm, uint64_t& records,
+          uint64_t& packets) {
     const bool bi = ex.mode == "biflow";
     for (uint32_t i = 0; i < n; ++i) {
         const auto& r = rs[i];
         const uint32_t in = ipfix::interface_of(r.in_port, ifindex);
-        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex, clickhouse, false, in);
+        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex, clickhouse, false, in, zm);
         out += '\n';
         ++records;
         if (!bi && r.rev.packets) {
-            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex, clickhouse, true, in);
+            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex, clickhouse, true, in, zm);
             out += '\n';
             ++records;
         }
@@ -185,12 +194,13 @@ public:
         : Exporter(ex),
           ex_(ex),
           ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}),
+          zones_(ctx ? ctx->zones : nullptr),
           transport_(make_transport(ex, cfg)) {}
 
     void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
         std::string out;
         uint64_t records = 0, packets = 0;
-        rows(out, rs, count, domain, ex_, ifindex_, false, records, packets);
+        rows(out, rs, count, domain, ex_, ifindex_, false, zones_.get(), records, packets);
         transport_->prepare(out.size(), now_s);
         settle();
         if (transport_->send(reinterpret_cast<const uint8_t*>(out.data()), out.size(), now_s, records, packets)) {
@@ -222,6 +232,7 @@ private:
     }
     config::Exporter ex_;
     std::vector<uint32_t> ifindex_;
+    std::shared_ptr<const zones::ZoneMap> zones_;
     std::unique_ptr<Transport> transport_;
 };
 
@@ -229,7 +240,10 @@ private:
 class ClickHouseExporter : public Exporter {
 public:
     ClickHouseExporter(const config::Exporter& ex, const config::Config&, const ExportContext* ctx)
-        : Exporter(ex), ex_(ex), ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}) {
+        : Exporter(ex),
+          ex_(ex),
+          ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}),
+          zones_(ctx ? ctx->zones : nullptr) {
         static std::once_flag curl_once;
         std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
         const std::string host = ex.host.find(':') != std::string::npos ? "[" + ex.host + "]" : ex.host;
@@ -248,7 +262,7 @@ public:
 
     void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
         if (pending_.body.empty()) pending_since_ = now_s;
-        rows(pending_.body, rs, count, domain, ex_, ifindex_, true, pending_.records, pending_.packets);
+        rows(pending_.body, rs, count, domain, ex_, ifindex_, true, zones_.get(), pending_.records, pending_.packets);
         if (pending_.records >= ex_.batch_rows) hand_over();
     }
     void tick(uint32_t now_s) override {
@@ -430,6 +444,7 @@ private:
 
     config::Exporter ex_;
     std::vector<uint32_t> ifindex_;
+    std::shared_ptr<const zones::ZoneMap> zones_;
     std::string insert_url_;  // the INSERT's full URL
     Batch pending_;           // control thread only
     uint32_t pending_since_ = 0;

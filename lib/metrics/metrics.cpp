@@ -258,7 +258,8 @@ std::string render(const Snapshot& s) {
             b.counter("weir_detections_total", "Events raised (started), by kind.", {{"kind", k.name}}, k.events);
             b.gauge("weir_detect_active_events", "Events going on now, by kind.", {{"kind", k.name}}, k.active);
         }
-        b.counter("weir_detect_decided_intervals_total", "Intervals of packet time detection decided.", {}, d.intervals);
+        b.counter("weir_detect_decided_intervals_total", "Intervals of packet time detection decided.", {},
+                  d.intervals);
         b.counter("weir_detect_forced_intervals_total",
                   "Intervals decided before every worker had passed them (one worker far behind).", {},
                   d.intervals_forced);
@@ -267,6 +268,25 @@ std::string render(const Snapshot& s) {
         b.counter("weir_detect_events_written_total", "Event lines written to detect.events.", {}, d.events_written);
         b.counter("weir_detect_events_send_errors_total", "Event lines detect.events could not take.", {},
                   d.events_send_errors);
+    }
+    if (s.matrix) {
+        const auto& m = s.flow_matrix;
+        b.gauge("weir_matrix_cells", "Zone x zone x service cells of the flow matrix in use.", {}, m.cells);
+        b.gauge("weir_matrix_cells_capacity", "Cells the flow matrix holds at most (matrix.max_cells).", {},
+                m.max_cells);
+        b.counter("weir_matrix_records_total", "Records counted in the flow matrix.", {}, m.records);
+        b.counter("weir_matrix_overflow_records_total", "Records not counted in the flow matrix: every cell taken.", {},
+                  m.overflow_records);
+        b.counter("weir_policy_violations_total", "Records of conversations the zone policy does not allow.", {},
+                  m.violations);
+        for (const auto& p : m.pairs) {
+            const Labels l = {{"from", p.from}, {"to", p.to}};
+            b.counter("weir_zone_flows_total", "Records from zone to zone (client to server).", l, p.flows);
+            b.counter("weir_zone_packets_total", "Packets of conversations from zone to zone, both directions.", l,
+                      p.packets);
+            b.counter("weir_zone_bytes_total", "IP bytes of conversations from zone to zone, both directions.", l,
+                      p.bytes);
+        }
     }
     if (s.inspect) {
         b.gauge("weir_rules_loaded", "Payload rules in the database in use.", {}, s.rules_loaded);

@@ -75,6 +75,14 @@ struct ExporterSnapshot {
     uint64_t send_errors = 0, lost_records = 0, lost_packets = 0, reconnects = 0;
     uint64_t skipped_records = 0, skipped_packets = 0;
 };
+struct ZonePairSnapshot {
+    std::string from, to;
+    uint64_t flows = 0, packets = 0, bytes = 0;
+};
+struct MatrixSnapshot {
+    uint64_t cells = 0, max_cells = 0, records = 0, overflow_records = 0, violations = 0;
+    std::vector<ZonePairSnapshot> pairs;
+};
 // The process as Prometheus' client libraries describe it (process_* metrics), from /proc.
 struct ProcessSnapshot {
     double cpu_s = 0, start_time_s = 0;
@@ -101,6 +109,8 @@ struct Snapshot {
     CaptureSnapshot capture_files;
     bool detect = false;
     DetectSnapshot detection;
+    bool matrix = false;
+    MatrixSnapshot flow_matrix;
 };
 
 // The Prometheus text exposition of a snapshot.

@@ -304,6 +304,31 @@ class AnalystFormats(unittest.TestCase):
         rows = query("SELECT application, http_host, rule_ids, tags, packets FROM weir.flows WHERE application != '' "
                      "ORDER BY packets, bytes").splitlines()
         self.assertEqual(rows, ["HTTP\tbro.org\t[1]\t['get']\t7"] * 2)
+        # Zones: each row names the zone of its source and of its destination (the longest prefix
+        # that holds the address; "other" for none), so the flow matrix is a GROUP BY away.
+        zones = {"hosts": ["172.16.238.0/24"], "router": ["172.16.238.2/32"], "multicast": ["224.0.0.0/4", "ff00::/8"]}
+        with open(f.name, "w") as cf:
+            json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}], "zones": zones,
+                       "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows"}]}, cf)
+        harness.run_weir(["-c", f.name])
+
+        def zone(a):
+            if a == "172.16.238.2":
+                return "router"
+            if a.startswith("172.16.238."):
+                return "hosts"
+            if a.startswith("224.") or a.startswith("ff"):
+                return "multicast"
+            return "other"
+        want = collections.Counter()
+        for t in truth:
+            want[(zone(t.src), zone(t.dst))] += t.packets
+        got = collections.Counter()
+        for line in query("SELECT src_zone, dst_zone, sum(packets) FROM weir.flows WHERE src_zone != '' "
+                          "GROUP BY src_zone, dst_zone").splitlines():
+            sz, dz, n = line.split("\t")
+            got[(sz, dz)] = int(n)
+        self.assertEqual(got, want)
         # The wrong password: every batch refused, counted, and said once in the log.
         with open(f.name, "w") as cf:
             json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}],

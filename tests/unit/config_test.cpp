@@ -82,3 +82,41 @@ TEST(Config, UrlForms) {
     EXPECT_THROW(weir::config::parse_url("file://relative/path", e), std::invalid_argument);
     EXPECT_THROW(weir::config::parse_url("127.0.0.1:4739", e), std::invalid_argument);
 }
+
+TEST(Config, ZonesAndPolicy) {
+    const auto c = from_json(json::parse(R"({"ports":[{"device":"net_pcap0,rx_pcap=a.pcap"}],
+        "zones": {"users": ["10.1.0.0/16", "2001:db8:1::/48"], "mgmt": ["10.2.0.250"]},
+        "matrix": {"max_cells": 1024},
+        "policy": {"allow": [{"from": "users", "to": "any", "proto": "tcp", "ports": [443, "8000-8080"]},
+                             {"to": "mgmt", "proto": 17}]}})"));
+    ASSERT_EQ(c.zones.size(), 2u);
+    EXPECT_EQ(c.zones[1].name, "users");  // JSON objects are read in name order
+    EXPECT_EQ(c.zones[0].prefixes.at(0).len, 32);
+    EXPECT_EQ(c.matrix_cells, 1024u);
+    ASSERT_TRUE(c.policy.on);
+    ASSERT_EQ(c.policy.allow.size(), 2u);
+    EXPECT_EQ(c.policy.allow[0].proto, 6);
+    ASSERT_EQ(c.policy.allow[0].ports.size(), 2u);
+    EXPECT_EQ(c.policy.allow[0].ports[1].lo, 8000);
+    EXPECT_EQ(c.policy.allow[0].ports[1].hi, 8080);
+    EXPECT_EQ(c.policy.allow[1].from, "any");
+    EXPECT_EQ(c.policy.allow[1].proto, 17);
+
+    const auto p = problems_of(json::parse(R"({"ports":[{"device":"net_pcap0,rx_pcap=a.pcap"}],
+        "zones": {"users": ["10.1.0.1/16", "bogus"], "empty": [], "dup": ["10.9.0.0/16"], "dup2": ["10.9.0.0/16"]},
+        "detect": {"enabled": false},
+        "policy": {"allow": [{"from": "nobody", "proto": "tcpp", "ports": [70000, "9-1"], "port": 1}]}})"));
+    auto has = [&](const std::string& s) {
+        return std::any_of(p.begin(), p.end(), [&](const std::string& x) { return x.find(s) != std::string::npos; });
+    };
+    EXPECT_TRUE(has("zones.users[0]: \"10.1.0.1/16\" has bits set past its length (did you mean 10.1.0.0/16?)"));
+    EXPECT_TRUE(has("zones.users[1]: expected an IPv4 or IPv6 prefix"));
+    EXPECT_TRUE(has("zones.empty: expected a non-empty array"));
+    EXPECT_TRUE(has("zones: 10.9.0.0/16 is in zone \"dup\" and in \"dup2\""));
+    EXPECT_TRUE(has("policy.allow[0].from: no zone named \"nobody\""));
+    EXPECT_TRUE(has("policy.allow[0].proto: expected tcp, udp"));
+    EXPECT_TRUE(has("policy.allow[0].ports[0]: expected a port 0..65535"));
+    EXPECT_TRUE(has("policy.allow[0].ports[1]: expected a port 0..65535"));
+    EXPECT_TRUE(has("policy.allow[0].port: unknown key"));
+    EXPECT_TRUE(has("policy: out_of_policy events are detection events"));
+}

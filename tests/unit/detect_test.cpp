@@ -310,3 +310,50 @@ TEST(Detect, ASlowAttackStaysOneEventAcrossWindows) {
     r.end();
     EXPECT_EQ(r.of("amplification").size(), 1u) << nlohmann::json(r.events).dump();
 }
+
+TEST(Detect, PolicyViolationsAreOneEventPerClientAndServiceWhileTheyLast) {
+    Thresholds th;
+    th.hold_down_s = 5;
+    Rig r(1, th);
+    auto violation = [&](uint32_t client, uint32_t server, uint16_t port, uint64_t ts) {
+        const packet::Layer l = v4(client, server, 17, 40000, port);
+        PolicyViolation v{};
+        std::memcpy(v.client, l.tuple.src, 16);
+        std::memcpy(v.server, l.tuple.dst, 16);
+        v.version = 4;
+        v.proto = 17;
+        v.port = port;
+        v.from = "users";
+        v.to = "mgmt";
+        v.first_ns = ts;
+        v.last_ns = ts + 1000;
+        v.packets = 2;
+        v.bytes = 150;
+        r.det->violation(v, r.events);
+    };
+    r.tick_all(kT0);
+    violation(0x0A010304, 0x0A0200FA, 161, kT0);
+    violation(0x0A010304, 0x0A0200FB, 161, kT0 + kSec / 2);  // another device, same service: same event
+    violation(0x0A010305, 0x0A0200FA, 161, kT0 + kSec / 2);  // another client: its own
+    violation(0x0A010304, 0x0A0200FA, 22, kT0 + kSec / 2);   // another service: its own
+    ASSERT_EQ(r.of("out_of_policy").size(), 3u) << nlohmann::json(r.events).dump();
+    const auto first = r.of("out_of_policy")[0];
+    EXPECT_EQ(first["attacker"], "10.1.3.4");
+    EXPECT_EQ(first["victim"], "10.2.0.250");
+    EXPECT_EQ(first["port"], 161);
+    EXPECT_EQ(first["protocol"], "udp");
+    EXPECT_EQ(first["evidence"]["from_zone"], "users");
+    EXPECT_EQ(first["evidence"]["to_zone"], "mgmt");
+    for (uint64_t s = 1; s <= 20; ++s) r.tick_all(kT0 + s * kSec);  // past the hold-down
+    EXPECT_EQ(r.of("out_of_policy", "end").size(), 3u);
+    nlohmann::json end;
+    for (const auto& e : r.of("out_of_policy", "end"))
+        if (e["id"] == first["id"]) end = e;
+    EXPECT_EQ(end["counts"]["flows"], 2);
+    EXPECT_EQ(end["counts"]["packets"], 4);
+    EXPECT_EQ(end["victim"], "many");
+    EXPECT_EQ(end["evidence"]["sample_servers"].size(), 2u);
+    violation(0x0A010304, 0x0A0200FA, 161, kT0 + 21 * kSec);  // again, after it ended: a new event
+    EXPECT_EQ(r.of("out_of_policy").size(), 4u);
+    EXPECT_EQ(r.det->stats().events[static_cast<unsigned>(Kind::kOutOfPolicy)], 4u);
+}
