@@ -59,28 +59,38 @@ int on_healthz(mg_connection* c, void* cb) {
     return reply(c, 200, "text/plain", "ok\n");
 }
 
+// A query variable: `dflt` when absent (mg_get_var: -1; it empties the buffer), a marker no valid
+// value matches when too long for the buffer (-2).
+std::string query_var(const mg_request_info* ri, const char* name, const char* dflt) {
+    const char* q = ri->query_string ? ri->query_string : "";
+    char buf[16];
+    const int r = mg_get_var(q, std::strlen(q), name, buf, sizeof(buf));
+    if (r == -1) return dflt;
+    if (r == -2) return "(too long)";
+    return buf;
+}
+
+// The count `?n=` asks for, 1..max (default `dflt`); false with the error message when invalid.
+bool query_count(const mg_request_info* ri, long dflt, long max, long& n, std::string& error) {
+    const std::string v = query_var(ri, "n", std::to_string(dflt).c_str());
+    char* end = nullptr;
+    n = std::strtol(v.c_str(), &end, 10);
+    if (end != v.c_str() && !*end && n >= 1 && n <= max) return true;
+    error = "n: expected 1.." + std::to_string(max) + ", got \"" + v + "\"";
+    return false;
+}
+
 int on_top(mg_connection* c, void* cb) {
     if (!read_only(c)) return refuse(c);
     auto& rt = *static_cast<Runtime*>(cb);
     const mg_request_info* ri = mg_get_request_info(c);
-    const char* q = ri->query_string ? ri->query_string : "";
-    // mg_get_var empties its buffer when the variable is absent: a missing one takes its default.
-    // (-1); -2 is a value too long for the buffer, which no valid value is.
-    char by[16], nbuf[16];
-    const int rby = mg_get_var(q, std::strlen(q), "by", by, sizeof(by));
-    if (rby == -1) std::strcpy(by, "bytes");
-    if (rby == -2) std::strcpy(by, "(too long)");
-    const int rn = mg_get_var(q, std::strlen(q), "n", nbuf, sizeof(nbuf));
-    if (rn == -1) std::strcpy(nbuf, "20");
-    if (rn == -2) std::strcpy(nbuf, "(too long)");
-    const std::string sby = by;
+    const std::string sby = query_var(ri, "by", "bytes");
     if (sby != "bytes" && sby != "packets")
         return reply_json(c, 400, {{"error", "by: expected bytes or packets, got \"" + sby + "\""}});
-    char* end = nullptr;
-    const long n = std::strtol(nbuf, &end, 10);
-    if (end == nbuf || *end || n < 1 || n > static_cast<long>(Worker::kTopMax))
-        return reply_json(c, 400,
-                          {{"error", "n: expected 1.." + std::to_string(Worker::kTopMax) + ", got \"" + nbuf + "\""}});
+    long n = 0;
+    std::string error;
+    if (!query_count(ri, 20, static_cast<long>(Worker::kTopMax), n, error))
+        return reply_json(c, 400, {{"error", error}});
     try {
         return reply_json(c, 200, {{"by", sby}, {"flows", top_flows(rt, sby == "packets", static_cast<uint32_t>(n))}});
     } catch (const std::exception& e) {
@@ -93,16 +103,9 @@ int on_events(mg_connection* c, void* cb) {
     if (!read_only(c)) return refuse(c);
     auto& rt = *static_cast<Runtime*>(cb);
     if (!rt.detection) return reply_json(c, 200, {{"detect", false}, {"events", nlohmann::json::array()}});
-    const mg_request_info* ri = mg_get_request_info(c);
-    const char* q = ri->query_string ? ri->query_string : "";
-    char nbuf[16];
-    const int rn = mg_get_var(q, std::strlen(q), "n", nbuf, sizeof(nbuf));
-    if (rn == -1) std::strcpy(nbuf, "100");
-    if (rn == -2) std::strcpy(nbuf, "(too long)");
-    char* end = nullptr;
-    const long n = std::strtol(nbuf, &end, 10);
-    if (end == nbuf || *end || n < 1 || n > 1000)
-        return reply_json(c, 400, {{"error", std::string("n: expected 1..1000, got \"") + nbuf + "\""}});
+    long n = 0;
+    std::string error;
+    if (!query_count(mg_get_request_info(c), 100, 1000, n, error)) return reply_json(c, 400, {{"error", error}});
     return reply_json(c, 200, {{"detect", true}, {"events", detection_events(*rt.detection, static_cast<size_t>(n))}});
 }
 
@@ -113,16 +116,9 @@ int on_matrix(mg_connection* c, void* cb) {
     if (!rt.matrix)
         return reply_json(c, 404,
                           {{"error", "no flow matrix: define \"zones\" (or a \"policy\") in the configuration"}});
-    const mg_request_info* ri = mg_get_request_info(c);
-    const char* q = ri->query_string ? ri->query_string : "";
-    char nbuf[16];
-    const int rn = mg_get_var(q, std::strlen(q), "n", nbuf, sizeof(nbuf));
-    if (rn == -1) std::strcpy(nbuf, "1000");
-    if (rn == -2) std::strcpy(nbuf, "(too long)");
-    char* end = nullptr;
-    const long n = std::strtol(nbuf, &end, 10);
-    if (end == nbuf || *end || n < 1 || n > 1000000)
-        return reply_json(c, 400, {{"error", std::string("n: expected 1..1000000, got \"") + nbuf + "\""}});
+    long n = 0;
+    std::string error;
+    if (!query_count(mg_get_request_info(c), 1000, 1000000, n, error)) return reply_json(c, 400, {{"error", error}});
     return reply_json(c, 200, matrix_json(*rt.matrix, static_cast<size_t>(n)));
 }
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import unittest
@@ -247,6 +248,15 @@ def replay(capture, collectors=None, extra=(), timeout=300):
     finally:
         os.unlink(summary_path)
     return p, summary
+
+
+def ip_checksum(b):
+    """The Internet checksum (RFC 1071) of a header built by a test."""
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xFFFF)
+    return ~(s + (s >> 16)) & 0xFFFF
 
 
 def tshark_rows(capture, fields, options=()):

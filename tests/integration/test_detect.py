@@ -316,16 +316,10 @@ class Management(unittest.TestCase):
 
 def syn_frames(src, dst, ports):
     """Ethernet frames of TCP SYNs from src to each port of dst (a vertical scan)."""
-    def csum(b):
-        if len(b) % 2:
-            b += b"\0"
-        s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-        s = (s >> 16) + (s & 0xFFFF)
-        return ~(s + (s >> 16)) & 0xFFFF
     for port in ports:
         tcp = struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 5 << 4, 0x02, 1024, 0, 0)
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, port, 0, 64, 6, 0, src, dst)
-        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        ip = ip[:10] + struct.pack("!H", harness.ip_checksum(ip)) + ip[12:]
         yield b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + ip + tcp
 
 

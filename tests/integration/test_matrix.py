@@ -177,13 +177,6 @@ class MatrixAgainstTshark(harness.NamespaceCase):
 def crafted_capture(path):
     """users (10.1.0.0/16) talk HTTPS to servers (10.2.0.0/24), as allowed; one user polls SNMP on
     two management addresses (10.2.0.250/31) three times, which the policy does not allow."""
-    def csum(b):
-        if len(b) % 2:
-            b += b"\0"
-        s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-        s = (s >> 16) + (s & 0xFFFF)
-        return ~(s + (s >> 16)) & 0xFFFF
-
     def frame(src, dst, proto, sport, dport, flags=0, payload=b""):
         if proto == 6:
             l4 = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, flags, 1024, 0, 0) + payload
@@ -191,7 +184,7 @@ def crafted_capture(path):
             l4 = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, proto, 0,
                          ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed)
-        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        ip = ip[:10] + struct.pack("!H", harness.ip_checksum(ip)) + ip[12:]
         return b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + ip + l4
 
     t = 1_700_000_000.0
@@ -269,6 +262,9 @@ class Policy(unittest.TestCase):
         code, body = http(weir.base + "/matrix")
         self.assertEqual(code, 200, body)
         self.assertEqual(json.loads(body)["zones"], ["other", "users"])
+        code, body = http(weir.base + "/matrix?n=0")
+        self.assertEqual(code, 400, body)
+        self.assertIn('n: expected 1..1000000, got \\"0\\"', body)
         with open(cfg, "w") as f:
             json.dump(dict(base, zones={"users": ["10.1.0.0/16"], "mgmt": ["10.2.0.250/31"]},
                            policy={"allow": []}), f)
