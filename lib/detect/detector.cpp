@@ -331,11 +331,10 @@ void Detector::violation(const PolicyViolation& v, std::vector<nlohmann::json>& 
     // Records arrive when conversations end, after the intervals they fell in may have been
     // decided: the event is held from the later of the two.
     const uint64_t k = std::max<uint64_t>(v.last_ns / interval_ns_, decided_ ? decided_ - 1 : 0);
+    // One event per client and zone pair, whatever services it tries: a scan across forbidden
+    // ports is one event with sample services, not one per port.
     std::string key(reinterpret_cast<const char*>(v.client), 16);
     key += static_cast<char>(v.version);
-    key += static_cast<char>(v.proto);
-    key += static_cast<char>(v.port >> 8);
-    key += static_cast<char>(v.port & 0xFF);
     key += v.from;
     key += '\0';
     key += v.to;
@@ -347,8 +346,19 @@ void Detector::violation(const PolicyViolation& v, std::vector<nlohmann::json>& 
         e.proto = v.proto;
         e.port = v.port;
         e.counts = {{"flows", 0}, {"packets", 0}, {"bytes", 0}};
-        e.evidence = {{"from_zone", v.from}, {"to_zone", v.to}, {"sample_servers", nlohmann::json::array()}};
+        e.evidence = {{"from_zone", v.from},
+                      {"to_zone", v.to},
+                      {"sample_servers", nlohmann::json::array()},
+                      {"sample_services", nlohmann::json::array()}};
     }
+    // The service, as "udp/161" (ICMP: the type); `port` and `protocol` stay only while there is one.
+    const char* pn = proto_text(v.proto);
+    const std::string service = (pn ? std::string(pn) : std::to_string(v.proto)) + "/" + std::to_string(v.port);
+    auto& services = e.evidence["sample_services"];
+    if (services.size() < 8 && std::find(services.begin(), services.end(), service) == services.end())
+        services.push_back(service);
+    if (v.port != e.port) e.port = 0;
+    if (v.proto != e.proto) e.proto = 0, e.port = 0;
     e.counts["flows"] = e.counts["flows"].get<uint64_t>() + 1;
     e.counts["packets"] = e.counts["packets"].get<uint64_t>() + v.packets;
     e.counts["bytes"] = e.counts["bytes"].get<uint64_t>() + v.bytes;

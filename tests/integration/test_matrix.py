@@ -176,7 +176,8 @@ class MatrixAgainstTshark(harness.NamespaceCase):
 
 def crafted_capture(path):
     """users (10.1.0.0/16) talk HTTPS to servers (10.2.0.0/24), as allowed; one user polls SNMP on
-    two management addresses (10.2.0.250/31) three times, which the policy does not allow."""
+    two management addresses (10.2.0.250/31) three times and tries SSH on one, which the policy
+    does not allow."""
     def frame(src, dst, proto, sport, dport, flags=0, payload=b""):
         if proto == 6:
             l4 = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, flags, 1024, 0, 0) + payload
@@ -199,6 +200,7 @@ def crafted_capture(path):
             pkts += [(t, frame("10.1.0.99", dev, 17, 40000 + i, 161, payload=b"\x30" * 40)),
                      (t + 0.002, frame(dev, "10.1.0.99", 17, 161, 40000 + i, payload=b"\x30" * 60))]
             t += 0.5
+    pkts.append((t, frame("10.1.0.99", "10.2.0.250", 6, 40100, 22, 0x02)))  # and SSH to one of them
     with open(path, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for ts, fr in pkts:
@@ -226,12 +228,13 @@ class Policy(unittest.TestCase):
             zoned = collections.Counter((r["src_zone"], r["dst_zone"], r["dport"]) for r in map(json.loads, f))
         self.assertEqual(zoned, {("users", "servers", 443): 20,
                                  **{("servers", "users", 50000 + i): 1 for i in range(20)},
-                                 ("users", "mgmt", 161): 6, **{("mgmt", "users", 40000 + i): 2 for i in range(3)}})
+                                 ("users", "mgmt", 161): 6, **{("mgmt", "users", 40000 + i): 2 for i in range(3)},
+                                 ("users", "mgmt", 22): 1})
         with open(events) as f:
             ev = [json.loads(line) for line in f]
         starts = [e for e in ev if e["phase"] == "start"]
-        self.assertEqual([(e["kind"], e["attacker"], e["port"], e["protocol"]) for e in starts],
-                         [("out_of_policy", "10.1.0.99", 161, "udp")], json.dumps(ev, indent=1))
+        self.assertEqual([(e["kind"], e["attacker"]) for e in starts], [("out_of_policy", "10.1.0.99")],
+                         json.dumps(ev, indent=1))
         end = [e for e in ev if e["phase"] == "end"]
         self.assertEqual(len(end), 1)
         self.assertEqual(end[0]["id"], starts[0]["id"])
@@ -239,13 +242,15 @@ class Policy(unittest.TestCase):
         self.assertEqual(sorted(end[0]["evidence"]["sample_servers"]), ["10.2.0.250", "10.2.0.251"])
         self.assertEqual(end[0]["evidence"]["from_zone"], "users")
         self.assertEqual(end[0]["evidence"]["to_zone"], "mgmt")
-        self.assertEqual(end[0]["counts"]["flows"], 6)
-        self.assertEqual(end[0]["counts"]["packets"], 12)
+        self.assertEqual(sorted(end[0]["evidence"]["sample_services"]), ["tcp/22", "udp/161"])
+        self.assertNotIn("port", end[0])  # several services
+        self.assertEqual(end[0]["counts"]["flows"], 7)
+        self.assertEqual(end[0]["counts"]["packets"], 13)
         self.assertIn("event start #1 out_of_policy: attacker 10.1.0.99 victim 10.2.0.25", p.stderr)
         with open(summary) as f:
             s = json.load(f)
-        self.assertEqual(s["matrix"]["violations"], 6)
-        self.assertEqual(s["matrix"]["records"], 26)
+        self.assertEqual(s["matrix"]["violations"], 7)
+        self.assertEqual(s["matrix"]["records"], 27)
         self.assertEqual(s["detect"]["events"]["out_of_policy"], 1)
 
     def test_zones_change_only_with_a_restart(self):

@@ -335,8 +335,8 @@ TEST(Detect, PolicyViolationsAreOneEventPerClientAndServiceWhileTheyLast) {
     violation(0x0A010304, 0x0A0200FA, 161, kT0);
     violation(0x0A010304, 0x0A0200FB, 161, kT0 + kSec / 2);  // another device, same service: same event
     violation(0x0A010305, 0x0A0200FA, 161, kT0 + kSec / 2);  // another client: its own
-    violation(0x0A010304, 0x0A0200FA, 22, kT0 + kSec / 2);   // another service: its own
-    ASSERT_EQ(r.of("out_of_policy").size(), 3u) << nlohmann::json(r.events).dump();
+    violation(0x0A010304, 0x0A0200FA, 22, kT0 + kSec / 2);   // another service: the same event
+    ASSERT_EQ(r.of("out_of_policy").size(), 2u) << nlohmann::json(r.events).dump();
     const auto first = r.of("out_of_policy")[0];
     EXPECT_EQ(first["attacker"], "10.1.3.4");
     EXPECT_EQ(first["victim"], "10.2.0.250");
@@ -345,15 +345,17 @@ TEST(Detect, PolicyViolationsAreOneEventPerClientAndServiceWhileTheyLast) {
     EXPECT_EQ(first["evidence"]["from_zone"], "users");
     EXPECT_EQ(first["evidence"]["to_zone"], "mgmt");
     for (uint64_t s = 1; s <= 20; ++s) r.tick_all(kT0 + s * kSec);  // past the hold-down
-    EXPECT_EQ(r.of("out_of_policy", "end").size(), 3u);
+    EXPECT_EQ(r.of("out_of_policy", "end").size(), 2u);
     nlohmann::json end;
     for (const auto& e : r.of("out_of_policy", "end"))
         if (e["id"] == first["id"]) end = e;
-    EXPECT_EQ(end["counts"]["flows"], 2);
-    EXPECT_EQ(end["counts"]["packets"], 4);
+    EXPECT_EQ(end["counts"]["flows"], 3);
+    EXPECT_EQ(end["counts"]["packets"], 6);
+    EXPECT_EQ(end["evidence"]["sample_services"], nlohmann::json({"udp/161", "udp/22"}));
+    EXPECT_FALSE(end.contains("port"));  // several services
     EXPECT_EQ(end["victim"], "many");
     EXPECT_EQ(end["evidence"]["sample_servers"].size(), 2u);
     violation(0x0A010304, 0x0A0200FA, 161, kT0 + 21 * kSec);  // again, after it ended: a new event
-    EXPECT_EQ(r.of("out_of_policy").size(), 4u);
-    EXPECT_EQ(r.det->stats().events[static_cast<unsigned>(Kind::kOutOfPolicy)], 4u);
+    EXPECT_EQ(r.of("out_of_policy").size(), 3u);
+    EXPECT_EQ(r.det->stats().events[static_cast<unsigned>(Kind::kOutOfPolicy)], 3u);
 }
