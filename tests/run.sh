@@ -21,11 +21,14 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 status=0
 for b in build build-asan; do
   echo "== meson test -C $b"
-  # Under the sanitizers the core-link corpus test replays every third capture: the release pass
-  # replays them all, and the decoder has a fuzzer of its own.
-  sample=1
-  [ "$b" = build-asan ] && sample=3
-  WEIR_CORE_LINK_SAMPLE=$sample meson test -C "$b" --print-errorlogs || status=1
+  # Under the sanitizers the core-link corpus test replays every fourth capture: the release pass
+  # replays them all, and the decoder has a fuzzer of its own. Detection's no-false-alarm sweep
+  # replays every sixth capture in the release pass and a different twelfth under the
+  # sanitizers (tests/integration/test_detect.py survey replays them all).
+  core=1 detect=6 offset=0
+  [ "$b" = build-asan ] && core=4 detect=12 offset=3
+  WEIR_CORE_LINK_SAMPLE=$core WEIR_DETECT_SAMPLE=$detect WEIR_DETECT_OFFSET=$offset \
+    meson test -C "$b" --print-errorlogs || status=1
 done
 passed=0 failed=0
 for b in build build-asan; do
