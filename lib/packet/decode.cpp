@@ -83,6 +83,7 @@ struct L2 {
     uint16_t vlan = 0;    // first tag
     uint16_t cvlan = 0;   // second tag (QinQ customer VLAN)
     int64_t mac = -1;     // offset of the Ethernet header in front of the IP header
+    uint32_t mpls = 0;    // the first MPLS label stack entry met (PacketInfo::mpls)
     int tags = 0;
     int headers = 0;
 };
@@ -212,6 +213,7 @@ Drop mpls(Cursor& c, uint32_t off, uint32_t limit, L2& l2, uint32_t* bottom_labe
         if (++l2.headers > kMaxL2Headers) return Drop::kTooManyHeaders;
         if (!c.has(off, 4, limit)) return Drop::kTruncatedL2;
         const uint32_t label = c.u32(off);
+        if (!l2.mpls) l2.mpls = 1u << 24 | label >> 8;
         off += 4;
         if (label & 0x100) {
             if (bottom_label) *bottom_label = label >> 12;
@@ -1056,9 +1058,13 @@ inline bool common_frame(const uint8_t* f, uint32_t avail, const DecodeOptions& 
         return false;  // perhaps a tunnel: the general way opens it
     }
     t.vlan = vlan;
-    if (opt.want_macs) {
-        std::memcpy(out.macs, f, 12);
-        out.has_macs = true;
+    if (opt.want_macs || opt.want_mpls) {
+        if (opt.want_macs)
+            std::memcpy(out.macs, f, 12);
+        else
+            std::memset(out.macs, 0, 12);
+        set_mpls(out.macs, 0);
+        out.has_macs = opt.want_macs;
     }
     return true;
 }
@@ -1092,13 +1098,25 @@ Drop decode(const uint8_t* frame, uint32_t avail, uint32_t caplen, uint16_t link
             int64_t mac = l2.mac;
             if (opt.mode != TunnelMode::kOuter) tunnels(c, opt, out, l4, mac);
             if (opt.want_payload) payload(c, out, l4);
-            if (opt.want_macs && mac >= 0 && c.has(static_cast<uint32_t>(mac), 12, caplen)) {
-                std::memcpy(out.macs, frame + mac, 12);
-                out.has_macs = true;
-            }
-            if (opt.want_macs && out.tunnel.depth && l2.mac >= 0 && c.has(static_cast<uint32_t>(l2.mac), 12, caplen)) {
-                std::memcpy(out.outer_macs, frame + l2.mac, 12);
-                out.has_outer_macs = true;
+            if (opt.want_macs || opt.want_mpls) {
+                // The flow's frame and the outermost one, MACs where there is an Ethernet header
+                // (zero where not) and the captured frame's top MPLS entry.
+                const uint32_t top = opt.want_mpls ? l2.mpls : 0;
+                set_mpls(out.macs, top);
+                set_mpls(out.outer_macs, top);
+                const bool m = opt.want_macs && mac >= 0 && c.has(static_cast<uint32_t>(mac), 12, caplen);
+                if (m)
+                    std::memcpy(out.macs, frame + mac, 12);
+                else
+                    std::memset(out.macs, 0, 12);
+                const bool om = opt.want_macs && out.tunnel.depth && l2.mac >= 0 &&
+                    c.has(static_cast<uint32_t>(l2.mac), 12, caplen);
+                if (om)
+                    std::memcpy(out.outer_macs, frame + l2.mac, 12);
+                else
+                    std::memset(out.outer_macs, 0, 12);
+                out.has_macs = m || top;
+                out.has_outer_macs = out.tunnel.depth && (om || top);
             }
         }
     }

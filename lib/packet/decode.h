@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace weir::packet {
 
@@ -109,6 +110,7 @@ public:
     TunnelMode mode = TunnelMode::kInner;
     uint8_t max_depth = 4;      // tunnels opened one inside another, at most
     bool want_macs = false;     // copy the MAC addresses of the frame carrying the flow
+    bool want_mpls = false;     // copy the top MPLS label stack entry of the captured frame
     bool want_payload = false;  // find the keyed layer's TCP/UDP payload (payload inspection)
 
     // UDP destination ports that carry a tunnel (VXLAN, VXLAN-GPE, Geneve, GTP-U, GRE, MPLS,
@@ -174,8 +176,12 @@ struct alignas(64) PacketInfo : Layer {
     // For a tunneled packet (tunnel.depth > 0): its outermost IP layer, the tunnel's own flow in
     // the both mode.
     Layer outer;
-    uint8_t macs[12];        // destination then source MAC of the frame carrying the flow's IP
-    uint8_t outer_macs[12];  // ... and of the outermost frame, when the packet is tunneled
+    // With DecodeOptions::want_macs or want_mpls (else not written), 16 bytes a flow table keeps
+    // as they are: destination then source MAC of the frame carrying the flow's IP (zero when the
+    // link has none), then (host order, set_mpls) the top MPLS label stack entry of the captured
+    // frame: label << 4 | traffic class << 1 | bottom of stack, with bit 24 set; 0 without MPLS.
+    uint8_t macs[16];
+    uint8_t outer_macs[16];  // ... of the outermost frame, when the packet is tunneled
     // With DecodeOptions::want_payload (else not written): the TCP or UDP payload of the layer
     // flows are keyed on, as far as it lies in the bytes decoded (`avail`): where it starts in the
     // frame and how many bytes of it are there. 0 bytes for other protocols, later fragments and
@@ -183,6 +189,13 @@ struct alignas(64) PacketInfo : Layer {
     uint32_t payload_off;
     uint32_t payload_len;
 };
+
+inline void set_mpls(uint8_t* macs16, uint32_t entry) noexcept { std::memcpy(macs16 + 12, &entry, 4); }
+inline uint32_t mpls_of(const uint8_t* macs16) noexcept {
+    uint32_t v;
+    std::memcpy(&v, macs16 + 12, 4);
+    return v;
+}
 
 // Decodes one frame of which `avail` bytes are at `frame` and `caplen` were captured (more
 // than avail when the frame spans several buffers). Returns Drop::kNone and fills `out` when the

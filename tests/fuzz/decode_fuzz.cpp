@@ -30,7 +30,7 @@ struct Sink {
     void on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept {
         packets += e.packets();
         flow::FlowRecord r;
-        flow::make_record(e, why, e.key.tunnel ? &tunnels->key(e.key.tunnel) : nullptr, nullptr, r);
+        flow::make_record(e, why, e.key.tunnel ? &tunnels->key(e.key.tunnel) : nullptr, flow::EntrySide{}, r);
         if (e.key.tunnel) tunnels->release(e.key.tunnel);
         if (!enc.started()) enc.start(buf.data());
         if (!enc.add(r)) {

@@ -150,6 +150,35 @@ TEST(Decode, MplsStack) {
     EXPECT_EQ(run(cat({eth(0x8847), Bytes{0x00, 0x01}}), pi), Drop::kTruncatedL2);
 }
 
+TEST(Decode, MplsTopEntryWhenAsked) {
+    // Top label 16 with traffic class 5, then label 32 at the bottom.
+    Bytes labels = {0x00, 0x01, 0x0A, 0x40, 0x00, 0x02, 0x01, 0x40};
+    const Bytes f = cat({eth(0x8847), labels, ipv4(6, 40), tcp(7, 8, 0x02)});
+    DecodeOptions o;
+    PacketInfo pi;
+    ASSERT_EQ(decode(f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), kLinkEthernet, o, pi),
+              Drop::kNone);
+    EXPECT_FALSE(pi.has_macs);  // not asked
+    o.want_mpls = true;
+    ASSERT_EQ(decode(f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), kLinkEthernet, o, pi),
+              Drop::kNone);
+    EXPECT_TRUE(pi.has_macs);
+    EXPECT_EQ(mpls_of(pi.macs), 1u << 24 | 16u << 4 | 5u << 1);
+    EXPECT_EQ(pi.macs[0], 0);  // MACs were not asked for
+    o.want_macs = true;
+    ASSERT_EQ(decode(f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), kLinkEthernet, o, pi),
+              Drop::kNone);
+    EXPECT_EQ(pi.macs[1], 0x11);
+    EXPECT_EQ(mpls_of(pi.macs), 1u << 24 | 16u << 4 | 5u << 1);
+    // A plain frame takes the quick path: MACs, no MPLS entry.
+    const Bytes plain = cat({eth(0x0800), ipv4(6, 40), tcp(7, 8, 0x02)});
+    ASSERT_EQ(decode(plain.data(), static_cast<uint32_t>(plain.size()), static_cast<uint32_t>(plain.size()),
+                     kLinkEthernet, o, pi),
+              Drop::kNone);
+    EXPECT_EQ(mpls_of(pi.macs), 0u);
+    EXPECT_EQ(pi.macs[1], 0x11);
+}
+
 TEST(Decode, PppoeSession) {
     Bytes pppoe = {0x11, 0x00, 0x00, 0x01, 0x00, 0x1e, 0x00, 0x21};
     PacketInfo pi;
