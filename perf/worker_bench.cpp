@@ -83,6 +83,7 @@ struct Options {
     uint64_t packets = 20'000'000;  // timed packets per worker (at least 2 x flows)
     bool no_handoff = false;        // tunneled packets stay where they arrive (as with innermost-header RSS)
     bool detect = false;            // detection on (default configuration), its control side merging untimed
+    bool extras = false;            // the opt-in record parts: MACs and MPLS label, handshake times, size bins
 };
 
 // Hand-off between the workers of one run: each worker's inbound ring, and how many have finished.
@@ -236,6 +237,10 @@ int run_worker(void* arg) {
         wc.table.capacity = 3 * sc.flows + sc.flows / 2;
     }
     decode.want_payload = sc.inspect;
+    if (opt.extras) {
+        decode.want_macs = decode.want_mpls = true;
+        wc.table.macs = wc.table.mpls = wc.table.rtt = wc.table.sizes = true;
+    }
     wc.decode = &decode;
     wc.workers = opt.workers;
     wc.handoff = sc.vxlan && opt.workers > 1 && !opt.no_handoff;
@@ -473,13 +478,17 @@ int main(int argc, char** argv) {
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += std::string(i ? " " : "") + argv[i];
     Options opt;
-    static const option longopts[] = {
-        {"scenario", required_argument, nullptr, 's'}, {"mode", required_argument, nullptr, 'm'},
-        {"workers", required_argument, nullptr, 'w'},  {"packets", required_argument, nullptr, 'n'},
-        {"no-handoff", no_argument, nullptr, 'H'},     {"detect", no_argument, nullptr, 'D'},
-        {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0}};
+    static const option longopts[] = {{"scenario", required_argument, nullptr, 's'},
+                                      {"mode", required_argument, nullptr, 'm'},
+                                      {"workers", required_argument, nullptr, 'w'},
+                                      {"packets", required_argument, nullptr, 'n'},
+                                      {"no-handoff", no_argument, nullptr, 'H'},
+                                      {"detect", no_argument, nullptr, 'D'},
+                                      {"extras", no_argument, nullptr, 'X'},
+                                      {"help", no_argument, nullptr, 'h'},
+                                      {nullptr, 0, nullptr, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "s:m:w:n:HDh", longopts, nullptr)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:m:w:n:HDXh", longopts, nullptr)) != -1) {
         switch (c) {
             case 's': opt.only = optarg; break;
             case 'm': opt.pmd = std::string(optarg) == "pmd"; break;
@@ -487,10 +496,11 @@ int main(int argc, char** argv) {
             case 'n': opt.packets = std::stoull(optarg); break;
             case 'H': opt.no_handoff = true; break;
             case 'D': opt.detect = true; break;
+            case 'X': opt.extras = true; break;
             default:
                 std::printf(
                     "usage: worker_bench [--scenario NAME|list] [--mode inmem|pmd] [--workers N] [--packets N] "
-                    "[--no-handoff] [--detect]\n");
+                    "[--no-handoff] [--detect] [--extras]\n");
                 return c == 'h' ? 0 : 2;
         }
     }
@@ -569,7 +579,7 @@ int main(int argc, char** argv) {
             "bytes_per_flow=%.0f workers=%u mode=%s records_per_s=%.0f hit_rate=%.4f pmd_cycles_per_pkt=%.1f "
             "export_drops=%lu handed=%lu handoff_drops=%lu table_mib=%.1f inspected_bytes_per_pkt=%.1f "
             "inspected_flows=%lu inspect_skipped=%lu detect=%d detect_events=%lu detect_overflow=%lu detect_mib=%.1f "
-            "tsc_ghz=%.2f cmd=\"%s\"\n",
+            "extras=%d tsc_ghz=%.2f cmd=\"%s\"\n",
             sc.name.c_str(), sc.synflood ? sum.capacity : sc.flows, pkt_bytes, mpps, cpp, sum.created / secs_max,
             static_cast<double>(sum.table_bytes) / sum.capacity, opt.workers, opt.pmd ? "pmd" : "inmem",
             sum.records / secs_max, 1.0 - static_cast<double>(sum.created) / sum.packets,
@@ -578,7 +588,8 @@ int main(int argc, char** argv) {
             sum.table_bytes / 1048576.0, static_cast<double>(sum.inspected_bytes) / sum.packets,
             static_cast<unsigned long>(sum.inspected_flows), static_cast<unsigned long>(sum.inspect_skipped),
             opt.detect ? 1 : 0, static_cast<unsigned long>(sum.detect_events),
-            static_cast<unsigned long>(sum.detect_overflow), sum.detect_bytes / 1048576.0, hz / 1e9, cmdline.c_str());
+            static_cast<unsigned long>(sum.detect_overflow), sum.detect_bytes / 1048576.0, opt.extras ? 1 : 0, hz / 1e9,
+            cmdline.c_str());
         std::fflush(stdout);
     }
     rte_eal_cleanup();

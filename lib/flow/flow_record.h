@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// What a worker hands to the exporters for each conversation that ends: fixed length (192 B),
-// both directions, the tunnel that carried it, when kept its MAC addresses, and (beside it, in
+// What a worker hands to the exporters for each conversation that ends: fixed length (256 B),
+// both directions, the tunnel that carried it, when kept its MAC addresses, MPLS label, TCP
+// handshake times and packet-size histograms, and (beside it, in
 // the batch's findings, for the flows that have any) what payload inspection found in it
 // (application, rules, server name), so every format
 // (uniflow or biflow IPFIX, NetFlow, JSON, ClickHouse) is encoded on the control side from the
@@ -44,6 +45,9 @@ struct FlowRecord {
         kTunnelRevSame = 4,  // the responder's packets ran between the tunnel end points the same way
                              // as the initiator's (a mirror session), not the other way round
         kInspected = 8,      // payload inspection left findings: `findings` points to them
+        kHasSizes = 16,      // `sizes` (the fourth cache line) is written
+        kRttClient = 32,     // fwd.rtt_us holds SYN-ACK to ACK
+        kRttServer = 64,     // rev.rtt_us holds SYN to SYN-ACK
     };
 
     packet::Tuple tuple;  // the initiator's direction (the first packet seen)
@@ -65,8 +69,10 @@ struct FlowRecord {
     uint8_t tunnel_dst[16];
     uint8_t dst_mac[6];  // of the initiator's first packet
     uint8_t src_mac[6];
-    uint8_t reserved[4];
-    const Findings* findings;  // with kInspected (written only then): valid while the batch is
+    uint32_t mpls;                 // top MPLS entry of its first frame, with bit 24 set (PacketInfo::mpls)
+    const Findings* findings;      // with kInspected (written only then): valid while the batch is
+    uint32_t sizes[2][kSizeBins];  // with kHasSizes (written only then): packets per size bin,
+                                   // the initiator's, then the responder's
 
     bool inspected_flow() const noexcept { return flags & kInspected; }
     // What payload inspection found, or nullptr.
@@ -76,6 +82,9 @@ struct FlowRecord {
     // MAC addresses, all zero when the table kept none.
     const uint8_t* src_mac_or_zero() const noexcept { return flags & kHasMacs ? src_mac : kNoMac; }
     const uint8_t* dst_mac_or_zero() const noexcept { return flags & kHasMacs ? dst_mac : kNoMac; }
+    // The top MPLS label stack entry (label << 4 | traffic class << 1 | bottom of stack), or -1.
+    int64_t mpls_top() const noexcept { return flags & kHasMacs && mpls ? static_cast<int64_t>(mpls & 0xFFFFFF) : -1; }
+    const uint32_t* sizes_or_null(int d) const noexcept { return flags & kHasSizes ? sizes[d] : nullptr; }
     uint32_t tunnel_id_or_zero() const noexcept { return tunnel_type ? tunnel_id : 0; }
     uint16_t tunnel_vlan_or_zero() const noexcept { return tunnel_type ? tunnel_vlan : 0; }
     static constexpr uint8_t kNoMac[6] = {};
@@ -92,15 +101,17 @@ struct FlowRecord {
         return t;
     }
 };
-static_assert(sizeof(FlowRecord) == 192);
+static_assert(sizeof(FlowRecord) == 256);
 
-// The record of an entry. `tunnel` is the key of its tunnel (nullptr: not tunneled) and `macs`
-// the MAC addresses the table kept (nullptr: none).
-inline void make_record(const FlowEntry& e, EndReason why, const TunnelKey* tunnel, const uint8_t* macs,
+// The record of an entry. `tunnel` is the key of its tunnel (nullptr: not tunneled) and `side`
+// what the table kept beside the entry.
+inline void make_record(const FlowEntry& e, EndReason why, const TunnelKey* tunnel, const EntrySide& side,
                         FlowRecord& r) noexcept {
-    // The first two lines are written whole; the third (tunnel, MACs) only when there is something
-    // for it: a plain record costs one line less to write.
-    static_assert(offsetof(FlowRecord, tunnel_type) == 126 && offsetof(FlowRecord, reserved0) == 135);
+    // The first two lines are written whole; the third (tunnel, MACs) and the fourth (sizes) only
+    // when there is something for them: a plain record costs two lines less to write.
+    const uint8_t* macs = side.l2;
+    static_assert(offsetof(FlowRecord, tunnel_type) == 126 && offsetof(FlowRecord, reserved0) == 135 &&
+                  offsetof(FlowRecord, sizes) == 192);
     r.tuple = e.tuple(0);
     r.fwd = e.dir(0);
     r.rev = e.dir(1);
@@ -110,8 +121,22 @@ inline void make_record(const FlowEntry& e, EndReason why, const TunnelKey* tunn
     r.cvlan = e.key.cvlan;
     r.tunnel_type = 0;
     r.tunnel_depth = 0;
+    if (const Handshake* h = side.handshake; h && h->synack_ns != Handshake::kNoHandshake) [[unlikely]] {
+        if (h->synack_ns >= e.c[0].first_ns && h->synack_ns) {
+            r.rev.rtt_us = static_cast<uint32_t>((h->synack_ns - e.c[0].first_ns + 500) / 1000);
+            r.flags |= FlowRecord::kRttServer;
+            if (h->ack_ns >= h->synack_ns) {
+                r.fwd.rtt_us = static_cast<uint32_t>((h->ack_ns - h->synack_ns + 500) / 1000);
+                r.flags |= FlowRecord::kRttClient;
+            }
+        }
+    }
+    if (side.sizes) {
+        std::memcpy(r.sizes, side.sizes, sizeof(r.sizes));
+        r.flags |= FlowRecord::kHasSizes;
+    }
     if (!tunnel && !macs) return;
-    std::memset(reinterpret_cast<uint8_t*>(&r) + 128, 0, sizeof(FlowRecord) - 128);
+    std::memset(reinterpret_cast<uint8_t*>(&r) + 128, 0, 64);
     if (tunnel) {
         r.tunnel_type = tunnel->type;
         r.tunnel_depth = tunnel->version_depth & 0x0F;
@@ -127,12 +152,13 @@ inline void make_record(const FlowEntry& e, EndReason why, const TunnelKey* tunn
     if (macs) {
         std::memcpy(r.dst_mac, macs, 6);
         std::memcpy(r.src_mac, macs + 6, 6);
+        std::memcpy(&r.mpls, macs + 12, 4);
         r.flags |= FlowRecord::kHasMacs;
     }
 }
 
 inline void make_record(const FlowEntry& e, EndReason why, FlowRecord& r) noexcept {
-    make_record(e, why, nullptr, nullptr, r);
+    make_record(e, why, nullptr, EntrySide{}, r);
 }
 
 }  // namespace weir::flow

@@ -47,8 +47,10 @@ FlowTable::FlowTable(const TableConfig& cfg) : cfg_(cfg), capacity_(cfg.capacity
     const size_t e_bytes = round_up(sizeof(FlowEntry) * capacity_, 4096);
     const size_t l_bytes = round_up(sizeof(Link) * (capacity_ + kSlots), 4096);
     const size_t f_bytes = round_up(sizeof(uint32_t) * capacity_, 4096);
-    const size_t m_bytes = cfg.macs ? round_up(16ull * capacity_, 4096) : 0;
-    bytes_ = b_bytes + e_bytes + l_bytes + f_bytes + m_bytes;
+    const size_t m_bytes = cfg.macs || cfg.mpls ? round_up(16ull * capacity_, 4096) : 0;
+    const size_t h_bytes = cfg.rtt ? round_up(sizeof(Handshake) * capacity_, 4096) : 0;
+    const size_t z_bytes = cfg.sizes ? round_up(sizeof(uint32_t) * 2 * kSizeBins * capacity_, 4096) : 0;
+    bytes_ = b_bytes + e_bytes + l_bytes + f_bytes + m_bytes + h_bytes + z_bytes;
     void* m = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) throw std::bad_alloc();
     madvise(m, bytes_, MADV_HUGEPAGE);  // fewer TLB misses; a hint only
@@ -58,7 +60,10 @@ FlowTable::FlowTable(const TableConfig& cfg) : cfg_(cfg), capacity_(cfg.capacity
     entries_ = reinterpret_cast<FlowEntry*>(p + b_bytes);
     links_ = reinterpret_cast<Link*>(p + b_bytes + e_bytes);
     free_ = reinterpret_cast<uint32_t*>(p + b_bytes + e_bytes + l_bytes);
-    if (cfg.macs) macs_ = p + b_bytes + e_bytes + l_bytes + f_bytes;
+    uint8_t* side = p + b_bytes + e_bytes + l_bytes + f_bytes;
+    if (m_bytes) macs_ = side;
+    if (h_bytes) handshake_ = reinterpret_cast<Handshake*>(side + m_bytes);
+    if (z_bytes) sizes_ = reinterpret_cast<uint32_t*>(side + m_bytes + h_bytes);
 
     if (!cfg.defer_init) initialize();
 }

@@ -44,7 +44,10 @@ struct DirStats {
     uint8_t ttl_min;
     uint8_t ttl_max;
     uint8_t tos;
-    uint32_t reserved;
+    // The TCP handshake's round trip on this direction's side of the probe, in microseconds:
+    // SYN to SYN-ACK for the responder's direction (the server's side), SYN-ACK to ACK for the
+    // initiator's (the client's side). Valid only with FlowRecord::kRttServer / kRttClient.
+    uint32_t rtt_us;
 };
 static_assert(sizeof(DirStats) == 40);
 
@@ -68,10 +71,14 @@ struct alignas(64) FlowEntry {
     FlowKey key;  // canonical
     DirCounters c[2];
     DirAttrs a[2];
-    uint32_t where;         // bucket * 8 + way
-    uint16_t in_port;       // DPDK port of the first packet
-    uint8_t init_reversed;  // the initiator runs key.dst -> key.src
-    uint8_t state;          // TCP end-of-flow bits, tunnel orientation (FlowTable::kTunnelSrcHi)
+    uint32_t where;             // bucket * 8 + way
+    uint16_t in_port;           // DPDK port of the first packet
+    uint8_t init_reversed : 1;  // the initiator runs key.dst -> key.src
+    // The table times handshakes (TableConfig::rtt), this flow began with a SYN and its
+    // handshake is not over: only then does a packet look at the handshake kept beside it.
+    uint8_t handshake_open : 1;
+    uint8_t unused : 6;
+    uint8_t state;  // TCP end-of-flow bits, tunnel orientation (FlowTable::kTunnelSrcHi)
 
     // The directional tuple of direction d, and its counters as a record carries them.
     packet::Tuple tuple(int d) const noexcept;
@@ -92,7 +99,36 @@ struct TableConfig {
     // Allocate only; the owning worker calls initialize() on its own lcore, so the pages land
     // on that worker's NUMA node.
     bool defer_init = false;
-    bool macs = false;  // keep the MAC addresses of each flow's first packet (12 B per entry more)
+    bool macs = false;   // keep the MAC addresses of each flow's first packet (16 B per entry more,
+    bool mpls = false;   // shared with its top MPLS label)
+    bool rtt = false;    // time the TCP handshake (SYN, SYN-ACK, ACK): 16 B per entry more
+    bool sizes = false;  // a packet-size histogram per direction: 64 B per entry more, and a
+                         // third cache line touched per packet
+};
+
+// The TCP handshake as seen at the probe: when the SYN-ACK and the client's ACK passed (0: not
+// yet; synack_ns kNoHandshake: the flow did not begin with a SYN).
+struct Handshake {
+    uint64_t synack_ns;
+    uint64_t ack_ns;
+    static constexpr uint64_t kNoHandshake = UINT64_MAX;
+};
+
+// Packet-size histogram bins, by IP length (as octetDeltaCount counts it): up to 64, 128, 256,
+// 512, 1024, 1500 and 9000 bytes, and above 9000.
+constexpr uint32_t kSizeBins = 8;
+constexpr uint32_t kSizeBinTop[kSizeBins - 1] = {64, 128, 256, 512, 1024, 1500, 9000};
+inline uint32_t size_bin(uint32_t len) noexcept {
+    if (len <= 64) return 0;
+    if (len <= 1024) return static_cast<uint32_t>(32 - __builtin_clz(len - 1)) - 6;
+    return len <= 1500 ? 5 : len <= 9000 ? 6 : 7;
+}
+
+// What a table keeps beside an entry, when its configuration asks for it (else nullptr).
+struct EntrySide {
+    const uint8_t* l2 = nullptr;  // destination MAC, source MAC, top MPLS entry (PacketInfo::macs)
+    const Handshake* handshake = nullptr;
+    const uint32_t* sizes = nullptr;  // [2][kSizeBins]: initiator's packets, then responder's
 };
 
 struct TableStats {
@@ -130,8 +166,8 @@ public:
     // Stage three: account the packet (update() also works without locate()). Entries that must
     // go first (timed out on arrival, evicted for room) are handed to sink.on_expired(entry,
     // reason) before they are reused; a new entry is shown to sink.on_created(entry). `macs`
-    // (destination and source MAC of the packet, or nullptr) is kept for a new entry when the
-    // table keeps MAC addresses.
+    // (16 bytes as PacketInfo::macs: MAC addresses and top MPLS entry, or nullptr) is kept for a
+    // new entry when the table keeps MAC addresses or MPLS labels.
     // Returns what it accounted the packet to: entry index << 2 | 2 if the entry is new | the
     // packet's direction in it (1: the responder's). Capacity is below 2^30.
     template <class Sink>
@@ -153,10 +189,15 @@ public:
     void initialize() noexcept;
     bool initialized() const noexcept { return initialized_; }
 
-    // The MAC addresses kept for an entry (TableConfig::macs): destination then source, of the
-    // first packet; nullptr when not kept.
+    // The MAC addresses and top MPLS entry kept for an entry (TableConfig::macs, mpls), of its
+    // first packet, as PacketInfo::macs; nullptr when not kept.
     const uint8_t* macs(const FlowEntry& e) const noexcept {
         return macs_ ? macs_ + 16 * static_cast<size_t>(&e - entries_) : nullptr;
+    }
+    // Everything kept beside an entry.
+    EntrySide side(const FlowEntry& e) const noexcept {
+        const size_t i = static_cast<size_t>(&e - entries_);
+        return {macs(e), handshake_ ? handshake_ + i : nullptr, sizes_ ? sizes_ + 2 * kSizeBins * i : nullptr};
     }
 
     uint32_t capacity() const noexcept { return capacity_; }
@@ -248,15 +289,39 @@ private:
     template <class Sink>
     bool evict_oldest(Sink& sink) noexcept;
     static void account(DirCounters& d, DirAttrs& a, const packet::Layer& p, uint64_t ts) noexcept;
+    // The handshake kept beside an open one, for a packet of direction `dir` (counters not yet
+    // updated). It is closed at the client's ACK; early when it cannot be timed (the server
+    // answers without a SYN-ACK, or the client goes on without one seen: one side of an
+    // asymmetric path), at a RST, and after 8 packets either way (retransmits), so a flow's
+    // packets look at it a few times at most.
+    void account_handshake(uint32_t i, FlowEntry& e, int dir, const packet::Layer& p, uint64_t ts) noexcept {
+        Handshake& h = handshake_[i];
+        const uint8_t f = p.tcp_flags;
+        if (dir) {
+            if ((f & 0x12) == 0x12) {
+                if (!h.synack_ns) h.synack_ns = ts;
+            } else if (!h.synack_ns) {
+                e.handshake_open = 0;
+            }
+        } else if ((f & 0x16) == 0x10 && h.synack_ns) {
+            h.ack_ns = ts;
+            e.handshake_open = 0;
+        } else if (!(f & 0x02) && !h.synack_ns) {
+            e.handshake_open = 0;
+        }
+        if ((f & 0x04) || e.c[dir].packets >= 7) e.handshake_open = 0;
+    }
 
     TableConfig cfg_;
     uint32_t capacity_;
     uint32_t bucket_mask_;
     Bucket* buckets_ = nullptr;
     FlowEntry* entries_ = nullptr;
-    Link* links_ = nullptr;     // capacity_ entries, then kSlots sentinels
-    uint32_t* free_ = nullptr;  // stack of free entry indexes
-    uint8_t* macs_ = nullptr;   // 16 bytes per entry (TableConfig::macs)
+    Link* links_ = nullptr;           // capacity_ entries, then kSlots sentinels
+    uint32_t* free_ = nullptr;        // stack of free entry indexes
+    uint8_t* macs_ = nullptr;         // 16 bytes per entry (TableConfig::macs, mpls)
+    Handshake* handshake_ = nullptr;  // TableConfig::rtt
+    uint32_t* sizes_ = nullptr;       // 2 * kSizeBins per entry (TableConfig::sizes)
     uint32_t free_top_ = 0;
     uint64_t cursor_ = 0;      // next wheel tick to process
     uint64_t evict_hint_ = 0;  // first tick that may hold entries, for evict_oldest
@@ -291,6 +356,8 @@ inline void FlowTable::locate(Prepared& pk) const noexcept {
         const char* e = reinterpret_cast<const char*>(&entries_[pk.hint]);
         __builtin_prefetch(e, 1);
         __builtin_prefetch(e + 64, 1);
+        // The size bins (one line per entry) are written for every packet: fetched with the entry.
+        if (sizes_) __builtin_prefetch(sizes_ + 2 * kSizeBins * static_cast<size_t>(pk.hint), 1);
     }
 }
 
@@ -408,6 +475,11 @@ uint32_t FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t 
         if (live) [[likely]] {
             if (pk.tunnel_src_hi && dir && !e.c[1].packets) [[unlikely]]
                 e.state |= kTunnelSrcHiRev;
+            if (sizes_)
+                ++sizes_[(2 * static_cast<size_t>(found) + static_cast<size_t>(dir)) * kSizeBins +
+                         size_bin(p.ip_octets)];
+            if (e.handshake_open) [[unlikely]]
+                account_handshake(found, e, dir, p, ts);
             account(e.c[dir], e.a[dir], p, ts);
             if (p.tcp_flags & 0x05) [[unlikely]] {  // FIN or RST
                 const uint8_t before = e.state;
@@ -464,6 +536,8 @@ uint32_t FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t 
     e.where = b[pick] * kWays + way;
     e.in_port = port;
     e.init_reversed = pk.reversed;
+    e.handshake_open = 0;
+    e.unused = 0;
     e.state = pk.tunnel_src_hi ? kTunnelSrcHi : 0;
     account(e.c[0], e.a[0], p, ts);
     if (p.tcp_flags & 0x04) e.state |= kClosing;
@@ -471,9 +545,19 @@ uint32_t FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t 
     if (macs_) {
         uint8_t* m = macs_ + 16 * static_cast<size_t>(i);
         if (macs)
-            std::memcpy(m, macs, 12);
+            std::memcpy(m, macs, 16);
         else
-            std::memset(m, 0, 12);
+            std::memset(m, 0, 16);
+    }
+    if (handshake_) {
+        const bool syn = (p.tcp_flags & 0x16) == 0x02 && p.tuple.proto == 6;
+        handshake_[i] = syn ? Handshake{0, 0} : Handshake{Handshake::kNoHandshake, 0};
+        e.handshake_open = syn;
+    }
+    if (sizes_) {
+        uint32_t* z = sizes_ + 2 * kSizeBins * static_cast<size_t>(i);
+        std::memset(z, 0, 2 * kSizeBins * sizeof(uint32_t));
+        ++z[size_bin(p.ip_octets)];
     }
     sink.on_created(e);
     stats_.created.add();

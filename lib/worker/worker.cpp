@@ -154,7 +154,7 @@ void Worker::on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept 
     }
     RecordBatch& b = *current_;
     if (b.count == 0) current_since_ = rte_rdtsc();
-    flow::make_record(e, why, e.key.tunnel ? &tunnels_->key(e.key.tunnel) : nullptr, table_->macs(e),
+    flow::make_record(e, why, e.key.tunnel ? &tunnels_->key(e.key.tunnel) : nullptr, table_->side(e),
                       b.records[b.count]);
     if (labeled) [[unlikely]]
         inspector_->finish(table_->index_of(e), b.records[b.count], b.findings[b.count],
@@ -465,7 +465,7 @@ void Worker::process_burst(const RxQueueRef& q, QueueStats& qs, rte_mbuf** pkts,
                 h.ts_ns = ts;
                 h.port = q.port;
                 h.has_macs = pi.has_macs;
-                if (pi.has_macs) std::memcpy(h.macs, pi.macs, 12);
+                if (pi.has_macs) std::memcpy(h.macs, pi.macs, 16);
                 owner[no++] = o;
                 continue;
             }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // A worker lcore: owns RX queue q of every port, its flow-table shard and its tunnel contexts.
 // Run to completion: rx burst -> decode (through tunnels) -> hash + prefetch -> update -> expire
-// -> fixed 192-byte records, handed in batches to the control thread over an SPSC ring, which
+// -> fixed 256-byte records, handed in batches to the control thread over an SPSC ring, which
 // encodes them for the exporters. A tunneled packet whose inner conversation belongs to another
 // worker (its outer headers were spread by RSS, not its inner ones) goes to that worker over a
 // ring of its own. Nothing here blocks, locks or allocates after start, except that a replay and
@@ -54,8 +54,8 @@ struct Handoff {
     uint64_t ts_ns;
     uint16_t port;
     bool has_macs;
-    uint8_t macs[12];
-    uint8_t reserved[9];
+    uint8_t macs[16];  // MAC addresses and top MPLS entry (PacketInfo::macs)
+    uint8_t reserved[5];
 };
 static_assert(sizeof(Handoff) == 128);  // two whole cache lines a slot: no line shared by two slots
 

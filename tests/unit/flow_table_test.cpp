@@ -5,8 +5,10 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <utility>
 #include <vector>
 
+#include "flow/flow_record.h"
 #include "flow/flow_table.h"
 
 using namespace weir;
@@ -393,11 +395,11 @@ TEST(FlowTable, RecordCarriesTheTunnelInTheInitiatorsDirection) {
         void on_created(const FlowEntry&) noexcept {}
         void on_expired(const FlowEntry& e, EndReason why) noexcept {
             out.emplace_back();
-            flow::make_record(e, why, k, t->macs(e), out.back());  // the entry as it is in the table
+            flow::make_record(e, why, k, t->side(e), out.back());  // the entry as it is in the table
         }
     } sink{&t, &k, {}};
     packet::PacketInfo p = pkt(0x0A000001, 0x0A000002, 1000, 80);
-    const uint8_t macs[12] = {1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2};
+    const uint8_t macs[16] = {1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2};  // and no MPLS entry
     FlowTable::Prepared pk;
     t.prepare(p, 3, flow::kViewPrimary, pk);
     pk.tunnel_src_hi = true;
@@ -415,4 +417,118 @@ TEST(FlowTable, RecordCarriesTheTunnelInTheInitiatorsDirection) {
     EXPECT_EQ(rec.src_mac[0], 2);
     EXPECT_EQ(rec.in_port, 4);
     EXPECT_FALSE(rec.outer_copy());
+}
+
+namespace {
+
+struct RecordSink {
+    const FlowTable* t;
+    std::vector<flow::FlowRecord> out;
+    void on_created(const FlowEntry&) noexcept {}
+    void on_expired(const FlowEntry& e, EndReason why) noexcept {
+        out.emplace_back();
+        flow::make_record(e, why, nullptr, t->side(e), out.back());
+    }
+};
+
+}  // namespace
+
+TEST(FlowTable, SizeBinsFollowTheirBounds) {
+    const std::pair<uint32_t, uint32_t> cases[] = {{20, 0},   {64, 0},   {65, 1},   {128, 1},  {129, 2},
+                                                   {512, 3},  {1024, 4}, {1025, 5}, {1500, 5}, {1501, 6},
+                                                   {9000, 6}, {9001, 7}, {65535, 7}};
+    for (const auto& [len, bin] : cases) EXPECT_EQ(flow::size_bin(len), bin) << len;
+    for (uint32_t b = 0; b + 1 < flow::kSizeBins; ++b) {
+        EXPECT_EQ(flow::size_bin(flow::kSizeBinTop[b]), b);
+        EXPECT_EQ(flow::size_bin(flow::kSizeBinTop[b] + 1), b + 1);
+    }
+}
+
+TEST(FlowTable, HandshakeTimesAndSizesReachTheRecord) {
+    flow::TableConfig cfg;
+    cfg.capacity = 64;
+    cfg.rtt = true;
+    cfg.sizes = true;
+    cfg.mpls = true;
+    FlowTable t(cfg);
+    RecordSink sink{&t, {}};
+    auto feed = [&](const packet::PacketInfo& p, uint64_t ts, const uint8_t* l2 = nullptr) {
+        FlowTable::Prepared pk;
+        t.prepare(p, pk);
+        t.update(pk, p, ts, 0, sink, l2);
+    };
+    uint8_t l2[16] = {};
+    packet::set_mpls(l2, 1u << 24 | 100u << 4 | 1);
+    // Client 10.0.0.2 retransmits its SYN; the server answers 300 us after the first SYN; the
+    // client's ACK follows 40 us later, then data both ways.
+    feed(pkt(0x0A000002, 0x0A000001, 40000, 443, 6, 0x02, 60), T0, l2);
+    feed(pkt(0x0A000002, 0x0A000001, 40000, 443, 6, 0x02, 60), T0 + 100'000);
+    feed(pkt(0x0A000001, 0x0A000002, 443, 40000, 6, 0x12, 60), T0 + 300'000);
+    feed(pkt(0x0A000002, 0x0A000001, 40000, 443, 6, 0x10, 52), T0 + 340'000);
+    feed(pkt(0x0A000002, 0x0A000001, 40000, 443, 6, 0x18, 600), T0 + 400'000);
+    feed(pkt(0x0A000001, 0x0A000002, 443, 40000, 6, 0x10, 1500), T0 + 500'000);
+    feed(pkt(0x0A000001, 0x0A000002, 443, 40000, 6, 0x10, 9000), T0 + 510'000);
+    feed(pkt(0x0A000002, 0x0A000001, 40000, 443, 6, 0x10, 52), T0 + 600'000);  // a later ACK changes nothing
+    // A flow that did not begin with a SYN (its start was before the capture): not measured.
+    feed(pkt(0x0A000003, 0x0A000001, 40001, 443, 6, 0x10, 52), T0);
+    feed(pkt(0x0A000001, 0x0A000003, 443, 40001, 6, 0x12, 52), T0 + 1000);
+    feed(pkt(0x0A000003, 0x0A000001, 40001, 443, 6, 0x10, 52), T0 + 2000);
+    // UDP: no handshake.
+    feed(pkt(0x0A000004, 0x0A000001, 5000, 53, 17, 0, 70), T0);
+    t.flush(sink);
+    ASSERT_EQ(sink.out.size(), 3u);
+    std::map<uint8_t, flow::FlowRecord> by_client;
+    for (const auto& r : sink.out) by_client[r.tuple.src[3]] = r;
+
+    const flow::FlowRecord& a = by_client.at(2);
+    ASSERT_TRUE(a.flags & flow::FlowRecord::kRttServer);
+    ASSERT_TRUE(a.flags & flow::FlowRecord::kRttClient);
+    EXPECT_EQ(a.rev.rtt_us, 300u);  // first SYN to SYN-ACK
+    EXPECT_EQ(a.fwd.rtt_us, 40u);   // SYN-ACK to ACK
+    ASSERT_TRUE(a.flags & flow::FlowRecord::kHasSizes);
+    const uint32_t fwd[flow::kSizeBins] = {4, 0, 0, 0, 0, 0, 0, 0};  // 60, 60, 52, 52
+    const uint32_t fwd_600[flow::kSizeBins] = {0, 0, 0, 0, 1, 0, 0, 0};
+    for (uint32_t b = 0; b < flow::kSizeBins; ++b) EXPECT_EQ(a.sizes[0][b], fwd[b] + fwd_600[b]) << b;
+    const uint32_t rev[flow::kSizeBins] = {1, 0, 0, 0, 0, 1, 1, 0};  // 60, 1500, 9000
+    for (uint32_t b = 0; b < flow::kSizeBins; ++b) EXPECT_EQ(a.sizes[1][b], rev[b]) << b;
+    EXPECT_EQ(a.mpls_top(), 100 << 4 | 1);
+
+    const flow::FlowRecord& b = by_client.at(3);
+    EXPECT_FALSE(b.flags & (flow::FlowRecord::kRttServer | flow::FlowRecord::kRttClient));
+    EXPECT_EQ(b.mpls_top(), -1);  // its first packet had none
+    const flow::FlowRecord& u = by_client.at(4);
+    EXPECT_FALSE(u.flags & (flow::FlowRecord::kRttServer | flow::FlowRecord::kRttClient));
+    EXPECT_EQ(u.sizes[0][1], 1u);
+    EXPECT_EQ(u.packets(), 1u);
+}
+
+// Handshakes that cannot be timed: a server that answers the SYN with a RST; one side of an
+// asymmetric path, where the client's ACK goes on without a SYN-ACK seen (given up at once: no
+// time from a SYN-ACK that arrives later, out of order); a flow that began with data.
+TEST(FlowTable, HandshakeNotSeenWholeIsNotTimed) {
+    flow::TableConfig cfg;
+    cfg.capacity = 64;
+    cfg.rtt = true;
+    FlowTable t(cfg);
+    RecordSink sink{&t, {}};
+    FlowTable::Prepared pk;
+    auto send = [&](packet::PacketInfo p, uint64_t at) {
+        t.prepare(p, pk);
+        t.update(pk, p, at, 0, sink);
+    };
+    send(pkt(0x0A000004, 0x0A000001, 40002, 22, 6, 0x02, 60), T0);            // SYN
+    send(pkt(0x0A000001, 0x0A000004, 22, 40002, 6, 0x14, 40), T0 + 1000);     // RST-ACK
+    send(pkt(0x0A000002, 0x0A000001, 40000, 22, 6, 0x02, 60), T0);            // SYN
+    send(pkt(0x0A000002, 0x0A000001, 40000, 22, 6, 0x10, 40), T0 + 900'000);  // ACK
+    send(pkt(0x0A000001, 0x0A000002, 22, 40000, 6, 0x12, 60), T0 + 950'000);  // SYN-ACK, late
+    send(pkt(0x0A000002, 0x0A000001, 40000, 22, 6, 0x10, 40), T0 + 990'000);  // ACK
+    send(pkt(0x0A000003, 0x0A000001, 40001, 22, 6, 0x18, 100), T0);           // data first
+    send(pkt(0x0A000001, 0x0A000003, 22, 40001, 6, 0x12, 60), T0 + 10'000);   // SYN-ACK
+    send(pkt(0x0A000003, 0x0A000001, 40001, 22, 6, 0x10, 40), T0 + 20'000);   // ACK
+    t.flush(sink);
+    ASSERT_EQ(sink.out.size(), 3u);
+    for (const auto& r : sink.out) {
+        EXPECT_FALSE(r.flags & (flow::FlowRecord::kRttServer | flow::FlowRecord::kRttClient)) << r.tuple.sport;
+        EXPECT_FALSE(r.flags & flow::FlowRecord::kHasSizes);  // not kept
+    }
 }
