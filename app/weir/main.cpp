@@ -765,6 +765,9 @@ int main(int argc, char** argv) {
                     for (size_t i = from; i < ctx->ifindex.size(); ++i) ctx->ifindex[i] = static_cast<uint32_t>(i);
                 }
                 ctx->ifindex[pi.id] = ifindex;
+                if (ctx->direction.size() <= pi.id) ctx->direction.resize(pi.id + 1u, 0xFF);
+                ctx->direction[pi.id] =
+                    cfg.ports[p].direction < 0 ? 0xFF : static_cast<uint8_t>(cfg.ports[p].direction);
             }
             weir::Runtime* rtp = &rt;
             ctx->metering = [rtp](uint32_t domain) { return weir::metering(*rtp, domain); };
@@ -778,7 +781,7 @@ int main(int argc, char** argv) {
         const uint64_t hz = rte_get_tsc_hz();
         const uint64_t tsc0 = rte_rdtsc();
         const uint64_t wall0 = wall_ns();
-        rt.decode = cfg.tunnels.decode_options(cfg.want_macs());
+        rt.decode = cfg.tunnels.decode_options(cfg.want_macs(), cfg.want(&weir::config::Exporter::mpls));
         rt.decode.want_payload = cfg.inspect.on();
         // A tunneled conversation's two directions may arrive with different outer headers (a
         // VTEP's UDP source port is a hash of the inner packet): unless every port's device hashes
@@ -796,6 +799,9 @@ int main(int argc, char** argv) {
             wc.sample_interval = cfg.sample_interval;
             wc.sample_random = cfg.sample_random;
             wc.table.macs = cfg.want_macs();
+            wc.table.mpls = cfg.want(&weir::config::Exporter::mpls);
+            wc.table.rtt = cfg.want(&weir::config::Exporter::rtt);
+            wc.table.sizes = cfg.want(&weir::config::Exporter::sizes);
             const weir::inspect::InspectConfig icfg = weir::inspect_config(cfg.inspect, cfg.capture);
             wc.inspect = rules ? &icfg : nullptr;  // copied by the worker
             wc.capture_slots = cfg.capture.slots_per_worker;

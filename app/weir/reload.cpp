@@ -17,6 +17,7 @@
 #include <ctime>
 #include <fstream>
 #include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -48,18 +49,26 @@ nlohmann::json apply_reload(Runtime& rt) {
         };
         bool ports_same = c.ports.size() == o.ports.size();
         for (size_t i = 0; ports_same && i < c.ports.size(); ++i)
-            ports_same =
-                c.ports[i].device == o.ports[i].device && c.ports[i].rx_descriptors == o.ports[i].rx_descriptors;
+            ports_same = c.ports[i].device == o.ports[i].device &&
+                c.ports[i].rx_descriptors == o.ports[i].rx_descriptors && c.ports[i].direction == o.ports[i].direction;
         fixed(ports_same, "ports");
         fixed(c.eal == o.eal, "eal");
         fixed(c.workers == o.workers, "workers");
         fixed(c.flow_capacity == o.flow_capacity, "flow_table.capacity_per_worker");
         fixed(c.tunnels == o.tunnels, "tunnels");
         fixed(c.enterprise_number == o.enterprise_number, "ipfix.enterprise_number");
-        if (c.want_macs() && !o.want_macs())
-            errors.push_back(
-                "exporters: MAC addresses are kept only when an exporter asked for them at start "
-                "(restart weir to add \"macs\": true)");
+        using Ex = config::Exporter;
+        for (const auto& [field, key, what] :
+             {std::tuple{&Ex::macs, "macs", "MAC addresses"}, std::tuple{&Ex::mpls, "mpls", "MPLS labels"},
+              std::tuple{&Ex::rtt, "rtt", "handshake times"}, std::tuple{&Ex::sizes, "sizes", "size histograms"}})
+            if (c.want(field) && !o.want(field)) {
+                std::string e = "exporters: ";
+                e += what;
+                e += " are kept only when an exporter asked for them at start (restart weir to add \"";
+                e += key;
+                e += "\": true)";
+                errors.push_back(e);
+            }
         fixed(c.mtu == o.mtu, "ipfix.mtu");
         fixed(c.observation_domain == o.observation_domain, "ipfix.observation_domain");
         fixed(c.max_delay_ms == o.max_delay_ms, "ipfix.max_delay_ms");

@@ -67,3 +67,22 @@ WHERE start >= now() - 86400 AND src_zone != '' AND outer_copy = 0
 GROUP BY src_zone, dst_zone, proto, service
 ORDER BY bytes DESC
 LIMIT 100;
+
+-- TCP handshake times per service over the last hour (exporter "rtt": true): the network
+-- towards the client and the server's own answer, median and 95th percentile in microseconds.
+SELECT dst AS server, dport AS port, count() AS handshakes,
+       quantiles(0.5, 0.95)(rtt_client_us) AS client_side_us,
+       quantiles(0.5, 0.95)(rtt_server_us) AS server_side_us
+FROM weir.flows
+WHERE start >= now() - 3600 AND rtt_server_us IS NOT NULL AND rtt_client_us IS NOT NULL
+GROUP BY server, port
+ORDER BY handshakes DESC
+LIMIT 20;
+
+-- Packet sizes per input port over the last hour (exporter "sizes": true): what share of the
+-- packets falls into each IP-length bin.
+SELECT in_port, sumForEach(sizes) AS packets_per_bin,
+       arrayMap(x -> round(x / arraySum(packets_per_bin), 3), packets_per_bin) AS share
+FROM weir.flows
+WHERE start >= now() - 3600 AND notEmpty(sizes)
+GROUP BY in_port;

@@ -2,7 +2,7 @@
 -- One row per direction (mode "uniflow", the default) or per conversation with rev_* columns
 -- (mode "biflow"). Works on ClickHouse 18.16 (Debian 12) and later; addresses are strings
 -- because 18.16 has no IPv4/IPv6 column types. A table made by an earlier weir needs the
--- columns from cvlan to dst_mac and from application to dst_zone added (ALTER TABLE weir.flows ADD COLUMN ...) before this one
+-- columns from cvlan to dst_mac, from application to dst_zone and from mpls_label to rev_sizes added (ALTER TABLE weir.flows ADD COLUMN ...) before this one
 -- inserts into it; until then the inserts fail, are retried and counted lost.
 CREATE DATABASE IF NOT EXISTS weir;
 
@@ -46,6 +46,14 @@ CREATE TABLE IF NOT EXISTS weir.flows
     tags Array(String) DEFAULT [],      -- ... and their tags
     src_zone String DEFAULT '',         -- the zone of src and of dst ("zones" in the configuration; "other":
     dst_zone String DEFAULT '',         -- in none); '' when weir has no zones
+    -- Opt-in per exporter ("mpls", "direction", "rtt", "sizes"); NULL when not measured.
+    mpls_label Nullable(UInt32) DEFAULT NULL,  -- top MPLS label of the flow's first frame
+    mpls_tc Nullable(UInt8) DEFAULT NULL,      -- ... and its traffic class
+    flow_direction Nullable(Enum8('ingress' = 0, 'egress' = 1)) DEFAULT NULL,  -- ports[].direction
+    rtt_client_us Nullable(UInt32) DEFAULT NULL,  -- TCP handshake: SYN-ACK to the client's ACK
+    rtt_server_us Nullable(UInt32) DEFAULT NULL,  -- ... and SYN to the server's SYN-ACK
+    sizes Array(UInt32) DEFAULT [],      -- packets by IP length: <=64, 128, 256, 512, 1024, 1500, 9000, more
+    rev_sizes Array(UInt32) DEFAULT [],  -- biflow: the responder's
     end_reason UInt8,         -- IPFIX flowEndReason: 1 idle, 2 active, 3 end of flow, 4 forced, 5 evicted
     in_port UInt16,
     domain UInt32             -- observation domain = worker

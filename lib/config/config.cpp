@@ -107,11 +107,12 @@ const char* tunnel_mode_name(packet::TunnelMode m) {
     return "?";
 }
 
-packet::DecodeOptions Tunnels::decode_options(bool macs) const {
+packet::DecodeOptions Tunnels::decode_options(bool macs, bool mpls) const {
     packet::DecodeOptions o;
     o.mode = mode;
     o.max_depth = static_cast<uint8_t>(max_depth);
     o.want_macs = macs;
+    o.want_mpls = mpls;
     o.clear_udp_ports();
     for (const auto& [type, ports] : udp_ports)
         for (uint16_t p : ports) o.set_udp_port(p, type);
@@ -198,6 +199,14 @@ Config from_json(const json& j) {
                     r.integer("ifindex", p.ifindex, 1, 0xFFFFFFFFll);
                     r.string("name", p.if_name);
                     if (p.if_name.size() > 64) r.problem(r.at("name"), "at most 64 characters");
+                    std::string dir;
+                    r.string("direction", dir);
+                    if (dir == "ingress")
+                        p.direction = 0;
+                    else if (dir == "egress")
+                        p.direction = 1;
+                    else if (!dir.empty())
+                        r.problem(r.at("direction"), "expected \"ingress\" or \"egress\", got \"" + dir + "\"");
                     if ((*ports)[i].is_object() && p.device.empty()) r.problem(r.at("device"), "required");
                     // A device is a PCI address (with its ':'), a bus-qualified name (auxiliary:...) or a
                     // vdev (net_...); a bare word is most often a kernel interface name.
@@ -254,6 +263,10 @@ Config from_json(const json& j) {
                     r.integer("flush_s", e.flush_s, 1, 3600);
                     r.integer("queue_batches", e.queue_batches, 1, 100000);
                     r.boolean("macs", e.macs);
+                    r.boolean("mpls", e.mpls);
+                    r.boolean("direction", e.direction);
+                    r.boolean("rtt", e.rtt);
+                    r.boolean("sizes", e.sizes);
                     r.string("source", e.source);
                     r.string("user", e.user);
                     r.string("password", e.password);
@@ -313,6 +326,13 @@ Config from_json(const json& j) {
                         r.problem(r.at("rotate_mb"), "rotation applies to file:// exporters only");
                     if (e.macs && e.format == "netflow5")
                         r.problem(r.at("macs"), "NetFlow v5 has no MAC address fields");
+                    for (const char* k : {"mpls", "direction", "rtt", "sizes"}) {
+                        const json& o = (*ex)[i];
+                        if (netflow && o.is_object() && o.contains(k) && o[k].is_boolean() && o[k].get<bool>())
+                            r.problem(r.at(k),
+                                      "NetFlow records do not carry it here; use format \"ipfix\", \"jsonl\" or "
+                                      "\"clickhouse\"");
+                    }
                     if ((!e.source.empty() || e.dscp >= 0) && (e.scheme == "file" || e.scheme == "http"))
                         r.problem(r.at(e.source.empty() ? "dscp" : "source"),
                                   "applies to udp:// and tcp:// exporters only");
@@ -606,6 +626,13 @@ Config from_json(const json& j) {
         if (c.exporters[i].format == "netflow5" && c.sample_interval > 0x3FFF)
             problems.push_back("sampling.interval: NetFlow v5 (exporters[" + std::to_string(i) +
                                "]) carries at most 16383, got " + std::to_string(c.sample_interval));
+    for (size_t i = 0; i < c.exporters.size(); ++i)
+        for (size_t p = 0; c.exporters[i].direction && p < c.ports.size(); ++p)
+            if (c.ports[p].direction < 0) {
+                problems.push_back("exporters[" + std::to_string(i) + "].direction: ports[" + std::to_string(p) +
+                                   "] has no \"direction\" (\"ingress\" or \"egress\") to export");
+                break;
+            }
     c.replay = !c.ports.empty();
     for (const auto& p : c.ports) c.replay = c.replay && p.device.rfind("net_pcap", 0) == 0;
     // A replay serves metrics only when asked (or held open): scripts run many in a row.

@@ -22,6 +22,7 @@ struct Port {
     uint16_t rx_descriptors = 0;  // 0: the driver profile's value
     uint32_t ifindex = 0;         // exported as ingressInterface (SNMP ifIndex); 0: the DPDK port id
     std::string if_name;          // exported as interfaceName; empty: the DPDK port name
+    int direction = -1;           // flowDirection of what it captures: 0 ingress, 1 egress, -1 unsaid
     bool is_vdev() const { return device.rfind("net_", 0) == 0; }
     std::string name() const { return device.substr(0, device.find(',')); }  // DPDK port name
 };
@@ -44,6 +45,10 @@ struct Exporter {
     uint32_t flush_s = 1;              // clickhouse: a partial batch waits at most this long
     uint32_t queue_batches = 64;       // clickhouse: batches waiting for the server before dropping
     bool macs = false;                 // source and destination MAC addresses in the records
+    bool mpls = false;                 // the top MPLS label of the flow's first frame
+    bool direction = false;            // flowDirection, from ports[].direction
+    bool rtt = false;                  // TCP handshake round trip, client and server side
+    bool sizes = false;                // packet-size histogram per direction
     std::string source;                // udp://, tcp://: local address to send from (empty: the kernel's choice)
     int dscp = -1;                     // udp://, tcp://: DSCP of the export packets (-1: leave as is)
     std::string user, password;        // clickhouse: HTTP basic authentication (empty: none)
@@ -65,7 +70,7 @@ struct Tunnels {
         {packet::TunnelType::kTeredo, {3544}}};
 
     // The decode options these settings make (`macs`: copy MAC addresses).
-    packet::DecodeOptions decode_options(bool macs) const;
+    packet::DecodeOptions decode_options(bool macs, bool mpls = false) const;
     bool operator==(const Tunnels&) const = default;
 };
 
@@ -163,12 +168,14 @@ struct Config {
     zones::PolicySpec policy;            // the services allowed from zone to zone
     uint32_t matrix_cells = 65536;       // zone x zone x service cells at most
 
-    // Some exporter wants MAC addresses: the flow tables keep them.
-    bool want_macs() const {
+    // Some exporter wants MAC addresses (MPLS labels, handshake times, size histograms): the flow
+    // tables keep them.
+    bool want(bool Exporter::*field) const {
         for (const auto& e : exporters)
-            if (e.macs) return true;
+            if (e.*field) return true;
         return false;
     }
+    bool want_macs() const { return want(&Exporter::macs); }
 };
 
 class ConfigError : public std::runtime_error {

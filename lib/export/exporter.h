@@ -42,8 +42,9 @@ struct ExporterStats {
 struct ExportContext {
     std::function<ipfix::MeteringStats(uint32_t domain)> metering;
     std::vector<ipfix::InterfaceInfo> interfaces;
-    std::vector<uint32_t> ifindex;  // the interface number each port's records carry, by DPDK port id
-    ipfix::Sampling sampling;       // the packet sampling of every port (interval 0: none)
+    std::vector<uint32_t> ifindex;   // the interface number each port's records carry, by DPDK port id
+    std::vector<uint8_t> direction;  // flowDirection by DPDK port id: 0 ingress, 1 egress, 0xFF unsaid
+    ipfix::Sampling sampling;        // the packet sampling of every port (interval 0: none)
     uint32_t process_id = 0;
     std::shared_ptr<const zones::ZoneMap> zones;  // JSON and ClickHouse rows name each end's zone; nullptr: no zones
 };

@@ -17,11 +17,13 @@ Exporter::Exporter(const config::Exporter& ex)
     : url_(ex.url), format_(ex.format), identity_(identity_of(ex)), failures_("exporter " + ex.format + " " + ex.url) {}
 
 std::string identity_of(const config::Exporter& ex) {
-    return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + (ex.macs ? " macs" : "") + " " +
-        std::to_string(ex.rotate_mb) + " " + std::to_string(ex.rotate_s) + " " + std::to_string(ex.queue_mb) +
-        (ex.options ? " options" : "") + " " + ex.table + " " + std::to_string(ex.batch_rows) + " " +
-        std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches) + " " + ex.source + " " +
-        std::to_string(ex.dscp) + " " + ex.user + " " + ex.password + " " + ex.ca_file + (ex.compress ? " gzip" : "");
+    return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + (ex.macs ? " macs" : "") +
+        (ex.mpls ? " mpls" : "") + (ex.direction ? " direction" : "") + (ex.rtt ? " rtt" : "") +
+        (ex.sizes ? " sizes" : "") + " " + std::to_string(ex.rotate_mb) + " " + std::to_string(ex.rotate_s) + " " +
+        std::to_string(ex.queue_mb) + (ex.options ? " options" : "") + " " + ex.table + " " +
+        std::to_string(ex.batch_rows) + " " + std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches) +
+        " " + ex.source + " " + std::to_string(ex.dscp) + " " + ex.user + " " + ex.password + " " + ex.ca_file +
+        (ex.compress ? " gzip" : "");
 }
 
 namespace {
@@ -31,6 +33,13 @@ ipfix::Options options_of(const config::Exporter& ex, const config::Config& cfg,
     if (ctx) o.ifindex = ctx->ifindex;
     o.biflow = ex.mode == "biflow";
     o.macs = ex.macs;
+    o.mpls = ex.mpls;
+    o.rtt = ex.rtt;
+    o.sizes = ex.sizes;
+    if (ex.direction) {
+        o.direction = ctx ? ctx->direction : std::vector<uint8_t>{};
+        if (o.direction.empty()) o.direction.push_back(0xFF);  // the element all the same
+    }
     o.pen = cfg.enterprise_number;
     static const inspect::RegistryNames names;
     if (cfg.inspect.on()) o.names = &names;

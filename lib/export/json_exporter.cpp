@@ -107,11 +107,45 @@ void inspection(std::string& out, const flow::FlowRecord& r) {
     out += ",\"rule_ids\":[" + ids + "],\"tags\":[" + tags + "]";
 }
 
+// The opt-in fields: MPLS label, flowDirection, handshake times, size histogram(s).
+void extras(std::string& out, const flow::FlowRecord& r, const config::Exporter& ex, bool reverse, bool biflow,
+            int direction) {
+    if (ex.mpls) {
+        const int64_t m = r.mpls_top();
+        if (m < 0)
+            out += ",\"mpls_label\":null,\"mpls_tc\":null";
+        else
+            out += ",\"mpls_label\":" + std::to_string(m >> 4) + ",\"mpls_tc\":" + std::to_string(m >> 1 & 7);
+    }
+    if (ex.direction) {
+        out += ",\"flow_direction\":";
+        out += direction == 0 ? "\"ingress\"" : direction == 1 ? "\"egress\"" : "null";
+    }
+    if (ex.rtt) {
+        out += ",\"rtt_client_us\":";
+        out += r.flags & flow::FlowRecord::kRttClient ? std::to_string(r.fwd.rtt_us) : "null";
+        out += ",\"rtt_server_us\":";
+        out += r.flags & flow::FlowRecord::kRttServer ? std::to_string(r.rev.rtt_us) : "null";
+    }
+    if (ex.sizes) {
+        auto hist = [&](const char* key, const uint32_t* z) {
+            out += key;
+            for (uint32_t b = 0; b < flow::kSizeBins; ++b) {
+                out += b ? ',' : '[';
+                out += std::to_string(z ? z[b] : 0);
+            }
+            out += ']';
+        };
+        hist(",\"sizes\":", r.sizes_or_null(reverse ? 1 : 0));
+        if (biflow) hist(",\"rev_sizes\":", r.sizes_or_null(1));
+    }
+}
+
 // Appends one JSON object (no newline). `clickhouse`: start/end as Unix seconds for DateTime.
 // `reverse`: the responder's direction of a uniflow pair (tunnel end points and MACs swapped).
 void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, const flow::DirStats* rev,
          const flow::FlowRecord& r, uint32_t domain, const config::Exporter& ex, bool clickhouse, bool reverse,
-         uint32_t in_port, const zones::ZoneMap* zm) {
+         uint32_t in_port, const zones::ZoneMap* zm, int direction) {
     const std::string& unit = ex.time_unit;
     const bool icmp = t.proto == 1 || t.proto == 58;
     char buf[256];
@@ -155,6 +189,7 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
         out += ",\"src_mac\":\"" + mac(reverse ? r.dst_mac_or_zero() : r.src_mac_or_zero()) + "\",\"dst_mac\":\"" +
             mac(reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero()) + "\"";
     }
+    extras(out, r, ex, reverse, rev != nullptr, direction);
     inspection(out, r);
     if (zm) {
         const std::string& sz = zm->name(zm->lookup(t.src, t.ip_version));
@@ -170,17 +205,18 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
 
 // The rows of a batch of conversations; returns records and packets written.
 void rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t domain, const config::Exporter& ex,
-          const std::vector<uint32_t>& ifindex, bool clickhouse, const zones::ZoneMap* zm, uint64_t& records,
-          uint64_t& packets) {
+          const std::vector<uint32_t>& ifindex, const std::vector<uint8_t>& directions, bool clickhouse,
+          const zones::ZoneMap* zm, uint64_t& records, uint64_t& packets) {
     const bool bi = ex.mode == "biflow";
     for (uint32_t i = 0; i < n; ++i) {
         const auto& r = rs[i];
         const uint32_t in = ipfix::interface_of(r.in_port, ifindex);
-        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex, clickhouse, false, in, zm);
+        const int dir = r.in_port < directions.size() ? directions[r.in_port] : -1;
+        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex, clickhouse, false, in, zm, dir);
         out += '\n';
         ++records;
         if (!bi && r.rev.packets) {
-            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex, clickhouse, true, in, zm);
+            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex, clickhouse, true, in, zm, dir);
             out += '\n';
             ++records;
         }
@@ -194,13 +230,14 @@ public:
         : Exporter(ex),
           ex_(ex),
           ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}),
+          directions_(ctx ? ctx->direction : std::vector<uint8_t>{}),
           zones_(ctx ? ctx->zones : nullptr),
           transport_(make_transport(ex, cfg)) {}
 
     void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
         std::string out;
         uint64_t records = 0, packets = 0;
-        rows(out, rs, count, domain, ex_, ifindex_, false, zones_.get(), records, packets);
+        rows(out, rs, count, domain, ex_, ifindex_, directions_, false, zones_.get(), records, packets);
         transport_->prepare(out.size(), now_s);
         settle();
         if (transport_->send(reinterpret_cast<const uint8_t*>(out.data()), out.size(), now_s, records, packets)) {
@@ -232,6 +269,7 @@ private:
     }
     config::Exporter ex_;
     std::vector<uint32_t> ifindex_;
+    std::vector<uint8_t> directions_;  // flowDirection by DPDK port id (0xFF: none)
     std::shared_ptr<const zones::ZoneMap> zones_;
     std::unique_ptr<Transport> transport_;
 };
@@ -243,6 +281,7 @@ public:
         : Exporter(ex),
           ex_(ex),
           ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}),
+          directions_(ctx ? ctx->direction : std::vector<uint8_t>{}),
           zones_(ctx ? ctx->zones : nullptr) {
         static std::once_flag curl_once;
         std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -262,7 +301,8 @@ public:
 
     void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
         if (pending_.body.empty()) pending_since_ = now_s;
-        rows(pending_.body, rs, count, domain, ex_, ifindex_, true, zones_.get(), pending_.records, pending_.packets);
+        rows(pending_.body, rs, count, domain, ex_, ifindex_, directions_, true, zones_.get(), pending_.records,
+             pending_.packets);
         if (pending_.records >= ex_.batch_rows) hand_over();
     }
     void tick(uint32_t now_s) override {
@@ -444,6 +484,7 @@ private:
 
     config::Exporter ex_;
     std::vector<uint32_t> ifindex_;
+    std::vector<uint8_t> directions_;  // flowDirection by DPDK port id (0xFF: none)
     std::shared_ptr<const zones::ZoneMap> zones_;
     std::string insert_url_;  // the INSERT's full URL
     Batch pending_;           // control thread only

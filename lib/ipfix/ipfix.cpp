@@ -94,6 +94,12 @@ enum class Layout::Src : uint8_t {
     kRuleIds,
     kRuleTags,
     kInspectedOctets,
+    kMpls,
+    kDirection,
+    kRttClient,
+    kRttServer,
+    kSizes,
+    kRevSizes,
 };
 
 namespace {
@@ -116,7 +122,14 @@ Layout::Variant Layout::variant_of(const flow::FlowRecord& r) noexcept {
 Layout::Layout(Options o) : o_(o) {
     // Template ids: a block of 8 per combination of options, so exporters with different options
     // never reuse an id for another template. The default layout keeps 256 and 257.
-    tid_ = static_cast<uint16_t>(256 + 8 * (static_cast<int>(o.time) + 3 * (o.biflow ? 1 : 0) + 6 * (o.macs ? 1 : 0)));
+    // Template ids: 8 per combination of options, so exporters with different options never reuse
+    // an id for another template. Without the opt-in extras (MPLS, direction, handshake, sizes)
+    // as always: 256 .. 351, and 256 above for inspected records (the default layout keeps 256 and
+    // 257); with them, pairs of blocks (plain, inspected) from 1024.
+    const int base = static_cast<int>(o.time) + 3 * (o.biflow ? 1 : 0) + 6 * (o.macs ? 1 : 0);
+    const int extras = (o.mpls ? 1 : 0) | (o.direction.empty() ? 0 : 2) | (o.rtt ? 4 : 0) | (o.sizes ? 8 : 0);
+    tid_ = static_cast<uint16_t>(extras ? 1024 + 16 * (base + 12 * (extras - 1)) : 256 + 8 * base);
+    inspected_offset_ = extras ? 8 : 256;
     const uint16_t start = o.time == TimeUnit::kMilliseconds ? kFlowStartMilliseconds
         : o.time == TimeUnit::kMicroseconds                  ? kFlowStartMicroseconds
                                                              : kFlowStartNanoseconds;
@@ -144,6 +157,7 @@ Layout::Layout(Options o) : o_(o) {
         f.push_back({{v6 ? kSourceIPv6Address : kSourceIPv4Address, alen, 0}, Src::kSrcAddr});
         f.push_back({{v6 ? kDestinationIPv6Address : kDestinationIPv4Address, alen, 0}, Src::kDstAddr});
         f.push_back({{kIngressInterface, 4, 0}, Src::kIngress});
+        if (!o.direction.empty()) f.push_back({{kFlowDirection, 1, 0}, Src::kDirection});
         f.push_back({{kSourceTransportPort, 2, 0}, Src::kSport});
         f.push_back({{kDestinationTransportPort, 2, 0}, Src::kDport});
         f.push_back({{v6 ? kIcmpTypeCodeIPv6 : kIcmpTypeCodeIPv4, 2, 0}, Src::kIcmp});
@@ -155,6 +169,7 @@ Layout::Layout(Options o) : o_(o) {
             f.push_back({{kSourceMacAddress, 6, 0}, Src::kSrcMac});
             f.push_back({{kDestinationMacAddress, 6, 0}, Src::kDstMac});
         }
+        if (o.mpls) f.push_back({{kMplsTopLabelStackSection, 3, 0}, Src::kMpls});
         if (tunneled) {
             f.push_back({{kLayer2SegmentId, 8, 0}, Src::kL2Segment});
             f.push_back({{kTunnelId, 4, o.pen}, Src::kTunnelId});
@@ -178,6 +193,14 @@ Layout::Layout(Options o) : o_(o) {
             f.push_back({{kMaximumTTL, 1, kReversePen}, Src::kRevMaxTtl});
         }
         f.push_back({{kFlowEndReason, 1, 0}, Src::kEndReason});
+        if (o.rtt) {
+            f.push_back({{kHandshakeClientRttMicroseconds, 4, o.pen}, Src::kRttClient});
+            f.push_back({{kHandshakeServerRttMicroseconds, 4, o.pen}, Src::kRttServer});
+        }
+        if (o.sizes) {
+            f.push_back({{kPacketSizeHistogram, 4 * flow::kSizeBins, o.pen}, Src::kSizes});
+            if (o.biflow) f.push_back({{kReversePacketSizeHistogram, 4 * flow::kSizeBins, o.pen}, Src::kRevSizes});
+        }
         if (inspected) {
             f.push_back({{kInspectedOctets, 4, o.pen}, Src::kInspectedOctets});
             f.push_back({{kApplicationName, kVarLen, 0}, Src::kApp});
@@ -332,6 +355,27 @@ uint8_t* Layout::put_one(uint8_t* p, const flow::FlowRecord& r, Variant v, bool 
             case Src::kSni: p = put_var(p, vf->sni); break;
             case Src::kRuleIds: p = put_var(p, vf->ids); break;
             case Src::kRuleTags: p = put_var(p, vf->tags); break;
+            case Src::kMpls: {
+                const int64_t m = r.mpls_top();
+                const uint32_t v24 = m < 0 ? 0 : static_cast<uint32_t>(m);
+                *p++ = static_cast<uint8_t>(v24 >> 16);
+                *p++ = static_cast<uint8_t>(v24 >> 8);
+                *p++ = static_cast<uint8_t>(v24);
+                break;
+            }
+            case Src::kDirection: p = put8(p, r.in_port < o_.direction.size() ? o_.direction[r.in_port] : 0xFF); break;
+            case Src::kRttClient:
+                p = put32(p, r.flags & flow::FlowRecord::kRttClient ? r.fwd.rtt_us : UINT32_MAX);
+                break;
+            case Src::kRttServer:
+                p = put32(p, r.flags & flow::FlowRecord::kRttServer ? r.rev.rtt_us : UINT32_MAX);
+                break;
+            case Src::kSizes:
+            case Src::kRevSizes: {
+                const uint32_t* z = r.sizes_or_null(f.src == Src::kRevSizes || reverse ? 1 : 0);
+                for (uint32_t b = 0; b < flow::kSizeBins; ++b) p = put32(p, z ? z[b] : 0);
+                break;
+            }
         }
     }
     return p;

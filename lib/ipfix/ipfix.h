@@ -40,6 +40,15 @@ enum WeirIe : uint16_t {
     kMatchedRuleIds = 11,   // string: ids of the payload rules that tagged the flow, comma-separated
     kMatchedRuleTags = 12,  // string: their tags, comma-separated
     kInspectedOctets = 13,  // unsigned32: payload bytes inspected, both directions
+    // unsigned32, microseconds of the TCP handshake as the probe saw it: SYN-ACK to ACK (the
+    // client's side of the round trip) and SYN to SYN-ACK (the server's side); 4294967295 when
+    // not measured (no SYN seen first, no answer, no ACK).
+    kHandshakeClientRttMicroseconds = 14,
+    kHandshakeServerRttMicroseconds = 15,
+    // octetArray of 32: eight unsigned32 packet counts by IP length, up to 64, 128, 256, 512,
+    // 1024, 1500, 9000 bytes and above; of the record's direction, and (biflow) the responder's.
+    kPacketSizeHistogram = 16,
+    kReversePacketSizeHistogram = 17,
 };
 
 // IANA information element ids used by the templates.
@@ -74,6 +83,8 @@ enum Ie : uint16_t {
     kFlowEndNanoseconds = 157,
     kApplicationName = 96,
     kHttpRequestHost = 460,
+    kFlowDirection = 61,
+    kMplsTopLabelStackSection = 70,
 };
 constexpr uint16_t kVarLen = 65535;  // a template's length of a variable-length field
 
@@ -105,7 +116,12 @@ enum class Tunnels : uint8_t {
 struct Options {
     bool biflow = false;  // RFC 5103: one record per conversation with reverse elements
     TimeUnit time = TimeUnit::kMilliseconds;
-    bool macs = false;  // sourceMacAddress, destinationMacAddress
+    bool macs = false;   // sourceMacAddress, destinationMacAddress
+    bool mpls = false;   // mplsTopLabelStackSection
+    bool rtt = false;    // weir's handshake round trip elements
+    bool sizes = false;  // weir's packet-size histograms
+    // flowDirection by the record's port (DPDK port id): 0 ingress, 1 egress. Empty: no element.
+    std::vector<uint8_t> direction;
     Tunnels tunnels = Tunnels::kNone;
     uint32_t pen = kWeirPenDefault;  // enterprise number of weir's own elements
     // ingressInterface by the record's port (DPDK port id); a port beyond it is written as is.
@@ -160,7 +176,7 @@ public:
     uint16_t record_length(bool ipv6) const noexcept { return len_[ipv6 ? kV6 : kV4]; }
     // Inspected variants take ids 256 above the others.
     uint16_t template_id(Variant v) const noexcept {
-        return static_cast<uint16_t>(tid_ + (v & 7) + ((v & kInspected) ? 256 : 0));
+        return static_cast<uint16_t>(tid_ + (v & 7) + ((v & kInspected) ? inspected_offset_ : 0));
     }
     uint16_t template_id(bool ipv6) const noexcept { return template_id(ipv6 ? kV6 : kV4); }
     // The variant a record is written in (its own, or the nearest this layout has).
@@ -200,6 +216,7 @@ private:
                      const VarFields* vf) const noexcept;
     Options o_;
     uint16_t tid_;
+    uint16_t inspected_offset_;
     std::vector<Field> f_[kVariants];
     std::vector<FieldSpec> spec_[kVariants];
     uint16_t len_[kVariants] = {};

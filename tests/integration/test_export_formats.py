@@ -329,6 +329,18 @@ class AnalystFormats(unittest.TestCase):
             sz, dz, n = line.split("\t")
             got[(sz, dz)] = int(n)
         self.assertEqual(got, want)
+        # The opt-in columns: MPLS label, flowDirection, handshake halves and size bins (the
+        # labelled telnet flow is seen one way only: no SYN-ACK, no handshake time).
+        mpls = os.path.join(harness.pcaps_dir(), "zeek__mixed-vlan-mpls.pcap")
+        with open(f.name, "w") as cf:
+            json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + mpls, "direction": "egress"}],
+                       "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows",
+                                      "mpls": True, "direction": True, "rtt": True, "sizes": True}]}, cf)
+        harness.run_weir(["-c", f.name])
+        rows = query("SELECT mpls_label, mpls_tc, flow_direction, sum(packets), sum(arraySum(sizes)), "
+                     "countIf(rtt_server_us IS NOT NULL) FROM weir.flows WHERE notEmpty(sizes) "
+                     "GROUP BY mpls_label, mpls_tc, flow_direction ORDER BY mpls_label").splitlines()
+        self.assertEqual(rows, ["29\t6\tegress\t11\t11\t0", "\\N\t\\N\tegress\t36\t36\t4"])
         # The wrong password: every batch refused, counted, and said once in the log.
         with open(f.name, "w") as cf:
             json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}],
@@ -604,6 +616,141 @@ class TcpExport(harness.NamespaceCase):
         self.assertEqual(ex["lost_packets"], b, "what ended during the outage is exactly what was counted lost")
         self.assertEqual(ex["packets"], a + c)
         self.assertGreaterEqual(ex["reconnects"], 1)
+
+
+
+class RecordExtras(unittest.TestCase):
+    """The opt-in parts of a record (exporter keys mpls, direction, rtt, sizes) against tshark:
+    the top MPLS label of a flow's first frame, flowDirection from ports[].direction, the two
+    halves of the TCP handshake (their sum is tshark's tcp.analysis.initial_rtt) and packets
+    per IP-length bin, per directional 5-tuple. IPFIX carries them as IE 61, IE 70 and weir's
+    enterprise elements 14-17; tshark decodes the records without an error."""
+    RTT = CAPTURE                          # TCP handshakes of many services
+    MPLS = "zeek__mixed-vlan-mpls.pcap"    # one telnet flow under MPLS label 29, TC 6
+    LONG = ["--idle-timeout", "86400", "--tcp-end-timeout", "86400"]
+    BOUNDS = (64, 128, 256, 512, 1024, 1500, 9000)
+
+    def config(self, exporters, workdir):
+        ports = [{"device": "net_pcap_x0,rx_pcap=" + os.path.join(harness.pcaps_dir(), self.RTT), "direction": "ingress"},
+                 {"device": "net_pcap_x1,rx_pcap=" + os.path.join(harness.pcaps_dir(), self.MPLS), "direction": "egress"}]
+        path = os.path.join(workdir, "weir.json")
+        with open(path, "w") as f:
+            json.dump({"ports": ports, "exporters": exporters}, f)
+        return path
+
+    def bin_of(self, length):
+        return next((i for i, b in enumerate(self.BOUNDS) if length <= b), len(self.BOUNDS))
+
+    def truth(self, capture):
+        """Per directional 5-tuple: size bins and MPLS label; per conversation: (tshark's initial
+        RTT, SYN to SYN-ACK) in microseconds."""
+        fields = ["ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ip.len", "ipv6.plen", "ip.proto", "ipv6.nxt",
+                  "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "tcp.stream", "tcp.analysis.initial_rtt",
+                  "tcp.flags", "frame.time_epoch", "mpls.label", "mpls.exp"]
+        bins, rtt, mpls = collections.defaultdict(lambda: [0] * 8), {}, {}
+        streams, answered, syn = collections.defaultdict(set), {}, {}
+        for v in harness.tshark_rows(os.path.join(harness.pcaps_dir(), capture), fields,
+                                     ["-o", "ip.defragment:FALSE", "-Y", "ip or ipv6", "-E", "occurrence=f"]):
+            if v["ip.src"]:
+                src, dst, proto, length = v["ip.src"], v["ip.dst"], v["ip.proto"], int(v["ip.len"])
+            else:
+                src, dst, proto, length = v["ipv6.src"], v["ipv6.dst"], v["ipv6.nxt"], int(v["ipv6.plen"]) + 40
+            sport = int(v["tcp.srcport"] or v["udp.srcport"] or 0)
+            dport = int(v["tcp.dstport"] or v["udp.dstport"] or 0)
+            key = (int(proto), harness.norm(src), harness.norm(dst), sport, dport)
+            bins[key][self.bin_of(length)] += 1
+            conv = tuple(sorted([(key[1], sport), (key[2], dport)]))
+            if v["tcp.stream"]:
+                streams[conv].add(v["tcp.stream"])
+                flags, t = int(v["tcp.flags"], 16), float(v["frame.time_epoch"])
+                if flags & 0x12 == 0x02:
+                    syn.setdefault(conv, t)
+                elif flags & 0x12 == 0x12 and conv in syn:
+                    answered.setdefault(conv, round((t - syn[conv]) * 1e6))
+                if v["tcp.analysis.initial_rtt"]:
+                    rtt[conv] = round(float(v["tcp.analysis.initial_rtt"]) * 1e6)
+            if v["mpls.label"]:
+                mpls[key] = (int(v["mpls.label"]), int(v["mpls.exp"]))
+        # A conversation whose ports came back in a second TCP stream is not one handshake; one
+        # seen without its SYN-ACK (one side of an asymmetric path) is timed by tshark from the
+        # SYN to the client's ACK, which says nothing of the network: weir leaves it unmeasured.
+        rtt = {c: (r, answered[c]) for c, r in rtt.items() if len(streams[c]) == 1 and c in answered}
+        return bins, rtt, mpls
+
+    def test_json_rows_carry_them(self):
+        tmp = harness.scratch(self, "weir-extras-")
+        out = os.path.join(tmp, "flows.jsonl")
+        cfg = self.config([{"format": "jsonl", "url": "file://" + out, "mpls": True, "direction": True, "rtt": True,
+                            "sizes": True}], tmp)
+        harness.run_weir(["-c", cfg] + self.LONG)
+        with open(out) as f:
+            rows = [json.loads(l) for l in f]
+        self.assertTrue(rows)
+        got_bins, got_rtt, got_dir = collections.defaultdict(lambda: [0] * 8), {}, {}
+        got_mpls = {}
+        for r in rows:
+            key = (r["proto"], harness.norm(r["src"]), harness.norm(r["dst"]), r["sport"], r["dport"])
+            self.assertEqual(sum(r["sizes"]), r["packets"], r)
+            got_bins[key] = [a + b for a, b in zip(got_bins[key], r["sizes"])]
+            got_dir[key] = r["flow_direction"]
+            if r["mpls_label"] is not None:
+                got_mpls[key] = (r["mpls_label"], r["mpls_tc"])
+            if r["rtt_client_us"] is not None:
+                self.assertIsNotNone(r["rtt_server_us"], r)
+                conv = tuple(sorted([(key[1], key[3]), (key[2], key[4])]))
+                got_rtt[conv] = (r["rtt_client_us"] + r["rtt_server_us"], r["rtt_server_us"])
+        want_rtt = {}
+        for n, capture in enumerate((self.RTT, self.MPLS)):
+            bins, rtt, mpls = self.truth(capture)
+            want_rtt.update(rtt)
+            for key, want in bins.items():
+                if key[0] in (6, 17):
+                    self.assertEqual(got_bins.get(key), want, f"{capture} {key}: packets per size bin")
+                    self.assertEqual(got_dir.get(key), ("ingress", "egress")[n], key)
+            if capture == self.MPLS:
+                self.assertEqual(mpls, {k: v for k, v in got_mpls.items() if k in bins})
+                self.assertEqual(set(mpls.values()), {(29, 6)})
+        self.assertGreaterEqual(len(want_rtt), 8)
+        self.assertEqual(set(got_rtt), set(want_rtt), "the handshakes weir timed are tshark's")
+        for conv, want in want_rtt.items():
+            # Each half is rounded to a microsecond.
+            for got, truth, what in zip(got_rtt[conv], want, ("SYN to ACK", "SYN to SYN-ACK")):
+                self.assertLessEqual(abs(got - truth), 1, f"{conv}: {what} {got} us, tshark {truth} us")
+
+    def test_ipfix_carries_them(self):
+        tmp = harness.scratch(self, "weir-extras-")
+        with harness.Collectors() as col:
+            cfg = self.config([{"url": col.url(), "mode": "biflow", "mpls": True, "direction": True, "rtt": True,
+                                "sizes": True}], tmp)
+            harness.run_weir(["-c", cfg] + self.LONG)
+            col.finish()
+            text = subprocess.run(["tshark", "-n", "-r", col.lo_pcap, "-d", f"udp.port=={col.port},cflow", "-V"],
+                                  capture_output=True, text=True, check=True).stdout
+            fields = subprocess.run(["tshark", "-n", "-r", col.lo_pcap, "-d", f"udp.port=={col.port},cflow", "-T",
+                                     "fields", "-e", "cflow.mpls_label", "-e", "cflow.mpls_exp", "-e", "cflow.direction"],
+                                    capture_output=True, text=True, check=True).stdout
+            recs = col.nfdump_records()
+        self.assertNotIn("Malformed", text)
+        self.assertNotIn("Expert Info (Error", text)
+        labels = {x for l in fields.splitlines() for x in l.split("\t")[0].split(",") if x}
+        self.assertIn("29", labels)
+        directions = {x for l in fields.splitlines() for x in l.split("\t")[2].split(",") if x}
+        self.assertEqual(directions, {"0", "1"}, "ingress for one port, egress for the other")
+        self.assertTrue(recs, "nfcapd reads the records with the extra elements")
+
+    def test_refused_where_they_cannot_go(self):
+        tmp = harness.scratch(self, "weir-extras-")
+        cfg = self.config([{"format": "netflow9", "url": "udp://127.0.0.1:2055", "rtt": True},
+                           {"url": "udp://127.0.0.1:4739", "direction": True}], tmp)
+        with open(cfg) as f:
+            c = json.load(f)
+        del c["ports"][1]["direction"]
+        with open(cfg, "w") as f:
+            json.dump(c, f)
+        p = harness.run_weir(["-c", cfg, "--check"], check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("exporters[0].rtt: NetFlow records do not carry it", p.stderr)
+        self.assertIn("exporters[1].direction: ports[1] has no \"direction\"", p.stderr)
 
 
 if __name__ == "__main__":

@@ -417,7 +417,10 @@ class LiveReload(harness.NamespaceCase):
         self.addCleanup(lambda: weir.poll() is None and weir.kill())
         time.sleep(3)
         with open(cfg, "w") as f:
-            json.dump(dict(base, workers=2, flow_table={"capacity_per_worker": 4096}), f)
+            json.dump(dict(base, workers=2, flow_table={"capacity_per_worker": 4096},
+                           ports=[{"device": "net_af_packet0,iface=wa", "direction": "ingress"}],
+                           exporters=[{"format": "jsonl", "url": "file://" + os.path.join(self.tmp, "f.jsonl"),
+                                       "rtt": True, "direction": True}]), f)
         out = subprocess.run(self.nsexec + ["curl", "-sS", "-XPOST", "http://127.0.0.1:9471/reload"],
                              capture_output=True, text=True, check=True).stdout
         r = json.loads(out)
@@ -425,6 +428,9 @@ class LiveReload(harness.NamespaceCase):
         self.assertIn("workers: cannot change while weir runs (restart weir to change it)", r["errors"])
         self.assertIn("flow_table.capacity_per_worker: cannot change while weir runs (restart weir to change it)",
                       r["errors"])
+        self.assertIn("ports: cannot change while weir runs (restart weir to change it)", r["errors"])
+        self.assertIn("exporters: handshake times are kept only when an exporter asked for them at start "
+                      "(restart weir to add \"rtt\": true)", r["errors"])
         st = json.loads(subprocess.run(self.nsexec + ["curl", "-sS", "http://127.0.0.1:9471/status"],
                                        capture_output=True, text=True, check=True).stdout)
         self.assertEqual(st["config"]["workers"], 1, "nothing changed")

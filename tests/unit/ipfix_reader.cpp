@@ -34,15 +34,21 @@ Message Reader::parse(const uint8_t* p, size_t n) {
                 const uint16_t tid = be16(s + o);
                 const uint16_t count = be16(s + o + 2);
                 o += 4;
-                std::vector<std::pair<uint16_t, uint16_t>> fields;
+                std::vector<Field> fields;
                 for (uint16_t i = 0; i < count; ++i) {
                     need(o + 4 <= slen, "short template field");
-                    uint16_t id = be16(s + o);
+                    const uint16_t id = be16(s + o);
                     const uint16_t len = be16(s + o + 2);
                     o += 4;
-                    need(!(id & 0x8000), "enterprise elements not expected");
+                    uint32_t pen = 0;
+                    if (id & 0x8000) {  // enterprise bit: the enterprise number follows
+                        need(o + 4 <= slen, "short enterprise number");
+                        pen = be32(s + o);
+                        need(pen != 0, "enterprise number 0");
+                        o += 4;
+                    }
                     need(len != 0xFFFF, "variable length not expected");
-                    fields.emplace_back(id, len);
+                    fields.push_back({pen, static_cast<uint16_t>(id & 0x7FFF), len});
                 }
                 templates_[{m.domain, tid}] = fields;
                 ++m.template_count;
@@ -51,15 +57,19 @@ Message Reader::parse(const uint8_t* p, size_t n) {
             auto it = templates_.find({m.domain, set_id});
             need(it != templates_.end(), "data set before its template");
             size_t rec_len = 0;
-            for (auto& f : it->second) rec_len += f.second;
+            for (auto& f : it->second) rec_len += f.len;
             size_t o = 0;
             while (o + rec_len <= slen) {
                 Record r;
                 r.domain = m.domain;
                 r.template_id = set_id;
                 for (auto& f : it->second) {
-                    r.fields[f.first] = std::vector<uint8_t>(s + o, s + o + f.second);
-                    o += f.second;
+                    std::vector<uint8_t> v(s + o, s + o + f.len);
+                    if (f.pen)
+                        r.enterprise[{f.pen, f.id}] = std::move(v);
+                    else
+                        r.fields[f.id] = std::move(v);
+                    o += f.len;
                 }
                 m.records.push_back(std::move(r));
             }

@@ -14,7 +14,8 @@ namespace weir::test {
 struct Record {
     uint32_t domain = 0;
     uint16_t template_id = 0;
-    std::map<uint16_t, std::vector<uint8_t>> fields;  // element id -> raw bytes
+    std::map<uint16_t, std::vector<uint8_t>> fields;                           // IANA element id -> raw bytes
+    std::map<std::pair<uint32_t, uint16_t>, std::vector<uint8_t>> enterprise;  // (PEN, id) -> raw bytes
 
     uint64_t u(uint16_t ie) const {
         auto it = fields.find(ie);
@@ -24,6 +25,15 @@ struct Record {
         return v;
     }
     std::vector<uint8_t> bytes(uint16_t ie) const { return fields.at(ie); }
+    uint64_t u(uint32_t pen, uint16_t ie) const {
+        auto it = enterprise.find({pen, ie});
+        if (it == enterprise.end())
+            throw std::out_of_range("element " + std::to_string(pen) + "/" + std::to_string(ie) + " not in record");
+        uint64_t v = 0;
+        for (uint8_t b : it->second) v = v << 8 | b;
+        return v;
+    }
+    std::vector<uint8_t> bytes(uint32_t pen, uint16_t ie) const { return enterprise.at({pen, ie}); }
 };
 
 struct Message {
@@ -42,7 +52,11 @@ public:
     Message parse(const uint8_t* p, size_t n);
 
 private:
-    std::map<std::pair<uint32_t, uint16_t>, std::vector<std::pair<uint16_t, uint16_t>>> templates_;
+    struct Field {
+        uint32_t pen;  // 0: IANA
+        uint16_t id, len;
+    };
+    std::map<std::pair<uint32_t, uint16_t>, std::vector<Field>> templates_;
 };
 
 }  // namespace weir::test

@@ -51,6 +51,21 @@ flow::FlowRecord rec(const flow::FlowEntry& e, flow::EndReason why) {
     return r;
 }
 
+// One message holding `r` in the layout's plain template, read back with its templates.
+test::Message encode_and_read(const ipfix::Layout& layout, const flow::FlowRecord& r) {
+    std::vector<uint8_t> tmpl(2048), buf(1452);
+    const size_t set = layout.write_template_set(tmpl.data() + 16, tmpl.size() - 16);
+    EXPECT_GT(set, 0u);
+    ipfix::write_header(tmpl.data(), static_cast<uint16_t>(16 + set), 0, 0, 1);
+    ipfix::MessageEncoder enc(1, 1452, layout);
+    enc.start(buf.data());
+    EXPECT_TRUE(enc.add(r));
+    const uint32_t len = enc.finish();
+    test::Reader rd;
+    rd.parse(tmpl.data(), 16 + set);
+    return rd.parse(buf.data(), len);
+}
+
 }  // namespace
 
 TEST(Ipfix, GoldenTwoWayTcpMessage) {
@@ -163,17 +178,7 @@ TEST(Ipfix, MicroAndNanosecondTimesRoundTrip) {
         e.c[0].first_ns = e.c[0].last_ns = ns;
         set_dir(e, 1, flow::DirStats{});
         for (auto unit : {ipfix::TimeUnit::kNanoseconds, ipfix::TimeUnit::kMicroseconds}) {
-            const ipfix::Layout layout({false, unit});
-            std::vector<uint8_t> tmpl(512), buf(1452);
-            const size_t set = layout.write_template_set(tmpl.data() + 16, 496);
-            ipfix::write_header(tmpl.data(), static_cast<uint16_t>(16 + set), 0, 0, 1);
-            ipfix::MessageEncoder enc(1, 1452, layout);
-            enc.start(buf.data());
-            ASSERT_TRUE(enc.add(rec(e, flow::EndReason::kIdle)));
-            const uint32_t len = enc.finish();
-            test::Reader rd;
-            rd.parse(tmpl.data(), 16 + set);
-            const auto m = rd.parse(buf.data(), len);
+            const auto m = encode_and_read(ipfix::Layout({false, unit}), rec(e, flow::EndReason::kIdle));
             ASSERT_EQ(m.records.size(), 1u);
             if (unit == ipfix::TimeUnit::kNanoseconds) {
                 EXPECT_EQ(decode_ns(m.records[0].u(ipfix::kFlowStartNanoseconds)), ns);
@@ -200,6 +205,53 @@ TEST(Ipfix, BiflowTemplateUsesReverseElements) {
     EXPECT_EQ(enc.records(), 1u) << "one record for both directions";
     const uint32_t len = enc.finish();
     EXPECT_EQ(len, 16u + 4u + bi.record_length(false));
+}
+
+TEST(Ipfix, OptInElementsReadBack) {
+    // A conversation with an MPLS label, a measured handshake and size histograms, through the
+    // uniflow and the biflow layout with every opt-in element, read by the independent reader.
+    flow::FlowEntry e = tcp_entry();
+    uint8_t l2[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    packet::set_mpls(l2, 1u << 24 | 299776u << 4 | 3u << 1 | 1);
+    const flow::Handshake hs{e.c[0].first_ns + 250'400, e.c[0].first_ns + 250'400 + 31'000};
+    uint32_t sizes[2][flow::kSizeBins] = {{1, 2, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 1, 1, 0}};
+    flow::FlowRecord r{};
+    flow::make_record(e, flow::EndReason::kIdle, nullptr, flow::EntrySide{l2, &hs, &sizes[0][0]}, r);
+    const uint32_t pen = ipfix::kWeirPenDefault;
+    for (bool biflow : {false, true}) {
+        ipfix::Options o{biflow, ipfix::TimeUnit::kMilliseconds};
+        o.mpls = o.rtt = o.sizes = true;
+        o.direction = {0xFF, 0xFF, 1};  // port 2 captures egress traffic
+        const ipfix::Layout layout(o);
+        EXPECT_GE(layout.template_id(false), 1024) << "ids apart from the layouts without the extras";
+        const auto m = encode_and_read(layout, r);
+        ASSERT_EQ(m.records.size(), biflow ? 1u : 2u);
+        for (size_t i = 0; i < m.records.size(); ++i) {
+            const auto& x = m.records[i];
+            EXPECT_EQ(x.u(ipfix::kMplsTopLabelStackSection), 299776u << 4 | 3u << 1 | 1);
+            EXPECT_EQ(x.u(ipfix::kFlowDirection), 1u);
+            EXPECT_EQ(x.u(pen, ipfix::kHandshakeServerRttMicroseconds), 250u);
+            EXPECT_EQ(x.u(pen, ipfix::kHandshakeClientRttMicroseconds), 31u);
+            const auto h = x.bytes(pen, ipfix::kPacketSizeHistogram);
+            ASSERT_EQ(h.size(), 32u);
+            const int d = biflow ? 0 : static_cast<int>(i);  // uniflow: each direction its own
+            for (uint32_t b = 0; b < flow::kSizeBins; ++b)
+                EXPECT_EQ(static_cast<uint32_t>(h[4 * b] << 24 | h[4 * b + 1] << 16 | h[4 * b + 2] << 8 | h[4 * b + 3]),
+                          sizes[d][b]);
+            if (biflow) {
+                const auto rh = x.bytes(pen, ipfix::kReversePacketSizeHistogram);
+                EXPECT_EQ(rh[4 * 5 + 3], 1);
+                EXPECT_EQ(rh[4 * 6 + 3], 1);
+            }
+        }
+    }
+    // Not measured: all ones.
+    flow::FlowRecord plain = rec(tcp_entry(), flow::EndReason::kIdle);
+    ipfix::Options o;
+    o.rtt = true;
+    const auto m = encode_and_read(ipfix::Layout(o), plain);
+    ASSERT_EQ(m.records.size(), 2u);  // uniflow: a record per direction
+    EXPECT_EQ(m.records[0].u(pen, ipfix::kHandshakeServerRttMicroseconds), 0xFFFFFFFFu);
 }
 
 TEST(Netflow, V5PacketsFitTheBuffer) {
