@@ -2,7 +2,7 @@
 """Helpers for integration tests: run the real weir binary against real collectors on loopback.
 
 Collectors: nfcapd (nfdump) bound to 127.0.0.1, and dumpcap on lo whose capture tshark's cflow
-dissector decodes. Ground truth: the tshark per-5-tuple tables in the shared captures folder.
+dissector decodes. Ground truth: the tshark per-5-tuple tables in the captures folder.
 """
 import collections
 import ipaddress
@@ -24,10 +24,37 @@ WEIR = os.environ.get("WEIR_BIN", os.path.join(ROOT, "build", "app", "weir", "we
 DRIVERS = os.path.join(ROOT, "drivers-config")
 
 
+BUNDLED = os.path.join(ROOT, "captures")
+
+
 def pcaps_dir():
-    """The shared captures: WEIR_PCAPS, else ../shared/pcaps beside the repository."""
-    d = os.environ.get("WEIR_PCAPS") or os.path.join(os.path.dirname(ROOT), "shared", "pcaps")
+    """The captures: WEIR_PCAPS, else the corpus at ../shared/pcaps beside the repository, else
+    the few bundled in captures/ (same layout: MANIFEST.tsv, truth/, LICENSES/)."""
+    d = os.environ.get("WEIR_PCAPS")
+    if not d:
+        d = os.path.join(os.path.dirname(ROOT), "shared", "pcaps")
+        if not os.path.isdir(d):
+            d = BUNDLED
     return os.path.abspath(d)
+
+
+def capture(name):
+    """The path of a capture; the test is skipped when the captures at hand do not have it (the
+    bundled set holds the small ones; the rest are in the full corpus)."""
+    path = os.path.join(pcaps_dir(), name)
+    if not os.path.exists(path):
+        raise unittest.SkipTest(f"{name} is not in {pcaps_dir()} (set WEIR_PCAPS to the full corpus)")
+    return path
+
+
+def bundled():
+    """Whether the captures at hand are the bundled few, not the corpus."""
+    return os.path.realpath(pcaps_dir()) == os.path.realpath(BUNDLED)
+
+
+def present(names):
+    """Those of the captures named that are at hand."""
+    return [n for n in names if os.path.exists(os.path.join(pcaps_dir(), n))]
 
 
 def free_udp_port():

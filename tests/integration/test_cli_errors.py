@@ -37,7 +37,7 @@ class BadInput(unittest.TestCase):
         self.assertIn("ports[0].device: no DPDK port \"0000:99:00.0\"", p.stderr)
 
     def test_more_queues_than_the_device_has(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         p = self.run_config({"ports": [{"device": "net_pcap0,rx_pcap=" + capture}], "workers": 2})
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("workers: 2 workers need 2 RX queues, but ports[0] replays 1 capture(s)", p.stderr)
@@ -65,7 +65,7 @@ class BadInput(unittest.TestCase):
         self.assertIn("management.listen: expected ADDRESS:PORT", p.stderr)
 
     def test_check_finds_what_would_fail_at_start(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         p = harness.run_weir(["-i", "lo", "--check"], check=False)
         self.assertEqual(p.returncode, 2, p.stdout)
         self.assertIn("ports[0].device: \"lo\" is neither a PCI address (0000:3b:00.0) nor a DPDK virtual device; "
@@ -99,7 +99,7 @@ class BadInput(unittest.TestCase):
             self.assertTrue(all(c == "\n" or c.isprintable() for c in p.stderr), repr(p.stderr))
 
     def test_any_exporter_from_the_command_line(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         tmp = harness.scratch(self, "weir-export-")
         out = os.path.join(tmp, "flows.jsonl")
         with harness.Collectors(tshark=False) as v9:
@@ -122,7 +122,7 @@ class BadInput(unittest.TestCase):
         self.assertIn("exporters[0].format: expected \"ipfix\"", p.stderr)
 
     def test_eal_arguments_keep_the_defaults(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         # One EAL argument of the user's own must not cost the replay its --no-huge.
         p = harness.run_weir(["-r", capture, "--", "--log-level=info"], check=False)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -161,7 +161,7 @@ class BadInput(unittest.TestCase):
         self.assertIn("8 exporter(s)", p.stdout)
 
     def test_collector_down_costs_counted_losses(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         port = harness.free_udp_port()  # nothing listens there
         proc, s = harness.replay(capture, extra=["--ipfix", f"udp://127.0.0.1:{port}"])
         ex = s["exporters"][0]

@@ -45,10 +45,6 @@ FIELDS = ["frame.time_epoch", "ip.src", "ip.dst", "ip.proto", "tcp.flags.syn", "
           "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "icmp.type"]
 
 
-def pcap(name):
-    return os.path.join(harness.pcaps_dir(), name)
-
-
 def packets(capture):
     out = []
     for v in harness.tshark_rows(capture, FIELDS, ["-Y", "ip", "-E", "occurrence=f"]):
@@ -129,9 +125,7 @@ def starts(events, kind=None):
 
 class AttackCaptures(unittest.TestCase):
     def check_attack(self, name):
-        capture = pcap(name)
-        if not os.path.exists(capture):
-            self.skipTest(f"{capture} not found")
+        capture = harness.capture(name)
         kind = ATTACKS[name]
         truth = analyst(capture, kind)
         tmp = harness.scratch(self, "weir-detect-")
@@ -199,10 +193,8 @@ class AttackCaptures(unittest.TestCase):
         """The thinned samples raise nothing of their kind with the defaults: the thresholds
         above are what finds them, not an accident."""
         tmp = harness.scratch(self, "weir-detect-")
-        for name in LOWERED:
-            if not os.path.exists(pcap(name)):
-                continue
-            events, _, _ = replay_events(pcap(name), tmp)
+        for name in harness.present(LOWERED):
+            events, _, _ = replay_events(harness.capture(name), tmp)
             self.assertEqual(starts(events, ATTACKS[name]), [], name)
 
 
@@ -236,7 +228,7 @@ def sweep(files, workdir):
             time.sleep(0.01)
         events = os.path.join(workdir, f"{i}.jsonl")
         proc = subprocess.Popen([harness.WEIR, "--drivers-config", harness.DRIVERS, "--stats-interval", "0",
-                                 "--log-level", "error", "--capacity", "16384", "-r", pcap(name), "--events",
+                                 "--log-level", "error", "--capacity", "16384", "-r", harness.capture(name), "--events",
                                  "file://" + events], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         running.append((proc, name, events))
     reap(True)
@@ -264,9 +256,7 @@ class NoFalseAlarms(unittest.TestCase):
 
 class Management(unittest.TestCase):
     def test_events_endpoint_metrics_and_status(self):
-        capture = pcap("ndpi__synscan.pcap")
-        if not os.path.exists(capture):
-            self.skipTest(f"{capture} not found")
+        capture = harness.capture("ndpi__synscan.pcap")
         r = HeldReplay(capture)
         try:
             r.wait_finished()
@@ -293,9 +283,7 @@ class Management(unittest.TestCase):
         self.assertIn("event end #1 vertical_scan", err)
 
     def test_off_and_config_errors(self):
-        capture = pcap("ndpi__synscan.pcap")
-        if not os.path.exists(capture):
-            self.skipTest(f"{capture} not found")
+        capture = harness.capture("ndpi__synscan.pcap")
         p = harness.run_weir(["-r", capture, "--no-detect"])
         self.assertNotIn("event", p.stderr)
         tmp = harness.scratch(self, "weir-detect-")

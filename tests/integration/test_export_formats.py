@@ -57,7 +57,7 @@ def first_packet_ns(capture):
 
 class ExportFormats(unittest.TestCase):
     def run_weir(self, exporters, extra=()):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump({"ports": [{"device": "net_pcap_fmt,rx_pcap=" + capture}], "exporters": exporters}, f)
         self.addCleanup(os.unlink, f.name)
@@ -163,7 +163,7 @@ class Nfacctd(unittest.TestCase):
         proc = subprocess.Popen(["nfacctd", "-f", conf], stdout=open(log, "w"), stderr=subprocess.STDOUT)
         self.addCleanup(harness.stop, proc, signal.SIGKILL)
         harness.wait_for(lambda: harness.udp_bound(port), what="nfacctd to bind")
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump({"ports": [{"device": "net_pcap_nfa,rx_pcap=" + capture}],
                        "exporters": [{"format": fmt, "url": f"udp://127.0.0.1:{port}"}]}, f)
@@ -193,7 +193,7 @@ class Nfacctd(unittest.TestCase):
 
 class AnalystFormats(unittest.TestCase):
     def test_json_lines_equal_the_truth(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         tmp = harness.scratch(self, "weir-jsonl-")
         path = os.path.join(tmp, "flows.jsonl")
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -257,7 +257,7 @@ class AnalystFormats(unittest.TestCase):
         for statement in (x.strip() for x in ddl.split(";")):
             if statement:
                 query(statement)
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}],
                        "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows",
@@ -276,7 +276,7 @@ class AnalystFormats(unittest.TestCase):
         self.assertGreater(s["exporters"][0]["messages"], 1, "batched")
         self.assertEqual(s["exporters"][0]["lost_records"], 0)
         # Tenant flows of a VXLAN capture carry their VNI and tunnel end points.
-        vxlan = os.path.join(harness.pcaps_dir(), "suricata-verify__vxlan-decoder-03_vxlan.pcap")
+        vxlan = harness.capture("suricata-verify__vxlan-decoder-03_vxlan.pcap")
         with open(f.name, "w") as cf:
             json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + vxlan}],
                        "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows"}]}, cf)
@@ -296,7 +296,7 @@ class AnalystFormats(unittest.TestCase):
         self.addCleanup(lambda: os.path.exists(rules) and os.unlink(rules))
         with open(rules, "w") as rf:
             json.dump({"rules": [{"id": 1, "pattern": "^GET ", "app": "HTTP", "tag": "get"}]}, rf)
-        http_get = os.path.join(harness.pcaps_dir(), "zeek__http_get.pcap")
+        http_get = harness.capture("zeek__http_get.pcap")
         with open(f.name, "w") as cf:
             json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + http_get}], "inspect": {"rules": rules},
                        "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows"}]}, cf)
@@ -331,7 +331,7 @@ class AnalystFormats(unittest.TestCase):
         self.assertEqual(got, want)
         # The opt-in columns: MPLS label, flowDirection, handshake halves and size bins (the
         # labelled telnet flow is seen one way only: no SYN-ACK, no handshake time).
-        mpls = os.path.join(harness.pcaps_dir(), "zeek__mixed-vlan-mpls.pcap")
+        mpls = harness.capture("zeek__mixed-vlan-mpls.pcap")
         with open(f.name, "w") as cf:
             json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + mpls, "direction": "egress"}],
                        "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows",
@@ -380,7 +380,7 @@ class PortIdentity(unittest.TestCase):
         """ports[].ifindex/name reach the collectors as ingressInterface (IPFIX, NetFlow v9 INPUT_SNMP)
         and in the interface options records; the exporter sends from its source address with its
         DSCP. Read back with tshark from the loopback capture and with nfdump."""
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         with harness.Collectors() as ipfix, harness.Collectors() as v9:
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
                 json.dump({"ports": [{"device": "net_pcap_id,rx_pcap=" + capture, "ifindex": 70001, "name": "core-1"}],
@@ -408,7 +408,7 @@ class PortIdentity(unittest.TestCase):
             self.assertTrue(re.search(r"InputInt: 70001\n\s+IfName: core-1\n", names), "interface options record")
 
     def test_bad_source_is_named(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump({"ports": [{"device": "net_pcap_id,rx_pcap=" + capture, "ifindex": 0}],
                        "exporters": [{"url": "udp://127.0.0.1:4739", "source": "here", "dscp": 64},
@@ -448,7 +448,7 @@ class Sampling(unittest.TestCase):
         return {tuple(l.split("\t")) for l in out.splitlines() if l.strip()}
 
     def run_sampled(self, mode):
-        capture = os.path.join(harness.pcaps_dir(), self.CAPTURE)
+        capture = harness.capture(self.CAPTURE)
         total = sum(t.packets for t in harness.load_truth(capture))
         with harness.Collectors() as ipfix, harness.Collectors() as v9, harness.Collectors(tshark=False) as v5:
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -482,7 +482,7 @@ class Sampling(unittest.TestCase):
     def every_tenth(self):
         """Per directional flow, the packets that 1-in-10 count-based sampling keeps: the 10th,
         the 20th, ... packet of the capture (one worker)."""
-        capture = os.path.join(harness.pcaps_dir(), self.CAPTURE)
+        capture = harness.capture(self.CAPTURE)
         out = subprocess.run(["tshark", "-n", "-r", capture, "-T", "fields", "-e", "ip.src", "-e", "ip.dst",
                               "-e", "tcp.srcport", "-e", "tcp.dstport"], capture_output=True, text=True, check=True).stdout
         want = collections.Counter()
@@ -509,7 +509,7 @@ class Sampling(unittest.TestCase):
 
 class NetflowFormats(unittest.TestCase):
     def test_netflow_v9_and_v5_reach_nfcapd_and_tshark(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         truth = harness.load_truth(capture)
         truth4 = [t for t in truth if ":" not in t.src]
         with harness.Collectors() as v9, harness.Collectors() as v5:
@@ -631,8 +631,8 @@ class RecordExtras(unittest.TestCase):
     BOUNDS = (64, 128, 256, 512, 1024, 1500, 9000)
 
     def config(self, exporters, workdir):
-        ports = [{"device": "net_pcap_x0,rx_pcap=" + os.path.join(harness.pcaps_dir(), self.RTT), "direction": "ingress"},
-                 {"device": "net_pcap_x1,rx_pcap=" + os.path.join(harness.pcaps_dir(), self.MPLS), "direction": "egress"}]
+        ports = [{"device": "net_pcap_x0,rx_pcap=" + harness.capture(self.RTT), "direction": "ingress"},
+                 {"device": "net_pcap_x1,rx_pcap=" + harness.capture(self.MPLS), "direction": "egress"}]
         path = os.path.join(workdir, "weir.json")
         with open(path, "w") as f:
             json.dump({"ports": ports, "exporters": exporters}, f)
@@ -649,7 +649,7 @@ class RecordExtras(unittest.TestCase):
                   "tcp.flags", "frame.time_epoch", "mpls.label", "mpls.exp"]
         bins, rtt, mpls = collections.defaultdict(lambda: [0] * 8), {}, {}
         streams, answered, syn = collections.defaultdict(set), {}, {}
-        for v in harness.tshark_rows(os.path.join(harness.pcaps_dir(), capture), fields,
+        for v in harness.tshark_rows(harness.capture(capture), fields,
                                      ["-o", "ip.defragment:FALSE", "-Y", "ip or ipv6", "-E", "occurrence=f"]):
             if v["ip.src"]:
                 src, dst, proto, length = v["ip.src"], v["ip.dst"], v["ip.proto"], int(v["ip.len"])

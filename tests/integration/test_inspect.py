@@ -328,7 +328,7 @@ class Inspect(unittest.TestCase):
     def test_bad_rules_exit_2_naming_rule_and_reason(self):
         bad = self.rules_file([{"id": 1, "pattern": "fine", "tag": "a"},
                                {"id": 42, "name": "unbalanced", "pattern": "(abc", "tag": "b"}])
-        cap = os.path.join(harness.pcaps_dir(), "zeek__http_get.pcap")
+        cap = harness.capture("zeek__http_get.pcap")
         p = harness.run_weir(["-r", cap, "--rules", bad, "--management", "none"], check=False)
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("rule 42 (unbalanced)", p.stderr)
@@ -344,7 +344,7 @@ class Inspect(unittest.TestCase):
         self.assertIn("missing.json: cannot open", p.stderr)
 
     def test_reload_bad_rules_keep_the_old_and_good_ones_swap(self):
-        cap = os.path.join(harness.pcaps_dir(), "zeek__http_get.pcap")
+        cap = harness.capture("zeek__http_get.pcap")
         rules = self.rules_file([{"id": 1, "name": "request", "pattern": "^GET ", "app": "HTTP"}])
         w = HeldReplay(cap, ["--rules", rules])
         try:
@@ -379,7 +379,7 @@ class Inspect(unittest.TestCase):
         self.assertEqual(rc, 0, err)
 
     def test_ipfix_fields_decode_in_tshark_and_nfdump(self):
-        cap = os.path.join(harness.pcaps_dir(), "zeek__http_get.pcap")
+        cap = harness.capture("zeek__http_get.pcap")
         with harness.Collectors() as col:
             p, s = harness.replay(cap, col, extra=["--rules", APPS, "--management", "none"])
             col.finish()
@@ -395,7 +395,7 @@ class Inspect(unittest.TestCase):
     def test_active_timeout_keeps_the_application(self):
         """A conversation the active timeout splits into several records names its application in
         every one of them, not only in the first."""
-        cap = os.path.join(harness.pcaps_dir(), "zeek__ssh_ssh.pcap")
+        cap = harness.capture("zeek__ssh_ssh.pcap")
         p, s, recs = replay_inspected(cap, self.tmp, extra_config={"timeouts": {"active_s": 2}})
         self.assertEqual(p.returncode, 0, p.stderr)
         apps = collections.defaultdict(list)
@@ -412,7 +412,7 @@ class Inspect(unittest.TestCase):
         if os.environ.get("WEIR_INSPECT_ALL"):
             caps = shared_selection()
         else:
-            caps = [os.path.join(harness.pcaps_dir(), c) for c in AGREEMENT_CAPTURES]
+            caps = [harness.capture(c) for c in harness.present(AGREEMENT_CAPTURES)]
         total = collections.defaultdict(collections.Counter)
         unexplained = []
 
@@ -450,7 +450,7 @@ class Capture(unittest.TestCase):
             json.dump({"rules": [{"id": 50, "name": "http get", "pattern": "^GET ", "capture": True, "tag": "get"}]}, f)
 
     def run_capture(self, capture_cfg):
-        cap = os.path.join(harness.pcaps_dir(), self.CAP)
+        cap = harness.capture(self.CAP)
         p, s, recs = harness.replay_jsonl(cap, "outer", self.tmp,
                                           extra_config={"inspect": {"rules": self.rules}, "capture": capture_cfg},
                                           extra_args=["--management", "none"])
@@ -460,7 +460,7 @@ class Capture(unittest.TestCase):
     def expected(self, limit):
         """tshark on the original: per conversation, the frames from the first payload segment that
         starts with "GET " on, the first `limit` of them."""
-        cap = os.path.join(harness.pcaps_dir(), self.CAP)
+        cap = harness.capture(self.CAP)
         out = subprocess.run(["tshark", "-n", "-r", cap, "-Y", "tcp", "-T", "fields", "-E", "separator=\t",
                               "-e", "frame.time_epoch", "-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst",
                               "-e", "tcp.dstport", "-e", "tcp.payload"], capture_output=True, text=True,
@@ -533,7 +533,7 @@ class Capture(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_capture_rule_without_folder_is_an_error(self):
-        cap = os.path.join(harness.pcaps_dir(), self.CAP)
+        cap = harness.capture(self.CAP)
         p = harness.run_weir(["-r", cap, "--rules", self.rules, "--check"], check=False)
         self.assertEqual(p.returncode, 2)
         self.assertIn("rule 50 (http get) asks for capture: set capture.dir", p.stderr)

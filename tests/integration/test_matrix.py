@@ -105,9 +105,7 @@ class MatrixAgainstTshark(harness.NamespaceCase):
     NAME = "weir-mx"
 
     def test_matrix_equals_the_analysts(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
-        if not os.path.exists(capture):
-            self.skipTest(f"{CAPTURE} not in the corpus")
+        capture = harness.capture(CAPTURE)
         cfg = os.path.join(self.tmp, "weir.json")
         with open(cfg, "w") as f:
             json.dump({"ports": [{"device": "net_af_packet0,iface=wa"}], "zones": ZONES,

@@ -83,7 +83,7 @@ class Operate(unittest.TestCase):
         """As under systemd: stderr is the journal (JOURNAL_STREAM), so every line carries its
         priority, DPDK's too; the service manager hears READY, RELOADING, WATCHDOG and STOPPING."""
         import socket
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         tmp = harness.scratch(self, "weir-journal-")
         sock_path = os.path.join(tmp, "notify")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -137,7 +137,7 @@ class Operate(unittest.TestCase):
         self.assertIn("<6>weir: port 0 ", "\n".join(lines))
 
     def test_log_level(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         p = harness.run_weir(["-r", capture, "--log-level", "warning", "--management", "none"])
         self.assertNotIn("weir: port 0", p.stderr, "info lines are not written")
         self.assertIn("weir: warning: no exporters", p.stderr)
@@ -178,7 +178,7 @@ class Operate(unittest.TestCase):
         self.assertIn("EnvironmentFile=-/etc/default/weir-%i", text)
 
     def test_prometheus_scrapes_a_replay(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         packets = int(subprocess.run(["capinfos", "-c", "-M", capture], capture_output=True, text=True,
                                      check=True).stdout.split()[-1])
         weir = HeldReplay(capture)
@@ -248,7 +248,7 @@ class Operate(unittest.TestCase):
         self.assertEqual(rc, 0, err)
 
     def test_status_api_and_top_flows(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         # Nothing ends during the replay (not even closed TCP connections), so the active flows are
         # exactly what tshark counts per direction.
         weir = HeldReplay(capture, ["--idle-timeout", "86400", "--active-timeout", "86400", "--tcp-end-timeout", "86400"])
@@ -306,7 +306,7 @@ class Operate(unittest.TestCase):
     def test_metrics_address_serves_metrics_only(self):
         """A scraping address for a Prometheus elsewhere: /metrics and /healthz, nothing of
         /status, /flows/top or /reload (who talks to whom, and control, stay on loopback)."""
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         sport = free_tcp_port()
         weir = HeldReplay(capture, ["--metrics", f"127.0.0.1:{sport}"])
         self.addCleanup(lambda: weir.proc.poll() is None and weir.proc.kill())
@@ -327,7 +327,7 @@ class Operate(unittest.TestCase):
         self.assertIn(f"weir: metrics only on http://127.0.0.1:{sport}/ (/metrics /healthz)", err)
 
     def test_reload_names_the_settings_the_command_line_pins(self):
-        capture = os.path.join(harness.pcaps_dir(), CAPTURE)
+        capture = harness.capture(CAPTURE)
         tmp = harness.scratch(self, "weir-pin-")
         cfg = os.path.join(tmp, "weir.json")
         with open(cfg, "w") as f:

@@ -29,7 +29,7 @@ CAPTURES = [
 
 class ReplayToCollectors(unittest.TestCase):
     def check_capture(self, name):
-        capture = os.path.join(harness.pcaps_dir(), name)
+        capture = harness.capture(name)
         truth = harness.load_truth(capture)
         with harness.Collectors() as col:
             proc, s = harness.replay(capture, col)
