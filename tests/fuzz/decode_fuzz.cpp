@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // libFuzzer target: arbitrary bytes as a frame of every link type, decoded in the three tunnel
 // modes (and with a buffer split where a multi-segment frame would split it), fed to a flow table
-// with tunnel contexts, then encoded as IPFIX. Must never read out of bounds, crash, lose a
-// packet or leak a tunnel context.
+// with tunnel contexts that keeps everything an exporter may ask for (MACs and MPLS label,
+// handshake times, size bins), then encoded as IPFIX with those elements. Must never read out of
+// bounds, crash, lose a packet, count a packet in no size bin or leak a tunnel context.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -18,9 +19,20 @@ namespace {
 
 using namespace weir;
 
+ipfix::Options options() {
+    ipfix::Options o;
+    o.biflow = true;
+    o.time = ipfix::TimeUnit::kNanoseconds;
+    o.tunnels = ipfix::Tunnels::kBoth;
+    o.macs = o.mpls = o.rtt = o.sizes = true;
+    o.direction = {0};
+    return o;
+}
+
 struct Sink {
     flow::TunnelTable* tunnels;
-    ipfix::Layout layout{ipfix::Options{true, ipfix::TimeUnit::kNanoseconds, true, ipfix::Tunnels::kBoth, 32473}};
+    const flow::FlowTable* table;
+    ipfix::Layout layout{options()};
     ipfix::MessageEncoder enc{1, 1452, layout};
     std::vector<uint8_t> buf = std::vector<uint8_t>(1452);
     uint64_t packets = 0;
@@ -30,7 +42,12 @@ struct Sink {
     void on_expired(const flow::FlowEntry& e, flow::EndReason why) noexcept {
         packets += e.packets();
         flow::FlowRecord r;
-        flow::make_record(e, why, e.key.tunnel ? &tunnels->key(e.key.tunnel) : nullptr, flow::EntrySide{}, r);
+        flow::make_record(e, why, e.key.tunnel ? &tunnels->key(e.key.tunnel) : nullptr, table->side(e), r);
+        for (int d = 0; d < 2; ++d) {
+            uint64_t binned = 0;
+            for (uint32_t b = 0; b < flow::kSizeBins; ++b) binned += r.sizes[d][b];
+            if (!(r.flags & flow::FlowRecord::kHasSizes) || binned != e.c[d].packets) std::abort();
+        }
         if (e.key.tunnel) tunnels->release(e.key.tunnel);
         if (!enc.started()) enc.start(buf.data());
         if (!enc.add(r)) {
@@ -46,6 +63,7 @@ struct State {
     flow::FlowTable table{[] {
         flow::TableConfig c;
         c.capacity = 64;
+        c.macs = c.mpls = c.rtt = c.sizes = true;
         return c;
     }()};
 };
@@ -56,7 +74,8 @@ State& state() {
 }
 
 // Accounts one layer as the worker does: tunnel interned and pinned around the update.
-void account(State& st, Sink& sink, const packet::Layer& l, const packet::TunnelInfo* t, uint8_t view, uint64_t ts) {
+void account(State& st, Sink& sink, const packet::Layer& l, const packet::TunnelInfo* t, uint8_t view, uint64_t ts,
+             const uint8_t* macs) {
     flow::FlowTable::Prepared pk;
     uint32_t ref = 0;
     bool hi = false;
@@ -68,7 +87,7 @@ void account(State& st, Sink& sink, const packet::Layer& l, const packet::Tunnel
     st.table.prepare(l, ref, view, pk);
     pk.tunnel_src_hi = hi;
     st.table.locate(pk);
-    st.table.update(pk, l, ts, 0, sink);
+    st.table.update(pk, l, ts, 0, sink, macs);
     if (ref) st.tunnels.release(ref);
 }
 
@@ -77,13 +96,13 @@ void account(State& st, Sink& sink, const packet::Layer& l, const packet::Tunnel
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static const uint16_t kLinks[] = {0, 1, 9, 12, 50, 101, 104, 108, 113, 228, 229, 276, 105};
     State& st = state();
-    Sink sink{&st.tunnels};
+    Sink sink{&st.tunnels, &st.table};
     uint64_t accounted = 0;
     uint64_t ts = 1'700'000'000'000'000'000ull;
     for (const auto mode : {packet::TunnelMode::kOuter, packet::TunnelMode::kInner, packet::TunnelMode::kBoth}) {
         packet::DecodeOptions opt;
         opt.mode = mode;
-        opt.want_macs = true;
+        opt.want_macs = opt.want_mpls = true;
         opt.want_payload = true;
         for (uint16_t lt : kLinks) {
             std::vector<uint8_t> frame(data, data + size);  // exact-size copy: ASan sees over-reads
@@ -100,10 +119,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             if (pi.payload_len && static_cast<uint64_t>(pi.payload_off) + pi.payload_len > size) std::abort();
             if (pi.tunnel.depth > 0 && mode == packet::TunnelMode::kOuter) std::abort();
             if (pi.tunnel.depth > 0 && mode == packet::TunnelMode::kBoth) {
-                account(st, sink, pi.outer, nullptr, flow::kViewOuterCopy, ts);
+                account(st, sink, pi.outer, nullptr, flow::kViewOuterCopy, ts,
+                        pi.has_outer_macs ? pi.outer_macs : nullptr);
                 ++accounted;
             }
-            account(st, sink, pi, pi.tunnel.depth ? &pi.tunnel : nullptr, flow::kViewPrimary, ts);
+            account(st, sink, pi, pi.tunnel.depth ? &pi.tunnel : nullptr, flow::kViewPrimary, ts,
+                    pi.has_macs ? pi.macs : nullptr);
             ts += 20'000'000'000ull;  // past the idle timeout: exercises expiry too
             st.table.expire(ts, 64, sink);
             ++accounted;
