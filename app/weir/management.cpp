@@ -14,6 +14,7 @@ int reply(mg_connection* c, int code, const char* type, const std::string& body,
     const char* reason = code == 200 ? "OK"
         : code == 400                ? "Bad Request"
         : code == 405                ? "Method Not Allowed"
+        : code == 413                ? "Payload Too Large"
         : code == 503                ? "Service Unavailable"
                                      : "Internal Server Error";
     mg_printf(c,
@@ -31,27 +32,41 @@ int reply_json(mg_connection* c, int code, const nlohmann::json& j) {
 
 bool is(const mg_request_info* ri, const char* method) { return std::strcmp(ri->request_method, method) == 0; }
 
-// The read-only endpoints answer GET and HEAD; anything else is 405, not a silent read.
-bool read_only(mg_connection* c) {
+// No endpoint takes a body: one over this is refused (413) before anything reads it. Headers
+// over civetweb's 16 KiB are refused by civetweb itself (400).
+constexpr long long kMaxBody = 4096;
+
+// 0 when the request may go on; else the status it was answered with. The read-only endpoints
+// answer GET and HEAD, /reload POST; any other method is 405, not a silent read.
+int admit(mg_connection* c, bool post) {
     const mg_request_info* ri = mg_get_request_info(c);
-    return is(ri, "GET") || is(ri, "HEAD");
+    if (post ? !is(ri, "POST") : !(is(ri, "GET") || is(ri, "HEAD")))
+        return reply(c, 405, "application/json",
+                     nlohmann::json{{"error", post ? "use POST" : "use GET"}}.dump(2) + "\n",
+                     post ? "POST" : "GET, HEAD");
+    if (ri->content_length > kMaxBody) {
+        std::string e = "request body of ";
+        e += std::to_string(ri->content_length);
+        e += " bytes: no endpoint takes more than ";
+        e += std::to_string(kMaxBody);
+        return reply_json(c, 413, {{"error", e}});
+    }
+    return 0;
 }
 
-int refuse(mg_connection* c) { return reply_json(c, 405, {{"error", "use GET"}}); }
-
 int on_metrics(mg_connection* c, void* cb) {
-    if (!read_only(c)) return refuse(c);
+    if (const int r = admit(c, false)) return r;
     auto& rt = *static_cast<Runtime*>(cb);
     return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", metrics::render(snapshot(rt)));
 }
 
 int on_status(mg_connection* c, void* cb) {
-    if (!read_only(c)) return refuse(c);
+    if (const int r = admit(c, false)) return r;
     return reply_json(c, 200, status(*static_cast<Runtime*>(cb)));
 }
 
 int on_healthz(mg_connection* c, void* cb) {
-    if (!read_only(c)) return refuse(c);
+    if (const int r = admit(c, false)) return r;
     auto& rt = *static_cast<Runtime*>(cb);
     if (rt.stopping) return reply(c, 503, "text/plain", "stopping\n");
     for (const auto& w : rt.workers)
@@ -81,7 +96,7 @@ bool query_count(const mg_request_info* ri, long dflt, long max, long& n, std::s
 }
 
 int on_top(mg_connection* c, void* cb) {
-    if (!read_only(c)) return refuse(c);
+    if (const int r = admit(c, false)) return r;
     auto& rt = *static_cast<Runtime*>(cb);
     const mg_request_info* ri = mg_get_request_info(c);
     const std::string sby = query_var(ri, "by", "bytes");
@@ -100,7 +115,7 @@ int on_top(mg_connection* c, void* cb) {
 
 // Detection's events: those going on, then the latest ended (?n=, default 100, at most 1000).
 int on_events(mg_connection* c, void* cb) {
-    if (!read_only(c)) return refuse(c);
+    if (const int r = admit(c, false)) return r;
     auto& rt = *static_cast<Runtime*>(cb);
     if (!rt.detection) return reply_json(c, 200, {{"detect", false}, {"events", nlohmann::json::array()}});
     long n = 0;
@@ -111,7 +126,7 @@ int on_events(mg_connection* c, void* cb) {
 
 // The flow matrix: cells heaviest by bytes first (?n=, default 1000, at most 1000000).
 int on_matrix(mg_connection* c, void* cb) {
-    if (!read_only(c)) return refuse(c);
+    if (const int r = admit(c, false)) return r;
     auto& rt = *static_cast<Runtime*>(cb);
     if (!rt.matrix)
         return reply_json(c, 404,
@@ -123,8 +138,7 @@ int on_matrix(mg_connection* c, void* cb) {
 }
 
 int on_reload(mg_connection* c, void* cb) {
-    if (!is(mg_get_request_info(c), "POST"))
-        return reply(c, 405, "application/json", nlohmann::json{{"error", "use POST"}}.dump(2) + "\n", "POST");
+    if (const int r = admit(c, true)) return r;
     const nlohmann::json r = request_reload(*static_cast<Runtime*>(cb));
     return reply_json(c, r.value("ok", false) ? 200 : 400, r);
 }

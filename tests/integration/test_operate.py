@@ -296,6 +296,16 @@ class Operate(unittest.TestCase):
         self.assertTrue(p.stdout.startswith("HTTP/1.1 200"), p.stdout)
         code, body = curl(weir.base + "/reload")
         self.assertEqual(code, 405)
+        # No endpoint takes a body: one over 4 KiB is 413 before anything reads it (a reload
+        # included: nothing is reloaded); headers over 16 KiB are refused too.
+        for method, path in (("POST", "/reload"), ("GET", "/status")):
+            p = subprocess.run(["curl", "-sS", "-X", method, "--data-binary", "@-", "-o", "/dev/null", "-w",
+                                "%{http_code}", weir.base + path], input="x" * 5000, capture_output=True, text=True,
+                               check=True)
+            self.assertEqual(p.stdout, "413", path)
+        p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Big: " + "a" * 20000,
+                            weir.base + "/status"], capture_output=True, text=True, check=True)
+        self.assertEqual(p.stdout, "400")
         code, body = curl(weir.base + "/metrics")
         self.assertIn('weir_flow_table_entries{worker="0"}', body)
         rc, out, err = weir.stop()
