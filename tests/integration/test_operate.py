@@ -461,5 +461,71 @@ class LiveReload(harness.NamespaceCase):
                       "(net_af_packet) has 1", p.stderr)
 
 
+
+class FullDisk(harness.NamespaceCase):
+    """A file exporter on a filesystem that fills up (a 256 KiB tmpfs mounted here) while weir
+    captures on af_packet: what ends meanwhile is counted lost, the log says so and says when
+    it recovers, and the file holds whole IPFIX messages only, templates before the data that
+    needs them, the records of after the disk had room again included."""
+
+    NAME = "weir-disk"
+
+    def send(self, conversations, per):
+        out = subprocess.run(self.nsexec + [sys.executable, os.path.join(harness.HERE, "sendframes.py"), "wa",
+                                            str(conversations), str(per)], capture_output=True, text=True, check=True)
+        return int(out.stdout)
+
+    def test_full_disk_costs_counted_records_and_no_torn_message(self):
+        disk = os.path.join(self.tmp, "disk")
+        os.makedirs(disk)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", disk], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", disk])
+        out = os.path.join(disk, "flows.ipfix")
+        cfg = os.path.join(self.tmp, "weir.json")
+        with open(cfg, "w") as f:
+            json.dump({"ports": [{"device": "net_af_packet0,iface=wb"}], "timeouts": {"idle_s": 1},
+                       "ipfix": {"max_delay_ms": 100}, "management": {"listen": "none"},
+                       "exporters": [{"url": "file://" + out, "options": False}]}, f)
+        summary = os.path.join(self.tmp, "summary.json")
+        weir = subprocess.Popen(self.nsexec + [harness.WEIR, "--drivers-config", harness.DRIVERS, "-c", cfg,
+                                               "--stats-interval", "0", "--summary-json", summary],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: weir.poll() is None and weir.kill())
+        time.sleep(3)
+        self.assertIsNone(weir.poll())
+        filler = os.path.join(disk, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        os.close(fd)
+        first = self.send(40, 2)  # 80 records that end while the disk is full
+        time.sleep(3)
+        os.unlink(filler)
+        second = self.send(30, 3)  # 60 records after
+        time.sleep(3)
+        weir.send_signal(signal.SIGTERM)
+        _, err = weir.communicate(timeout=60)
+        self.assertEqual(weir.returncode, 0, err)
+        self.assertIn("No space left on device", err)
+        self.assertIn("recovered after", err)
+        with open(summary) as f:
+            s = json.load(f)
+        self.assertTrue(s["accounting"]["balanced"])
+        self.assertEqual(s["rx_packets"], first + second)
+        ex = s["exporters"][0]
+        with open(out, "rb") as f:
+            msgs = harness.ipfix_stream(f.read())  # raises on a torn message or data before its template
+        self.assertEqual(msgs[0][2][0][0], "templates")
+        records = sum(x[1] for m in msgs for x in m[2] if x[0] == "data")
+        packets = sum(x[2] for m in msgs for x in m[2] if x[0] == "data")
+        self.assertEqual(records, ex["records"])
+        self.assertEqual(records + ex["lost_records"], 140)
+        self.assertGreaterEqual(ex["lost_records"], 80, "what ended while the disk was full")
+        self.assertEqual(packets, second, "after the disk had room: every packet in the file")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
