@@ -14,6 +14,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import unittest
 import time
@@ -628,3 +629,20 @@ class NamespaceCase(unittest.TestCase):
         self.addCleanup(self.netns.delete)
         self.nsexec = self.netns.exec
         self.tmp = scratch(self, self.NAME + "-")
+
+    def send_frames(self, iface, conversations, per):
+        """UDP conversations out of `iface` inside the namespace (sendframes.py): frames sent."""
+        out = subprocess.run(self.nsexec + [sys.executable, os.path.join(HERE, "sendframes.py"), iface,
+                                            str(conversations), str(per)], capture_output=True, text=True, check=True)
+        return int(out.stdout)
+
+    def start_weir(self, cfg, summary):
+        """weir with configuration `cfg` inside the namespace, killed if the test leaves it
+        running; returned once it has had time to start, and checked to be running."""
+        weir = subprocess.Popen(self.nsexec + [WEIR, "--drivers-config", DRIVERS, "-c", cfg, "--stats-interval", "0",
+                                               "--summary-json", summary],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: weir.poll() is None and weir.kill())
+        time.sleep(3)
+        self.assertIsNone(weir.poll(), "weir is running")
+        return weir

@@ -371,9 +371,7 @@ class LiveReload(harness.NamespaceCase):
         return p, d
 
     def send(self, conversations, per):
-        out = subprocess.run(self.nsexec + [sys.executable, os.path.join(harness.HERE, "sendframes.py"), "wb",
-                                            str(conversations), str(per)], capture_output=True, text=True, check=True)
-        return int(out.stdout)
+        return self.send_frames("wb", conversations, per)
 
     def test_reload_moves_records_to_the_new_collector(self):
         a, da = self.nfcapd(4739)
@@ -384,12 +382,7 @@ class LiveReload(harness.NamespaceCase):
         with open(cfg, "w") as f:
             json.dump(dict(base, exporters=[{"url": "udp://127.0.0.1:4739"}]), f)
         summary = os.path.join(self.tmp, "summary.json")
-        weir = subprocess.Popen(self.nsexec + [harness.WEIR, "--drivers-config", harness.DRIVERS, "-c", cfg,
-                                               "--stats-interval", "0", "--summary-json", summary],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: weir.poll() is None and weir.kill())
-        time.sleep(3)
-        self.assertIsNone(weir.poll())
+        weir = self.start_weir(cfg, summary)
         first = self.send(20, 3)
         time.sleep(3)  # idle timeout 1 s: these flows end and go to the first collector
         with open(cfg, "w") as f:
@@ -471,9 +464,7 @@ class FullDisk(harness.NamespaceCase):
     NAME = "weir-disk"
 
     def send(self, conversations, per):
-        out = subprocess.run(self.nsexec + [sys.executable, os.path.join(harness.HERE, "sendframes.py"), "wa",
-                                            str(conversations), str(per)], capture_output=True, text=True, check=True)
-        return int(out.stdout)
+        return self.send_frames("wa", conversations, per)
 
     def test_full_disk_costs_counted_records_and_no_torn_message(self):
         disk = os.path.join(self.tmp, "disk")
@@ -487,12 +478,7 @@ class FullDisk(harness.NamespaceCase):
                        "ipfix": {"max_delay_ms": 100}, "management": {"listen": "none"},
                        "exporters": [{"url": "file://" + out, "options": False}]}, f)
         summary = os.path.join(self.tmp, "summary.json")
-        weir = subprocess.Popen(self.nsexec + [harness.WEIR, "--drivers-config", harness.DRIVERS, "-c", cfg,
-                                               "--stats-interval", "0", "--summary-json", summary],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: weir.poll() is None and weir.kill())
-        time.sleep(3)
-        self.assertIsNone(weir.poll())
+        weir = self.start_weir(cfg, summary)
         filler = os.path.join(disk, "filler")
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
         try:
