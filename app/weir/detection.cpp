@@ -49,7 +49,7 @@ std::unique_ptr<Detection> start_detection(const config::Config& c,
     d->detector = std::make_unique<detect::Detector>(thresholds(c.detect), d->observers);
     if (!c.detect.events.empty()) {
         config::Exporter ex;
-        ex.format = "jsonl";
+        ex.format = config::Format::kJsonl;
         config::parse_url(c.detect.events, ex);
         d->out = exporter::make_transport(ex, c);
         d->out_url = c.detect.events;

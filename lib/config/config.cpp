@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <sstream>
@@ -70,6 +71,28 @@ public:
         if (!v->is_string()) return problem(at(key), "expected a string, got " + kind(*v));
         out = v->get<std::string>();
     }
+    // One of `words` (in the order of the enum's values, from 0), as the enum.
+    template <class E>
+    void word(const std::string& key, E& out, std::initializer_list<const char*> words) {
+        const json* v = get(key);
+        if (!v) return;
+        if (!v->is_string()) return problem(at(key), "expected a string, got " + kind(*v));
+        const std::string w = v->get<std::string>();
+        std::string list;
+        size_t i = 0;
+        for (const char* x : words) {
+            if (w == x) {
+                out = static_cast<E>(i);
+                return;
+            }
+            list += i == 0 ? "" : i + 1 == words.size() ? " or " : ", ";
+            list += '"';
+            list += x;
+            list += '"';
+            ++i;
+        }
+        problem(at(key), "expected " + list + ", got \"" + w + "\"");
+    }
     void boolean(const std::string& key, bool& out) {
         const json* v = get(key);
         if (!v) return;
@@ -96,6 +119,17 @@ std::string describe_json(const json& v) {
     if (v.is_boolean()) return "a boolean " + v.dump();
     if (v.is_null()) return "null";
     return "a number " + v.dump();
+}
+
+const char* format_name(Format f) {
+    static const char* const names[] = {"ipfix", "netflow9", "netflow5", "jsonl", "clickhouse"};
+    return names[static_cast<int>(f)];
+}
+const char* mode_name(Mode m) { return m == Mode::kBiflow ? "biflow" : "uniflow"; }
+const char* time_unit_name(TimeUnit u) { return u == TimeUnit::kNs ? "ns" : u == TimeUnit::kUs ? "us" : "ms"; }
+const char* scheme_name(Scheme s) {
+    static const char* const names[] = {"", "udp", "tcp", "file", "http", "https"};
+    return names[static_cast<int>(s)];
 }
 
 const char* tunnel_mode_name(packet::TunnelMode m) {
@@ -131,7 +165,7 @@ void parse_url(const std::string& url, Exporter& out) {
         if (path.empty() || path[0] != '/')
             throw std::invalid_argument("expected file:///ABSOLUTE/PATH, got \"" + url + "\"");
         out.url = url;
-        out.scheme = scheme;
+        out.scheme = Scheme::kFile;
         out.path = path;
         return;
     }
@@ -165,7 +199,10 @@ void parse_url(const std::string& url, Exporter& out) {
             throw std::invalid_argument("port must be 1..65535, got \"" + port + "\"");
     }
     out.url = url;
-    out.scheme = scheme;
+    out.scheme = scheme == "udp" ? Scheme::kUdp
+        : scheme == "tcp"        ? Scheme::kTcp
+        : scheme == "http"       ? Scheme::kHttp
+                                 : Scheme::kHttps;
     out.host = host;
     out.port = static_cast<uint16_t>(p);
 }
@@ -249,11 +286,10 @@ Config from_json(const json& j) {
                     const std::string path = "exporters[" + std::to_string(i) + "]";
                     Reader r((*ex)[i], path, problems);
                     Exporter e;
-                    e.format = "ipfix";
-                    r.string("format", e.format);
+                    r.word("format", e.format, {"ipfix", "netflow9", "netflow5", "jsonl", "clickhouse"});
                     r.string("url", e.url);
-                    r.string("mode", e.mode);
-                    r.string("time_unit", e.time_unit);
+                    r.word("mode", e.mode, {"uniflow", "biflow"});
+                    r.word("time_unit", e.time_unit, {"ms", "us", "ns"});
                     r.number("rotate_mb", e.rotate_mb, 0, 1 << 20);
                     r.number("queue_mb", e.queue_mb, 0.0625, 4096);
                     r.boolean("options", e.options);
@@ -272,7 +308,7 @@ Config from_json(const json& j) {
                     r.string("password", e.password);
                     r.string("ca_file", e.ca_file);
                     r.boolean("compress", e.compress);
-                    if (e.format != "clickhouse") {
+                    if (e.format != Format::kClickhouse) {
                         const json& o = (*ex)[i];
                         for (const char* k : {"user", "password", "ca_file", "compress"})
                             if (o.is_object() && o.contains(k))
@@ -287,20 +323,11 @@ Config from_json(const json& j) {
                             inet_pton(AF_INET6, e.source.c_str(), &a6) != 1)
                             r.problem(r.at("source"), "expected an IPv4 or IPv6 address, got \"" + e.source + "\"");
                     }
-                    const bool netflow = e.format == "netflow9" || e.format == "netflow5";
-                    if (e.format != "ipfix" && !netflow && e.format != "jsonl" && e.format != "clickhouse")
-                        r.problem(r.at("format"),
-                                  "expected \"ipfix\", \"netflow9\", \"netflow5\", \"jsonl\" or "
-                                  "\"clickhouse\", got \"" +
-                                      e.format + "\"");
-                    if (netflow && e.mode != "uniflow")
+                    const bool netflow = e.netflow();
+                    if (netflow && e.mode != Mode::kUniflow)
                         r.problem(r.at("mode"), "biflow needs format \"ipfix\" (RFC 5103)");
-                    if (netflow && e.time_unit != "ms")
+                    if (netflow && e.time_unit != TimeUnit::kMs)
                         r.problem(r.at("time_unit"), "NetFlow carries milliseconds since boot only");
-                    if (e.mode != "uniflow" && e.mode != "biflow")
-                        r.problem(r.at("mode"), "expected \"uniflow\" or \"biflow\", got \"" + e.mode + "\"");
-                    if (e.time_unit != "ms" && e.time_unit != "us" && e.time_unit != "ns")
-                        r.problem(r.at("time_unit"), "expected \"ms\", \"us\" or \"ns\", got \"" + e.time_unit + "\"");
                     if ((*ex)[i].is_object()) {
                         if (e.url.empty())
                             r.problem(r.at("url"), "required");
@@ -311,20 +338,21 @@ Config from_json(const json& j) {
                                 r.problem(r.at("url"), err.what());
                             }
                     }
-                    const bool web = e.scheme == "http" || e.scheme == "https";
-                    if ((e.format == "clickhouse") != web && !e.scheme.empty())
+                    const bool web = e.scheme == Scheme::kHttp || e.scheme == Scheme::kHttps;
+                    const bool clickhouse = e.format == Format::kClickhouse;
+                    if (clickhouse != web && e.scheme != Scheme::kNone)
                         r.problem(r.at("url"),
-                                  e.format == "clickhouse" ? "clickhouse takes http(s)://HOST:PORT"
-                                                           : "http(s):// is for format \"clickhouse\"");
-                    if (!e.ca_file.empty() && e.scheme != "https")
+                                  clickhouse ? "clickhouse takes http(s)://HOST:PORT"
+                                             : "http(s):// is for format \"clickhouse\"");
+                    if (!e.ca_file.empty() && e.scheme != Scheme::kHttps)
                         r.problem(r.at("ca_file"), "applies to https:// only");
-                    if (e.format == "jsonl" && e.scheme == "udp")
+                    if (e.format == Format::kJsonl && e.scheme == Scheme::kUdp)
                         r.problem(r.at("url"), "JSON lines go to file:// or tcp://");
-                    if (netflow && !e.scheme.empty() && e.scheme != "udp")
+                    if (netflow && e.scheme != Scheme::kNone && e.scheme != Scheme::kUdp)
                         r.problem(r.at("url"), "NetFlow goes over udp:// only");
-                    if ((e.rotate_mb || e.rotate_s) && e.scheme != "file" && !e.url.empty())
+                    if ((e.rotate_mb || e.rotate_s) && e.scheme != Scheme::kFile && !e.url.empty())
                         r.problem(r.at("rotate_mb"), "rotation applies to file:// exporters only");
-                    if (e.macs && e.format == "netflow5")
+                    if (e.macs && e.format == Format::kNetflow5)
                         r.problem(r.at("macs"), "NetFlow v5 has no MAC address fields");
                     for (const char* k : {"mpls", "direction", "rtt", "sizes"}) {
                         const json& o = (*ex)[i];
@@ -333,7 +361,7 @@ Config from_json(const json& j) {
                                       "NetFlow records do not carry it here; use format \"ipfix\", \"jsonl\" or "
                                       "\"clickhouse\"");
                     }
-                    if ((!e.source.empty() || e.dscp >= 0) && (e.scheme == "file" || e.scheme == "http"))
+                    if ((!e.source.empty() || e.dscp >= 0) && (e.scheme == Scheme::kFile || e.scheme == Scheme::kHttp))
                         r.problem(r.at(e.source.empty() ? "dscp" : "source"),
                                   "applies to udp:// and tcp:// exporters only");
                     c.exporters.push_back(e);
@@ -370,7 +398,7 @@ Config from_json(const json& j) {
                 Exporter probe;
                 try {
                     parse_url(d.events, probe);
-                    if (probe.scheme == "http" || probe.scheme == "https")
+                    if (probe.scheme == Scheme::kHttp || probe.scheme == Scheme::kHttps)
                         r.problem(r.at("events"), "expected file://, tcp:// or udp://, got \"" + d.events + "\"");
                 } catch (const std::invalid_argument& e) {
                     r.problem(r.at("events"), e.what());
@@ -623,7 +651,7 @@ Config from_json(const json& j) {
     if (problems.empty() && c.ports.empty()) problems.push_back("ports: at least one port is required");
     if (c.mtu < 16 + 4 + 2 * 83 + 48) problems.push_back("ipfix.mtu: too small for one IPv6 flow");
     for (size_t i = 0; i < c.exporters.size(); ++i)
-        if (c.exporters[i].format == "netflow5" && c.sample_interval > 0x3FFF)
+        if (c.exporters[i].format == Format::kNetflow5 && c.sample_interval > 0x3FFF)
             problems.push_back("sampling.interval: NetFlow v5 (exporters[" + std::to_string(i) +
                                "]) carries at most 16383, got " + std::to_string(c.sample_interval));
     for (size_t i = 0; i < c.exporters.size(); ++i)

@@ -27,15 +27,27 @@ struct Port {
     std::string name() const { return device.substr(0, device.find(',')); }  // DPDK port name
 };
 
+// An exporter's settings that are words in the file, parsed once at load; *_name() gives the
+// word back (for logs, metrics labels and the status API).
+enum class Format : uint8_t { kIpfix, kNetflow9, kNetflow5, kJsonl, kClickhouse };
+enum class Mode : uint8_t { kUniflow, kBiflow };  // biflow: RFC 5103
+enum class TimeUnit : uint8_t { kMs, kUs, kNs };
+enum class Scheme : uint8_t { kNone, kUdp, kTcp, kFile, kHttp, kHttps };
+const char* format_name(Format f);
+const char* mode_name(Mode m);
+const char* time_unit_name(TimeUnit u);
+const char* scheme_name(Scheme s);
+
 struct Exporter {
-    std::string format = "ipfix";  // ipfix | netflow9 | netflow5 | jsonl | clickhouse
-    std::string url;               // udp://HOST:PORT, tcp://HOST:PORT, file:///PATH, http(s)://HOST:PORT
-    std::string scheme;            // "udp", "tcp", "file", "http" or "https"
+    Format format = Format::kIpfix;
+    std::string url;  // udp://HOST:PORT, tcp://HOST:PORT, file:///PATH, http(s)://HOST:PORT
+    Scheme scheme = Scheme::kNone;
     std::string host;
     uint16_t port = 0;
-    std::string path;                  // file://
-    std::string mode = "uniflow";      // uniflow | biflow (RFC 5103)
-    std::string time_unit = "ms";      // ms | us | ns
+    std::string path;  // file://
+    Mode mode = Mode::kUniflow;
+    TimeUnit time_unit = TimeUnit::kMs;
+    bool netflow() const { return format == Format::kNetflow9 || format == Format::kNetflow5; }
     double rotate_mb = 0;              // file://: rotate at this size in MiB (0: never)
     uint32_t rotate_s = 0;             // file://: rotate at this age (0: never)
     double queue_mb = 16;              // tcp://: bytes queued for a slow collector before dropping

@@ -14,16 +14,19 @@
 namespace weir::exporter {
 
 Exporter::Exporter(const config::Exporter& ex)
-    : url_(ex.url), format_(ex.format), identity_(identity_of(ex)), failures_("exporter " + ex.format + " " + ex.url) {}
+    : url_(ex.url),
+      format_(config::format_name(ex.format)),
+      identity_(identity_of(ex)),
+      failures_(std::string("exporter ") + config::format_name(ex.format) + " " + ex.url) {}
 
 std::string identity_of(const config::Exporter& ex) {
-    return ex.format + " " + ex.url + " " + ex.mode + " " + ex.time_unit + (ex.macs ? " macs" : "") +
-        (ex.mpls ? " mpls" : "") + (ex.direction ? " direction" : "") + (ex.rtt ? " rtt" : "") +
-        (ex.sizes ? " sizes" : "") + " " + std::to_string(ex.rotate_mb) + " " + std::to_string(ex.rotate_s) + " " +
-        std::to_string(ex.queue_mb) + (ex.options ? " options" : "") + " " + ex.table + " " +
-        std::to_string(ex.batch_rows) + " " + std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches) +
-        " " + ex.source + " " + std::to_string(ex.dscp) + " " + ex.user + " " + ex.password + " " + ex.ca_file +
-        (ex.compress ? " gzip" : "");
+    return std::string(config::format_name(ex.format)) + " " + ex.url + " " + config::mode_name(ex.mode) + " " +
+        config::time_unit_name(ex.time_unit) + (ex.macs ? " macs" : "") + (ex.mpls ? " mpls" : "") +
+        (ex.direction ? " direction" : "") + (ex.rtt ? " rtt" : "") + (ex.sizes ? " sizes" : "") + " " +
+        std::to_string(ex.rotate_mb) + " " + std::to_string(ex.rotate_s) + " " + std::to_string(ex.queue_mb) +
+        (ex.options ? " options" : "") + " " + ex.table + " " + std::to_string(ex.batch_rows) + " " +
+        std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches) + " " + ex.source + " " +
+        std::to_string(ex.dscp) + " " + ex.user + " " + ex.password + " " + ex.ca_file + (ex.compress ? " gzip" : "");
 }
 
 namespace {
@@ -31,7 +34,7 @@ namespace {
 ipfix::Options options_of(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx) {
     ipfix::Options o;
     if (ctx) o.ifindex = ctx->ifindex;
-    o.biflow = ex.mode == "biflow";
+    o.biflow = ex.mode == config::Mode::kBiflow;
     o.macs = ex.macs;
     o.mpls = ex.mpls;
     o.rtt = ex.rtt;
@@ -46,9 +49,9 @@ ipfix::Options options_of(const config::Exporter& ex, const config::Config& cfg,
     o.tunnels = cfg.tunnels.mode == packet::TunnelMode::kOuter ? ipfix::Tunnels::kNone
         : cfg.tunnels.mode == packet::TunnelMode::kInner       ? ipfix::Tunnels::kInner
                                                                : ipfix::Tunnels::kBoth;
-    o.time = ex.time_unit == "us" ? ipfix::TimeUnit::kMicroseconds
-        : ex.time_unit == "ns"    ? ipfix::TimeUnit::kNanoseconds
-                                  : ipfix::TimeUnit::kMilliseconds;
+    o.time = ex.time_unit == config::TimeUnit::kUs ? ipfix::TimeUnit::kMicroseconds
+        : ex.time_unit == config::TimeUnit::kNs    ? ipfix::TimeUnit::kNanoseconds
+                                                   : ipfix::TimeUnit::kMilliseconds;
     return o;
 }
 
@@ -222,8 +225,9 @@ private:
 
 std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg,
                                         std::shared_ptr<const ExportContext> ctx) {
-    if (ex.format == "netflow9" || ex.format == "netflow5") return make_netflow_exporter(ex, cfg, std::move(ctx));
-    if (ex.format == "jsonl" || ex.format == "clickhouse") return make_json_exporter(ex, cfg, std::move(ctx));
+    if (ex.netflow()) return make_netflow_exporter(ex, cfg, std::move(ctx));
+    if (ex.format == config::Format::kJsonl || ex.format == config::Format::kClickhouse)
+        return make_json_exporter(ex, cfg, std::move(ctx));
     return std::make_unique<IpfixExporter>(ex, cfg, std::move(ctx));
 }
 

@@ -46,16 +46,16 @@ std::string mac(const uint8_t* m) {
 }
 
 // RFC 3339 UTC with the exporter's precision.
-std::string rfc3339(uint64_t ns, const std::string& unit) {
+std::string rfc3339(uint64_t ns, config::TimeUnit unit) {
     const time_t secs = static_cast<time_t>(ns / 1'000'000'000);
     tm utc;
     gmtime_r(&secs, &utc);
     char buf[64];
     const size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &utc);
     const uint64_t sub = ns % 1'000'000'000;
-    if (unit == "ns")
+    if (unit == config::TimeUnit::kNs)
         snprintf(buf + n, sizeof(buf) - n, ".%09luZ", static_cast<unsigned long>(sub));
-    else if (unit == "us")
+    else if (unit == config::TimeUnit::kUs)
         snprintf(buf + n, sizeof(buf) - n, ".%06luZ", static_cast<unsigned long>(sub / 1000));
     else
         snprintf(buf + n, sizeof(buf) - n, ".%03luZ", static_cast<unsigned long>(sub / 1'000'000));
@@ -146,7 +146,7 @@ void extras(std::string& out, const flow::FlowRecord& r, const config::Exporter&
 void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, const flow::DirStats* rev,
          const flow::FlowRecord& r, uint32_t domain, const config::Exporter& ex, bool clickhouse, bool reverse,
          uint32_t in_port, const zones::ZoneMap* zm, int direction) {
-    const std::string& unit = ex.time_unit;
+    const config::TimeUnit unit = ex.time_unit;
     const bool icmp = t.proto == 1 || t.proto == 58;
     char buf[256];
     out += "{\"start\":";
@@ -207,7 +207,7 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
 void rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t domain, const config::Exporter& ex,
           const std::vector<uint32_t>& ifindex, const std::vector<uint8_t>& directions, bool clickhouse,
           const zones::ZoneMap* zm, uint64_t& records, uint64_t& packets) {
-    const bool bi = ex.mode == "biflow";
+    const bool bi = ex.mode == config::Mode::kBiflow;
     for (uint32_t i = 0; i < n; ++i) {
         const auto& r = rs[i];
         const uint32_t in = ipfix::interface_of(r.in_port, ifindex);
@@ -286,7 +286,7 @@ public:
         static std::once_flag curl_once;
         std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
         const std::string host = ex.host.find(':') != std::string::npos ? "[" + ex.host + "]" : ex.host;
-        insert_url_ = ex.scheme + "://" + host + ":" + std::to_string(ex.port) +
+        insert_url_ = std::string(config::scheme_name(ex.scheme)) + "://" + host + ":" + std::to_string(ex.port) +
             "/?query=" + url_encode("INSERT INTO " + ex.table + " FORMAT JSONEachRow");
         sender_ = std::thread([this] { run(); });
     }
@@ -504,7 +504,7 @@ private:
 
 std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg,
                                              std::shared_ptr<const ExportContext> ctx) {
-    if (ex.format == "clickhouse") return std::make_unique<ClickHouseExporter>(ex, cfg, ctx.get());
+    if (ex.format == config::Format::kClickhouse) return std::make_unique<ClickHouseExporter>(ex, cfg, ctx.get());
     return std::make_unique<JsonLinesExporter>(ex, cfg, ctx.get());
 }
 

@@ -19,7 +19,7 @@ public:
         : Exporter(ex),
           ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}),
           sampling_(ctx ? ctx->sampling : ipfix::Sampling{}),
-          v5_(ex.format == "netflow5"),
+          v5_(ex.format == config::Format::kNetflow5),
           macs_(ex.macs),
           transport_(make_transport(ex, cfg)),
           refresh_s_(cfg.template_refresh_s),

@@ -377,8 +377,8 @@ private:
 }  // namespace
 
 std::unique_ptr<Transport> make_transport(const config::Exporter& ex, const config::Config& cfg) {
-    if (ex.scheme == "file") return std::make_unique<FileTransport>(ex, cfg);
-    if (ex.scheme == "tcp") return std::make_unique<TcpTransport>(ex, cfg);
+    if (ex.scheme == config::Scheme::kFile) return std::make_unique<FileTransport>(ex, cfg);
+    if (ex.scheme == config::Scheme::kTcp) return std::make_unique<TcpTransport>(ex, cfg);
     return std::make_unique<UdpTransport>(ex, cfg);
 }
 

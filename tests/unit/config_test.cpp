@@ -75,7 +75,7 @@ TEST(Config, UrlForms) {
     weir::config::parse_url("udp://collector.example", e);
     EXPECT_EQ(e.port, 4739);
     weir::config::parse_url("tcp://collector:4739", e);
-    EXPECT_EQ(e.scheme, "tcp");
+    EXPECT_EQ(e.scheme, weir::config::Scheme::kTcp);
     weir::config::parse_url("file:///var/lib/weir/flows.ipfix", e);
     EXPECT_EQ(e.path, "/var/lib/weir/flows.ipfix");
     EXPECT_THROW(weir::config::parse_url("sctp://a:1", e), std::invalid_argument);

@@ -61,7 +61,7 @@ private:
 std::unique_ptr<Transport> udp_to(uint16_t port) {
     config::Exporter ex;
     ex.url = "udp://127.0.0.1:" + std::to_string(port);
-    ex.scheme = "udp";
+    ex.scheme = config::Scheme::kUdp;
     ex.host = "127.0.0.1";
     ex.port = port;
     return make_transport(ex, config::Config{});
