@@ -121,11 +121,13 @@ void refresh_port_stats(Runtime& rt, std::vector<uint64_t>& last_busy, std::vect
 void install_signal_handlers() {
     struct sigaction sa {};
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;  // DPDK's start-up reads files and sysfs: no EINTR for it to meet
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
     struct sigaction hup {};
     hup.sa_handler = on_hup;
+    hup.sa_flags = SA_RESTART;
     sigemptyset(&hup.sa_mask);
     sigaction(SIGHUP, &hup, nullptr);
     signal(SIGPIPE, SIG_IGN);

@@ -539,6 +539,10 @@ uint64_t wall_ns() {
 
 int main(int argc, char** argv) {
     weir::log::init();
+    // SIGINT/SIGTERM ask for a clean stop from the first instant, during DPDK's start-up too:
+    // weir then starts, stops at once, reports and exits 0 (killed half-started, it would leave
+    // no report and exit 143).
+    weir::install_signal_handlers();
     const Cli cli = parse_cli(argc, argv);
     Config cfg;
     try {
@@ -670,7 +674,6 @@ int main(int argc, char** argv) {
         weir::log::say(weir::log::Level::kError, "weir: %s", eal_hint(err, cfg, eal_args).c_str());
         return kExitUsage;
     }
-    weir::install_signal_handlers();
 
     const unsigned worker_lcores = rte_lcore_count() - 1;
     if (worker_lcores < cfg.workers) {
