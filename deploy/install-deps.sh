@@ -5,7 +5,7 @@
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config python3
           dpdk dpdk-dev libdpdk-dev libpcap-dev nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev
-          libcurl4-openssl-dev zlib1g-dev libhyperscan-dev)
+          libcurl4-openssl-dev zlib1g-dev libhyperscan-dev librdkafka-dev)
 if [ "${1:-}" = "--test" ]; then
   packages+=(libgtest-dev tshark nfdump iproute2 prometheus curl clickhouse-server pmacct systemd man-db groff-base)
 fi

@@ -68,6 +68,7 @@ metrics::Snapshot snapshot(Runtime& rt) {
             e.lost_packets = st.lost_packets.get();
             e.skipped_records = st.skipped_records.get(), e.skipped_packets = st.skipped_packets.get();
             e.reconnects = st.reconnects.get();
+            e.retries = st.retries.get(), e.queue_full = st.queue_full.get(), e.queued = st.queued.get();
             s.exporters.push_back(e);
         }
         busy = rt.busy_ratio;

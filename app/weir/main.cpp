@@ -75,8 +75,9 @@ Options:
       --ipfix URL            export IPFIX to URL: udp://HOST:PORT, tcp://HOST:PORT or file:///PATH
                              (repeatable)
       --export FORMAT=URL    export in FORMAT (ipfix, netflow9, netflow5, jsonl, clickhouse) to URL,
-                             e.g. netflow9=udp://127.0.0.1:2055, jsonl=file:///var/lib/weir/flows.jsonl
-                             (repeatable; the file's "exporters" take the other settings)
+                             e.g. netflow9=udp://127.0.0.1:2055, jsonl=file:///var/lib/weir/flows.jsonl,
+                             jsonl=kafka://BROKER:9092/TOPIC (repeatable; the file's "exporters" take
+                             the other settings)
   -w, --workers N            worker cores = RX queues per port (default 1, or one per -r file)
       --capacity N           flow table entries per worker (default 1048576)
       --idle-timeout S       expire a flow S seconds after its last packet (default 15)
@@ -84,6 +85,7 @@ Options:
       --tcp-end-timeout S    expire a TCP flow S seconds after FIN both ways or RST (default 1)
       --mtu N                largest IPFIX datagram incl. IP/UDP headers (default 1500)
       --domain N             observation domain of worker 0; worker i uses N+i (default 1)
+      --probe NAME           this probe's name in every record (default: the host name)
       --stats-interval S     print counters every S seconds, 0 for never (default 10)
       --summary-json FILE    also write the exit summary as JSON
       --drivers-config DIR   folder of per-driver profiles (default: the installed drivers-config)
@@ -241,6 +243,7 @@ Cli parse_cli(int argc, char** argv) {
         kTcpEnd,
         kMtu,
         kDomain,
+        kProbe,
         kStats,
         kSummary,
         kDrivers,
@@ -265,6 +268,7 @@ Cli parse_cli(int argc, char** argv) {
                                       {"tcp-end-timeout", required_argument, nullptr, kTcpEnd},
                                       {"mtu", required_argument, nullptr, kMtu},
                                       {"domain", required_argument, nullptr, kDomain},
+                                      {"probe", required_argument, nullptr, kProbe},
                                       {"stats-interval", required_argument, nullptr, kStats},
                                       {"summary-json", required_argument, nullptr, kSummary},
                                       {"drivers-config", required_argument, nullptr, kDrivers},
@@ -323,6 +327,7 @@ Cli parse_cli(int argc, char** argv) {
                 break;
             case kMtu: set("/ipfix/mtu", "--mtu", parse_int("--mtu", optarg)); break;
             case kDomain: set("/ipfix/observation_domain", "--domain", parse_int("--domain", optarg)); break;
+            case kProbe: set("/probe", "--probe", optarg); break;
             case kStats: set("/stats_interval_s", "--stats-interval", parse_number("--stats-interval", optarg)); break;
             case kSummary: set("/summary_json", "--summary-json", optarg); break;
             case kDrivers: set("/drivers_config", "--drivers-config", optarg); break;
@@ -549,6 +554,17 @@ int main(int argc, char** argv) {
         cfg = weir::config::from_json(merged_config(cli));
     } catch (const weir::config::ConfigError& e) {
         die_config(e.problems());
+    }
+    {
+        std::vector<std::string> problems;  // what only an exporter's library can tell (librdkafka properties)
+        for (size_t i = 0; i < cfg.exporters.size(); ++i)
+            for (const auto& p : weir::exporter::kafka_problems(cfg.exporters[i])) {
+                std::string where = "exporters[";
+                where += std::to_string(i);
+                where += "].";
+                problems.push_back(where + p);
+            }
+        if (!problems.empty()) die_config(problems);
     }
     weir::log::set_level(cfg.log_level);
     std::vector<std::string> warnings;  // said before start, and by --check

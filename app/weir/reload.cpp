@@ -71,6 +71,7 @@ nlohmann::json apply_reload(Runtime& rt) {
             }
         fixed(c.mtu == o.mtu, "ipfix.mtu");
         fixed(c.observation_domain == o.observation_domain, "ipfix.observation_domain");
+        fixed(c.probe == o.probe, "probe");
         fixed(c.max_delay_ms == o.max_delay_ms, "ipfix.max_delay_ms");
         fixed(c.export_buffers == o.export_buffers, "ipfix.buffers_per_worker");
         fixed(c.burst == o.burst, "burst");

@@ -136,6 +136,8 @@ bool report(Runtime& rt) {
                              {"files", s.files.get()},
                              {"reconnects", s.reconnects.get()},
                              {"options_records", s.options_records.get()},
+                             {"retries", s.retries.get()},
+                             {"queue_full", s.queue_full.get()},
                              {"format", ex->format()}});
     }
     j["exporters"] = exporters;

@@ -3,7 +3,11 @@
 
 #include <arpa/inet.h>
 
+#include <unistd.h>
+
+#include <cctype>
 #include <cmath>
+#include <cstring>
 #include <initializer_list>
 #include <map>
 #include <set>
@@ -128,7 +132,7 @@ const char* format_name(Format f) {
 const char* mode_name(Mode m) { return m == Mode::kBiflow ? "biflow" : "uniflow"; }
 const char* time_unit_name(TimeUnit u) { return u == TimeUnit::kNs ? "ns" : u == TimeUnit::kUs ? "us" : "ms"; }
 const char* scheme_name(Scheme s) {
-    static const char* const names[] = {"", "udp", "tcp", "file", "http", "https"};
+    static const char* const names[] = {"", "udp", "tcp", "file", "http", "https", "kafka"};
     return names[static_cast<int>(s)];
 }
 
@@ -156,6 +160,46 @@ packet::DecodeOptions Tunnels::decode_options(bool macs, bool mpls) const {
 ConfigError::ConfigError(std::vector<std::string> problems)
     : std::runtime_error(join(problems)), problems_(std::move(problems)) {}
 
+namespace {
+
+// kafka://HOST[:PORT][,HOST[:PORT]...]/TOPIC: the bootstrap brokers (port 9092 unless given) and the topic.
+void parse_kafka_url(const std::string& url, const std::string& rest, Exporter& out) {
+    const auto slash = rest.find('/');
+    const std::string brokers = rest.substr(0, slash);
+    const std::string topic = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    if (topic.empty()) throw std::invalid_argument("expected kafka://BROKER:PORT/TOPIC, got \"" + url + "\"");
+    if (topic.size() > 249 || topic == "." || topic == "..")
+        throw std::invalid_argument("topic \"" + topic + "\" is not a Kafka topic name");
+    for (char ch : topic)
+        if (!isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-')
+            throw std::invalid_argument("topic \"" + topic +
+                                        "\": Kafka topic names take letters, digits, '.', '_' and '-'");
+    std::string list;
+    size_t start = 0;
+    while (start <= brokers.size()) {
+        const auto comma = brokers.find(',', start);
+        const std::string b = brokers.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        Exporter one;
+        parse_url(
+            "tcp://" +
+                (b.find(':') == std::string::npos || (b[0] == '[' && b.find("]:") == std::string::npos) ? b + ":9092"
+                                                                                                        : b),
+            one);
+        if (!list.empty()) list += ',';
+        list += (one.host.find(':') != std::string::npos ? "[" + one.host + "]" : one.host) + ":" +
+            std::to_string(one.port);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    out.url = url;
+    out.scheme = Scheme::kKafka;
+    out.host = list;
+    out.port = 0;
+    out.path = topic;
+}
+
+}  // namespace
+
 void parse_url(const std::string& url, Exporter& out) {
     const auto sep = url.find("://");
     if (sep == std::string::npos) throw std::invalid_argument("expected udp://HOST:PORT, got \"" + url + "\"");
@@ -169,8 +213,13 @@ void parse_url(const std::string& url, Exporter& out) {
         out.path = path;
         return;
     }
+    if (scheme == "kafka") {
+        parse_kafka_url(url, url.substr(sep + 3), out);
+        return;
+    }
     if (scheme != "udp" && scheme != "tcp" && scheme != "http" && scheme != "https")
-        throw std::invalid_argument("transport \"" + scheme + "\" is not supported (udp, tcp, file, http, https)");
+        throw std::invalid_argument("transport \"" + scheme +
+                                    "\" is not supported (udp, tcp, file, http, https, kafka)");
     std::string rest = url.substr(sep + 3);
     std::string host, port;
     if (!rest.empty() && rest[0] == '[') {
@@ -258,6 +307,21 @@ Config from_json(const json& j) {
                 }
         }
         top.integer("workers", c.workers, 1, 128);
+        top.string("probe", c.probe);
+        if (j.is_object() && j.contains("probe")) {
+            bool ok = !c.probe.empty() && c.probe.size() <= 64;
+            for (char ch : c.probe)
+                ok =
+                    ok && (isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-' || ch == ':');
+            if (!ok)
+                top.problem("probe",
+                            "expected 1 to 64 of letters, digits, '.', '_', '-', ':', got \"" + c.probe + "\"");
+        } else {
+            char host[256] = {};
+            if (gethostname(host, sizeof(host) - 1) != 0 || !host[0]) std::strcpy(host, "weir");
+            c.probe = host;
+            if (c.probe.size() > 64) c.probe.resize(64);
+        }
         if (const json* ft = top.get("flow_table"); ft) {
             Reader r(*ft, "flow_table", problems);
             r.integer("capacity_per_worker", c.flow_capacity, 16, 1 << 28);
@@ -308,6 +372,22 @@ Config from_json(const json& j) {
                     r.string("password", e.password);
                     r.string("ca_file", e.ca_file);
                     r.boolean("compress", e.compress);
+                    r.integer("keys", e.keys, 1, 65536);
+                    if (const json* k = r.get("kafka"); k) {
+                        if (!k->is_object())
+                            r.problem(r.at("kafka"),
+                                      "expected an object of librdkafka properties, got " + Reader::kind(*k));
+                        else
+                            for (const auto& [name, v] : k->items()) {
+                                if (v.is_string())
+                                    e.kafka.emplace_back(name, v.get<std::string>());
+                                else if (v.is_number_integer() || v.is_boolean())
+                                    e.kafka.emplace_back(name, v.dump());
+                                else
+                                    r.problem(r.at("kafka") + "." + name,
+                                              "expected a string, an integer or a boolean, got " + Reader::kind(v));
+                            }
+                    }
                     if (e.format != Format::kClickhouse) {
                         const json& o = (*ex)[i];
                         for (const char* k : {"user", "password", "ca_file", "compress"})
@@ -338,6 +418,13 @@ Config from_json(const json& j) {
                                 r.problem(r.at("url"), err.what());
                             }
                     }
+                    const bool kafka = e.scheme == Scheme::kKafka;
+                    if (kafka && e.format != Format::kIpfix && e.format != Format::kJsonl)
+                        r.problem(r.at("url"), "kafka:// carries format \"ipfix\" or \"jsonl\"");
+                    if (!kafka && e.scheme != Scheme::kNone)
+                        for (const char* k : {"kafka", "keys"})
+                            if ((*ex)[i].is_object() && (*ex)[i].contains(k))
+                                r.problem(r.at(k), "applies to kafka:// exporters only");
                     const bool web = e.scheme == Scheme::kHttp || e.scheme == Scheme::kHttps;
                     const bool clickhouse = e.format == Format::kClickhouse;
                     if (clickhouse != web && e.scheme != Scheme::kNone)
@@ -346,9 +433,10 @@ Config from_json(const json& j) {
                                              : "http(s):// is for format \"clickhouse\"");
                     if (!e.ca_file.empty() && e.scheme != Scheme::kHttps)
                         r.problem(r.at("ca_file"), "applies to https:// only");
+                    if (netflow && kafka) r.problem(r.at("url"), "NetFlow goes over udp:// only");
                     if (e.format == Format::kJsonl && e.scheme == Scheme::kUdp)
                         r.problem(r.at("url"), "JSON lines go to file:// or tcp://");
-                    if (netflow && e.scheme != Scheme::kNone && e.scheme != Scheme::kUdp)
+                    if (netflow && e.scheme != Scheme::kNone && e.scheme != Scheme::kUdp && !kafka)
                         r.problem(r.at("url"), "NetFlow goes over udp:// only");
                     if ((e.rotate_mb || e.rotate_s) && e.scheme != Scheme::kFile && !e.url.empty())
                         r.problem(r.at("rotate_mb"), "rotation applies to file:// exporters only");
@@ -361,7 +449,8 @@ Config from_json(const json& j) {
                                       "NetFlow records do not carry it here; use format \"ipfix\", \"jsonl\" or "
                                       "\"clickhouse\"");
                     }
-                    if ((!e.source.empty() || e.dscp >= 0) && (e.scheme == Scheme::kFile || e.scheme == Scheme::kHttp))
+                    if ((!e.source.empty() || e.dscp >= 0) &&
+                        (e.scheme == Scheme::kFile || e.scheme == Scheme::kHttp || kafka))
                         r.problem(r.at(e.source.empty() ? "dscp" : "source"),
                                   "applies to udp:// and tcp:// exporters only");
                     c.exporters.push_back(e);

@@ -32,7 +32,7 @@ struct Port {
 enum class Format : uint8_t { kIpfix, kNetflow9, kNetflow5, kJsonl, kClickhouse };
 enum class Mode : uint8_t { kUniflow, kBiflow };  // biflow: RFC 5103
 enum class TimeUnit : uint8_t { kMs, kUs, kNs };
-enum class Scheme : uint8_t { kNone, kUdp, kTcp, kFile, kHttp, kHttps };
+enum class Scheme : uint8_t { kNone, kUdp, kTcp, kFile, kHttp, kHttps, kKafka };
 const char* format_name(Format f);
 const char* mode_name(Mode m);
 const char* time_unit_name(TimeUnit u);
@@ -40,11 +40,11 @@ const char* scheme_name(Scheme s);
 
 struct Exporter {
     Format format = Format::kIpfix;
-    std::string url;  // udp://HOST:PORT, tcp://HOST:PORT, file:///PATH, http(s)://HOST:PORT
+    std::string url;  // udp://HOST:PORT, tcp://HOST:PORT, file:///PATH, http(s)://HOST:PORT, kafka://BROKERS/TOPIC
     Scheme scheme = Scheme::kNone;
-    std::string host;
+    std::string host;  // kafka://: the bootstrap brokers, HOST:PORT[,HOST:PORT...]
     uint16_t port = 0;
-    std::string path;  // file://
+    std::string path;  // file://; kafka://: the topic
     Mode mode = Mode::kUniflow;
     TimeUnit time_unit = TimeUnit::kMs;
     bool netflow() const { return format == Format::kNetflow9 || format == Format::kNetflow5; }
@@ -66,6 +66,8 @@ struct Exporter {
     std::string user, password;        // clickhouse: HTTP basic authentication (empty: none)
     std::string ca_file;               // clickhouse over https://: CA bundle (empty: the system's)
     bool compress = true;              // clickhouse: gzip the INSERT bodies
+    uint32_t keys = 64;                // kafka://: message keys records are spread over (one conversation: one key)
+    std::vector<std::pair<std::string, std::string>> kafka;  // kafka://: librdkafka producer properties
 };
 
 // Overlays: which headers flows are keyed on, and how tunnels are recognised.
@@ -155,6 +157,8 @@ struct Config {
     std::vector<Exporter> exporters;
     uint32_t mtu = 1500;
     uint32_t observation_domain = 1;     // worker i exports in domain observation_domain + i
+    std::string probe;                   // this probe's name in every record (JSON, ClickHouse, Kafka; IPFIX
+                                         // observationDomainName); default: the host name
     uint32_t enterprise_number = 32473;  // IPFIX PEN of weir's own elements (tunnel end points, ...)
     uint32_t template_refresh_s = 60;
     uint32_t template_refresh_messages = 1000;

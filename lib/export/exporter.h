@@ -35,6 +35,9 @@ struct ExporterStats {
     Counter skipped_packets;
     Counter saturated_records;  // counters clipped at 2^32-1 (NetFlow v5)
     Counter options_records;    // IPFIX options records sent (statistics, interface table)
+    Counter retries;            // deliveries tried again (Kafka produce requests, ClickHouse inserts)
+    Counter queue_full;         // messages refused because the exporter's local queue was full (records lost)
+    Counter queued;             // gauge: messages accepted but not yet delivered nor lost
 };
 
 // What the exporters may report about the probe itself (IPFIX options records): metering
@@ -67,6 +70,7 @@ public:
 
 protected:
     Exporter(const config::Exporter& ex);
+    Exporter(const config::Exporter& ex, std::string consequence);  // what a failed delivery costs, for the log
     // After each delivery: a failure goes to the log when it starts, every minute while it
     // lasts, and when it ends.
     void delivered(bool ok, int err, bool refused = false) {
@@ -94,5 +98,18 @@ std::unique_ptr<Exporter> make_netflow_exporter(const config::Exporter& ex, cons
                                                 std::shared_ptr<const ExportContext> ctx);
 std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg,
                                              std::shared_ptr<const ExportContext> ctx);
+std::unique_ptr<Exporter> make_kafka_exporter(const config::Exporter& ex, const config::Config& cfg,
+                                              std::shared_ptr<const ExportContext> ctx);
+// Whether this weir was built with Kafka (librdkafka).
+bool kafka_available();
+// What is wrong with a kafka:// exporter's settings that only librdkafka can tell (its
+// properties), or that this build has no Kafka: "kafka.NAME: reason" / "url: reason".
+std::vector<std::string> kafka_problems(const config::Exporter& ex);
+
+// JSON lines of a batch of conversations as the jsonl format writes them (one object per line;
+// `clickhouse`: start/end as Unix seconds); adds the records and packets written.
+void json_rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t domain, const config::Exporter& ex,
+               const ExportContext* ctx, const std::string& probe, bool clickhouse, uint64_t& records,
+               uint64_t& packets);
 
 }  // namespace weir::exporter

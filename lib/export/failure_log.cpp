@@ -17,9 +17,8 @@ void FailureLog::failed(const std::string& why, Clock::time_point now) {
         ++episodes_;
         since_ = last_said_ = now;
         last_why_ = why;
-        log::say(log::Level::kWarning,
-                 "weir: %s: delivery failed: %s (what it carries is counted lost until it recovers)\n", what_.c_str(),
-                 why.c_str());
+        log::say(log::Level::kWarning, "weir: %s: delivery failed: %s (%s)\n", what_.c_str(), why.c_str(),
+                 consequence_.c_str());
         return;
     }
     last_why_ = why;

@@ -16,8 +16,10 @@ class FailureLog {
 public:
     using Clock = std::chrono::steady_clock;
 
-    explicit FailureLog(std::string what, Clock::duration remind = std::chrono::seconds(60))
-        : what_(std::move(what)), remind_(remind) {}
+    // `consequence`: what a failure costs, said with the first one.
+    explicit FailureLog(std::string what, Clock::duration remind = std::chrono::seconds(60),
+                        std::string consequence = "what it carries is counted lost until it recovers")
+        : what_(std::move(what)), consequence_(std::move(consequence)), remind_(remind) {}
 
     // A delivery failed, for `why` (strerror, an HTTP status, ...).
     void failed(const std::string& why, Clock::time_point now = Clock::now());
@@ -28,7 +30,7 @@ public:
     uint64_t episodes() const { return episodes_; }  // times it started failing
 
 private:
-    std::string what_;
+    std::string what_, consequence_;
     Clock::duration remind_;
     bool failing_ = false;
     Clock::time_point since_{}, last_said_{};

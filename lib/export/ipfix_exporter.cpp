@@ -19,6 +19,13 @@ Exporter::Exporter(const config::Exporter& ex)
       identity_(identity_of(ex)),
       failures_(std::string("exporter ") + config::format_name(ex.format) + " " + ex.url) {}
 
+Exporter::Exporter(const config::Exporter& ex, std::string consequence)
+    : url_(ex.url),
+      format_(config::format_name(ex.format)),
+      identity_(identity_of(ex)),
+      failures_(std::string("exporter ") + config::format_name(ex.format) + " " + ex.url, std::chrono::seconds(60),
+                std::move(consequence)) {}
+
 std::string identity_of(const config::Exporter& ex) {
     return std::string(config::format_name(ex.format)) + " " + ex.url + " " + config::mode_name(ex.mode) + " " +
         config::time_unit_name(ex.time_unit) + (ex.macs ? " macs" : "") + (ex.mpls ? " mpls" : "") +
@@ -64,6 +71,7 @@ public:
           transport_(make_transport(ex, cfg)),
           refresh_s_(cfg.template_refresh_s),
           refresh_messages_(cfg.template_refresh_messages),
+          probe_(cfg.probe),
           buf_(transport_->max_message()) {
         if (transport_->generation()) stats_.files.add();
     }
@@ -168,7 +176,7 @@ private:
         const ipfix::MeteringStats m = ctx_->metering ? ctx_->metering(domain) : ipfix::MeteringStats{};
         uint32_t records = 0;
         const size_t n = ipfix::write_options_data(buf.data() + ipfix::kHeaderLen, buf.size() - ipfix::kHeaderLen,
-                                                   domain, m, e, ctx_->interfaces, records, ctx_->sampling);
+                                                   domain, m, e, ctx_->interfaces, records, ctx_->sampling, probe_);
         if (!n) return;
         const auto len = static_cast<uint16_t>(ipfix::kHeaderLen + n);
         ipfix::write_header(buf.data(), len, now_s, d.sequence, domain);
@@ -218,6 +226,7 @@ private:
     uint32_t refresh_s_;
     uint32_t refresh_messages_;
     std::map<uint32_t, Domain> domains_;
+    std::string probe_;
     std::vector<uint8_t> buf_;
 };
 
@@ -225,6 +234,12 @@ private:
 
 std::unique_ptr<Exporter> make_exporter(const config::Exporter& ex, const config::Config& cfg,
                                         std::shared_ptr<const ExportContext> ctx) {
+    if (ex.scheme == config::Scheme::kKafka) {
+        if (!kafka_available())
+            throw std::runtime_error(ex.url +
+                                     ": this weir was built without Kafka (librdkafka-dev missing at build time)");
+        return make_kafka_exporter(ex, cfg, std::move(ctx));
+    }
     if (ex.netflow()) return make_netflow_exporter(ex, cfg, std::move(ctx));
     if (ex.format == config::Format::kJsonl || ex.format == config::Format::kClickhouse)
         return make_json_exporter(ex, cfg, std::move(ctx));

@@ -8,6 +8,8 @@
 #include <zlib.h>
 
 #include <atomic>
+#include <charconv>
+#include <string_view>
 #include <cctype>
 #include <cstdlib>
 #include <condition_variable>
@@ -26,18 +28,25 @@
 namespace weir::exporter {
 namespace {
 
-std::string addr(const packet::Tuple& t, const uint8_t* a) {
-    char buf[INET6_ADDRSTRLEN];
-    inet_ntop(t.ip_version == 6 ? AF_INET6 : AF_INET, a, buf, sizeof(buf));
-    return buf;
+// Dotted quad without printf (glibc's inet_ntop formats IPv4 with sprintf).
+size_t ipv4(char* out, const uint8_t* a) {
+    char* p = out;
+    for (int i = 0; i < 4; ++i) {
+        if (i) *p++ = '.';
+        p = std::to_chars(p, p + 3, a[i]).ptr;
+    }
+    return static_cast<size_t>(p - out);
 }
 
 std::string addr_of(uint8_t version, const uint8_t* a) {
-    if (version != 4 && version != 6) return "";
     char buf[INET6_ADDRSTRLEN];
-    inet_ntop(version == 6 ? AF_INET6 : AF_INET, a, buf, sizeof(buf));
+    if (version == 4) return std::string(buf, ipv4(buf, a));
+    if (version != 6) return "";
+    inet_ntop(AF_INET6, a, buf, sizeof(buf));
     return buf;
 }
+
+std::string addr(const packet::Tuple& t, const uint8_t* a) { return addr_of(t.ip_version == 6 ? 6 : 4, a); }
 
 std::string mac(const uint8_t* m) {
     char buf[18];
@@ -45,21 +54,45 @@ std::string mac(const uint8_t* m) {
     return buf;
 }
 
-// RFC 3339 UTC with the exporter's precision.
-std::string rfc3339(uint64_t ns, config::TimeUnit unit) {
+// Appends a key (given with its quotes, comma and colon) and an unsigned number: the rows are
+// mostly numbers, and to_chars is several times faster than printf's formatting.
+void num(std::string& out, std::string_view key, uint64_t v) {
+    char b[24];
+    const auto r = std::to_chars(b, b + sizeof(b), v);
+    out.append(key);
+    out.append(b, static_cast<size_t>(r.ptr - b));
+}
+
+// `digits` decimal digits of v, zero-padded.
+void padded(std::string& out, uint64_t v, int digits) {
+    char b[20];
+    for (int i = digits - 1; i >= 0; --i, v /= 10) b[i] = static_cast<char>('0' + v % 10);
+    out.append(b, static_cast<size_t>(digits));
+}
+
+// RFC 3339 UTC with the exporter's precision. The date and time of day are formatted once per
+// second of flow time (records of one batch mostly share it).
+void rfc3339(std::string& out, uint64_t ns, config::TimeUnit unit) {
+    thread_local time_t last = -1;
+    thread_local char day[32];
+    thread_local size_t day_len = 0;
     const time_t secs = static_cast<time_t>(ns / 1'000'000'000);
-    tm utc;
-    gmtime_r(&secs, &utc);
-    char buf[64];
-    const size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &utc);
+    if (secs != last) {
+        tm utc;
+        gmtime_r(&secs, &utc);
+        day_len = strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &utc);
+        last = secs;
+    }
+    out.append(day, day_len);
+    out += '.';
     const uint64_t sub = ns % 1'000'000'000;
     if (unit == config::TimeUnit::kNs)
-        snprintf(buf + n, sizeof(buf) - n, ".%09luZ", static_cast<unsigned long>(sub));
+        padded(out, sub, 9);
     else if (unit == config::TimeUnit::kUs)
-        snprintf(buf + n, sizeof(buf) - n, ".%06luZ", static_cast<unsigned long>(sub / 1000));
+        padded(out, sub / 1000, 6);
     else
-        snprintf(buf + n, sizeof(buf) - n, ".%03luZ", static_cast<unsigned long>(sub / 1'000'000));
-    return buf;
+        padded(out, sub / 1'000'000, 3);
+    out += 'Z';
 }
 
 // A JSON string literal of arbitrary bytes (names come off the wire).
@@ -145,46 +178,58 @@ void extras(std::string& out, const flow::FlowRecord& r, const config::Exporter&
 // `reverse`: the responder's direction of a uniflow pair (tunnel end points and MACs swapped).
 void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, const flow::DirStats* rev,
          const flow::FlowRecord& r, uint32_t domain, const config::Exporter& ex, bool clickhouse, bool reverse,
-         uint32_t in_port, const zones::ZoneMap* zm, int direction) {
+         uint32_t in_port, const zones::ZoneMap* zm, int direction, const std::string& probe) {
     const config::TimeUnit unit = ex.time_unit;
     const bool icmp = t.proto == 1 || t.proto == 58;
-    char buf[256];
-    out += "{\"start\":";
-    if (clickhouse)
-        out += std::to_string(d.first_ns / 1'000'000'000) + ",\"end\":" + std::to_string(d.last_ns / 1'000'000'000);
-    else
-        out.append("\"")
-            .append(rfc3339(d.first_ns, unit))
-            .append("\",\"end\":\"")
-            .append(rfc3339(d.last_ns, unit))
-            .append("\"");
-    snprintf(buf, sizeof(buf), ",\"start_ms\":%lu,\"end_ms\":%lu,\"src\":\"",
-             static_cast<unsigned long>(d.first_ns / 1'000'000), static_cast<unsigned long>(d.last_ns / 1'000'000));
-    out += buf;
-    out += addr(t, t.src) + "\",\"dst\":\"" + addr(t, t.dst) + "\"";
-    snprintf(buf, sizeof(buf),
-             ",\"sport\":%u,\"dport\":%u,\"proto\":%u,\"icmp_type\":%u,\"icmp_code\":%u,\"vlan\":%u,"
-             "\"packets\":%lu,\"bytes\":%lu,\"tcp_flags\":%u,\"tos\":%u,\"ttl_min\":%u,\"ttl_max\":%u",
-             icmp ? 0u : t.sport, icmp ? 0u : t.dport, t.proto, icmp ? t.dport >> 8 : 0u, icmp ? t.dport & 0xFFu : 0u,
-             t.vlan, static_cast<unsigned long>(d.packets), static_cast<unsigned long>(d.octets), d.tcp_flags, d.tos,
-             d.ttl_min, d.ttl_max);
-    out += buf;
+    if (clickhouse) {
+        num(out, "{\"start\":", d.first_ns / 1'000'000'000);
+        num(out, ",\"end\":", d.last_ns / 1'000'000'000);
+    } else {
+        out += "{\"start\":\"";
+        rfc3339(out, d.first_ns, unit);
+        out += "\",\"end\":\"";
+        rfc3339(out, d.last_ns, unit);
+        out += '"';
+    }
+    num(out, ",\"start_ms\":", d.first_ns / 1'000'000);
+    num(out, ",\"end_ms\":", d.last_ns / 1'000'000);
+    out += ",\"src\":\"";
+    out += addr(t, t.src);
+    out += "\",\"dst\":\"";
+    out += addr(t, t.dst);
+    out += '"';
+    num(out, ",\"sport\":", icmp ? 0u : t.sport);
+    num(out, ",\"dport\":", icmp ? 0u : t.dport);
+    num(out, ",\"proto\":", t.proto);
+    num(out, ",\"icmp_type\":", icmp ? t.dport >> 8 : 0u);
+    num(out, ",\"icmp_code\":", icmp ? t.dport & 0xFFu : 0u);
+    num(out, ",\"vlan\":", t.vlan);
+    num(out, ",\"packets\":", d.packets);
+    num(out, ",\"bytes\":", d.octets);
+    num(out, ",\"tcp_flags\":", d.tcp_flags);
+    num(out, ",\"tos\":", d.tos);
+    num(out, ",\"ttl_min\":", d.ttl_min);
+    num(out, ",\"ttl_max\":", d.ttl_max);
     if (rev) {
-        snprintf(buf, sizeof(buf), ",\"rev_packets\":%lu,\"rev_bytes\":%lu,\"rev_tcp_flags\":%u",
-                 static_cast<unsigned long>(rev->packets), static_cast<unsigned long>(rev->octets), rev->tcp_flags);
-        out += buf;
+        num(out, ",\"rev_packets\":", rev->packets);
+        num(out, ",\"rev_bytes\":", rev->octets);
+        num(out, ",\"rev_tcp_flags\":", rev->tcp_flags);
     }
     const uint8_t* tsrc = reverse ? r.rev_tunnel_src() : r.tunnel_src;
     const uint8_t* tdst = reverse ? r.rev_tunnel_dst() : r.tunnel_dst;
-    snprintf(buf, sizeof(buf), ",\"cvlan\":%u,\"tunnel_type\":\"%s\",\"tunnel_id\":%u,\"tunnel_src\":\"", r.cvlan,
-             r.tunnel_type ? packet::tunnel_name(static_cast<packet::TunnelType>(r.tunnel_type)) : "",
-             r.tunnel_id_or_zero());
-    out += buf;
-    out += addr_of(r.tunnel_type ? r.tunnel_ip_version : 0, tsrc) + "\",\"tunnel_dst\":\"" +
-        addr_of(r.tunnel_type ? r.tunnel_ip_version : 0, tdst) + "\"";
-    snprintf(buf, sizeof(buf), ",\"tunnel_vlan\":%u,\"tunnel_depth\":%u,\"outer_copy\":%u", r.tunnel_vlan_or_zero(),
-             r.tunnel_depth, r.outer_copy() ? 1u : 0u);
-    out += buf;
+    num(out, ",\"cvlan\":", r.cvlan);
+    out += ",\"tunnel_type\":\"";
+    if (r.tunnel_type) out += packet::tunnel_name(static_cast<packet::TunnelType>(r.tunnel_type));
+    out += '"';
+    num(out, ",\"tunnel_id\":", r.tunnel_id_or_zero());
+    out += ",\"tunnel_src\":\"";
+    if (r.tunnel_type) out += addr_of(r.tunnel_ip_version, tsrc);
+    out += "\",\"tunnel_dst\":\"";
+    if (r.tunnel_type) out += addr_of(r.tunnel_ip_version, tdst);
+    out += '"';
+    num(out, ",\"tunnel_vlan\":", r.tunnel_vlan_or_zero());
+    num(out, ",\"tunnel_depth\":", r.tunnel_depth);
+    num(out, ",\"outer_copy\":", r.outer_copy() ? 1u : 0u);
     if (ex.macs) {
         out += ",\"src_mac\":\"" + mac(reverse ? r.dst_mac_or_zero() : r.src_mac_or_zero()) + "\",\"dst_mac\":\"" +
             mac(reverse ? r.src_mac_or_zero() : r.dst_mac_or_zero()) + "\"";
@@ -199,24 +244,28 @@ void row(std::string& out, const packet::Tuple& t, const flow::DirStats& d, cons
         out += ",\"dst_zone\":";
         quoted(out, dz.data(), dz.size());
     }
-    snprintf(buf, sizeof(buf), ",\"end_reason\":%u,\"in_port\":%u,\"domain\":%u}", r.end_reason, in_port, domain);
-    out += buf;
+    num(out, ",\"end_reason\":", r.end_reason);
+    num(out, ",\"in_port\":", in_port);
+    num(out, ",\"domain\":", domain);
+    out += ",\"probe\":";
+    quoted(out, probe.data(), probe.size());
+    out += '}';
 }
 
 // The rows of a batch of conversations; returns records and packets written.
 void rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t domain, const config::Exporter& ex,
           const std::vector<uint32_t>& ifindex, const std::vector<uint8_t>& directions, bool clickhouse,
-          const zones::ZoneMap* zm, uint64_t& records, uint64_t& packets) {
+          const zones::ZoneMap* zm, const std::string& probe, uint64_t& records, uint64_t& packets) {
     const bool bi = ex.mode == config::Mode::kBiflow;
     for (uint32_t i = 0; i < n; ++i) {
         const auto& r = rs[i];
         const uint32_t in = ipfix::interface_of(r.in_port, ifindex);
         const int dir = r.in_port < directions.size() ? directions[r.in_port] : -1;
-        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex, clickhouse, false, in, zm, dir);
+        row(out, r.tuple, r.fwd, bi ? &r.rev : nullptr, r, domain, ex, clickhouse, false, in, zm, dir, probe);
         out += '\n';
         ++records;
         if (!bi && r.rev.packets) {
-            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex, clickhouse, true, in, zm, dir);
+            row(out, r.reverse_tuple(), r.rev, nullptr, r, domain, ex, clickhouse, true, in, zm, dir, probe);
             out += '\n';
             ++records;
         }
@@ -232,12 +281,13 @@ public:
           ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}),
           directions_(ctx ? ctx->direction : std::vector<uint8_t>{}),
           zones_(ctx ? ctx->zones : nullptr),
+          probe_(cfg.probe),
           transport_(make_transport(ex, cfg)) {}
 
     void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
         std::string out;
         uint64_t records = 0, packets = 0;
-        rows(out, rs, count, domain, ex_, ifindex_, directions_, false, zones_.get(), records, packets);
+        rows(out, rs, count, domain, ex_, ifindex_, directions_, false, zones_.get(), probe_, records, packets);
         transport_->prepare(out.size(), now_s);
         settle();
         if (transport_->send(reinterpret_cast<const uint8_t*>(out.data()), out.size(), now_s, records, packets)) {
@@ -271,18 +321,20 @@ private:
     std::vector<uint32_t> ifindex_;
     std::vector<uint8_t> directions_;  // flowDirection by DPDK port id (0xFF: none)
     std::shared_ptr<const zones::ZoneMap> zones_;
+    std::string probe_;
     std::unique_ptr<Transport> transport_;
 };
 
 // Posts batches to ClickHouse's HTTP interface from a thread of its own.
 class ClickHouseExporter : public Exporter {
 public:
-    ClickHouseExporter(const config::Exporter& ex, const config::Config&, const ExportContext* ctx)
+    ClickHouseExporter(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx)
         : Exporter(ex),
           ex_(ex),
           ifindex_(ctx ? ctx->ifindex : std::vector<uint32_t>{}),
           directions_(ctx ? ctx->direction : std::vector<uint8_t>{}),
-          zones_(ctx ? ctx->zones : nullptr) {
+          zones_(ctx ? ctx->zones : nullptr),
+          probe_(cfg.probe) {
         static std::once_flag curl_once;
         std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
         const std::string host = ex.host.find(':') != std::string::npos ? "[" + ex.host + "]" : ex.host;
@@ -294,6 +346,7 @@ public:
         {
             std::lock_guard<std::mutex> lock(mu_);
             stop_ = true;
+            give_up_ = true;
         }
         cv_.notify_all();
         sender_.join();
@@ -301,7 +354,7 @@ public:
 
     void send_records(const flow::FlowRecord* rs, uint32_t count, uint32_t domain, uint32_t now_s) override {
         if (pending_.body.empty()) pending_since_ = now_s;
-        rows(pending_.body, rs, count, domain, ex_, ifindex_, directions_, true, zones_.get(), pending_.records,
+        rows(pending_.body, rs, count, domain, ex_, ifindex_, directions_, true, zones_.get(), probe_, pending_.records,
              pending_.packets);
         if (pending_.records >= ex_.batch_rows) hand_over();
     }
@@ -314,11 +367,14 @@ public:
         // Give the server up to 30 s to take what is queued; what is left is counted lost.
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait_for(lock, std::chrono::seconds(30), [this] { return queue_.empty() && !busy_; });
+        give_up_ = true;  // a batch still being retried ends now, counted lost
         for (const Batch& b : queue_) {
             lost_records_ += b.records;
             lost_packets_ += b.packets;
         }
         queue_.clear();
+        cv_.notify_all();
+        cv_.wait(lock, [this] { return !busy_; });
         lock.unlock();
         sync();
     }
@@ -368,6 +424,8 @@ private:
         stats_.messages.set(sent_batches_);
         stats_.bytes.set(sent_bytes_);
         stats_.send_errors.set(errors_);
+        stats_.retries.set(retries_);
+        stats_.queued.set(queue_.size() + (busy_ ? 1 : 0));
         stats_.lost_records.set(lost_records_ + queued_drop_records_);
         stats_.lost_packets.set(lost_packets_ + queued_drop_packets_);
     }
@@ -402,8 +460,12 @@ private:
         curl_slist_free_all(headers);
         if (rc != CURLE_OK) {
             post_error_ = curl_easy_strerror(rc);
+            // Before the request went out nothing can have been inserted: safe to send again.
+            sent_any_ =
+                !(rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY);
             return 0;
         }
+        sent_any_ = true;
         long status = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         return static_cast<int>(status);
@@ -452,14 +514,26 @@ private:
             lock.unlock();
             int status = 0;
             std::string reply;
-            for (int attempt = 0; attempt < 3; ++attempt) {
-                if (attempt) std::this_thread::sleep_for(std::chrono::seconds(attempt));
+            // A server that cannot be reached (stopped, restarting: nothing was inserted) is
+            // tried again with backoff until it answers or weir stops, while later batches wait
+            // in the bounded queue; a server that answers with an error gets three tries (a
+            // 4xx one only), since a batch is one block: all of it went in, or none.
+            for (int attempt = 0;; ++attempt) {
                 status = c ? post(c, b.body, reply) : 0;
                 if (!c) post_error_ = "cannot create an HTTP client";
                 if (status == 200) break;
-                std::lock_guard<std::mutex> g(mu_);
+                std::unique_lock<std::mutex> g(mu_);
                 ++errors_;
+                const bool unreachable = status == 0 && c && !sent_any_;
                 if (status >= 400 && status < 500) break;  // the server refuses this data: retrying will not help
+                if (!unreachable && attempt >= 2) break;
+                if (give_up_) break;
+                ++retries_;
+                sender_failures_.failed(status ? "insert answered HTTP " + std::to_string(status) + ": " +
+                                                one_line(reply, 200)
+                                               : post_error_);
+                const auto backoff = std::chrono::milliseconds(std::min(10000, 500 << std::min(attempt, 5)));
+                cv_.wait_for(g, backoff, [this] { return give_up_; });
             }
             lock.lock();
             busy_ = false;
@@ -486,21 +560,34 @@ private:
     std::vector<uint32_t> ifindex_;
     std::vector<uint8_t> directions_;  // flowDirection by DPDK port id (0xFF: none)
     std::shared_ptr<const zones::ZoneMap> zones_;
+    std::string probe_;
     std::string insert_url_;  // the INSERT's full URL
     Batch pending_;           // control thread only
     uint32_t pending_since_ = 0;
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<Batch> queue_;
-    bool stop_ = false, busy_ = false;
-    FailureLog sender_failures_{"exporter clickhouse " + url_};  // the sender thread's own
-    std::string post_error_;                                     // why the last post() got no answer (sender thread)
-    uint64_t sent_records_ = 0, sent_packets_ = 0, sent_bytes_ = 0, sent_batches_ = 0, errors_ = 0;
+    bool stop_ = false, busy_ = false, give_up_ = false;
+    bool sent_any_ = false;  // the last post() reached the server (sender thread)
+    FailureLog sender_failures_{"exporter clickhouse " + url_, std::chrono::seconds(60),
+                                "batches are retried while the server cannot be reached, up to queue_batches "
+                                "waiting; a batch the server refuses is counted lost"};  // the sender thread's own
+    std::string post_error_;  // why the last post() got no answer (sender thread)
+    uint64_t sent_records_ = 0, sent_packets_ = 0, sent_bytes_ = 0, sent_batches_ = 0, errors_ = 0, retries_ = 0;
     uint64_t lost_records_ = 0, lost_packets_ = 0, queued_drop_records_ = 0, queued_drop_packets_ = 0;
     std::thread sender_;
 };
 
 }  // namespace
+
+void json_rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t domain, const config::Exporter& ex,
+               const ExportContext* ctx, const std::string& probe, bool clickhouse, uint64_t& records,
+               uint64_t& packets) {
+    static const std::vector<uint32_t> no_ifindex;
+    static const std::vector<uint8_t> no_direction;
+    rows(out, rs, n, domain, ex, ctx ? ctx->ifindex : no_ifindex, ctx ? ctx->direction : no_direction, clickhouse,
+         ctx ? ctx->zones.get() : nullptr, probe, records, packets);
+}
 
 std::unique_ptr<Exporter> make_json_exporter(const config::Exporter& ex, const config::Config& cfg,
                                              std::shared_ptr<const ExportContext> ctx) {

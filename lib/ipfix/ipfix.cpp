@@ -512,8 +512,9 @@ struct OptField {
 // IANA: 149 observationDomainId, 86 packetTotalCount, 164 ignoredPacketTotalCount,
 // 163 observedFlowTotalCount, 166 notSentFlowTotalCount, 167 notSentPacketTotalCount,
 // 144 exportingProcessId, 41 exportedMessageTotalCount, 42 exportedFlowRecordTotalCount,
-// 40 exportedOctetTotalCount, 10 ingressInterface, 82 interfaceName, 83 interfaceDescription.
-constexpr OptField kMetering[] = {{149, 4}, {86, 8}, {164, 8}, {163, 8}, {166, 8}, {167, 8}};
+// 40 exportedOctetTotalCount, 10 ingressInterface, 82 interfaceName, 83 interfaceDescription,
+// 300 observationDomainName (the probe's name: which probe a domain belongs to).
+constexpr OptField kMetering[] = {{149, 4}, {86, 8}, {164, 8}, {163, 8}, {166, 8}, {167, 8}, {300, 0xFFFF}};
 constexpr OptField kExporting[] = {{144, 4}, {41, 8}, {42, 8}, {40, 8}, {166, 8}, {167, 8}};
 constexpr OptField kInterface[] = {{10, 4}, {82, 0xFFFF}, {83, 0xFFFF}};  // strings: variable length
 // 304 selectorAlgorithm, 34 samplingInterval, 35 samplingAlgorithm (in this order: a collector
@@ -561,21 +562,26 @@ size_t write_options_templates(uint8_t* buf, size_t cap, bool sampling) noexcept
 }
 
 size_t write_options_data(uint8_t* buf, size_t cap, uint32_t domain, const MeteringStats& m, const ExportingStats& e,
-                          const std::vector<InterfaceInfo>& ifs, uint32_t& records, const Sampling& s) noexcept {
-    size_t need = 2 * (4 + 44) + 4 + (s.interval ? 4 + 11 + 1 : 0);
+                          const std::vector<InterfaceInfo>& ifs, uint32_t& records, const Sampling& s,
+                          const std::string& domain_name) noexcept {
+    size_t need = 2 * (4 + 44) + 4 + (s.interval ? 4 + 11 + 1 : 0) + 1 + std::min<size_t>(domain_name.size(), 254) + 3;
     for (const auto& i : ifs)
         need += 4 + 2 + std::min<size_t>(i.name.size(), 254) + std::min<size_t>(i.description.size(), 254);
     need += 3;  // padding
     if (cap < need) return 0;
     uint8_t* p = buf;
+    uint8_t* metering = p;
     p = w16(p, kMeteringStatsTemplate);
-    p = w16(p, 48);
+    p += 2;
     p = w32(p, domain);
     p = w64(p, m.packets);
     p = w64(p, m.ignored_packets);
     p = w64(p, m.flows);
     p = w64(p, m.lost_flows);
     p = w64(p, m.lost_packets);
+    p = put_string(p, domain_name);
+    while ((p - metering) % 4) *p++ = 0;
+    w16(metering + 2, static_cast<uint16_t>(p - metering));
     p = w16(p, kExportingStatsTemplate);
     p = w16(p, 48);
     p = w32(p, e.process_id);

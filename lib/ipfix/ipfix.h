@@ -307,11 +307,13 @@ struct InterfaceInfo {
 // The options template set (three templates, four with sampling). Returns its length, 0 if cap is
 // too small.
 size_t write_options_templates(uint8_t* buf, size_t cap, bool sampling = false) noexcept;
-// The data sets; `records` gets the number of records written. 0 if cap is too small. The
+// The data sets; `records` gets the number of records written. The metering statistics record
+// names its domain (observationDomainName: the probe's name). 0 if cap is too small. The
 // sampling record carries selectorAlgorithm (PSAMP, RFC 5477: 1 systematic count-based, 4
 // uniform probabilistic) and the samplingInterval/samplingAlgorithm pair (1 deterministic, 2
 // random) that collectors such as nfdump scale counters by.
 size_t write_options_data(uint8_t* buf, size_t cap, uint32_t domain, const MeteringStats& m, const ExportingStats& e,
-                          const std::vector<InterfaceInfo>& ifs, uint32_t& records, const Sampling& s = {}) noexcept;
+                          const std::vector<InterfaceInfo>& ifs, uint32_t& records, const Sampling& s = {},
+                          const std::string& domain_name = {}) noexcept;
 
 }  // namespace weir::ipfix

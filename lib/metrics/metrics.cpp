@@ -320,6 +320,13 @@ std::string render(const Snapshot& s) {
         b.counter("weir_exporter_skipped_packets_total", "Packets in skipped records.", l, e.skipped_packets);
         b.counter("weir_exporter_reconnects_total", "Reconnections to the collector (connection transports).", l,
                   e.reconnects);
+        b.counter("weir_exporter_retries_total", "Deliveries tried again (Kafka produce requests, ClickHouse inserts).",
+                  l, e.retries);
+        b.counter("weir_exporter_queue_full_total",
+                  "Messages refused because the exporter's local queue was full (their records are dropped).", l,
+                  e.queue_full);
+        b.gauge("weir_exporter_queued_messages", "Messages accepted but not yet delivered (Kafka, ClickHouse).", l,
+                static_cast<double>(e.queued));
     }
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, b.families());

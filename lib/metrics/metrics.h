@@ -74,6 +74,7 @@ struct ExporterSnapshot {
     uint64_t records = 0, packets = 0, messages = 0, template_messages = 0, bytes = 0;
     uint64_t send_errors = 0, lost_records = 0, lost_packets = 0, reconnects = 0;
     uint64_t skipped_records = 0, skipped_packets = 0;
+    uint64_t retries = 0, queue_full = 0, queued = 0;
 };
 struct ZonePairSnapshot {
     std::string from, to;

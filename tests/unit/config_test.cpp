@@ -120,3 +120,50 @@ TEST(Config, ZonesAndPolicy) {
     EXPECT_TRUE(has("policy.allow[0].port: unknown key"));
     EXPECT_TRUE(has("policy: out_of_policy events are detection events"));
 }
+
+TEST(Config, KafkaExporters) {
+    weir::config::Exporter e;
+    weir::config::parse_url("kafka://k1:9093,k2,[::1]:9094/flows.v1", e);
+    EXPECT_EQ(e.scheme, weir::config::Scheme::kKafka);
+    EXPECT_EQ(e.host, "k1:9093,k2:9092,[::1]:9094");
+    EXPECT_EQ(e.path, "flows.v1");
+    EXPECT_THROW(weir::config::parse_url("kafka://k1:9092", e), std::invalid_argument);       // no topic
+    EXPECT_THROW(weir::config::parse_url("kafka://k1/bad topic", e), std::invalid_argument);  // not a topic name
+    EXPECT_THROW(weir::config::parse_url("kafka://k1:0/t", e), std::invalid_argument);
+
+    const auto c = from_json(json::parse(R"({"ports":[{"device":"net_pcap0,rx_pcap=a.pcap"}],
+        "exporters":[{"format":"jsonl","url":"kafka://127.0.0.1:9092/flows","keys":8,
+                      "kafka":{"compression.codec":"lz4","message.timeout.ms":5000,"enable.idempotence":true}}]})"));
+    const auto& k = c.exporters.at(0);
+    EXPECT_EQ(k.keys, 8u);
+    ASSERT_EQ(k.kafka.size(), 3u);
+    EXPECT_EQ(k.kafka[0], (std::pair<std::string, std::string>{"compression.codec", "lz4"}));
+    EXPECT_EQ(k.kafka[1].second, "true");  // nlohmann orders the keys
+    EXPECT_EQ(k.kafka[2].second, "5000");
+
+    const auto p = problems_of(json::parse(R"({"ports":[{"device":"net_pcap0,rx_pcap=a.pcap"}],
+        "exporters":[{"format":"netflow9","url":"kafka://h/t"}, {"format":"clickhouse","url":"kafka://h/t"},
+                     {"url":"udp://127.0.0.1:4739","keys":4}, {"format":"jsonl","url":"kafka://h/t","kafka":{"x":[1]}},
+                     {"format":"jsonl","url":"kafka://h/t","keys":0}]})"));
+    const std::vector<std::string> want = {
+        "exporters[0].url: kafka:// carries format \"ipfix\" or \"jsonl\"",
+        "exporters[0].url: NetFlow goes over udp:// only",
+        "exporters[1].url: kafka:// carries format \"ipfix\" or \"jsonl\"",
+        "exporters[2].keys: applies to kafka:// exporters only",
+        "exporters[3].kafka.x: expected a string, an integer or a boolean, got an array",
+    };
+    for (const auto& w : want) EXPECT_NE(std::find(p.begin(), p.end(), w), p.end()) << w;
+    EXPECT_TRUE(
+        std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.rfind("exporters[4].keys", 0) == 0; }));
+}
+
+TEST(Config, ProbeName) {
+    const auto c = from_json(json::parse(R"({"ports":[{"device":"net_pcap0,rx_pcap=a.pcap"}]})"));
+    EXPECT_FALSE(c.probe.empty());  // the host name
+    const auto named =
+        from_json(json::parse(R"({"ports":[{"device":"net_pcap0,rx_pcap=a.pcap"}],"probe":"fra-edge-1"})"));
+    EXPECT_EQ(named.probe, "fra-edge-1");
+    const auto p = problems_of(json::parse(R"({"ports":[{"device":"net_pcap0,rx_pcap=a.pcap"}],"probe":"two words"})"));
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0], "probe: expected 1 to 64 of letters, digits, '.', '_', '-', ':', got \"two words\"");
+}
