@@ -1,8 +1,9 @@
 -- Flow records from weir's "clickhouse" exporter (INSERT ... FORMAT JSONEachRow).
 -- One row per direction (mode "uniflow", the default) or per conversation with rev_* columns
 -- (mode "biflow"). Works on ClickHouse 18.16 (Debian 12) and later; addresses are strings
--- because 18.16 has no IPv4/IPv6 column types. A table made by an earlier weir needs the
--- columns from cvlan to dst_mac, from application to dst_zone and from mpls_label to rev_sizes added (ALTER TABLE weir.flows ADD COLUMN ...) before this one
+-- because 18.16 has no IPv4/IPv6 column types. For a cluster of shards, run cluster.sql after
+-- this file on every server. A table made by an earlier weir needs the
+-- columns from cvlan to dst_mac, from application to dst_zone, from mpls_label to rev_sizes and probe added (ALTER TABLE weir.flows ADD COLUMN ...) before this one
 -- inserts into it; until then the inserts fail, are retried and counted lost.
 CREATE DATABASE IF NOT EXISTS weir;
 
@@ -56,7 +57,8 @@ CREATE TABLE IF NOT EXISTS weir.flows
     rev_sizes Array(UInt32) DEFAULT [],  -- biflow: the responder's
     end_reason UInt8,         -- IPFIX flowEndReason: 1 idle, 2 active, 3 end of flow, 4 forced, 5 evicted
     in_port UInt16,
-    domain UInt32             -- observation domain = worker
+    domain UInt32,            -- observation domain = worker
+    probe String DEFAULT ''   -- the probe's name ("probe" in its configuration; default its host name)
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(start)

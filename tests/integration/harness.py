@@ -88,6 +88,90 @@ def stop(proc, sig=signal.SIGTERM, timeout=15):
             proc.wait()
 
 
+def free_tcp_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ClickHouse:
+    """A clickhouse-server of the test's own: data under `tmp`, loopback ports picked once (a
+    restart keeps them), killed when the test ends. Users: "default" without a password and
+    "weir" with the password PASSWORD. `config_d`: {file name: XML} next to the server's
+    configuration (remote_servers of a cluster, say)."""
+    PASSWORD = "s3cret w0rd"
+
+    def __init__(self, test, tmp, config_d=None, start=True):
+        self.server = shutil.which("clickhouse-server")
+        if not self.server:
+            test.skipTest("clickhouse-server is not installed")
+        self.tmp = tmp
+        self.http, self.tcp, self.inter = free_tcp_port(), free_tcp_port(), free_tcp_port()
+        self.users = os.path.join(tmp, "users.xml")
+        with open(self.users, "w") as uf:
+            uf.write("<yandex><profiles><default/></profiles><quotas><default/></quotas><users>"
+                     "<default><password></password><networks><ip>::/0</ip></networks><profile>default</profile>"
+                     "<quota>default</quota><access_management>1</access_management></default>"
+                     f"<weir><password>{self.PASSWORD}</password><networks><ip>::/0</ip></networks>"
+                     "<profile>default</profile><quota>default</quota></weir></users></yandex>")
+        self.config = "/etc/clickhouse-server/config.xml"
+        if config_d:
+            self.configure(config_d)
+        self.proc = None
+        test.addCleanup(self.stop)
+        if start:
+            self.start()
+
+    def configure(self, config_d):
+        self.config = os.path.join(self.tmp, "config.xml")
+        shutil.copy("/etc/clickhouse-server/config.xml", self.config)
+        os.makedirs(os.path.join(self.tmp, "config.d"), exist_ok=True)
+        for name, xml in config_d.items():
+            with open(os.path.join(self.tmp, "config.d", name), "w") as f:
+                f.write(xml)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.http}"
+
+    def start(self):
+        t = self.tmp
+        self.proc = subprocess.Popen(
+            [self.server, f"--config-file={self.config}", "--", f"--users_config={self.users}", f"--path={t}/data/",
+             f"--tmp_path={t}/tmp/", f"--user_files_path={t}/uf/", f"--format_schema_path={t}/fs/",
+             f"--http_port={self.http}", f"--tcp_port={self.tcp}", f"--interserver_http_port={self.inter}",
+             "--listen_host=127.0.0.1", f"--logger.log={t}/server.log", f"--logger.errorlog={t}/error.log",
+             "--logger.level=warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.up, timeout=60, what="clickhouse-server to start")
+
+    def stop(self):
+        if self.proc:
+            stop(self.proc, signal.SIGKILL)
+
+    def up(self):
+        try:
+            return self.query("SELECT 1").strip() == "1"
+        except OSError:
+            return False
+
+    def query(self, sql):
+        import urllib.request
+        req = urllib.request.Request(self.url + "/", data=sql.encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.read().decode()
+
+    def statements(self, path, run=True):
+        """The statements of a .sql file of deploy/clickhouse (comments left out); run each unless
+        told not to."""
+        with open(os.path.join(ROOT, "deploy", "clickhouse", path)) as f:
+            text = re.sub(r"--[^\n]*", "", f.read())
+        out = [x.strip() for x in text.split(";") if x.strip()]
+        if run:
+            for statement in out:
+                self.query(statement)
+        return out
+
+
 class Collectors:
     """nfcapd on 127.0.0.1:PORT plus dumpcap on lo for the same port, as a context manager.
     Exporters decoded by tshark: IPFIX and NetFlow v9 ("Flow N" blocks) and v5 ("pdu i/n")."""

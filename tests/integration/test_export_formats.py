@@ -9,6 +9,7 @@ import glob
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,7 @@ class ExportFormats(unittest.TestCase):
                                                             if k != "l4_truncated_accounted"))
         self.assertEqual(int(last["Flows"]), s["flows"]["created"])
         self.assertEqual(int(last["Not Sent Flows"]), 0)
+        self.assertEqual(last["Observation Domain Name"], socket.gethostname()[:64], "the probe: by default its host name")
         self.assertEqual(interfaces[-1]["IfName"], s["ports"][0]["name"])
         self.assertEqual(int(exporting[-1]["FlowsExp"]), s["exporters"][0]["records"])
         self.assertEqual(s["exporters"][0]["options_records"], len(metering) + len(interfaces) + len(exporting))
@@ -210,58 +212,15 @@ class AnalystFormats(unittest.TestCase):
                          .strftime("%Y-%m-%dT%H:%M:%S") + f".{want % 10**6:06d}Z")
 
     def test_clickhouse_receives_the_flows(self):
-        import signal
-        import shutil
-        import socket
-        import urllib.request
-        server = shutil.which("clickhouse-server")
-        if not server:
-            self.skipTest("clickhouse-server is not installed")
         tmp = harness.scratch(self, "weir-ch-")
-
-        def free_port():
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                return s.getsockname()[1]
-        http, tcp, inter = free_port(), free_port(), free_port()
-        # Users: "default" without a password for the test's own queries, and "weir" with one,
-        # as a real site's exporter would have.
-        users = os.path.join(tmp, "users.xml")
-        with open(users, "w") as uf:
-            uf.write("<clickhouse><profiles><default/></profiles><quotas><default/></quotas><users>"
-                     "<default><password></password><networks><ip>::/0</ip></networks><profile>default</profile>"
-                     "<quota>default</quota><access_management>1</access_management></default>"
-                     "<weir><password>s3cret w0rd</password><networks><ip>::/0</ip></networks><profile>default</profile>"
-                     "<quota>default</quota></weir></users></clickhouse>")
-        proc = subprocess.Popen([server, "--config-file=/etc/clickhouse-server/config.xml", "--", f"--users_config={users}",
-                                 f"--path={tmp}/data/", f"--tmp_path={tmp}/tmp/", f"--user_files_path={tmp}/uf/",
-                                 f"--format_schema_path={tmp}/fs/", f"--http_port={http}", f"--tcp_port={tcp}",
-                                 f"--interserver_http_port={inter}", "--listen_host=127.0.0.1",
-                                 f"--logger.log={tmp}/server.log", f"--logger.errorlog={tmp}/error.log",
-                                 "--logger.level=warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.addCleanup(harness.stop, proc, signal.SIGKILL)
-        base = f"http://127.0.0.1:{http}/"
-
-        def query(sql):
-            req = urllib.request.Request(base, data=sql.encode(), method="POST")
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.read().decode()
-
-        def up():
-            try:
-                return query("SELECT 1").strip() == "1"
-            except OSError:
-                return False
-        harness.wait_for(up, timeout=60, what="clickhouse-server to start")
-        ddl = re.sub(r"--[^\n]*", "", open(os.path.join(harness.ROOT, "deploy", "clickhouse", "weir.sql")).read())
-        for statement in (x.strip() for x in ddl.split(";")):
-            if statement:
-                query(statement)
+        ch = harness.ClickHouse(self, tmp)
+        http, query = ch.http, ch.query
+        ch.statements("weir.sql")
         capture = harness.capture(CAPTURE)
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump({"ports": [{"device": "net_pcap_ch,rx_pcap=" + capture}],
                        "exporters": [{"format": "clickhouse", "url": f"http://127.0.0.1:{http}", "table": "weir.flows",
-                                      "batch_rows": 20, "user": "weir", "password": "s3cret w0rd"}]}, f)
+                                      "batch_rows": 20, "user": "weir", "password": ch.PASSWORD}]}, f)
         self.addCleanup(os.unlink, f.name)
         summary = f.name + ".summary"
         self.addCleanup(lambda: os.path.exists(summary) and os.unlink(summary))
@@ -368,11 +327,9 @@ class AnalystFormats(unittest.TestCase):
         self.assertIn(f"weir: exporter clickhouse http://127.0.0.1:{http}: delivery failed: insert answered HTTP 404: "
                       "Code: 60", failed[0])
         # The example queries of deploy/ run on this server.
-        examples = re.sub(r"--[^\n]*", "", open(os.path.join(harness.ROOT, "deploy", "clickhouse", "queries.sql")).read())
-        for statement in (x.strip() for x in examples.split(";")):
-            if statement:
-                sql = statement.replace("now() - 3600", "toDateTime(0)").replace("now() - 86400", "toDateTime(0)")
-                self.assertTrue(query(sql).strip(), statement)
+        for statement in ch.statements("queries.sql", run=False):
+            sql = statement.replace("now() - 3600", "toDateTime(0)").replace("now() - 86400", "toDateTime(0)")
+            self.assertTrue(query(sql).strip(), statement)
 
 
 class PortIdentity(unittest.TestCase):
