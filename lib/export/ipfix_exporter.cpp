@@ -13,11 +13,7 @@
 
 namespace weir::exporter {
 
-Exporter::Exporter(const config::Exporter& ex)
-    : url_(ex.url),
-      format_(config::format_name(ex.format)),
-      identity_(identity_of(ex)),
-      failures_(std::string("exporter ") + config::format_name(ex.format) + " " + ex.url) {}
+Exporter::Exporter(const config::Exporter& ex) : Exporter(ex, "what it carries is counted lost until it recovers") {}
 
 Exporter::Exporter(const config::Exporter& ex, std::string consequence)
     : url_(ex.url),
@@ -27,13 +23,16 @@ Exporter::Exporter(const config::Exporter& ex, std::string consequence)
                 std::move(consequence)) {}
 
 std::string identity_of(const config::Exporter& ex) {
-    return std::string(config::format_name(ex.format)) + " " + ex.url + " " + config::mode_name(ex.mode) + " " +
-        config::time_unit_name(ex.time_unit) + (ex.macs ? " macs" : "") + (ex.mpls ? " mpls" : "") +
+    std::string id = std::string(config::format_name(ex.format)) + " " + ex.url + " " + config::mode_name(ex.mode) +
+        " " + config::time_unit_name(ex.time_unit) + (ex.macs ? " macs" : "") + (ex.mpls ? " mpls" : "") +
         (ex.direction ? " direction" : "") + (ex.rtt ? " rtt" : "") + (ex.sizes ? " sizes" : "") + " " +
         std::to_string(ex.rotate_mb) + " " + std::to_string(ex.rotate_s) + " " + std::to_string(ex.queue_mb) +
         (ex.options ? " options" : "") + " " + ex.table + " " + std::to_string(ex.batch_rows) + " " +
         std::to_string(ex.flush_s) + " " + std::to_string(ex.queue_batches) + " " + ex.source + " " +
-        std::to_string(ex.dscp) + " " + ex.user + " " + ex.password + " " + ex.ca_file + (ex.compress ? " gzip" : "");
+        std::to_string(ex.dscp) + " " + ex.user + " " + ex.password + " " + ex.ca_file + (ex.compress ? " gzip" : "") +
+        " " + std::to_string(ex.keys);
+    for (const auto& [k, v] : ex.kafka) id += " " + k + "=" + v;
+    return id;
 }
 
 namespace {
