@@ -5,9 +5,9 @@
 set -euo pipefail
 packages=(g++ meson ninja-build pkg-config python3
           dpdk dpdk-dev libdpdk-dev libpcap-dev nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev
-          libcurl4-openssl-dev zlib1g-dev libhyperscan-dev librdkafka-dev)
+          libcurl4-openssl-dev zlib1g-dev libhyperscan-dev librdkafka-dev libyaml-cpp-dev libssl-dev libcrypt-dev)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(libgtest-dev tshark nfdump iproute2 prometheus curl clickhouse-server pmacct systemd man-db groff-base)
+  packages+=(libgtest-dev tshark nfdump iproute2 prometheus curl clickhouse-server pmacct systemd man-db groff-base openssl)
 fi
 missing=()
 for p in "${packages[@]}"; do

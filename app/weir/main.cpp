@@ -35,6 +35,7 @@
 #include "config/config.h"
 #include "control.h"
 #include "export/exporter.h"
+#include "web/web_config.h"
 #include "dpdk/log_stream.h"
 #include "dpdk/port.h"
 #include "management.h"
@@ -98,6 +99,8 @@ Options:
       --no-detect            no detection (it is on by default; events also go to the log, /events)
       --metrics ADDR:PORT    also serve /metrics and /healthz alone there, for a Prometheus on
                              another host (the status API and reload stay on --management)
+      --web-config FILE      TLS and basic auth for both, from a Prometheus exporter web
+                             configuration (tls_server_config, basic_auth_users)
       --hold                 after a replay, keep running with every flow active until SIGINT/SIGTERM
       --check                validate the configuration, print the result and exit (nothing starts)
       --log-level LEVEL      error, warning, notice, info (default) or debug: weir's lines above it
@@ -169,7 +172,7 @@ json merged_config(const Cli& cli, json* pinned = nullptr) {
         if (!cfg.is_object()) throw weir::config::ConfigError({"(top level): expected an object"});
         // A relative rules file or capture folder is where the configuration file is, whatever
         // the working folder.
-        for (const char* key : {"/inspect/rules", "/capture/dir"}) {
+        for (const char* key : {"/inspect/rules", "/capture/dir", "/management/web_config"}) {
             const json::json_pointer ptr(key);
             if (!cfg.contains(ptr) || !cfg.at(ptr).is_string()) continue;
             const std::filesystem::path p = cfg.at(ptr).get<std::string>();
@@ -252,6 +255,7 @@ Cli parse_cli(int argc, char** argv) {
         kCheck,
         kLogLevel,
         kMetrics,
+        kWebConfig,
         kExport,
         kRules,
         kEvents,
@@ -277,6 +281,7 @@ Cli parse_cli(int argc, char** argv) {
                                       {"check", no_argument, nullptr, kCheck},
                                       {"log-level", required_argument, nullptr, kLogLevel},
                                       {"metrics", required_argument, nullptr, kMetrics},
+                                      {"web-config", required_argument, nullptr, kWebConfig},
                                       {"export", required_argument, nullptr, kExport},
                                       {"rules", required_argument, nullptr, kRules},
                                       {"events", required_argument, nullptr, kEvents},
@@ -338,6 +343,10 @@ Cli parse_cli(int argc, char** argv) {
             case kCheck: cli.check = true; break;
             case kLogLevel: set("/log_level", "--log-level", optarg); break;
             case kMetrics: set("/management/metrics_listen", "--metrics", optarg); break;
+            case kWebConfig:
+                set("/management/web_config", "--web-config",
+                    std::filesystem::absolute(optarg).lexically_normal().string());
+                break;
             case kRules:
                 set("/inspect/rules", "--rules", std::filesystem::absolute(optarg).lexically_normal().string());
                 break;
@@ -566,6 +575,16 @@ int main(int argc, char** argv) {
             }
         if (!problems.empty()) die_config(problems);
     }
+    // TLS and basic auth of the management listeners: read and checked now (the certificate
+    // and key loaded), so that a bad file stops weir before anything starts.
+    weir::web::WebConfig web;
+    if (!cfg.web_config.empty()) {
+        try {
+            web = weir::web::load(cfg.web_config);
+        } catch (const weir::web::WebConfigError& e) {
+            die_config({std::string("management.web_config: ") + e.what()});
+        }
+    }
     weir::log::set_level(cfg.log_level);
     std::vector<std::string> warnings;  // said before start, and by --check
     if (!cfg.drivers_config.empty()) {
@@ -615,6 +634,10 @@ int main(int argc, char** argv) {
         warnings.push_back(
             "weir: warning: no exporters: flow records are counted and discarded (add --ipfix URL or "
             "\"exporters\" to the configuration)");
+    for (const auto& key : web.ignored)
+        warnings.push_back("weir: warning: management.web_config: " + web.path + ": " + key + " has no effect in weir");
+    if (!web.empty() && cfg.management.empty() && cfg.metrics_listen.empty())
+        warnings.push_back("weir: warning: management.web_config is set but no management listener is");
     // Virtual devices take the driver arguments their profile adds (af_packet frame sizes), and
     // their packet buffers are sized before EAL starts.
     uint32_t vdev_room = RTE_MBUF_DEFAULT_DATAROOM;
@@ -898,9 +921,10 @@ int main(int argc, char** argv) {
         std::unique_ptr<weir::Management> mgmt, scrape;
         if (!cfg.management.empty() || !cfg.metrics_listen.empty()) {
             try {
-                if (!cfg.management.empty()) mgmt = std::make_unique<weir::Management>(rt, cfg.management);
+                const weir::web::WebConfig* wc = web.empty() ? nullptr : &web;
+                if (!cfg.management.empty()) mgmt = std::make_unique<weir::Management>(rt, cfg.management, false, wc);
                 if (!cfg.metrics_listen.empty())
-                    scrape = std::make_unique<weir::Management>(rt, cfg.metrics_listen, true);
+                    scrape = std::make_unique<weir::Management>(rt, cfg.metrics_listen, true, wc);
             } catch (const std::exception& e) {
                 weir::log::say(weir::log::Level::kError, "weir: config: %s\n", e.what());
                 rt.workers.clear();
@@ -908,14 +932,16 @@ int main(int argc, char** argv) {
                 rte_eal_cleanup();
                 return kExitUsage;
             }
+            const char* scheme = web.tls ? "https" : "http";
+            const char* auth = web.users.empty() ? "" : "; basic auth";
             if (mgmt)
                 weir::log::say(
                     weir::log::Level::kInfo,
-                    "weir: metrics and status on http://%s/ (/metrics /status /flows/top /events /healthz)\n",
-                    cfg.management.c_str());
+                    "weir: metrics and status on %s://%s/ (/metrics /status /flows/top /events /healthz%s)\n", scheme,
+                    cfg.management.c_str(), auth);
             if (scrape)
-                weir::log::say(weir::log::Level::kInfo, "weir: metrics only on http://%s/ (/metrics /healthz)\n",
-                               cfg.metrics_listen.c_str());
+                weir::log::say(weir::log::Level::kInfo, "weir: metrics only on %s://%s/ (/metrics /healthz%s)\n",
+                               scheme, cfg.metrics_listen.c_str(), auth);
         }
         for (uint32_t w = 0; w < cfg.workers; ++w)
             rte_eal_remote_launch(weir::Worker::lcore_main, rt.workers[w].get(), lcores[w]);

@@ -5,6 +5,8 @@
 
 #include <cstring>
 #include <stdexcept>
+
+#include "common/log.h"
 #include <string>
 
 namespace weir {
@@ -13,15 +15,18 @@ namespace {
 int reply(mg_connection* c, int code, const char* type, const std::string& body, const char* allow = "GET, HEAD") {
     const char* reason = code == 200 ? "OK"
         : code == 400                ? "Bad Request"
+        : code == 401                ? "Unauthorized"
+        : code == 403                ? "Forbidden"
         : code == 405                ? "Method Not Allowed"
         : code == 413                ? "Payload Too Large"
         : code == 503                ? "Service Unavailable"
                                      : "Internal Server Error";
     mg_printf(c,
               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
-              "%s%s%sConnection: close\r\n\r\n",
+              "%s%s%s%sConnection: close\r\n\r\n",
               code, reason, type, body.size(), code == 405 ? "Allow: " : "", code == 405 ? allow : "",
-              code == 405 ? "\r\n" : "");
+              code == 405 ? "\r\n" : "",
+              code == 401 ? "WWW-Authenticate: Basic realm=\"weir\", charset=\"UTF-8\"\r\n" : "");
     if (std::strcmp(mg_get_request_info(c)->request_method, "HEAD") != 0) mg_write(c, body.data(), body.size());
     return code;
 }
@@ -39,6 +44,7 @@ constexpr long long kMaxBody = 4096;
 // 0 when the request may go on; else the status it was answered with. The read-only endpoints
 // answer GET and HEAD, /reload POST; any other method is 405, not a silent read.
 int admit(mg_connection* c, bool post) {
+    if (!static_cast<Management*>(mg_get_user_data(mg_get_context(c)))->authorized(c)) return 401;
     const mg_request_info* ri = mg_get_request_info(c);
     if (post ? !is(ri, "POST") : !(is(ri, "GET") || is(ri, "HEAD")))
         return reply(c, 405, "application/json",
@@ -145,15 +151,50 @@ int on_reload(mg_connection* c, void* cb) {
 
 }  // namespace
 
-Management::Management(Runtime& rt, const std::string& listen, bool metrics_only) : rt_(rt) {
+bool Management::authorized(mg_connection* c) {
+    if (relay_) {
+        // Behind TLS the HTTP server listens on loopback for the relay alone.
+        const mg_request_info* ri = mg_get_request_info(c);
+        if (std::strcmp(ri->remote_addr, "127.0.0.1") != 0 ||
+            !relay_->from_relay(static_cast<uint16_t>(ri->remote_port))) {
+            reply(c, 403, "application/json", nlohmann::json{{"error", "use https://" + listen_}}.dump(2) + "\n");
+            return false;
+        }
+    }
+    if (!auth_) return true;
+    if (auth_->allows(mg_get_header(c, "Authorization"))) return true;
+    reply(c, 401, "application/json", nlohmann::json{{"error", "authentication required"}}.dump(2) + "\n");
+    return false;
+}
+
+Management::Management(Runtime& rt, const std::string& listen, bool metrics_only, const web::WebConfig* web)
+    : rt_(rt), web_(web) {
+    if (web && !web->users.empty()) auth_ = std::make_unique<web::BasicAuth>(web->users);
+    const bool tls = web && web->tls;
+    listen_ = listen;
+    const char* what = metrics_only ? "management.metrics_listen" : "management.listen";
     mg_init_library(0);
-    const char* options[] = {"listening_ports",    listen.c_str(), "num_threads", "4",
-                             "request_timeout_ms", "10000",        nullptr};
+    // With TLS the HTTP server takes a loopback port of the kernel's choice, behind the relay.
+    const std::string ports = tls ? "127.0.0.1:0" : listen;
+    const char* options[] = {"listening_ports",    ports.c_str(), "num_threads", "4",
+                             "request_timeout_ms", "10000",       nullptr};
     mg_callbacks callbacks{};
-    ctx_ = mg_start(&callbacks, nullptr, options);
-    if (!ctx_)
-        throw std::runtime_error(std::string(metrics_only ? "management.metrics_listen" : "management.listen") +
-                                 ": cannot listen on " + listen + " (address in use?)");
+    ctx_ = mg_start(&callbacks, this, options);
+    if (!ctx_) throw std::runtime_error(std::string(what) + ": cannot listen on " + ports + " (address in use?)");
+    if (tls) {
+        mg_server_port sp[2]{};
+        if (mg_get_server_ports(ctx_, 2, sp) < 1) {
+            mg_stop(ctx_);
+            throw std::runtime_error(std::string(what) + ": the HTTP server has no port");
+        }
+        try {
+            relay_ = std::make_unique<web::TlsRelay>(listen, static_cast<uint16_t>(sp[0].port), web->tls_config);
+        } catch (const std::exception& e) {
+            mg_stop(ctx_);
+            ctx_ = nullptr;
+            throw std::runtime_error(std::string(what) + ": " + e.what());
+        }
+    }
     mg_set_request_handler(ctx_, "/metrics$", on_metrics, &rt_);
     mg_set_request_handler(ctx_, "/healthz$", on_healthz, &rt_);
     if (metrics_only) return;
@@ -165,6 +206,7 @@ Management::Management(Runtime& rt, const std::string& listen, bool metrics_only
 }
 
 Management::~Management() {
+    relay_.reset();  // no new connections to the server first
     if (ctx_) mg_stop(ctx_);
 }
 

@@ -79,6 +79,7 @@ nlohmann::json apply_reload(Runtime& rt) {
         fixed(c.mbufs_per_queue == o.mbufs_per_queue, "mbufs_per_queue");
         fixed(c.management == o.management, "management.listen");
         fixed(c.metrics_listen == o.metrics_listen, "management.metrics_listen");
+        fixed(c.web_config == o.web_config, "management.web_config");
         fixed(c.drivers_config.empty() || c.drivers_config == o.drivers_config, "drivers_config");
         if (c.inspect.on() != o.inspect.on())
             errors.push_back(std::string("inspect.rules: payload inspection is turned ") +
