@@ -7,7 +7,7 @@ packages=(g++ meson ninja-build pkg-config python3
           dpdk dpdk-dev libdpdk-dev libpcap-dev nlohmann-json3-dev prometheus-cpp-dev libcivetweb-dev
           libcurl4-openssl-dev zlib1g-dev libhyperscan-dev librdkafka-dev libyaml-cpp-dev libssl-dev libcrypt-dev)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(libgtest-dev tshark nfdump iproute2 prometheus curl clickhouse-server pmacct systemd man-db groff-base openssl)
+  packages+=(libgtest-dev tshark nfdump iproute2 prometheus curl clickhouse-server pmacct systemd man-db groff-base openssl chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do

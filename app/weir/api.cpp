@@ -172,6 +172,7 @@ nlohmann::json status(Runtime& rt) {
     for (const auto& e : c.exporters) exporter_urls.push_back(e.url);
     return json{
         {"version", rt.version},
+        {"probe", rt.cfg.probe},
         {"uptime_s", unix_s() - s.start_time_s},
         {"start_time", s.start_time_s},
         {"mode", c.replay ? "replay" : "live"},

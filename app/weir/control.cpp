@@ -151,6 +151,31 @@ void refresh_port_stats(Runtime& rt, std::vector<uint64_t>& last_busy, std::vect
     rt.busy_ratio = std::move(busy);
 }
 
+// One sample of the page's history: the totals, the NICs' misses, the exporters' losses.
+void sample_history(Runtime& rt) {
+    const Totals t = totals(rt);
+    metrics::Sample s;
+    s.t = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    s.rx_packets = t.rx;
+    s.rx_bytes = t.rx_bytes;
+    s.decode_drops = t.drops;
+    s.flows_created = t.created;
+    s.flows_active = t.active;
+    s.records = t.records;
+    s.export_dropped = t.dropped_records;
+    {
+        std::lock_guard<std::mutex> lock(rt.mu);
+        for (const auto& p : rt.port_stats) s.missed += p.imissed + p.rx_nombuf;
+        for (double b : rt.busy_ratio) s.busy = std::max(s.busy, b);
+        for (const auto& ex : rt.exporters) s.export_dropped += ex->stats().lost_records.get();
+    }
+    if (rt.detection) {
+        std::lock_guard<std::mutex> lock(rt.detection->mu);
+        for (uint64_t e : rt.detection->detector->stats().events) s.events += e;
+    }
+    rt.history.add(s);
+}
+
 }  // namespace
 
 void control_loop(Runtime& rt) {
@@ -159,7 +184,7 @@ void control_loop(Runtime& rt) {
     double last_t = 0;
     const double t0 = rt.started_s;
     double next_stats = rt.cfg.stats_interval_s > 0 ? rt.cfg.stats_interval_s : 1e300;
-    double next_ports = 0, next_tick = 0, next_watchdog = 0;
+    double next_ports = 0, next_tick = 0, next_watchdog = 0, next_history = 0;
     const double watchdog_s = notify::watchdog_usec() / 1e6;
     std::vector<uint64_t> last_busy(rt.workers.size()), last_total(rt.workers.size());
     for (;;) {
@@ -224,6 +249,10 @@ void control_loop(Runtime& rt) {
         if (elapsed >= next_ports) {
             refresh_port_stats(rt, last_busy, last_total);
             next_ports = elapsed + 0.25;
+        }
+        if (elapsed >= next_history) {
+            sample_history(rt);
+            next_history = elapsed + rt.history.step_s();
         }
         if (watchdog_s > 0 && elapsed >= next_watchdog) {
             notify::send("WATCHDOG=1");  // the control loop is alive: draining, exporting, answering

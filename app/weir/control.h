@@ -23,6 +23,7 @@
 #include "detection.h"
 #include "inspection.h"
 #include "matrix.h"
+#include "metrics/history.h"
 #include "metrics/metrics.h"
 #include "worker/worker.h"
 
@@ -71,6 +72,7 @@ struct Runtime {
     std::unique_ptr<CaptureWriter> capture;  // selective capture's writer; nullptr when off
     std::unique_ptr<Detection> detection;    // scans, floods, reflection; nullptr when off
     std::unique_ptr<FlowMatrix> matrix;      // zone x zone x service counts, policy; nullptr without zones
+    metrics::History history;                // a day of samples for the page at / (control thread writes)
 };
 
 // Reload from the API: asks the control thread and waits for its answer.

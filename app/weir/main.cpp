@@ -918,6 +918,7 @@ int main(int argc, char** argv) {
         rt.started_s = t.tv_sec + t.tv_nsec / 1e9;
         rt.started_unix_s = wall_ns() / 1e9;
         rt.last_reload_ok_unix_s = rt.started_unix_s;
+        rt.history.configure(cfg.history_step_s);
         std::unique_ptr<weir::Management> mgmt, scrape;
         if (!cfg.management.empty() || !cfg.metrics_listen.empty()) {
             try {

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "common/log.h"
+#include "metrics/page.h"
 #include <string>
 
 namespace weir {
@@ -143,6 +144,36 @@ int on_matrix(mg_connection* c, void* cb) {
     return reply_json(c, 200, matrix_json(*rt.matrix, static_cast<size_t>(n)));
 }
 
+// The page for a person: graphs of /history, facts from /status.
+int on_page(mg_connection* c, void*) {
+    if (const int r = admit(c, false)) return r;
+    return reply(c, 200, "text/html; charset=utf-8", metrics::page_html());
+}
+
+// The probe's own history for the page: ?s= seconds back (60..86400, default 3600), ?points= at
+// most (10..5000, default 720).
+int on_history(mg_connection* c, void* cb) {
+    if (const int r = admit(c, false)) return r;
+    auto& rt = *static_cast<Runtime*>(cb);
+    const mg_request_info* ri = mg_get_request_info(c);
+    auto number = [&](const char* name, long dflt, long lo, long hi, long& out) {
+        const std::string v = query_var(ri, name, std::to_string(dflt).c_str());
+        char* end = nullptr;
+        out = std::strtol(v.c_str(), &end, 10);
+        if (end != v.c_str() && !*end && out >= lo && out <= hi) return std::string();
+        std::string e = name;
+        e += ": expected ";
+        e += std::to_string(lo) + ".." + std::to_string(hi) + ", got \"" + v + "\"";
+        return e;
+    };
+    long seconds = 0, points = 0;
+    std::string error = number("s", 3600, 60, 86400, seconds);
+    if (error.empty()) error = number("points", 720, 10, 5000, points);
+    if (!error.empty()) return reply_json(c, 400, {{"error", error}});
+    return reply(c, 200, "application/json",
+                 rt.history.json(static_cast<double>(seconds), static_cast<size_t>(points)).dump() + "\n");
+}
+
 int on_reload(mg_connection* c, void* cb) {
     if (const int r = admit(c, true)) return r;
     const nlohmann::json r = request_reload(*static_cast<Runtime*>(cb));
@@ -203,6 +234,8 @@ Management::Management(Runtime& rt, const std::string& listen, bool metrics_only
     mg_set_request_handler(ctx_, "/events$", on_events, &rt_);
     mg_set_request_handler(ctx_, "/matrix$", on_matrix, &rt_);
     mg_set_request_handler(ctx_, "/reload$", on_reload, &rt_);
+    mg_set_request_handler(ctx_, "/$", on_page, &rt_);
+    mg_set_request_handler(ctx_, "/history$", on_history, &rt_);
 }
 
 Management::~Management() {

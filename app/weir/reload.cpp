@@ -80,6 +80,7 @@ nlohmann::json apply_reload(Runtime& rt) {
         fixed(c.management == o.management, "management.listen");
         fixed(c.metrics_listen == o.metrics_listen, "management.metrics_listen");
         fixed(c.web_config == o.web_config, "management.web_config");
+        fixed(c.history_step_s == o.history_step_s, "management.history_step_s");
         fixed(c.drivers_config.empty() || c.drivers_config == o.drivers_config, "drivers_config");
         if (c.inspect.on() != o.inspect.on())
             errors.push_back(std::string("inspect.rules: payload inspection is turned ") +

@@ -736,6 +736,7 @@ Config from_json(const json& j) {
             listen_address("listen", c.management, "127.0.0.1:9471");
             listen_address("metrics_listen", c.metrics_listen, "0.0.0.0:9472");
             r.string("web_config", c.web_config);
+            r.number("history_step_s", c.history_step_s, 1, 300);
         }
     }
     if (problems.empty() && c.ports.empty()) problems.push_back("ports: at least one port is required");

@@ -175,6 +175,7 @@ struct Config {
     std::string management = "127.0.0.1:9471";  // metrics and status API; "" for none
     std::string metrics_listen;                 // /metrics and /healthz only, for scraping from elsewhere; "" for none
     std::string web_config;                     // TLS and basic auth of both listeners (exporter-toolkit YAML); "" none
+    double history_step_s = 10;                 // the page's history: a sample this often, a day of them
     bool hold_after_replay = false;             // keep running (flows active) after a replay, until a signal
     bool replay = false;                        // every port is a net_pcap capture: exit at its end
     Tunnels tunnels;
