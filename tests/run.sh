@@ -45,5 +45,5 @@ for b in build build-asan; do
 done
 skipped=$(cat build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt 2>/dev/null |
   grep -o 'skipped=[0-9]*' | awk -F= '{s += $2} END {print s + 0}')
-echo "$passed passed, $failed failed ($skipped integration cases skipped: captures not at hand)"
+echo "$passed passed, $failed failed ($skipped integration cases skipped: captures not at hand, or the long corpus run WEIR_CORPUS_ALL=1 asks for)"
 exit $status

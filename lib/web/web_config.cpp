@@ -48,6 +48,8 @@ std::string sha256(const std::string& s) {
 // Any certificate will do (RequestClientCert, RequireAnyClientCert): the chain is not checked.
 int accept_any(int, X509_STORE_CTX*) { return 1; }
 
+void read(const YAML::Node& root, const std::string& path, WebConfig& w);
+
 }  // namespace
 
 WebConfig load(const std::string& path) {
@@ -66,7 +68,27 @@ WebConfig load(const std::string& path) {
                    "not YAML: line " + std::to_string(e.mark.line + 1) + ", column " +
                        std::to_string(e.mark.column + 1) + ": " + e.msg);
     }
-    if (root.IsNull()) return w;  // an empty file: plain HTTP, no authentication
+    try {
+        read(root, path, w);
+    } catch (const YAML::Exception& e) {
+        // A value of a kind no key takes (a mapping as a key, say) that the checks above let by.
+        throw fail("", std::string("cannot read it: ") + e.what());
+    }
+    return w;
+}
+
+namespace {
+
+void read(const YAML::Node& root, const std::string& path, WebConfig& w) {
+    auto fail = [&](const std::string& key, const std::string& why) -> WebConfigError {
+        return WebConfigError(path + ": " + (key.empty() ? "" : key + ": ") + why);
+    };
+    if (root.IsNull()) return;  // an empty file: plain HTTP, no authentication
+    auto name_of = [&](const YAML::Node& key, const std::string& where) {
+        if (!key.IsScalar())
+            throw fail(where, "keys are plain words, not " + std::string(key.IsMap() ? "mappings" : "lists"));
+        return key.as<std::string>();
+    };
     if (!root.IsMap()) throw fail("", "expected a mapping of tls_server_config, http_server_config, basic_auth_users");
     const std::filesystem::path dir = std::filesystem::path(path).parent_path();
     auto file = [&](const std::string& key, const YAML::Node& v) {
@@ -82,7 +104,7 @@ WebConfig load(const std::string& path) {
         return v.as<std::string>();
     };
     for (const auto& top : root) {
-        const std::string k = top.first.as<std::string>();
+        const std::string k = name_of(top.first, "");
         const YAML::Node& v = top.second;
         if (k == "tls_server_config") {
             if (v.IsNull()) continue;
@@ -91,8 +113,8 @@ WebConfig load(const std::string& path) {
             Tls& t = w.tls_config;
             std::string auth;
             for (const auto& e : v) {
-                const std::string key = k + "." + e.first.as<std::string>();
-                const std::string name = e.first.as<std::string>();
+                const std::string name = name_of(e.first, k);
+                const std::string key = k + "." + name;
                 if (name == "cert_file")
                     t.cert_file = file(key, e.second);
                 else if (name == "key_file")
@@ -151,17 +173,18 @@ WebConfig load(const std::string& path) {
             if (v.IsNull()) continue;
             if (!v.IsMap()) throw fail(k, "expected a mapping");
             for (const auto& e : v) {
-                const std::string key = k + "." + e.first.as<std::string>();
-                if (e.first.as<std::string>() == "http2")
+                const std::string name = name_of(e.first, k);
+                const std::string key = k + "." + name;
+                if (name == "http2")
                     w.ignored.push_back(key + " (weir answers HTTP/1.1)");
                 else
-                    throw fail(key, e.first.as<std::string>() == "headers" ? "not supported by weir" : "unknown key");
+                    throw fail(key, name == "headers" ? "not supported by weir" : "unknown key");
             }
         } else if (k == "basic_auth_users") {
             if (v.IsNull()) continue;
             if (!v.IsMap()) throw fail(k, "expected a mapping of user names to bcrypt hashes");
             for (const auto& e : v) {
-                const std::string user = e.first.as<std::string>();
+                const std::string user = name_of(e.first, k);
                 const std::string key = k + "." + user;
                 const std::string hash = scalar(key, e.second);
                 if (user.empty() || user.find(':') != std::string::npos)
@@ -174,8 +197,9 @@ WebConfig load(const std::string& path) {
             throw fail(k, "unknown key (expected tls_server_config, http_server_config, basic_auth_users)");
         }
     }
-    return w;
 }
+
+}  // namespace
 
 bool bcrypt_matches(const std::string& password, const std::string& hash) {
     auto data = std::make_unique<crypt_data>();  // ~32 KiB: not on a server thread's stack

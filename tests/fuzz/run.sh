@@ -5,13 +5,13 @@
 # The fuzz build instruments the libraries too (meson option fuzz), so coverage is the code's,
 # not only the harness'. Corpora grow in build-fuzz/corpus/TARGET and are kept between runs;
 # findings (crash-*, leak-*, timeout-*) land in build-fuzz/findings/TARGET.
-# usage: tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: decode inspect config)
+# usage: tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: decode inspect config web export)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode inspect config)
+[ ${#targets[@]} -gt 0 ] || targets=(decode inspect config web export)
 [ -f build-fuzz/build.ninja ] || CXX=clang++ CC=clang meson setup build-fuzz -Dfuzz=true \
   -Db_sanitize=address,undefined -Db_lundef=false > /dev/null
 ninja -C build-fuzz $(printf 'tests/fuzz/%s_fuzz ' "${targets[@]}") > /dev/null
@@ -46,7 +46,7 @@ for t in "${targets[@]}"; do
   corpus=build-fuzz/corpus/$t findings=build-fuzz/findings/$t
   mkdir -p "$corpus" "$findings"
   if [ -z "$(ls -A "$corpus")" ]; then
-    if [ "$t" = config ]; then cp tests/fuzz/seeds/config/* "$corpus"/; else seed_frames "$corpus"; fi
+    if [ -d "tests/fuzz/seeds/$t" ]; then cp "tests/fuzz/seeds/$t"/* "$corpus"/; else seed_frames "$corpus"; fi
   fi
   extra=()
   [ "$t" = decode ] && extra=(-max_len=2048)

@@ -118,6 +118,8 @@ TEST(WebConfig, EveryProblemNamesItsKey) {
         {tls + "  tls_cert: x\n", "tls_server_config.tls_cert: unknown key"},
         {"basic_auth_users:\n  alice: secret\n", "basic_auth_users.alice: expected a bcrypt hash"},
         {"basic_auth_users: [alice]\n", "basic_auth_users: expected a mapping"},
+        {"basic_auth_users:\n  [a]: b\n", "basic_auth_users: keys are plain words, not lists"},
+        {"? {a: b}\n: c\n", "keys are plain words, not mappings"},
         {"http_server_config:\n  headers:\n    X-A: b\n", "http_server_config.headers: not supported by weir"},
         {"web: 1\n", "web: unknown key"},
         {"- 1\n", "expected a mapping"},
