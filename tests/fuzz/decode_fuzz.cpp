@@ -3,7 +3,8 @@
 // modes (and with a buffer split where a multi-segment frame would split it), fed to a flow table
 // with tunnel contexts that keeps everything an exporter may ask for (MACs and MPLS label,
 // handshake times, size bins), then encoded as IPFIX with those elements. Must never read out of
-// bounds, crash, lose a packet, count a packet in no size bin or leak a tunnel context.
+// bounds, crash, lose a packet, count a packet in no size bin, leak a tunnel context, or end a
+// flow in a record without packets or with a time that runs backwards.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -43,6 +44,9 @@ struct Sink {
         packets += e.packets();
         flow::FlowRecord r;
         flow::make_record(e, why, e.key.tunnel ? &tunnels->key(e.key.tunnel) : nullptr, table->side(e), r);
+        if (r.packets() == 0 || r.fwd.packets == 0) std::abort();  // no record without packets
+        for (const auto* d : {&r.fwd, &r.rev})
+            if (d->packets && d->first_ns > d->last_ns) std::abort();  // time never runs backwards in a record
         for (int d = 0; d < 2; ++d) {
             uint64_t binned = 0;
             for (uint32_t b = 0; b < flow::kSizeBins; ++b) binned += r.sizes[d][b];

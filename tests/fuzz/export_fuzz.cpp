@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@
 #include "export/exporter.h"
 #include "flow/flow_record.h"
 #include "ipfix/ipfix.h"
+#include "ipfix/netflow.h"
 
 namespace {
 
@@ -86,6 +89,69 @@ flow::FlowRecord record(FuzzedDataProvider& in) {
 }
 
 uint64_t u(const test::Record& rec, uint32_t pen, uint16_t ie) { return pen ? rec.u(pen, ie) : rec.u(ie); }
+
+uint64_t be(const uint8_t* p, size_t n) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; ++i) v = v << 8 | p[i];
+    return v;
+}
+
+// A NetFlow v9 reader written here, apart from the encoder: templates from flowset 0, data
+// flowsets decoded field by field. Adds each data record's IN_PKTS, IN_BYTES and PROTOCOL;
+// aborts on anything malformed.
+struct V9Reader {
+    std::map<uint16_t, std::vector<std::pair<uint16_t, uint16_t>>> templates;
+    uint64_t records = 0, packets = 0, octets = 0;
+    void parse(const uint8_t* p, size_t n) {
+        if (n < 20 || be(p, 2) != 9) std::abort();
+        const uint64_t count = be(p + 2, 2);
+        uint64_t seen = 0;
+        size_t off = 20;
+        while (off + 4 <= n) {
+            const uint16_t id = static_cast<uint16_t>(be(p + off, 2)), len = static_cast<uint16_t>(be(p + off + 2, 2));
+            if (len < 4 || off + len > n) std::abort();
+            const uint8_t* b = p + off + 4;
+            const size_t blen = len - 4u;
+            if (id == 0) {
+                size_t o = 0;
+                while (o + 4 <= blen) {
+                    const uint16_t tid = static_cast<uint16_t>(be(b + o, 2)),
+                                   fields = static_cast<uint16_t>(be(b + o + 2, 2));
+                    o += 4;
+                    if (o + 4u * fields > blen) std::abort();
+                    auto& t = templates[tid];
+                    t.clear();
+                    for (uint16_t f = 0; f < fields; ++f, o += 4)
+                        t.emplace_back(static_cast<uint16_t>(be(b + o, 2)), static_cast<uint16_t>(be(b + o + 2, 2)));
+                    ++seen;
+                }
+            } else if (id == 1) {
+                seen += 1;  // options template (sampling)
+            } else if (id >= 256) {
+                auto it = templates.find(id);
+                if (it == templates.end()) {
+                    seen += 1;  // options data (sampling): one record
+                } else {
+                    size_t rl = 0;
+                    for (const auto& [t, l] : it->second) rl += l;
+                    if (rl == 0) std::abort();
+                    for (size_t o = 0; o + rl <= blen; o += rl) {
+                        size_t q = o;
+                        for (const auto& [t, l] : it->second) {
+                            if (t == 2) packets += be(b + q, l);
+                            if (t == 1) octets += be(b + q, l);
+                            q += l;
+                        }
+                        ++records;
+                        ++seen;
+                    }
+                }
+            }
+            off += len;
+        }
+        if (off != n || seen != count) std::abort();
+    }
+};
 
 }  // namespace
 
@@ -186,5 +252,54 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         pos = end + 1;
     }
     if (lines != records || packets != want_packets || json_packets != want_packets) std::abort();
+
+    // NetFlow v9 (uniflow: a record per direction that has packets) and v5 (IPv4 only, 32-bit
+    // counters), read back.
+    netflow::NetflowClock clock;
+    for (const auto& r : recs) clock.observe(r);
+    V9Reader v9;
+    const bool macs = o.macs;
+    netflow::v9::Encoder first(buf.data(), mtu, macs);
+    if (!first.add_templates()) std::abort();
+    v9.parse(buf.data(), first.finish(clock, 0, 7));
+    uint64_t v9_want = 0, v9_records = 0;
+    std::vector<uint8_t> nbuf(mtu);
+    auto v9_enc = std::make_unique<netflow::v9::Encoder>(nbuf.data(), mtu, macs);
+    for (const auto& r : recs) {
+        v9_want += r.packets();
+        v9_records += r.rev.packets ? 2 : 1;
+        if (v9_enc->add(r, clock)) continue;
+        v9.parse(nbuf.data(), v9_enc->finish(clock, 1, 7));
+        v9_enc = std::make_unique<netflow::v9::Encoder>(nbuf.data(), mtu, macs);
+        if (!v9_enc->add(r, clock)) std::abort();
+    }
+    if (v9_enc->data_records()) v9.parse(nbuf.data(), v9_enc->finish(clock, 2, 7));
+    if (v9.records != v9_records || v9.packets != v9_want) std::abort();
+
+    uint64_t v5_records = 0, v5_packets = 0, v5_want = 0, v5_sent = 0;
+    netflow::v5::Encoder v5(nbuf.data(), mtu);
+    auto v5_read = [&](uint32_t len) {
+        if (len < netflow::v5::kHeaderLen || be(nbuf.data(), 2) != 5) std::abort();
+        const uint64_t count = be(nbuf.data() + 2, 2);
+        if (len != netflow::v5::kHeaderLen + count * netflow::v5::kRecordLen) std::abort();
+        for (uint64_t i = 0; i < count; ++i)
+            v5_packets += be(nbuf.data() + netflow::v5::kHeaderLen + i * netflow::v5::kRecordLen + 16, 4);
+        v5_records += count;
+    };
+    netflow::v5::Encoder* cur = &v5;
+    std::unique_ptr<netflow::v5::Encoder> next5;
+    for (const auto& r : recs) {
+        if (!netflow::v5::Encoder::can_encode(r)) continue;
+        for (const auto* d : {&r.fwd, &r.rev})
+            if (d->packets) v5_want += std::min<uint64_t>(d->packets, UINT32_MAX);
+        v5_sent += r.rev.packets ? 2 : 1;
+        if (cur->add(r, clock)) continue;
+        v5_read(cur->finish(clock, 0, 7));
+        next5 = std::make_unique<netflow::v5::Encoder>(nbuf.data(), mtu);
+        cur = next5.get();
+        if (!cur->add(r, clock)) std::abort();
+    }
+    if (cur->records()) v5_read(cur->finish(clock, 0, 7));
+    if (v5_records != v5_sent || v5_packets != v5_want) std::abort();
     return 0;
 }
