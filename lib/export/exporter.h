@@ -52,6 +52,33 @@ struct ExportContext {
     std::shared_ptr<const zones::ZoneMap> zones;  // JSON and ClickHouse rows name each end's zone; nullptr: no zones
 };
 
+class Transport;
+
+// When templates go out again (IPFIX, NetFlow v9; per observation domain, or per Kafka key):
+// before the first data on each transport generation (a new file, a new connection), then every
+// refresh_s seconds or refresh_messages data messages, whichever comes first.
+class TemplateSchedule {
+public:
+    struct State {
+        uint32_t last_s = 0;               // when templates last went out
+        uint32_t since = 0;                // data messages since
+        uint64_t generation = UINT64_MAX;  // the transport generation they went out on (none yet)
+    };
+    TemplateSchedule(uint32_t refresh_s, uint32_t refresh_messages) : s_(refresh_s), m_(refresh_messages) {}
+    bool due(const State& st, uint32_t now_s, uint64_t generation = 0) const {
+        return st.generation != generation || now_s - st.last_s >= s_ || st.since >= m_;
+    }
+    static void sent(State& st, uint32_t now_s, uint64_t generation = 0) {
+        st.generation = generation;
+        st.last_s = now_s;
+        st.since = 0;
+    }
+    static void data_sent(State& st) { ++st.since; }
+
+private:
+    uint32_t s_, m_;
+};
+
 class Exporter {
 public:
     virtual ~Exporter() = default;
@@ -73,6 +100,9 @@ protected:
     Exporter(const config::Exporter& ex, std::string consequence);  // what a failed delivery costs, for the log
     // After each delivery: a failure goes to the log when it starts, every minute while it
     // lasts, and when it ends.
+    // A transport that lost messages it had accepted (a connection that broke with messages
+    // queued): their records move from sent to lost; reconnections are copied.
+    void settle(Transport& t);
     void delivered(bool ok, int err, bool refused = false) {
         if (refused) {
             stats_.send_errors.add();

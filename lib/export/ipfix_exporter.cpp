@@ -15,6 +15,17 @@ namespace weir::exporter {
 
 Exporter::Exporter(const config::Exporter& ex) : Exporter(ex, "what it carries is counted lost until it recovers") {}
 
+void Exporter::settle(Transport& t) {
+    const Transport::Lost l = t.take_lost();
+    if (l.messages) {
+        stats_.records.sub(l.records);
+        stats_.packets.sub(l.packets);
+        stats_.lost_records.add(l.records);
+        stats_.lost_packets.add(l.packets);
+    }
+    stats_.reconnects.set(t.reconnects());
+}
+
 Exporter::Exporter(const config::Exporter& ex, std::string consequence)
     : url_(ex.url),
       format_(config::format_name(ex.format)),
@@ -68,8 +79,7 @@ public:
           layout_(options_of(ex, cfg, ctx.get())),
           ctx_(ex.options ? std::move(ctx) : nullptr),
           transport_(make_transport(ex, cfg)),
-          refresh_s_(cfg.template_refresh_s),
-          refresh_messages_(cfg.template_refresh_messages),
+          schedule_(cfg.template_refresh_s, cfg.template_refresh_messages),
           probe_(cfg.probe),
           buf_(transport_->max_message()) {
         if (transport_->generation()) stats_.files.add();
@@ -89,27 +99,14 @@ public:
 
     void tick(uint32_t now_s) override {
         transport_->prepare(0, now_s);
-        settle_lost();
-        stats_.reconnects.set(transport_->reconnects());
+        settle(*transport_);
     }
 
 private:
     struct Domain {
         uint32_t sequence = 0;
-        uint32_t last_template_s = 0;
-        uint32_t since_template = 0;
-        uint64_t generation = UINT64_MAX;  // transport generation the templates went out on
+        TemplateSchedule::State templates;
     };
-
-    // A broken connection took queued messages with it: they were counted sent, now lost.
-    void settle_lost() {
-        const Transport::Lost l = transport_->take_lost();
-        if (!l.messages) return;
-        stats_.records.sub(l.records);
-        stats_.packets.sub(l.packets);
-        stats_.lost_records.add(l.records);
-        stats_.lost_packets.add(l.packets);
-    }
 
     bool deliver(const uint8_t* p, size_t n, uint32_t now_s, uint64_t records = 0, uint64_t packets = 0) {
         const uint64_t gen = transport_->generation();
@@ -153,9 +150,7 @@ private:
             if (ok) stats_.template_messages.add();
         }
         if (ok) {
-            d.generation = transport_->generation();
-            d.last_template_s = now_s;
-            d.since_template = 0;
+            TemplateSchedule::sent(d.templates, now_s, transport_->generation());
             send_options(domain, d, now_s);
         }
     }
@@ -163,7 +158,7 @@ private:
     // Statistics and the interface table as options data (counted in the sequence like any
     // data record, RFC 7011 section 3.1).
     void send_options(uint32_t domain, Domain& d, uint32_t now_s) {
-        if (!ctx_ || d.generation != transport_->generation()) return;
+        if (!ctx_ || d.templates.generation != transport_->generation()) return;
         std::vector<uint8_t> buf(4096);
         ipfix::ExportingStats e;
         e.process_id = ctx_->process_id;
@@ -195,21 +190,18 @@ private:
         Domain& d = domains_[domain];
         const uint64_t gen = transport_->generation();
         transport_->prepare(enc.length() + 1024, now_s);  // room for templates too
-        settle_lost();
-        stats_.reconnects.set(transport_->reconnects());
+        settle(*transport_);
         if (transport_->generation() != gen && !transport_->new_session_per_generation()) stats_.files.add();
-        if (d.generation != transport_->generation() && transport_->new_session_per_generation())
+        if (d.templates.generation != transport_->generation() && transport_->new_session_per_generation())
             d.sequence = 0;  // a new TCP connection is a new transport session (RFC 7011 10.4)
-        if (d.generation != transport_->generation() || now_s - d.last_template_s >= refresh_s_ ||
-            d.since_template >= refresh_messages_)
-            send_templates(domain, d, now_s);
+        if (schedule_.due(d.templates, now_s, transport_->generation())) send_templates(domain, d, now_s);
         const uint32_t records = enc.records();
         const uint64_t packets = enc.packets();
         const uint32_t len = enc.finish();
         ipfix::set_header_fields(buf_.data(), now_s, d.sequence);
-        if (d.generation == transport_->generation() && deliver(buf_.data(), len, now_s, records, packets)) {
+        if (d.templates.generation == transport_->generation() && deliver(buf_.data(), len, now_s, records, packets)) {
             d.sequence += records;
-            d.since_template += 1;
+            TemplateSchedule::data_sent(d.templates);
             stats_.messages.add();
             stats_.records.add(records);
             stats_.packets.add(packets);
@@ -222,8 +214,7 @@ private:
     ipfix::Layout layout_;
     std::shared_ptr<const ExportContext> ctx_;
     std::unique_ptr<Transport> transport_;
-    uint32_t refresh_s_;
-    uint32_t refresh_messages_;
+    TemplateSchedule schedule_;
     std::map<uint32_t, Domain> domains_;
     std::string probe_;
     std::vector<uint8_t> buf_;

@@ -289,7 +289,7 @@ public:
         uint64_t records = 0, packets = 0;
         rows(out, rs, count, domain, ex_, ifindex_, directions_, false, zones_.get(), probe_, records, packets);
         transport_->prepare(out.size(), now_s);
-        settle();
+        settle(*transport_);
         if (transport_->send(reinterpret_cast<const uint8_t*>(out.data()), out.size(), now_s, records, packets)) {
             stats_.messages.add();
             stats_.bytes.add(out.size());
@@ -305,18 +305,10 @@ public:
     }
     void tick(uint32_t now_s) override {
         transport_->prepare(0, now_s);
-        settle();
+        settle(*transport_);
     }
 
 private:
-    void settle() {
-        const Transport::Lost l = transport_->take_lost();
-        stats_.records.sub(l.records);
-        stats_.packets.sub(l.packets);
-        stats_.lost_records.add(l.records);
-        stats_.lost_packets.add(l.packets);
-        stats_.reconnects.set(transport_->reconnects());
-    }
     config::Exporter ex_;
     std::vector<uint32_t> ifindex_;
     std::vector<uint8_t> directions_;  // flowDirection by DPDK port id (0xFF: none)

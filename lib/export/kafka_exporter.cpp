@@ -91,8 +91,7 @@ public:
           ctx_(std::move(ctx)),
           probe_(cfg.probe),
           layout_(ipfix_options(ex, cfg, ctx_.get())),
-          refresh_s_(cfg.template_refresh_s),
-          refresh_messages_(cfg.template_refresh_messages),
+          schedule_(cfg.template_refresh_s, cfg.template_refresh_messages),
           max_message_(65535) {  // an IPFIX message's largest; Kafka takes it whole
         char err[512];
         rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -190,22 +189,10 @@ private:
         if (!out.empty()) produce(key, out.data(), out.size(), {records, packets, out.size(), false});
     }
 
-    struct KeyState {
-        uint32_t last_template_s = 0;
-        uint32_t since_template = 0;
-        bool sent = false;
-    };
-
     void send_ipfix(uint32_t key, uint32_t domain, uint32_t now_s) {
         uint32_t& sequence = sequence_[domain];
-        KeyState& ks = keys_[(uint64_t{domain} << 32) | key];
-        if (!ks.sent || now_s - ks.last_template_s >= refresh_s_ || ks.since_template >= refresh_messages_) {
-            if (send_templates(key, domain, sequence, now_s)) {
-                ks.sent = true;
-                ks.last_template_s = now_s;
-                ks.since_template = 0;
-            }
-        }
+        TemplateSchedule::State& ks = keys_[(uint64_t{domain} << 32) | key];
+        if (schedule_.due(ks, now_s) && send_templates(key, domain, sequence, now_s)) TemplateSchedule::sent(ks, now_s);
         buf_.resize(max_message_);
         ipfix::MessageEncoder enc(domain, static_cast<uint32_t>(buf_.size()), layout_);
         auto flush = [&] {
@@ -214,7 +201,7 @@ private:
             const uint32_t len = enc.finish();
             ipfix::set_header_fields(buf_.data(), now_s, sequence);
             sequence += records;  // the records are in the domain's sequence whether or not they arrive
-            ++ks.since_template;
+            TemplateSchedule::data_sent(ks);
             produce(key, buf_.data(), len, {records, packets, len, false});
         };
         enc.start(buf_.data());
@@ -325,13 +312,13 @@ private:
     std::shared_ptr<const ExportContext> ctx_;
     std::string probe_;
     ipfix::Layout layout_;
-    uint32_t refresh_s_, refresh_messages_;
+    TemplateSchedule schedule_;
     size_t max_message_;
     rd_kafka_t* rk_ = nullptr;
     rd_kafka_topic_t* rkt_ = nullptr;
     std::vector<std::vector<const flow::FlowRecord*>> buckets_;
-    std::map<uint32_t, uint32_t> sequence_;  // by observation domain
-    std::map<uint64_t, KeyState> keys_;      // by (domain, key)
+    std::map<uint32_t, uint32_t> sequence_;             // by observation domain
+    std::map<uint64_t, TemplateSchedule::State> keys_;  // by (domain, key)
     std::vector<uint8_t> buf_;
     uint64_t queued_ = 0, retries_ = 0, reconnects_ = 0;
 };

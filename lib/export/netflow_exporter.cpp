@@ -22,8 +22,7 @@ public:
           v5_(ex.format == config::Format::kNetflow5),
           macs_(ex.macs),
           transport_(make_transport(ex, cfg)),
-          refresh_s_(cfg.template_refresh_s),
-          refresh_messages_(cfg.template_refresh_messages),
+          schedule_(cfg.template_refresh_s, cfg.template_refresh_messages),
           buf_(transport_->max_message()) {}
 
     void send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s) override {
@@ -41,9 +40,7 @@ private:
     struct Source {
         netflow::NetflowClock clock;
         uint32_t sequence = 0;
-        uint32_t last_template_s = 0;
-        uint32_t since_template = 0;
-        bool templates_sent = false;
+        TemplateSchedule::State templates;
     };
 
     bool deliver(uint32_t len, uint32_t now_s) {
@@ -62,8 +59,7 @@ private:
         uint32_t i = 0;
         while (i < count) {
             netflow::v9::Encoder enc(buf_.data(), static_cast<uint32_t>(buf_.size()), macs_, &ifindex_, sampling_);
-            const bool with_templates =
-                !s.templates_sent || now_s - s.last_template_s >= refresh_s_ || s.since_template >= refresh_messages_;
+            const bool with_templates = schedule_.due(s.templates, now_s);
             if (with_templates) enc.add_templates();
             while (i < count && enc.add(r[i], s.clock)) ++i;
             const uint32_t len = enc.finish(s.clock, s.sequence, domain);
@@ -73,11 +69,9 @@ private:
                 stats_.packets.add(enc.packets());
                 if (with_templates) {
                     stats_.template_messages.add();
-                    s.templates_sent = true;
-                    s.last_template_s = now_s;
-                    s.since_template = 0;
+                    TemplateSchedule::sent(s.templates, now_s);
                 } else {
-                    ++s.since_template;
+                    TemplateSchedule::data_sent(s.templates);
                 }
             } else {
                 stats_.lost_records.add(enc.data_records());
@@ -121,8 +115,7 @@ private:
     bool v5_;
     bool macs_;
     std::unique_ptr<Transport> transport_;
-    uint32_t refresh_s_;
-    uint32_t refresh_messages_;
+    TemplateSchedule schedule_;
     std::map<uint32_t, Source> sources_;
     std::vector<uint8_t> buf_;
 };
