@@ -52,8 +52,14 @@ DriverProfile parse_profile(const nlohmann::json& j, const std::string& source, 
                 fail("rss." + it.key(), "unknown key");
         if (r.contains("mode")) {
             if (!r["mode"].is_string()) fail("rss.mode", "expected a string");
-            p.rss_mode = r["mode"].get<std::string>();
-            if (p.rss_mode != "symmetric_key" && p.rss_mode != "kernel_fanout" && p.rss_mode != "none")
+            const std::string mode = r["mode"].get<std::string>();
+            if (mode == "symmetric_key")
+                p.rss_mode = RssMode::kSymmetricKey;
+            else if (mode == "kernel_fanout")
+                p.rss_mode = RssMode::kKernelFanout;
+            else if (mode == "none")
+                p.rss_mode = RssMode::kNone;
+            else
                 fail("rss.mode", "expected symmetric_key, kernel_fanout or none");
         }
         if (r.contains("functions")) {
@@ -71,8 +77,14 @@ DriverProfile parse_profile(const nlohmann::json& j, const std::string& source, 
         }
     }
     if (j.contains("timestamps")) {
-        p.timestamps = j["timestamps"].is_string() ? j["timestamps"].get<std::string>() : "";
-        if (p.timestamps != "tsc" && p.timestamps != "dynfield_us" && p.timestamps != "dynfield_ns")
+        const std::string ts = j["timestamps"].is_string() ? j["timestamps"].get<std::string>() : "";
+        if (ts == "tsc")
+            p.timestamps = Timestamps::kTsc;
+        else if (ts == "dynfield_us")
+            p.timestamps = Timestamps::kDynfieldUs;
+        else if (ts == "dynfield_ns")
+            p.timestamps = Timestamps::kDynfieldNs;
+        else
             fail("timestamps", "expected tsc, dynfield_us or dynfield_ns");
     }
     if (j.contains("promiscuous")) p.promiscuous = bool_field("promiscuous");
@@ -206,9 +218,9 @@ PortInfo start_port(const PortPlan& plan, uint16_t queues, const std::vector<rte
     std::vector<uint8_t> key;
     if (queues == 1) {
         info.rss = "single queue";
-    } else if (prof.rss_mode == "kernel_fanout") {
+    } else if (prof.rss_mode == RssMode::kKernelFanout) {
         info.rss = "kernel PACKET_FANOUT_HASH (symmetric)";
-    } else if (prof.rss_mode == "none" || dev.flow_type_rss_offloads == 0) {
+    } else if (prof.rss_mode == RssMode::kNone || dev.flow_type_rss_offloads == 0) {
         info.rss = "none: driver " + info.driver +
             " cannot do symmetric RSS; the two directions of a conversation may reach different workers";
     } else {
@@ -229,10 +241,10 @@ PortInfo start_port(const PortPlan& plan, uint16_t queues, const std::vector<rte
         }
         conf.rx_adv_conf.rss_conf.rss_hf = hf;
     }
-    if (prof.timestamps != "tsc") {
+    if (prof.timestamps != Timestamps::kTsc) {
         // The PMD's own stamp (a capture's packet times for net_pcap): its unit is the profile's.
         if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
-        info.dynfield_ns_per_unit = prof.timestamps == "dynfield_us" ? 1000 : 1;
+        info.dynfield_ns_per_unit = prof.timestamps == Timestamps::kDynfieldUs ? 1000 : 1;
     }
     if (plan.scatter) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
     conf.rxmode.mtu = plan.mtu;

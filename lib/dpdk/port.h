@@ -16,14 +16,21 @@ struct rte_mempool;
 
 namespace weir::dpdk {
 
+// How packets are spread over a port's RX queues: a symmetric Toeplitz key (both directions of
+// a conversation to one queue), the kernel's PACKET_FANOUT_HASH (af_packet), or not at all.
+enum class RssMode : uint8_t { kSymmetricKey, kKernelFanout, kNone };
+// Who stamps each packet: the worker's TSC at receive, or the PMD in the mbuf's timestamp
+// dynfield, in microseconds or nanoseconds (net_pcap: the capture's own times).
+enum class Timestamps : uint8_t { kTsc, kDynfieldUs, kDynfieldNs };
+
 struct DriverProfile {
     std::string driver;  // DPDK driver name as rte_eth_dev_info reports it
     std::string source;  // where it came from (a file, the compiled-in copy, or the generic default)
     uint16_t rx_descriptors = 1024;
-    std::string rss_mode = "symmetric_key";  // symmetric_key | kernel_fanout | none
+    RssMode rss_mode = RssMode::kSymmetricKey;
     std::vector<std::string> rss_functions = {"ipv4", "ipv6", "tcp", "udp"};
-    bool rss_innermost = false;      // hash tunneled packets on their innermost headers (rss.level "innermost")
-    std::string timestamps = "tsc";  // tsc | dynfield_us | dynfield_ns: who stamps each packet, in what unit
+    bool rss_innermost = false;  // hash tunneled packets on their innermost headers (rss.level "innermost")
+    Timestamps timestamps = Timestamps::kTsc;  // who stamps each packet, in what unit
     bool promiscuous = true;
     uint32_t max_frame = 9728;  // largest Ethernet frame (FCS excluded) to receive whole
     bool scatter = true;        // larger frames in chained buffers, where the device can
