@@ -3,28 +3,15 @@
 
 #include <cstring>
 
+#include "ipfix/wire.h"
+
 namespace weir::ipfix {
 namespace {
 
-inline uint8_t* put8(uint8_t* p, uint8_t v) {
-    *p = v;
-    return p + 1;
-}
-inline uint8_t* put16(uint8_t* p, uint16_t v) {
-    v = __builtin_bswap16(v);
-    std::memcpy(p, &v, 2);
-    return p + 2;
-}
-inline uint8_t* put32(uint8_t* p, uint32_t v) {
-    v = __builtin_bswap32(v);
-    std::memcpy(p, &v, 4);
-    return p + 4;
-}
-inline uint8_t* put64(uint8_t* p, uint64_t v) {
-    v = __builtin_bswap64(v);
-    std::memcpy(p, &v, 8);
-    return p + 8;
-}
+using wire::put16;
+using wire::put32;
+using wire::put64;
+using wire::put8;
 
 constexpr bool is_icmp(uint8_t proto) { return proto == 1 || proto == 58; }
 
@@ -494,40 +481,32 @@ uint32_t MessageEncoder::finish() noexcept {
 namespace weir::ipfix {
 namespace {
 
-inline uint8_t* w16(uint8_t* p, uint16_t v) {
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-    return p + 2;
-}
-inline uint8_t* w32(uint8_t* p, uint32_t v) {
-    return w16(w16(p, static_cast<uint16_t>(v >> 16)), static_cast<uint16_t>(v));
-}
-inline uint8_t* w64(uint8_t* p, uint64_t v) {
-    return w32(w32(p, static_cast<uint32_t>(v >> 32)), static_cast<uint32_t>(v));
-}
+using wire::put16;
+using wire::put32;
+using wire::put64;
 
 struct OptField {
     uint16_t id, len;
 };
-// IANA: 149 observationDomainId, 86 packetTotalCount, 164 ignoredPacketTotalCount,
-// 163 observedFlowTotalCount, 166 notSentFlowTotalCount, 167 notSentPacketTotalCount,
-// 144 exportingProcessId, 41 exportedMessageTotalCount, 42 exportedFlowRecordTotalCount,
-// 40 exportedOctetTotalCount, 10 ingressInterface, 82 interfaceName, 83 interfaceDescription,
-// 300 observationDomainName (the probe's name: which probe a domain belongs to).
-constexpr OptField kMetering[] = {{149, 4}, {86, 8}, {164, 8}, {163, 8}, {166, 8}, {167, 8}, {300, 0xFFFF}};
-constexpr OptField kExporting[] = {{144, 4}, {41, 8}, {42, 8}, {40, 8}, {166, 8}, {167, 8}};
-constexpr OptField kInterface[] = {{10, 4}, {82, 0xFFFF}, {83, 0xFFFF}};  // strings: variable length
-// 304 selectorAlgorithm, 34 samplingInterval, 35 samplingAlgorithm (in this order: a collector
-// that reads both the PSAMP and the legacy mode keeps the later one).
-constexpr OptField kSampling[] = {{149, 4}, {304, 2}, {34, 4}, {35, 1}};
+constexpr OptField kMetering[] = {{kObservationDomainId, 4},        {kPacketTotalCount, 8},
+                                  {kIgnoredPacketTotalCount, 8},    {kObservedFlowTotalCount, 8},
+                                  {kNotSentFlowTotalCount, 8},      {kNotSentPacketTotalCount, 8},
+                                  {kObservationDomainName, kVarLen}};  // the probe's name: whose domain it is
+constexpr OptField kExporting[] = {{kExportingProcessId, 4},           {kExportedMessageTotalCount, 8},
+                                   {kExportedFlowRecordTotalCount, 8}, {kExportedOctetTotalCount, 8},
+                                   {kNotSentFlowTotalCount, 8},        {kNotSentPacketTotalCount, 8}};
+constexpr OptField kInterface[] = {{kIngressInterface, 4}, {kInterfaceName, kVarLen}, {kInterfaceDescription, kVarLen}};
+// In this order: a collector that reads both the PSAMP and the legacy mode keeps the later one.
+constexpr OptField kSampling[] = {
+    {kObservationDomainId, 4}, {kSelectorAlgorithm, 2}, {kSamplingInterval, 4}, {kSamplingAlgorithm, 1}};
 
 uint8_t* put_template(uint8_t* p, uint16_t id, const OptField* f, size_t n) {
-    p = w16(p, id);
-    p = w16(p, static_cast<uint16_t>(n));
-    p = w16(p, 1);  // one scope field, the first
+    p = put16(p, id);
+    p = put16(p, static_cast<uint16_t>(n));
+    p = put16(p, 1);  // one scope field, the first
     for (size_t i = 0; i < n; ++i) {
-        p = w16(p, f[i].id);
-        p = w16(p, f[i].len);
+        p = put16(p, f[i].id);
+        p = put16(p, f[i].len);
     }
     return p;
 }
@@ -549,12 +528,12 @@ size_t write_options_templates(uint8_t* buf, size_t cap, bool sampling) noexcept
     if (cap < len + slen) return 0;
     uint8_t* p = buf;
     if (sampling) {
-        p = w16(p, kOptionsTemplateSetId);
-        p = w16(p, static_cast<uint16_t>(slen));
+        p = put16(p, kOptionsTemplateSetId);
+        p = put16(p, static_cast<uint16_t>(slen));
         p = put_template(p, kSamplingTemplate, kSampling, std::size(kSampling));
     }
-    p = w16(p, kOptionsTemplateSetId);
-    p = w16(p, static_cast<uint16_t>(len));
+    p = put16(p, kOptionsTemplateSetId);
+    p = put16(p, static_cast<uint16_t>(len));
     p = put_template(p, kMeteringStatsTemplate, kMetering, std::size(kMetering));
     p = put_template(p, kExportingStatsTemplate, kExporting, std::size(kExporting));
     put_template(p, kInterfaceTemplate, kInterface, std::size(kInterface));
@@ -571,50 +550,50 @@ size_t write_options_data(uint8_t* buf, size_t cap, uint32_t domain, const Meter
     if (cap < need) return 0;
     uint8_t* p = buf;
     uint8_t* metering = p;
-    p = w16(p, kMeteringStatsTemplate);
+    p = put16(p, kMeteringStatsTemplate);
     p += 2;
-    p = w32(p, domain);
-    p = w64(p, m.packets);
-    p = w64(p, m.ignored_packets);
-    p = w64(p, m.flows);
-    p = w64(p, m.lost_flows);
-    p = w64(p, m.lost_packets);
+    p = put32(p, domain);
+    p = put64(p, m.packets);
+    p = put64(p, m.ignored_packets);
+    p = put64(p, m.flows);
+    p = put64(p, m.lost_flows);
+    p = put64(p, m.lost_packets);
     p = put_string(p, domain_name);
     while ((p - metering) % 4) *p++ = 0;
-    w16(metering + 2, static_cast<uint16_t>(p - metering));
-    p = w16(p, kExportingStatsTemplate);
-    p = w16(p, 48);
-    p = w32(p, e.process_id);
-    p = w64(p, e.messages);
-    p = w64(p, e.records);
-    p = w64(p, e.octets);
-    p = w64(p, e.lost_records);
-    p = w64(p, e.lost_packets);
+    put16(metering + 2, static_cast<uint16_t>(p - metering));
+    p = put16(p, kExportingStatsTemplate);
+    p = put16(p, 48);
+    p = put32(p, e.process_id);
+    p = put64(p, e.messages);
+    p = put64(p, e.records);
+    p = put64(p, e.octets);
+    p = put64(p, e.lost_records);
+    p = put64(p, e.lost_packets);
     records = 2;
     if (!ifs.empty()) {
         uint8_t* set = p;
-        p = w16(p, kInterfaceTemplate);
+        p = put16(p, kInterfaceTemplate);
         p += 2;
         for (const auto& i : ifs) {
-            p = w32(p, i.index);
+            p = put32(p, i.index);
             p = put_string(p, i.name);
             p = put_string(p, i.description);
             ++records;
         }
         while ((p - set) % 4) *p++ = 0;  // pad the set to 32 bits (RFC 7011 3.3.1)
-        w16(set + 2, static_cast<uint16_t>(p - set));
+        put16(set + 2, static_cast<uint16_t>(p - set));
     }
     if (s.interval) {
         uint8_t* set = p;
-        p = w16(p, kSamplingTemplate);
+        p = put16(p, kSamplingTemplate);
         p += 2;
-        p = w32(p, domain);
-        p = w16(p, s.random ? 4 : 1);
-        p = w32(p, s.interval);
+        p = put32(p, domain);
+        p = put16(p, s.random ? 4 : 1);
+        p = put32(p, s.interval);
         *p++ = s.random ? 2 : 1;
         ++records;
         while ((p - set) % 4) *p++ = 0;
-        w16(set + 2, static_cast<uint16_t>(p - set));
+        put16(set + 2, static_cast<uint16_t>(p - set));
     }
     return static_cast<size_t>(p - buf);
 }

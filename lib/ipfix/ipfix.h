@@ -51,7 +51,9 @@ enum WeirIe : uint16_t {
     kReversePacketSizeHistogram = 17,
 };
 
-// IANA information element ids used by the templates.
+// IANA information element ids: the one table the data templates, the options templates and the
+// NetFlow v9 fields are written from (v9's field types 1..127 are IPFIX's element ids, RFC 7012
+// section 3.2).
 enum Ie : uint16_t {
     kOctetDeltaCount = 1,
     kPacketDeltaCount = 2,
@@ -85,6 +87,25 @@ enum Ie : uint16_t {
     kHttpRequestHost = 460,
     kFlowDirection = 61,
     kMplsTopLabelStackSection = 70,
+    kFlowEndSysUpTime = 21,    // NetFlow v9 LAST_SWITCHED
+    kFlowStartSysUpTime = 22,  // NetFlow v9 FIRST_SWITCHED
+    // Options records: metering and exporting statistics, the interface table, sampling.
+    kSamplingInterval = 34,
+    kSamplingAlgorithm = 35,
+    kExportedOctetTotalCount = 40,
+    kExportedMessageTotalCount = 41,
+    kExportedFlowRecordTotalCount = 42,
+    kInterfaceName = 82,
+    kInterfaceDescription = 83,
+    kPacketTotalCount = 86,
+    kExportingProcessId = 144,
+    kObservationDomainId = 149,
+    kObservedFlowTotalCount = 163,
+    kIgnoredPacketTotalCount = 164,
+    kNotSentFlowTotalCount = 166,
+    kNotSentPacketTotalCount = 167,
+    kObservationDomainName = 300,
+    kSelectorAlgorithm = 304,
 };
 constexpr uint16_t kVarLen = 65535;  // a template's length of a variable-length field
 

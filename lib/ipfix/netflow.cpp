@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "ipfix/netflow.h"
 
+#include "ipfix/wire.h"
+
 #include <cstring>
 #include <iterator>
 #include <span>
@@ -8,23 +10,10 @@
 namespace weir::netflow {
 namespace {
 
-uint8_t* put8(uint8_t* p, uint8_t v) {
-    *p = v;
-    return p + 1;
-}
-uint8_t* put16(uint8_t* p, uint16_t v) {
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-    return p + 2;
-}
-uint8_t* put32(uint8_t* p, uint32_t v) {
-    p = put16(p, static_cast<uint16_t>(v >> 16));
-    return put16(p, static_cast<uint16_t>(v));
-}
-uint8_t* put64(uint8_t* p, uint64_t v) {
-    p = put32(p, static_cast<uint32_t>(v >> 32));
-    return put32(p, static_cast<uint32_t>(v));
-}
+using wire::put16;
+using wire::put32;
+using wire::put64;
+using wire::put8;
 bool is_icmp(uint8_t proto) { return proto == 1 || proto == 58; }
 
 }  // namespace
@@ -49,16 +38,45 @@ namespace {
 struct F {
     uint16_t type, len;
 };
-constexpr F kV4[] = {{8, 4},  {12, 4}, {7, 2}, {11, 2}, {4, 1},  {5, 1},  {6, 1},  {10, 4},
-                     {58, 2}, {32, 2}, {2, 8}, {1, 8},  {22, 4}, {21, 4}, {52, 1}, {53, 1}};
-constexpr F kV6[] = {{27, 16}, {28, 16}, {7, 2}, {11, 2}, {4, 1},  {5, 1},  {6, 1},  {10, 4},
-                     {58, 2},  {139, 2}, {2, 8}, {1, 8},  {22, 4}, {21, 4}, {52, 1}, {53, 1}};
+using namespace ipfix;  // the element table (Ie): v9's field types are the same numbers
+constexpr F kV4[] = {{kSourceIPv4Address, 4},
+                     {kDestinationIPv4Address, 4},
+                     {kSourceTransportPort, 2},
+                     {kDestinationTransportPort, 2},
+                     {kProtocolIdentifier, 1},
+                     {kIpClassOfService, 1},
+                     {kTcpControlBits, 1},
+                     {kIngressInterface, 4},
+                     {kVlanId, 2},
+                     {kIcmpTypeCodeIPv4, 2},
+                     {kPacketDeltaCount, 8},
+                     {kOctetDeltaCount, 8},
+                     {kFlowStartSysUpTime, 4},
+                     {kFlowEndSysUpTime, 4},
+                     {kMinimumTTL, 1},
+                     {kMaximumTTL, 1}};
+constexpr F kV6[] = {{kSourceIPv6Address, 16},
+                     {kDestinationIPv6Address, 16},
+                     {kSourceTransportPort, 2},
+                     {kDestinationTransportPort, 2},
+                     {kProtocolIdentifier, 1},
+                     {kIpClassOfService, 1},
+                     {kTcpControlBits, 1},
+                     {kIngressInterface, 4},
+                     {kVlanId, 2},
+                     {kIcmpTypeCodeIPv6, 2},
+                     {kPacketDeltaCount, 8},
+                     {kOctetDeltaCount, 8},
+                     {kFlowStartSysUpTime, 4},
+                     {kFlowEndSysUpTime, 4},
+                     {kMinimumTTL, 1},
+                     {kMaximumTTL, 1}};
 constexpr uint16_t len_of(const F* f, size_t n) {
     uint16_t s = 0;
     for (size_t i = 0; i < n; ++i) s += f[i].len;
     return s;
 }
-constexpr F kMacs[] = {{56, 6}, {80, 6}};  // IN_SRC_MAC, IN_DST_MAC
+constexpr F kMacs[] = {{kSourceMacAddress, 6}, {kDestinationMacAddress, 6}};  // IN_SRC_MAC, IN_DST_MAC
 constexpr uint16_t kLen4 = len_of(kV4, std::size(kV4));
 constexpr uint16_t kLen6 = len_of(kV6, std::size(kV6));
 constexpr uint16_t kLenMacs = len_of(kMacs, std::size(kMacs));
@@ -140,9 +158,9 @@ bool Encoder::add_templates() noexcept {
         p = put16(p, 8);  // option fields, bytes
         p = put16(p, 1);  // scope: System
         p = put16(p, 4);
-        p = put16(p, 34);
+        p = put16(p, ipfix::kSamplingInterval);
         p = put16(p, 4);
-        p = put16(p, 35);
+        p = put16(p, ipfix::kSamplingAlgorithm);
         p = put16(p, 1);
         p = put16(p, 0);  // padding
         p = put16(p, kSamplingOptionsTemplate);
