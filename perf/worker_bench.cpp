@@ -11,6 +11,11 @@
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_launch.h>
@@ -24,12 +29,17 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <chrono>
+#include <thread>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "detect/detector.h"
+#include "export/exporter.h"
 #include "worker/worker.h"
 
 namespace {
@@ -84,6 +94,94 @@ struct Options {
     bool no_handoff = false;        // tunneled packets stay where they arrive (as with innermost-header RSS)
     bool detect = false;            // detection on (default configuration), its control side merging untimed
     bool extras = false;            // the opt-in record parts: MACs and MPLS label, handshake times, size bins
+    std::string export_to;          // end to end: ipfix_udp, ipfix_file or jsonl_file on a control thread of its own
+};
+
+// End to end (--export): a control thread, as weir's, takes every worker's record batches off
+// its ring while the workers run, hands them to a real exporter (IPFIX to a UDP sink bound on
+// 127.0.0.1, or to a file), and gives the buffers back. A control side that does not keep up
+// shows as records the workers dropped at a full ring.
+struct ExportSide {
+    std::unique_ptr<weir::exporter::Exporter> exporter;
+    std::vector<std::atomic<weir::Worker*>> workers;
+    std::vector<std::atomic<bool>> finished, drained;  // a worker stopped; its ring is empty since
+    std::atomic<bool> stop{false};
+    uint64_t batches = 0;
+    std::chrono::steady_clock::time_point first{}, last{};  // the first batch taken, the last sent
+    explicit ExportSide(uint32_t n) : workers(n), finished(n), drained(n) {}
+    void run() {
+        auto last_tick = std::chrono::steady_clock::now();
+        for (;;) {
+            unsigned moved = 0;
+            bool all = true;
+            for (size_t i = 0; i < workers.size(); ++i) {
+                weir::Worker* w = workers[i].load();
+                if (!w || drained[i].load()) {
+                    all = all && drained[i].load();
+                    continue;
+                }
+                const bool fin = finished[i].load();
+                void* bufs[64];
+                const unsigned n = rte_ring_sc_dequeue_burst(w->full_ring(), bufs, 64, nullptr);
+                const uint32_t now_s = static_cast<uint32_t>(std::time(nullptr));
+                for (unsigned k = 0; k < n; ++k) {
+                    auto* b = static_cast<weir::RecordBatch*>(bufs[k]);
+                    exporter->send_records(b->records, b->count, b->domain, now_s);
+                }
+                if (n) {
+                    rte_ring_sp_enqueue_burst(w->free_ring(), bufs, n, nullptr);
+                    last = std::chrono::steady_clock::now();
+                    if (first == std::chrono::steady_clock::time_point{}) first = last;
+                }
+                batches += n;
+                moved += n;
+                if (fin && n == 0) drained[i] = true;
+                all = false;
+            }
+            const auto t = std::chrono::steady_clock::now();
+            if (t - last_tick > std::chrono::milliseconds(100)) {
+                exporter->tick(static_cast<uint32_t>(std::time(nullptr)));
+                last_tick = t;
+            }
+            if (all) break;
+            if (!moved) std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
+        exporter->finish(static_cast<uint32_t>(std::time(nullptr)));
+    }
+};
+ExportSide* g_export = nullptr;
+
+// A bound UDP socket on 127.0.0.1 whose thread counts the datagrams that arrive.
+struct UdpSink {
+    int fd = -1;
+    uint16_t port = 0;
+    std::atomic<uint64_t> datagrams{0};
+    std::atomic<bool> stop{false};
+    std::thread t;
+    UdpSink() {
+        fd = socket(AF_INET, SOCK_DGRAM, 0);
+        int big = 64 << 20;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        timeval tv{0, 100000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+        socklen_t len = sizeof(a);
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+        port = ntohs(a.sin_port);
+        t = std::thread([this] {
+            char buf[65536];
+            while (!stop.load())
+                if (recv(fd, buf, sizeof(buf), 0) > 0) datagrams.fetch_add(1);
+        });
+    }
+    ~UdpSink() {
+        stop = true;
+        t.join();
+        close(fd);
+    }
 };
 
 // Hand-off between the workers of one run: each worker's inbound ring, and how many have finished.
@@ -342,10 +440,11 @@ int run_worker(void* arg) {
             pkts[i] = m;
         }
     };
+    if (g_export) g_export->workers[r.index] = w.get();
     auto drain = [&] {
         void* bufs[64];
         unsigned n;
-        while ((n = rte_ring_sc_dequeue_burst(w->full_ring(), bufs, 64, nullptr)) != 0)
+        while (!g_export && (n = rte_ring_sc_dequeue_burst(w->full_ring(), bufs, 64, nullptr)) != 0)
             rte_ring_sp_enqueue_burst(w->free_ring(), bufs, n, nullptr);
         if (detector) {  // the control side's merge and decisions (untimed, as draining is)
             detector->poll(events);
@@ -423,6 +522,10 @@ int run_worker(void* arg) {
         r.res.handoff_dropped = w->stats().handoff_dropped.get();
     }
     drain();
+    if (g_export) {
+        g_export->finished[r.index] = true;
+        while (!g_export->drained[r.index].load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
     r.res.packets = total;
     r.res.cycles = cycles;
     r.res.pmd_cycles = pmd_cycles;
@@ -478,17 +581,14 @@ int main(int argc, char** argv) {
     std::string cmdline;
     for (int i = 0; i < argc; ++i) cmdline += std::string(i ? " " : "") + argv[i];
     Options opt;
-    static const option longopts[] = {{"scenario", required_argument, nullptr, 's'},
-                                      {"mode", required_argument, nullptr, 'm'},
-                                      {"workers", required_argument, nullptr, 'w'},
-                                      {"packets", required_argument, nullptr, 'n'},
-                                      {"no-handoff", no_argument, nullptr, 'H'},
-                                      {"detect", no_argument, nullptr, 'D'},
-                                      {"extras", no_argument, nullptr, 'X'},
-                                      {"help", no_argument, nullptr, 'h'},
-                                      {nullptr, 0, nullptr, 0}};
+    static const option longopts[] = {
+        {"scenario", required_argument, nullptr, 's'}, {"mode", required_argument, nullptr, 'm'},
+        {"workers", required_argument, nullptr, 'w'},  {"packets", required_argument, nullptr, 'n'},
+        {"no-handoff", no_argument, nullptr, 'H'},     {"detect", no_argument, nullptr, 'D'},
+        {"extras", no_argument, nullptr, 'X'},         {"export", required_argument, nullptr, 'E'},
+        {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "s:m:w:n:HDXh", longopts, nullptr)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:m:w:n:HDXE:h", longopts, nullptr)) != -1) {
         switch (c) {
             case 's': opt.only = optarg; break;
             case 'm': opt.pmd = std::string(optarg) == "pmd"; break;
@@ -497,10 +597,11 @@ int main(int argc, char** argv) {
             case 'H': opt.no_handoff = true; break;
             case 'D': opt.detect = true; break;
             case 'X': opt.extras = true; break;
+            case 'E': opt.export_to = optarg; break;
             default:
                 std::printf(
                     "usage: worker_bench [--scenario NAME|list] [--mode inmem|pmd] [--workers N] [--packets N] "
-                    "[--no-handoff] [--detect] [--extras]\n");
+                    "[--no-handoff] [--detect] [--extras] [--export ipfix_udp|ipfix_file|jsonl_file]\n");
                 return c == 'h' ? 0 : 2;
         }
     }
@@ -541,10 +642,58 @@ int main(int argc, char** argv) {
         }
         unsigned lc = rte_get_next_lcore(-1, 1, 0);
         for (uint32_t i = 0; i < opt.workers; ++i) runs[i] = Run{&sc, &opt, i, pools[i], &mesh, {}};
+        // End to end: the exporter, its sink and the control thread.
+        std::unique_ptr<UdpSink> sink;
+        std::unique_ptr<ExportSide> side;
+        std::thread control;
+        const std::string file = "/tmp/weir-bench-export-" + std::to_string(getpid());
+        if (!opt.export_to.empty()) {
+            weir::config::Config cfg;
+            cfg.probe = "bench";
+            weir::config::Exporter ex;
+            if (opt.export_to == "ipfix_udp") {
+                sink = std::make_unique<UdpSink>();
+                weir::config::parse_url("udp://127.0.0.1:" + std::to_string(sink->port), ex);
+            } else if (opt.export_to == "ipfix_file" || opt.export_to == "jsonl_file") {
+                if (opt.export_to == "jsonl_file") ex.format = weir::config::Format::kJsonl;
+                weir::config::parse_url("file://" + file, ex);
+                ex.rotate_mb = 256;  // a long run does not fill the disk: one file of 256 MiB at a time
+            } else {
+                std::fprintf(stderr, "worker_bench: --export takes ipfix_udp, ipfix_file or jsonl_file\n");
+                return 2;
+            }
+            side = std::make_unique<ExportSide>(opt.workers);
+            side->exporter = weir::exporter::make_exporter(ex, cfg);
+            g_export = side.get();
+            control = std::thread([&] { side->run(); });
+        }
         for (uint32_t i = 1; i < opt.workers; ++i, lc = rte_get_next_lcore(lc, 1, 0))
             rte_eal_remote_launch(run_worker, &runs[i], lc);
         run_worker(&runs[0]);  // worker 0 on the main lcore: nothing else spins meanwhile
         rte_eal_mp_wait_lcore();
+        std::string export_line;
+        if (side) {
+            control.join();
+            g_export = nullptr;
+            const auto& st = side->exporter->stats();
+            char b[512];
+            std::snprintf(b, sizeof(b),
+                          " export=%s exported_records=%lu export_lost=%lu export_krec_per_s=%.0f export_sink=%s",
+                          opt.export_to.c_str(), static_cast<unsigned long>(st.records.get()),
+                          static_cast<unsigned long>(st.lost_records.get()),
+                          st.records.get() /
+                              std::max(1e-9, std::chrono::duration<double>(side->last - side->first).count()) / 1000,
+                          sink ? (std::to_string(sink->datagrams.load()) + "_of_" +
+                                  std::to_string(st.messages.get() + st.template_messages.get()) + "_datagrams")
+                                     .c_str()
+                               : "file");
+            export_line = b;
+            side.reset();
+            for (const char* suffix : {"", ".1"}) std::remove((file + suffix).c_str());
+            std::error_code ec;
+            for (const auto& f : std::filesystem::directory_iterator("/tmp", ec))
+                if (f.path().string().rfind(file, 0) == 0) std::filesystem::remove(f.path(), ec);
+        }
         for (rte_ring* x : mesh.inbound) rte_ring_free(x);
 
         Result sum;
@@ -579,7 +728,7 @@ int main(int argc, char** argv) {
             "bytes_per_flow=%.0f workers=%u mode=%s records_per_s=%.0f hit_rate=%.4f pmd_cycles_per_pkt=%.1f "
             "export_drops=%lu handed=%lu handoff_drops=%lu table_mib=%.1f inspected_bytes_per_pkt=%.1f "
             "inspected_flows=%lu inspect_skipped=%lu detect=%d detect_events=%lu detect_overflow=%lu detect_mib=%.1f "
-            "extras=%d tsc_ghz=%.2f cmd=\"%s\"\n",
+            "extras=%d tsc_ghz=%.2f%s cmd=\"%s\"\n",
             sc.name.c_str(), sc.synflood ? sum.capacity : sc.flows, pkt_bytes, mpps, cpp, sum.created / secs_max,
             static_cast<double>(sum.table_bytes) / sum.capacity, opt.workers, opt.pmd ? "pmd" : "inmem",
             sum.records / secs_max, 1.0 - static_cast<double>(sum.created) / sum.packets,
@@ -589,7 +738,7 @@ int main(int argc, char** argv) {
             static_cast<unsigned long>(sum.inspected_flows), static_cast<unsigned long>(sum.inspect_skipped),
             opt.detect ? 1 : 0, static_cast<unsigned long>(sum.detect_events),
             static_cast<unsigned long>(sum.detect_overflow), sum.detect_bytes / 1048576.0, opt.extras ? 1 : 0, hz / 1e9,
-            cmdline.c_str());
+            export_line.c_str(), cmdline.c_str());
         std::fflush(stdout);
     }
     rte_eal_cleanup();
