@@ -26,6 +26,7 @@
 #include "config/config.h"
 #include "export/exporter.h"
 #include "flow/flow_record.h"
+#include "udp_sink.h"
 
 #ifdef WEIR_HAVE_KAFKA
 #include <librdkafka/rdkafka.h>
@@ -56,40 +57,8 @@ std::vector<flow::FlowRecord> conversations(uint32_t n) {
     return v;
 }
 
-struct UdpSink {
-    int fd = -1;
-    uint16_t port = 0;
-    std::atomic<uint64_t> datagrams{0};
-    std::atomic<bool> stop{false};
-    std::thread t;
-    UdpSink() {
-        fd = socket(AF_INET, SOCK_DGRAM, 0);
-        int big = 64 << 20;
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-        timeval tv{0, 100000};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-        socklen_t len = sizeof(a);
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-        port = ntohs(a.sin_port);
-        t = std::thread([this] {
-            char buf[65536];
-            while (!stop.load())
-                if (recv(fd, buf, sizeof(buf), 0) > 0) datagrams.fetch_add(1);
-        });
-    }
-    ~UdpSink() {
-        stop = true;
-        t.join();
-        close(fd);
-    }
-};
-
 void run(const char* name, const std::string& format, const std::string& url, const std::vector<flow::FlowRecord>& recs,
-         UdpSink* sink = nullptr) {
+         weir::perf::UdpSink* sink = nullptr) {
     config::Config cfg;
     cfg.probe = "bench";
     config::Exporter ex;
@@ -140,7 +109,7 @@ int main(int argc, char** argv) {
     auto want = [&](const char* name) { return only.empty() || only == name; };
     const std::string file = "/tmp/weir-export-bench-" + std::to_string(getpid());
     if (want("ipfix_udp")) {
-        UdpSink sink;
+        weir::perf::UdpSink sink;
         run("ipfix_udp", "ipfix", "udp://127.0.0.1:" + std::to_string(sink.port), recs, &sink);
     }
     if (want("ipfix_file")) run("ipfix_file", "ipfix", "file://" + file + ".ipfix", recs);

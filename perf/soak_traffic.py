@@ -7,26 +7,14 @@ Runs for SECONDS, then prints the frames sent.
 
 usage: soak_traffic.py IFACE SECONDS [NEW [LONG]]     (defaults: 500 new/s, 1000 long)
 """
+import os
 import socket
 import struct
 import sys
 import time
 
-
-def checksum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
-
-def frame(src, dst, sport, dport, payload=b"soak" * 16):
-    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
-    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
-    return b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + ip + udp
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from sendframes import frame  # noqa: E402  (the same Ethernet/IPv4/UDP frames as the tests send)
 
 
 def main():
@@ -47,11 +35,11 @@ def main():
             b = struct.pack("!I", 0x0A510000 | (serial & 0xFFFF))
             sport = 1024 + serial % 60000
             for _ in range(4):
-                burst.append(frame(a, b, sport, 53))
-                burst.append(frame(b, a, 53, sport))
+                burst.append(frame(a, b, sport, 53, b"soak" * 16))
+                burst.append(frame(b, a, 53, sport, b"soak" * 16))
         for i in range(long_lived):  # the same conversations every second
             a = struct.pack("!I", 0x0A520000 | i)
-            burst.append(frame(a, b"\x0a\x53\x00\x01", 40000 + i % 20000, 443))
+            burst.append(frame(a, b"\x0a\x53\x00\x01", 40000 + i % 20000, 443, b"soak" * 16))
         t0 = time.monotonic()
         for k, f in enumerate(burst):
             s.send(f)

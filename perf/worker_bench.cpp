@@ -40,6 +40,7 @@
 
 #include "detect/detector.h"
 #include "export/exporter.h"
+#include "udp_sink.h"
 #include "worker/worker.h"
 
 namespace {
@@ -150,39 +151,6 @@ struct ExportSide {
     }
 };
 ExportSide* g_export = nullptr;
-
-// A bound UDP socket on 127.0.0.1 whose thread counts the datagrams that arrive.
-struct UdpSink {
-    int fd = -1;
-    uint16_t port = 0;
-    std::atomic<uint64_t> datagrams{0};
-    std::atomic<bool> stop{false};
-    std::thread t;
-    UdpSink() {
-        fd = socket(AF_INET, SOCK_DGRAM, 0);
-        int big = 64 << 20;
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-        timeval tv{0, 100000};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-        socklen_t len = sizeof(a);
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-        port = ntohs(a.sin_port);
-        t = std::thread([this] {
-            char buf[65536];
-            while (!stop.load())
-                if (recv(fd, buf, sizeof(buf), 0) > 0) datagrams.fetch_add(1);
-        });
-    }
-    ~UdpSink() {
-        stop = true;
-        t.join();
-        close(fd);
-    }
-};
 
 // Hand-off between the workers of one run: each worker's inbound ring, and how many have finished.
 struct Mesh {
@@ -643,7 +611,7 @@ int main(int argc, char** argv) {
         unsigned lc = rte_get_next_lcore(-1, 1, 0);
         for (uint32_t i = 0; i < opt.workers; ++i) runs[i] = Run{&sc, &opt, i, pools[i], &mesh, {}};
         // End to end: the exporter, its sink and the control thread.
-        std::unique_ptr<UdpSink> sink;
+        std::unique_ptr<weir::perf::UdpSink> sink;
         std::unique_ptr<ExportSide> side;
         std::thread control;
         const std::string file = "/tmp/weir-bench-export-" + std::to_string(getpid());
@@ -652,7 +620,7 @@ int main(int argc, char** argv) {
             cfg.probe = "bench";
             weir::config::Exporter ex;
             if (opt.export_to == "ipfix_udp") {
-                sink = std::make_unique<UdpSink>();
+                sink = std::make_unique<weir::perf::UdpSink>();
                 weir::config::parse_url("udp://127.0.0.1:" + std::to_string(sink->port), ex);
             } else if (opt.export_to == "ipfix_file" || opt.export_to == "jsonl_file") {
                 if (opt.export_to == "jsonl_file") ex.format = weir::config::Format::kJsonl;

@@ -136,6 +136,10 @@ bool kafka_available();
 // properties), or that this build has no Kafka: "kafka.NAME: reason" / "url: reason".
 std::vector<std::string> kafka_problems(const config::Exporter& ex);
 
+// The IPFIX layout options an exporter's settings ask for (uniflow/biflow, time unit, opt-in
+// elements, tunnels, enterprise number, payload inspection's names).
+ipfix::Options ipfix_options(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx);
+
 // JSON lines of a batch of conversations as the jsonl format writes them (one object per line;
 // `clickhouse`: start/end as Unix seconds); adds the records and packets written.
 void json_rows(std::string& out, const flow::FlowRecord* rs, uint32_t n, uint32_t domain, const config::Exporter& ex,

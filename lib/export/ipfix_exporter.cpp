@@ -46,9 +46,7 @@ std::string identity_of(const config::Exporter& ex) {
     return id;
 }
 
-namespace {
-
-ipfix::Options options_of(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx) {
+ipfix::Options ipfix_options(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx) {
     ipfix::Options o;
     if (ctx) o.ifindex = ctx->ifindex;
     o.biflow = ex.mode == config::Mode::kBiflow;
@@ -72,11 +70,13 @@ ipfix::Options options_of(const config::Exporter& ex, const config::Config& cfg,
     return o;
 }
 
+namespace {
+
 class IpfixExporter : public Exporter {
 public:
     IpfixExporter(const config::Exporter& ex, const config::Config& cfg, std::shared_ptr<const ExportContext> ctx)
         : Exporter(ex),
-          layout_(options_of(ex, cfg, ctx.get())),
+          layout_(ipfix_options(ex, cfg, ctx.get())),
           ctx_(ex.options ? std::move(ctx) : nullptr),
           transport_(make_transport(ex, cfg)),
           schedule_(cfg.template_refresh_s, cfg.template_refresh_messages),

@@ -22,7 +22,6 @@
 
 #include "common/log.h"
 #include "export/exporter.h"
-#include "inspect/ipfix_names.h"
 #include "ipfix/ipfix.h"
 
 namespace weir::exporter {
@@ -55,30 +54,6 @@ uint64_t conversation_hash(const flow::FlowRecord& r) {
     const uint32_t tid = r.tunnel_id_or_zero();
     mix(&tid, 4);
     return h;
-}
-
-ipfix::Options ipfix_options(const config::Exporter& ex, const config::Config& cfg, const ExportContext* ctx) {
-    ipfix::Options o;
-    if (ctx) o.ifindex = ctx->ifindex;
-    o.biflow = ex.mode == config::Mode::kBiflow;
-    o.macs = ex.macs;
-    o.mpls = ex.mpls;
-    o.rtt = ex.rtt;
-    o.sizes = ex.sizes;
-    if (ex.direction) {
-        o.direction = ctx ? ctx->direction : std::vector<uint8_t>{};
-        if (o.direction.empty()) o.direction.push_back(0xFF);
-    }
-    o.pen = cfg.enterprise_number;
-    static const inspect::RegistryNames names;
-    if (cfg.inspect.on()) o.names = &names;
-    o.tunnels = cfg.tunnels.mode == packet::TunnelMode::kOuter ? ipfix::Tunnels::kNone
-        : cfg.tunnels.mode == packet::TunnelMode::kInner       ? ipfix::Tunnels::kInner
-                                                               : ipfix::Tunnels::kBoth;
-    o.time = ex.time_unit == config::TimeUnit::kUs ? ipfix::TimeUnit::kMicroseconds
-        : ex.time_unit == config::TimeUnit::kNs    ? ipfix::TimeUnit::kNanoseconds
-                                                   : ipfix::TimeUnit::kMilliseconds;
-    return o;
 }
 
 class KafkaExporter : public Exporter {

@@ -720,6 +720,16 @@ class NamespaceCase(unittest.TestCase):
                                             str(conversations), str(per)], capture_output=True, text=True, check=True)
         return int(out.stdout)
 
+    def stop_weir(self, weir, summary, timeout=60):
+        """SIGTERM, then weir's exit (0) and its summary (accounting balanced): (summary, stderr)."""
+        weir.send_signal(signal.SIGTERM)
+        _, err = weir.communicate(timeout=timeout)
+        self.assertEqual(weir.returncode, 0, err)
+        with open(summary) as f:
+            s = json.load(f)
+        self.assertTrue(s["accounting"]["balanced"], s["accounting"])
+        return s, err
+
     def start_weir(self, cfg, summary):
         """weir with configuration `cfg` inside the namespace, killed if the test leaves it
         running; returned once it has had time to start, and checked to be running."""

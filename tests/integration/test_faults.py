@@ -8,7 +8,6 @@ replay are in test_operate.py; a ClickHouse shard down while its probe runs is i
 test_clickhouse_cluster.py; a Kafka broker down and back in test_kafka.py."""
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -58,12 +57,7 @@ class ReloadStorm(harness.NamespaceCase):
             sender.join()
         self.assertEqual([a for a in answers if not a.get("ok")], [], "every reload applied")
         time.sleep(3)  # the last conversations idle out
-        weir.send_signal(signal.SIGTERM)
-        _, err = weir.communicate(timeout=90)
-        self.assertEqual(weir.returncode, 0, err)
-        with open(summary) as f:
-            s = json.load(f)
-        self.assertTrue(s["accounting"]["balanced"])
+        s, _ = self.stop_weir(weir, summary, timeout=90)
         self.assertEqual(s["rx_packets"], sum(sent), "every frame sent was received")
         self.assertGreater(len(sent), 3, "traffic all along the reloads")
         got = 0

@@ -7,7 +7,6 @@ graph with the samples (the DOM after the script, and a screenshot)."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -91,11 +90,8 @@ class Page(harness.NamespaceCase):
             self.assertIn('<span id="probe">page-test weir', dom)
             self.assertIn('<div id="error"></div>', dom, "the page reached weir")
             self.assertIn("net_af_packet0", dom, "the ports table")
-        weir.send_signal(signal.SIGTERM)
-        _, err = weir.communicate(timeout=60)
-        self.assertEqual(weir.returncode, 0, err)
-        with open(summary) as f:
-            self.assertEqual(json.load(f)["rx_packets"], sent)
+        s, _ = self.stop_weir(weir, summary)
+        self.assertEqual(s["rx_packets"], sent)
 
 
 if __name__ == "__main__":
