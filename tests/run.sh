@@ -37,8 +37,16 @@ for b in build build-asan; do
   WEIR_CORE_LINK_SAMPLE=$core WEIR_DETECT_SAMPLE=$detect WEIR_DETECT_OFFSET=$offset \
     meson test -C "$b" --print-errorlogs || status=1
 done
+# ThreadSanitizer over the unit tests of code with threads of its own (no DPDK: the EAL's
+# threads are not instrumented): suite "threads".
+[ -f build-tsan/build.ninja ] || meson setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
+  -Db_lundef=false -Dwerror=true
+ninja -C build-tsan $(for t in clickhouse web transport capture history failure_log; do echo tests/unit/${t}_test; done)
+echo "== meson test -C build-tsan --suite threads"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 meson test -C build-tsan --suite threads --no-rebuild \
+  --print-errorlogs || status=1
 passed=0 failed=0
-for b in build build-asan; do
+for b in build build-asan build-tsan; do
   log="$b/meson-logs/testlog.json"
   passed=$((passed + $(grep -c '"result": "OK"' "$log" || true)))
   failed=$((failed + $(grep -c '"result": "\(FAIL\|ERROR\|TIMEOUT\)"' "$log" || true)))
