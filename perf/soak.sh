@@ -62,7 +62,9 @@ python3 - "$tmp/summary.json" "$(cat "$tmp/sent")" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 sent = int(sys.argv[2])
-print(f"frames sent {sent}, received {s['rx_packets']}, accounting balanced: {s['accounting']['balanced']}, "
-      f"records exported {s['exporters'][0]['records']}, lost {s['exporters'][0]['lost_records']}")
+port = s["ports"][0]
+print(f"frames sent {sent}, received {s['rx_packets']}, missed by the port (imissed) {port['imissed']}, "
+      f"accounting balanced: {s['accounting']['balanced']}, records exported {s['exporters'][0]['records']}, "
+      f"lost {s['exporters'][0]['lost_records']}")
 PY
 echo "samples in $out"
