@@ -180,8 +180,10 @@ bool Encoder::add(const flow::FlowRecord& r, const NetflowClock& clock) noexcept
     const bool v6 = r.tuple.ip_version == 6;
     const uint16_t tid = template_id(v6, macs_);
     const uint32_t nrec = r.rev.packets ? 2 : 1;
-    const uint32_t need =
-        nrec * ((v6 ? kLen6 : kLen4) + (macs_ ? kLenMacs : 0)) + (set_id_ == tid ? 0 : 4) + 3;  // + padding
+    // A flowset of another template closes the open one first, with its padding (up to 3 bytes).
+    const uint32_t close_pad = set_id_ && set_id_ != tid ? (4 - (pos_ - set_start_) % 4) % 4 : 0;
+    const uint32_t need = close_pad + nrec * ((v6 ? kLen6 : kLen4) + (macs_ ? kLenMacs : 0)) +
+        (set_id_ == tid ? 0 : 4) + 3;  // + this flowset's padding
     if (pos_ + need > max_len_) return false;
     if (set_id_ != tid) {
         close_set();
