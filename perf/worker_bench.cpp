@@ -8,6 +8,8 @@
 // Cycles are TSC cycles spent in the pipeline only (rx + decode + table + expiry + encode);
 // rewriting the synthetic headers between bursts (what the NIC's DMA would do) is not counted.
 #include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -634,6 +636,15 @@ int main(int argc, char** argv) {
             side->exporter = weir::exporter::make_exporter(ex, cfg);
             g_export = side.get();
             control = std::thread([&] { side->run(); });
+            // The control thread on a CPU of its own, as weir's is, when one is left over; else on
+            // any (EAL pinned this thread, and so the new one, to worker 0's CPU).
+            cpu_set_t cpus;
+            CPU_ZERO(&cpus);
+            const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+            for (long cpu = opt.workers; cpu < ncpu; ++cpu) CPU_SET(cpu, &cpus);
+            if (CPU_COUNT(&cpus) == 0)
+                for (long cpu = 0; cpu < ncpu; ++cpu) CPU_SET(cpu, &cpus);
+            pthread_setaffinity_np(control.native_handle(), sizeof(cpus), &cpus);
         }
         for (uint32_t i = 1; i < opt.workers; ++i, lc = rte_get_next_lcore(lc, 1, 0))
             rte_eal_remote_launch(run_worker, &runs[i], lc);
