@@ -5,13 +5,13 @@
 # The fuzz build instruments the libraries too (meson option fuzz), so coverage is the code's,
 # not only the harness'. Corpora grow in build-fuzz/corpus/TARGET and are kept between runs;
 # findings (crash-*, leak-*, timeout-*) land in build-fuzz/findings/TARGET.
-# usage: tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: decode inspect config web export rules)
+# usage: tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: decode inspect config web export rules capture)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode inspect config web export rules)
+[ ${#targets[@]} -gt 0 ] || targets=(decode inspect config web export rules capture)
 [ -f build-fuzz/build.ninja ] || CXX=clang++ CC=clang meson setup build-fuzz -Dfuzz=true \
   -Db_sanitize=address,undefined -Db_lundef=false > /dev/null
 ninja -C build-fuzz $(printf 'tests/fuzz/%s_fuzz ' "${targets[@]}") > /dev/null
@@ -46,11 +46,18 @@ for t in "${targets[@]}"; do
   corpus=build-fuzz/corpus/$t findings=build-fuzz/findings/$t
   mkdir -p "$corpus" "$findings"
   if [ -z "$(ls -A "$corpus")" ]; then
-    if [ -d "tests/fuzz/seeds/$t" ]; then cp "tests/fuzz/seeds/$t"/* "$corpus"/; else seed_frames "$corpus"; fi
+    if [ -d "tests/fuzz/seeds/$t" ]; then
+      cp "tests/fuzz/seeds/$t"/* "$corpus"/
+    elif [ "$t" = capture ]; then  # the first 4 KiB of every bundled capture file
+      for f in captures/*.pcap captures/*.pcapng; do head -c 4096 "$f" > "$corpus/$(basename "$f")"; done
+    else
+      seed_frames "$corpus"
+    fi
   fi
   extra=()
   [ "$t" = decode ] && extra=(-max_len=2048)
   [ "$t" = inspect ] && extra=(-max_len=4096)
+  [ "$t" = capture ] && extra=(-max_len=8192)
   log=build-fuzz/findings/$t.log
   status=0
   build-fuzz/tests/fuzz/${t}_fuzz "${extra[@]}" -max_total_time="$secs" -print_final_stats=1 \

@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include "capture/reader.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace weir::capture {
+namespace {
+
+constexpr uint32_t kMagicUs = 0xa1b2c3d4;
+constexpr uint32_t kMagicNs = 0xa1b23c4d;
+constexpr uint32_t kMagicKuznetzov = 0xa1b2cd34;
+constexpr uint32_t kBlockShb = 0x0a0d0d0a;
+constexpr uint32_t kByteOrder = 0x1a2b3c4d;
+constexpr uint32_t kBlockIdb = 1;
+constexpr uint32_t kBlockPb = 2;  // obsolete packet block
+constexpr uint32_t kBlockSpb = 3;
+constexpr uint32_t kBlockEpb = 6;
+constexpr uint32_t kInitialMaxBlock = 16 * 1024 * 1024;
+
+uint32_t load32(const uint8_t* p) noexcept {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+std::string num(uint64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+int linktype_to_dlt(uint32_t lt) noexcept {
+    // The LINKTYPE_ values that differ from their DLT_ values on Linux.
+    switch (lt) {
+        case 100: return 11;   // ATM_RFC1483
+        case 101: return 12;   // RAW
+        case 102: return 15;   // SLIP_BSDOS
+        case 103: return 16;   // PPP_BSDOS
+        case 106: return 19;   // ATM_CLIP
+        case 50: return 50;    // PPP_HDLC
+        case 51: return 51;    // PPP_ETHER
+        case 147: return 147;  // USER0 (identity from here on)
+        default: return static_cast<int>(lt);
+    }
+}
+
+uint32_t max_snaplen_for_dlt(int dlt) noexcept {
+    switch (dlt) {
+        case 231: return 128 * 1024 * 1024;  // DBUS
+        case 279: return 8 * 1024 * 1024;    // EBHSCR
+        case 249: return 1024 * 1024;        // USBPCAP
+        default: return 262144;
+    }
+}
+
+CaptureReader::CaptureReader(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(std::strerror(errno));
+    struct stat st {};
+    const bool stat_failed = fstat(fd, &st) != 0;
+    if (stat_failed || !S_ISREG(st.st_mode)) {
+        const int err = stat_failed ? errno : 0;
+        ::close(fd);
+        throw std::runtime_error(err ? std::strerror(err) : "not a regular file");
+    }
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ > 0) {
+        void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            const int err = errno;
+            ::close(fd);
+            throw std::runtime_error(std::string("cannot map: ") + std::strerror(err));
+        }
+        madvise(m, size_, MADV_SEQUENTIAL);
+        base_ = static_cast<const uint8_t*>(m);
+        mapped_ = true;
+    }
+    ::close(fd);
+    try {
+        open();
+    } catch (...) {
+        if (mapped_) munmap(const_cast<uint8_t*>(base_), size_);
+        throw;
+    }
+}
+
+CaptureReader::CaptureReader(const uint8_t* data, size_t size) : base_(data), size_(size) { open(); }
+
+CaptureReader::~CaptureReader() {
+    if (mapped_) munmap(const_cast<uint8_t*>(base_), size_);
+}
+
+uint32_t CaptureReader::u32(const uint8_t* p) const noexcept {
+    const uint32_t v = load32(p);
+    return swapped_ ? __builtin_bswap32(v) : v;
+}
+
+uint16_t CaptureReader::u16(const uint8_t* p) const noexcept {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return swapped_ ? __builtin_bswap16(v) : v;
+}
+
+bool CaptureReader::fail(const std::string& why) noexcept {
+    try {
+        error_ = why;
+    } catch (...) {
+        error_.clear();
+    }
+    pos_ = size_;
+    return false;
+}
+
+void CaptureReader::open() {
+    auto refuse = [](const std::string& why) { throw std::runtime_error(why); };
+    if (size_ < 4) refuse("truncated dump file; tried to read 4 file header bytes, only got " + num(size_));
+    const uint32_t m = load32(base_);
+    if (m == kBlockShb) {
+        ng_ = true;
+        uint32_t type, len;
+        const uint8_t* body;
+        if (size_ < 12) refuse("truncated pcapng dump file; tried to read 12 header bytes, only got " + num(size_));
+        const uint32_t bom = load32(base_ + 8);
+        if (bom == kByteOrder)
+            swapped_ = false;
+        else if (bom == __builtin_bswap32(kByteOrder))
+            swapped_ = true;
+        else
+            refuse("unknown file format");
+        max_block_ = kInitialMaxBlock;
+        pos_ = 0;
+        if (!ng_block(type, len, body) || !ng_shb(body, len, true)) refuse(error_.empty() ? "truncated" : error_);
+        // libpcap reads up to the first interface description before it returns the handle.
+        for (;;) {
+            const uint64_t at = pos_;
+            if (!ng_block(type, len, body))
+                refuse(error_.empty() ? "the capture file has no Interface Description Blocks" : error_);
+            if (type == kBlockIdb) {
+                if (!ng_idb(body, len)) refuse(error_);
+                first_iface_ = ifaces_.front();
+                break;
+            }
+            if (type == kBlockEpb || type == kBlockSpb || type == kBlockPb)
+                refuse("the capture file has a packet block before any Interface Description Blocks");
+            if (type == kBlockShb) {
+                pos_ = at;
+                refuse("the capture file has no Interface Description Blocks");
+            }
+        }
+        start_ = pos_;
+        return;
+    }
+    if (m == kMagicUs || m == kMagicNs || m == kMagicKuznetzov)
+        swapped_ = false;
+    else if (__builtin_bswap32(m) == kMagicUs || __builtin_bswap32(m) == kMagicNs ||
+             __builtin_bswap32(m) == kMagicKuznetzov)
+        swapped_ = true;
+    else
+        refuse("unknown file format");
+    if (size_ < 24) refuse("truncated dump file; tried to read 24 file header bytes, only got " + num(size_));
+    const uint32_t magic = swapped_ ? __builtin_bswap32(m) : m;
+    nsec_ = magic == kMagicNs;
+    const uint16_t vmaj = u16(base_ + 4), vmin = u16(base_ + 6);
+    if (vmaj < 2) refuse("archaic pcap savefile format");
+    if (vmaj == 2)
+        lengths_swapped_ = vmin < 3 ? 1 : vmin == 3 ? 2 : 0;
+    else if (vmaj == 543)
+        lengths_swapped_ = 1;
+    linktype_ = linktype_to_dlt(u32(base_ + 20) & 0x03FFFFFF);
+    const uint32_t snap = u32(base_ + 16);
+    snapshot_ = snap == 0 || snap > max_snaplen_for_dlt(linktype_) ? max_snaplen_for_dlt(linktype_) : snap;
+    if (magic == kMagicKuznetzov) lengths_swapped_ = lengths_swapped_ | 4;  // 24-byte record headers
+    start_ = pos_ = 24;
+}
+
+void CaptureReader::rewind() noexcept {
+    error_.clear();
+    pos_ = start_;
+    if (ng_) ifaces_.assign(1, first_iface_);
+}
+
+bool CaptureReader::next(Packet& p) noexcept { return ng_ ? next_ng(p) : next_pcap(p); }
+
+bool CaptureReader::next_pcap(Packet& p) noexcept {
+    const uint32_t hdr = (lengths_swapped_ & 4) ? 24 : 16;
+    const uint64_t left = size_ - pos_;
+    if (left == 0) return false;
+    if (left < hdr)
+        return fail("truncated dump file; tried to read " + num(hdr) + " header bytes, only got " + num(left));
+    const uint8_t* h = base_ + pos_;
+    const uint32_t sec = u32(h), frac = u32(h + 4);
+    uint32_t caplen = u32(h + 8), len = u32(h + 12);
+    const int ls = lengths_swapped_ & 3;
+    if (ls == 1 || (ls == 2 && caplen > len)) std::swap(caplen, len);
+    if (caplen > max_snaplen_for_dlt(linktype_)) {
+        if (caplen > snapshot_)
+            return fail("invalid packet capture length " + num(caplen) + ", bigger than snaplen of " + num(snapshot_));
+        return fail("invalid packet capture length " + num(caplen) + ", bigger than maximum of " +
+                    num(max_snaplen_for_dlt(linktype_)));
+    }
+    if (left - hdr < caplen)
+        return fail("truncated dump file; tried to read " + num(caplen) + " captured bytes, only got " +
+                    num(left - hdr));
+    p.data = h + hdr;
+    p.caplen = caplen > snapshot_ ? snapshot_ : caplen;
+    p.wirelen = len;
+    p.ts_ns = static_cast<uint64_t>(sec) * 1'000'000'000ull + (nsec_ ? frac : static_cast<uint64_t>(frac) * 1000);
+    pos_ += hdr + caplen;
+    return true;
+}
+
+// One pcapng block at pos_: its type, total length and body (after type and length). False at
+// the end of the file (error_ empty) or for a block libpcap refuses.
+bool CaptureReader::ng_block(uint32_t& type, uint32_t& len, const uint8_t*& body) noexcept {
+    const uint64_t left = size_ - pos_;
+    if (left == 0) return false;
+    if (left < 8) return fail("truncated pcapng dump file; tried to read 8 header bytes, only got " + num(left));
+    const uint8_t* b = base_ + pos_;
+    // A section header's byte order is its own: read its length the way its magic says.
+    type = load32(b);
+    if (type == kBlockShb && left >= 12) {
+        const uint32_t bom = load32(b + 8);
+        if (bom != kByteOrder && bom != __builtin_bswap32(kByteOrder))
+            return fail("the file has a section with a bad byte order magic field");
+        if ((bom == kByteOrder) == swapped_) return fail("the file has sections with different byte orders");
+    }
+    type = u32(b);
+    len = u32(b + 4);
+    if (len < 12) return fail("block in pcapng dump file has a length of " + num(len) + " < " + num(12));
+    if (len % 4 != 0)
+        return fail("block in pcapng dump file has a length of " + num(len) + " that is not a multiple of 4");
+    if (len > max_block_) return fail("pcapng block size " + num(len) + " > maximum " + num(max_block_));
+    if (left < len)
+        return fail("truncated pcapng dump file; tried to read " + num(len - 8) + " bytes, only got " + num(left - 8));
+    if (u32(b + len - 4) != len) return fail("block total length in header and trailer don't match");
+    body = b + 8;
+    pos_ += len;
+    return true;
+}
+
+bool CaptureReader::ng_shb(const uint8_t* body, uint32_t len, bool first) noexcept {
+    if (len < 28) return fail("Section Header Block in pcapng dump file has a length of " + num(len) + " < 28");
+    const uint16_t maj = u16(body + 4), min = u16(body + 6);
+    if (!(maj == 1 && (min == 0 || min == 2)))
+        return fail("unsupported pcapng savefile version " + num(maj) + "." + num(min));
+    if (!first) ifaces_.clear();
+    return true;
+}
+
+bool CaptureReader::ng_idb(const uint8_t* body, uint32_t len) noexcept {
+    if (len < 20) return fail("Interface Description Block in pcapng dump file has a length of " + num(len) + " < 20");
+    const int lt = linktype_to_dlt(u16(body));
+    const uint32_t snap = u32(body + 4);
+    Iface i;
+    bool have_res = false, have_off = false;
+    // Options up to the trailer.
+    const uint8_t* o = body + 8;
+    const uint8_t* end = body + (len - 12);
+    while (end - o >= 4) {
+        const uint16_t code = u16(o), olen = u16(o + 2);
+        o += 4;
+        if (code == 0) break;
+        const uint32_t padded = (olen + 3u) & ~3u;
+        if (static_cast<uint64_t>(end - o) < padded)
+            return fail("Interface Description Block has an option longer than the block");
+        if (code == 9) {  // if_tsresol
+            if (olen != 1)
+                return fail("Interface Description Block has if_tsresol option with length " + num(olen) + " != 1");
+            if (have_res) return fail("Interface Description Block has more than one if_tsresol option");
+            have_res = true;
+            const uint8_t r = o[0];
+            const uint32_t exp = r & 0x7f;
+            if (r & 0x80) {
+                if (exp > 63)
+                    return fail("Interface Description Block if_tsresol option resolution 2^-" + num(exp) +
+                                " is too high");
+                i.pow2 = true;
+                i.units_per_s = 1ull << exp;
+            } else {
+                if (exp > 19)
+                    return fail("Interface Description Block if_tsresol option resolution 10^-" + num(exp) +
+                                " is too high");
+                i.units_per_s = 1;
+                for (uint32_t k = 0; k < exp; ++k) i.units_per_s *= 10;
+            }
+        } else if (code == 14) {  // if_tsoffset
+            if (olen != 8)
+                return fail("Interface Description Block has if_tsoffset option with length " + num(olen) + " != 8");
+            if (have_off) return fail("Interface Description Block has more than one if_tsoffset option");
+            have_off = true;
+            uint64_t v;
+            std::memcpy(&v, o, 8);
+            if (swapped_) v = __builtin_bswap64(v);
+            i.offset_s = static_cast<int64_t>(v);
+        }
+        o += padded;
+    }
+    const uint32_t adjusted = snap == 0 || snap > max_snaplen_for_dlt(lt) ? max_snaplen_for_dlt(lt) : snap;
+    if (linktype_ < 0) {
+        linktype_ = lt;
+        snapshot_ = adjusted;
+        max_block_ = 8 + 20 + max_snaplen_for_dlt(lt) + 131072 + 4;
+    } else {
+        if (lt != linktype_)
+            return fail("an interface has a type " + num(static_cast<uint32_t>(lt)) +
+                        " different from the type of the first interface");
+        if (adjusted != snapshot_)
+            return fail("an interface has a snapshot length " + num(adjusted) +
+                        " different from the snapshot length of the first interface");
+    }
+    try {
+        ifaces_.push_back(i);
+    } catch (...) {
+        return fail("out of memory");
+    }
+    return true;
+}
+
+uint64_t CaptureReader::to_ns(const Iface& i, uint64_t t) const noexcept {
+    uint64_t sec = t / i.units_per_s, frac = t % i.units_per_s;
+    if (i.units_per_s == 1'000'000'000)
+        ;
+    else if (i.units_per_s > 1'000'000'000)
+        frac /= i.units_per_s / 1'000'000'000;
+    else if (!i.pow2)
+        frac *= 1'000'000'000 / i.units_per_s;
+    else
+        frac = static_cast<uint64_t>(static_cast<unsigned __int128>(frac) * 1'000'000'000 / i.units_per_s);
+    sec += static_cast<uint64_t>(i.offset_s);
+    return sec * 1'000'000'000ull + frac;
+}
+
+bool CaptureReader::next_ng(Packet& p) noexcept {
+    for (;;) {
+        uint32_t type, len;
+        const uint8_t* body;
+        if (!ng_block(type, len, body)) return false;
+        const uint32_t data_max = len - 12;  // body without the trailer
+        switch (type) {
+            case kBlockEpb:
+            case kBlockPb: {
+                if (data_max < 20)
+                    return fail("block in pcapng dump file is too short for a packet block: " + num(len));
+                const uint32_t iface = type == kBlockEpb ? u32(body) : u16(body);
+                const uint64_t t = (static_cast<uint64_t>(u32(body + 4)) << 32) | u32(body + 8);
+                const uint32_t caplen = u32(body + 12), wire = u32(body + 16);
+                if (caplen > data_max - 20)
+                    return fail("packet block has caplen " + num(caplen) + " > remaining block data " +
+                                num(data_max - 20));
+                if (iface >= ifaces_.size())
+                    return fail("a packet arrived on interface " + num(iface) +
+                                ", but there's no Interface Description Block for that interface");
+                p.data = body + 20;
+                p.caplen = caplen > snapshot_ ? snapshot_ : caplen;
+                p.wirelen = wire;
+                p.ts_ns = to_ns(ifaces_[iface], t);
+                return true;
+            }
+            case kBlockSpb: {
+                if (data_max < 4) return fail("Simple Packet Block in pcapng dump file is too short: " + num(len));
+                if (ifaces_.empty())
+                    return fail("the capture file has a Simple Packet Block without any Interface Description Block");
+                const uint32_t wire = u32(body);
+                uint32_t caplen = wire;
+                if (caplen > data_max - 4) caplen = data_max - 4;
+                if (caplen > snapshot_) caplen = snapshot_;
+                p.data = body + 4;
+                p.caplen = caplen;
+                p.wirelen = wire;
+                p.ts_ns = 0;
+                return true;
+            }
+            case kBlockIdb:
+                if (!ng_idb(body, len)) return false;
+                break;
+            case kBlockShb:
+                if (!ng_shb(body, len, false)) return false;
+                break;
+            default: break;  // statistics, name resolution, custom, decryption secrets...
+        }
+    }
+}
+
+}  // namespace weir::capture

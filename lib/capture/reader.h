@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Capture files read in place: a pcap or pcapng file is memory-mapped and its packets are handed
+// out as pointers into the mapping, with no copy and no system call per packet, so a replay feeds
+// the workers at memory speed. Reads what libpcap reads, packet for packet: the same packets,
+// captured lengths, times (in nanoseconds) and link type, and it stops where libpcap stops on a
+// damaged file (the reason in error()); tests check it against libpcap over every capture. One
+// deliberate difference: a pcap record's seconds and fraction are unsigned, as the format says
+// (libpcap 1.10 sign-extends them, so a time after 2038 reads as 1901).
+//
+// Formats: pcap (microsecond and nanosecond magics, either byte order, the 2.3 length swap) and
+// pcapng (sections, interfaces with if_tsresol/if_tsoffset, enhanced, simple and obsolete packet
+// blocks; other blocks are skipped). Like libpcap, a file's interfaces share one link type and
+// snapshot length. No DPDK here: unit-tested and fuzzed on plain bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace weir::capture {
+
+struct Packet {
+    const uint8_t* data = nullptr;
+    uint32_t caplen = 0;   // bytes in the file (after libpcap's snapshot cut)
+    uint32_t wirelen = 0;  // length on the wire as the file says
+    uint64_t ts_ns = 0;    // since the epoch
+};
+
+class CaptureReader {
+public:
+    // Maps `path`. Throws std::runtime_error with the reason (unreadable, not a capture, a
+    // header libpcap would refuse).
+    explicit CaptureReader(const std::string& path);
+    // Reads bytes the caller keeps alive (tests, fuzzing). Throws like the above.
+    CaptureReader(const uint8_t* data, size_t size);
+    ~CaptureReader();
+    CaptureReader(const CaptureReader&) = delete;
+    CaptureReader& operator=(const CaptureReader&) = delete;
+
+    // The next packet; false at the end of the file or where it is damaged (error() says why,
+    // and stays empty at a clean end). The data stays valid while the reader lives.
+    bool next(Packet& p) noexcept;
+    // Back to the first packet.
+    void rewind() noexcept;
+
+    int linktype() const noexcept { return linktype_; }  // DLT_ value, as pcap_datalink() gives
+    uint32_t snapshot() const noexcept { return snapshot_; }
+    bool pcapng() const noexcept { return ng_; }
+    bool nanosecond() const noexcept { return nsec_; }  // a pcap file of the nanosecond magic
+    const std::string& error() const noexcept { return error_; }
+    uint64_t offset() const noexcept { return pos_; }
+    size_t size() const noexcept { return size_; }
+
+private:
+    struct Iface {
+        uint64_t units_per_s = 1'000'000;
+        bool pow2 = false;
+        int64_t offset_s = 0;
+    };
+    void open();
+    bool next_pcap(Packet& p) noexcept;
+    bool next_ng(Packet& p) noexcept;
+    bool ng_block(uint32_t& type, uint32_t& len, const uint8_t*& body) noexcept;
+    bool ng_shb(const uint8_t* body, uint32_t len, bool first) noexcept;
+    bool ng_idb(const uint8_t* body, uint32_t len) noexcept;
+    uint32_t u32(const uint8_t* p) const noexcept;
+    uint16_t u16(const uint8_t* p) const noexcept;
+    bool fail(const std::string& why) noexcept;
+    uint64_t to_ns(const Iface& i, uint64_t t) const noexcept;
+
+    const uint8_t* base_ = nullptr;
+    size_t size_ = 0;
+    bool mapped_ = false;
+    bool swapped_ = false;
+    bool ng_ = false;
+    bool nsec_ = false;
+    int lengths_swapped_ = 0;  // pcap before 2.3: 1 swapped, 2 maybe (2.3)
+    int linktype_ = -1;
+    uint32_t snapshot_ = 0;
+    uint32_t max_block_ = 0;
+    uint64_t start_ = 0;  // first packet record or block after the file header / first IDB
+    uint64_t pos_ = 0;
+    std::vector<Iface> ifaces_;  // of the section being read
+    Iface first_iface_;          // the first section's first, for rewind()
+    std::string error_;
+};
+
+// libpcap's mapping of a file's LINKTYPE_ value to the DLT_ value pcap_datalink() reports.
+int linktype_to_dlt(uint32_t linktype) noexcept;
+// The largest packet libpcap accepts for a link type (its max_snaplen_for_dlt).
+uint32_t max_snaplen_for_dlt(int dlt) noexcept;
+
+}  // namespace weir::capture

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The capture reader on arbitrary file bytes, against libpcap on the same bytes: it must not
+// crash or read outside the file, must open what libpcap opens, and must hand out the same
+// packets (bytes, lengths, times, link type) and stop where libpcap stops.
+#include <pcap/pcap.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "capture/reader.h"
+
+namespace {
+// libpcap 1.10 takes a pcap record's fraction as signed 32 bits too; the reader as unsigned.
+uint64_t fraction_ns(const weir::capture::CaptureReader& r, long libpcap_ns) {
+    if (r.pcapng()) return static_cast<uint64_t>(libpcap_ns);
+    if (r.nanosecond()) return static_cast<uint32_t>(libpcap_ns);
+    return static_cast<uint64_t>(static_cast<uint32_t>(libpcap_ns / 1000)) * 1000;
+}
+
+[[noreturn]] void differ(const char* what, uint64_t n) {
+    std::fprintf(stderr, "capture_fuzz: packet %lu: %s\n", static_cast<unsigned long>(n), what);
+    std::abort();
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    // The reader gets its own copy of exactly `size` bytes, so ASan sees any read past the end.
+    std::vector<uint8_t> bytes(data, data + size);
+    FILE* f = fmemopen(const_cast<uint8_t*>(data), size, "rb");
+    char err[PCAP_ERRBUF_SIZE] = {0};
+    pcap_t* p = f ? pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, err) : nullptr;
+    if (!p && f) std::fclose(f);
+    try {
+        weir::capture::CaptureReader r(bytes.data(), bytes.size());
+        if (!p) differ("the reader opens what libpcap refuses", 0);
+        if (r.linktype() != pcap_datalink(p)) differ("link type", 0);
+        uint64_t n = 0;
+        for (;; ++n) {
+            pcap_pkthdr* h;
+            const u_char* d;
+            const int rc = pcap_next_ex(p, &h, &d);
+            weir::capture::Packet k;
+            const bool got = r.next(k);
+            if (rc != 1) {
+                if (got) differ("libpcap stops, the reader goes on", n);
+                if ((rc == PCAP_ERROR) != !r.error().empty()) differ("one stops cleanly, the other on an error", n);
+                break;
+            }
+            if (!got) differ("the reader stops, libpcap goes on", n);
+            const uint64_t sec = r.pcapng() ? static_cast<uint64_t>(h->ts.tv_sec) : static_cast<uint32_t>(h->ts.tv_sec);
+            if (k.caplen != h->caplen || k.wirelen != h->len || std::memcmp(k.data, d, h->caplen) != 0)
+                differ("bytes or lengths", n);
+            if (k.ts_ns != sec * 1'000'000'000ull + fraction_ns(r, h->ts.tv_usec)) differ("time", n);
+        }
+    } catch (const std::runtime_error&) {
+        if (p) differ("the reader refuses what libpcap opens", 0);
+    }
+    if (p) pcap_close(p);
+    return 0;
+}

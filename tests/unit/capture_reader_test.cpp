@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The capture reader against libpcap: for every capture (the bundled ones, and the whole corpus
+// in WEIR_PCAPS when set) the same packets, bytes, lengths, times and link type, and the same
+// place to stop on a damaged file. Plus hand-made files for what the corpus lacks.
+#include <pcap/pcap.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "capture/pcapng.h"
+#include "capture/reader.h"
+
+namespace fs = std::filesystem;
+using weir::capture::CaptureReader;
+using weir::capture::Packet;
+
+namespace {
+
+// Compares the reader with libpcap on one file; "" when they agree, else what differs.
+std::string compare(const std::string& path, uint64_t* packets = nullptr) {
+    char err[PCAP_ERRBUF_SIZE] = {0};
+    pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
+    std::string why;
+    try {
+        CaptureReader r(path);
+        if (!p) return "libpcap refuses (" + std::string(err) + ") but the reader opens it";
+        if (r.linktype() != pcap_datalink(p))
+            why = "link type " + std::to_string(r.linktype()) + " vs " + std::to_string(pcap_datalink(p));
+        uint64_t n = 0;
+        for (;;) {
+            pcap_pkthdr* h;
+            const u_char* d;
+            const int rc = pcap_next_ex(p, &h, &d);
+            Packet k;
+            const bool got = r.next(k);
+            if (rc != 1) {
+                if (got)
+                    why = "packet " + std::to_string(n) + ": libpcap stops, the reader goes on";
+                else if ((rc == PCAP_ERROR) != !r.error().empty())
+                    why = "at the end: libpcap " + std::string(rc == PCAP_ERROR ? pcap_geterr(p) : "clean") +
+                        ", reader " + (r.error().empty() ? "clean" : r.error());
+                break;
+            }
+            if (!got) {
+                why = "packet " + std::to_string(n) + ": the reader stops (" + r.error() + "), libpcap goes on";
+                break;
+            }
+            // The reader takes a pcap record's seconds and fraction as unsigned, as the format
+            // says (libpcap 1.10 sign-extends them: times after 2038 would go back to 1901).
+            const uint64_t sec = r.pcapng() ? static_cast<uint64_t>(h->ts.tv_sec) : static_cast<uint32_t>(h->ts.tv_sec);
+            const uint64_t frac = r.pcapng() ? static_cast<uint64_t>(h->ts.tv_usec)
+                : r.nanosecond()             ? static_cast<uint32_t>(h->ts.tv_usec)
+                                 : static_cast<uint64_t>(static_cast<uint32_t>(h->ts.tv_usec / 1000)) * 1000;
+            const uint64_t ts = sec * 1'000'000'000ull + frac;
+            if (k.caplen != h->caplen || k.wirelen != h->len || k.ts_ns != ts ||
+                std::memcmp(k.data, d, h->caplen) != 0) {
+                why = "packet " + std::to_string(n) + " differs: caplen " + std::to_string(k.caplen) + "/" +
+                    std::to_string(h->caplen) + " len " + std::to_string(k.wirelen) + "/" + std::to_string(h->len) +
+                    " ts " + std::to_string(k.ts_ns) + "/" + std::to_string(ts);
+                break;
+            }
+            ++n;
+        }
+        if (packets) *packets = n;
+        // Rewind reads the same again.
+        if (why.empty()) {
+            r.rewind();
+            Packet k;
+            uint64_t again = 0;
+            while (r.next(k)) ++again;
+            if (again != n) why = "rewind: " + std::to_string(again) + " packets, first pass " + std::to_string(n);
+        }
+    } catch (const std::exception& e) {
+        if (p) why = std::string("the reader refuses (") + e.what() + ") but libpcap opens it";
+    }
+    if (p) pcap_close(p);
+    return why;
+}
+
+std::vector<std::string> captures_in(const fs::path& dir) {
+    std::vector<std::string> out;
+    if (!fs::is_directory(dir)) return out;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        if (!e.is_regular_file()) continue;
+        const auto ext = e.path().extension().string();
+        if (ext == ".pcap" || ext == ".pcapng" || ext == ".cap" || ext == ".dmp") out.push_back(e.path().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string write_temp(const std::string& name, const std::string& bytes) {
+    const std::string path = (fs::temp_directory_path() / ("weir-reader-" + name)).string();
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
+}
+
+std::string pcap_header(uint32_t magic, uint16_t major, uint16_t minor, uint32_t snaplen, uint32_t linktype) {
+    std::string s(24, '\0');
+    std::memcpy(&s[0], &magic, 4);
+    std::memcpy(&s[4], &major, 2);
+    std::memcpy(&s[6], &minor, 2);
+    std::memcpy(&s[16], &snaplen, 4);
+    std::memcpy(&s[20], &linktype, 4);
+    return s;
+}
+
+std::string pcap_record(uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len, const std::string& data) {
+    std::string s(16, '\0');
+    std::memcpy(&s[0], &sec, 4);
+    std::memcpy(&s[4], &frac, 4);
+    std::memcpy(&s[8], &caplen, 4);
+    std::memcpy(&s[12], &len, 4);
+    return s + data;
+}
+
+}  // namespace
+
+TEST(CaptureReader, BundledCapturesReadAsLibpcapReadsThem) {
+    const auto files = captures_in(fs::path(WEIR_SOURCE_DIR) / "captures");
+    ASSERT_GT(files.size(), 50u);
+    uint64_t total = 0;
+    for (const auto& f : files) {
+        uint64_t n = 0;
+        EXPECT_EQ(compare(f, &n), "") << f;
+        total += n;
+    }
+    EXPECT_GT(total, 1000u);
+}
+
+TEST(CaptureReader, CorpusReadsAsLibpcapReadsIt) {
+    const char* dir = std::getenv("WEIR_PCAPS");
+    if (!dir || fs::path(dir) == fs::path(WEIR_SOURCE_DIR) / "captures") GTEST_SKIP() << "WEIR_PCAPS names no corpus";
+    const auto files = captures_in(dir);
+    ASSERT_GT(files.size(), 0u) << dir;
+    uint64_t total = 0;
+    size_t differ = 0;
+    for (const auto& f : files) {
+        uint64_t n = 0;
+        const std::string why = compare(f, &n);
+        if (!why.empty()) {
+            ++differ;
+            ADD_FAILURE() << f << ": " << why;
+        }
+        total += n;
+    }
+    std::printf("%zu captures, %lu packets, %zu differ from libpcap\n", files.size(), static_cast<unsigned long>(total),
+                differ);
+}
+
+TEST(CaptureReader, HandMadeFilesReadAsLibpcapReadsThem) {
+    const std::string frame(60, 'x'), big(2000, 'y');
+    struct Case {
+        std::string name, bytes;
+    };
+    const uint32_t us = 0xa1b2c3d4, ns = 0xa1b23c4d;
+    std::vector<Case> cases = {
+        {"ns", pcap_header(ns, 2, 4, 65535, 1) + pcap_record(1, 999999999, 60, 60, frame)},
+        {"snap-cut",
+         pcap_header(us, 2, 4, 100, 1) + pcap_record(1, 2, 2000, 2000, big) + pcap_record(2, 0, 60, 60, frame)},
+        {"too-big", pcap_header(us, 2, 4, 0, 1) + pcap_record(1, 2, 300000, 300000, big)},
+        {"old-swapped-lengths", pcap_header(us, 2, 2, 65535, 1) + pcap_record(1, 2, 1514, 60, frame)},
+        {"maybe-swapped",
+         pcap_header(us, 2, 3, 65535, 1) + pcap_record(1, 2, 80, 60, frame) + pcap_record(1, 2, 60, 80, frame)},
+        {"short-header", pcap_header(us, 2, 4, 65535, 1) + pcap_record(1, 2, 60, 60, frame) + std::string(10, '\0')},
+        {"short-data", pcap_header(us, 2, 4, 65535, 1) + pcap_record(1, 2, 60, 60, frame.substr(0, 30))},
+        {"raw-linktype", pcap_header(us, 2, 4, 65535, 101) + pcap_record(1, 2, 60, 60, frame)},
+        {"empty-packet", pcap_header(us, 2, 4, 65535, 1) + pcap_record(1, 2, 0, 0, "")},
+    };
+    // pcapng: a section with two interfaces (different time resolutions), enhanced, simple and
+    // statistics blocks, and a second section.
+    using namespace weir::capture;
+    const uint8_t pkt[60] = {1, 2, 3};
+    std::string ng = section_header_block() + interface_block(1, 65535) +
+        packet_block(0, 1'500'000'000'123'456'789ull, pkt, 60, 60, "c") + interface_block(1, 65535) +
+        packet_block(1, 7, pkt, 60, 64, "") + section_header_block() + interface_block(1, 65535) +
+        packet_block(0, 9, pkt, 60, 60, "");
+    cases.push_back({"ng", ng});
+    cases.push_back({"ng-truncated", ng.substr(0, ng.size() - 5)});
+    cases.push_back({"ng-no-idb", section_header_block()});
+    for (auto& c : cases) {
+        const std::string path = write_temp(c.name, c.bytes);
+        EXPECT_EQ(compare(path), "") << c.name;
+        fs::remove(path);
+    }
+}
+
+TEST(CaptureReader, RefusesWhatIsNotACapture) {
+    const std::string path = write_temp("text", "hello, this is not a capture file at all");
+    EXPECT_THROW(CaptureReader r(path), std::runtime_error);
+    fs::remove(path);
+    EXPECT_THROW(CaptureReader r("/nonexistent/weir.pcap"), std::runtime_error);
+    const uint8_t two[2] = {0xd4, 0xc3};
+    EXPECT_THROW(CaptureReader r(two, 2), std::runtime_error);
+}
