@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "dpdk/port.h"
+#include "dpdk/replay.h"
 #include "export/exporter.h"
 #include "capture.h"
 #include "detection.h"
@@ -32,9 +33,11 @@ namespace weir {
 struct Runtime {
     config::Config cfg;
     std::vector<dpdk::PortInfo> ports;
-    std::vector<uint64_t> expected_packets;  // per port, replay only: what libpcap reads
-    std::vector<std::string> captures;       // replay only, for the summary
-    packet::DecodeOptions decode;            // shared read-only by the workers
+    std::vector<uint64_t> expected_packets;              // per port, replay only: what the capture files hold
+    std::vector<std::unique_ptr<dpdk::Replay>> replays;  // per port: its capture reader, or null
+    std::vector<config::Port> configured_ports;  // as configured (a replay of several link types has a port each)
+    std::vector<std::string> captures;           // replay only, for the summary
+    packet::DecodeOptions decode;                // shared read-only by the workers
     std::vector<std::unique_ptr<Worker>> workers;
     std::vector<rte_ring*> handoff_rings;  // between workers; freed after them
     std::atomic<uint32_t> rx_stopped{0};   // workers that stopped receiving

@@ -38,6 +38,7 @@
 #include "web/web_config.h"
 #include "dpdk/log_stream.h"
 #include "dpdk/port.h"
+#include "capture/reader.h"
 #include "management.h"
 
 #ifndef WEIR_DRIVERS_DIR
@@ -70,7 +71,7 @@ Replay a capture (no configuration file, no hugepages needed):
 
 Options:
   -c, --config FILE          JSON configuration (see README.md); options below override it
-  -r, --read CAPTURE         replay a pcap/pcapng file through DPDK's net_pcap; repeat for more
+  -r, --read CAPTURE         replay a pcap/pcapng file, spread over the workers; repeat to read more in turn
                              files (one RX queue and worker each); exits at the end of the capture
   -i, --port DEVICE          add a port: PCI address (0000:3b:00.0) or vdev (net_af_packet0,iface=eth1)
       --ipfix URL            export IPFIX to URL: udp://HOST:PORT, tcp://HOST:PORT or file:///PATH
@@ -198,8 +199,6 @@ json merged_config(const Cli& cli, json* pinned = nullptr) {
         std::string dev = "net_pcap_replay";
         for (const auto& f : cli.captures) dev += ",rx_pcap=" + f;
         cfg["ports"].push_back({{"device", dev}});
-        if (!cli.over.contains("workers") && !cfg.contains("workers"))
-            cfg["workers"] = static_cast<int64_t>(cli.captures.size());
     }
     for (const auto& d : cli.devices) cfg["ports"].push_back({{"device", d}});
     for (const auto& [format, url] : cli.exports) cfg["exporters"].push_back({{"format", format}, {"url", url}});
@@ -369,40 +368,6 @@ Cli parse_cli(int argc, char** argv) {
     for (const auto& f : captures)
         if (f.find(',') != std::string::npos) die_usage("--read " + f + ": a capture path cannot contain ','");
     return cli;
-}
-
-// The rx_pcap= files of a net_pcap device string, in queue order.
-std::vector<std::string> pcap_files(const std::string& device) {
-    std::vector<std::string> files;
-    size_t pos = 0;
-    while ((pos = device.find("rx_pcap=", pos)) != std::string::npos) {
-        pos += 8;
-        const size_t end = device.find(',', pos);
-        files.push_back(device.substr(pos, end == std::string::npos ? std::string::npos : end - pos));
-    }
-    return files;
-}
-
-// Reads a capture as net_pcap will (libpcap), for its link type and packet count.
-struct CaptureInfo {
-    int linktype = 1;
-    uint64_t packets = 0;
-    std::string error;  // libpcap's complaint where it stopped early
-};
-
-CaptureInfo inspect_capture(const std::string& path, const std::string& what) {
-    char errbuf[PCAP_ERRBUF_SIZE] = {0};
-    pcap_t* p = pcap_open_offline(path.c_str(), errbuf);
-    if (!p) die_config({what + ": cannot read capture \"" + path + "\": " + errbuf});
-    CaptureInfo ci;
-    ci.linktype = pcap_datalink(p);
-    pcap_pkthdr* h;
-    const u_char* data;
-    int rc;
-    while ((rc = pcap_next_ex(p, &h, &data)) == 1) ++ci.packets;
-    if (rc == PCAP_ERROR) ci.error = pcap_geterr(p);
-    pcap_close(p);
-    return ci;
 }
 
 // Default EAL arguments: main lcore plus one per worker, placed on the CPUs we may use with the
@@ -605,29 +570,63 @@ int main(int argc, char** argv) {
     weir::Runtime rt;
     rt.version = WEIR_VERSION;
     rt.config_source = [cli](json& pinned) { return merged_config(cli, &pinned); };
-    // Replay: learn each capture's link type and length before DPDK opens it.
-    std::vector<std::vector<int>> linktypes(cfg.ports.size());
-    rt.expected_packets.assign(cfg.ports.size(), 0);
-    for (size_t p = 0; p < cfg.ports.size(); ++p) {
-        const auto files = pcap_files(cfg.ports[p].device);
-        for (size_t q = 0; q < files.size(); ++q) {
+    // Replay: captures that a net_pcap port would only read are mapped and read by weir itself
+    // (dpdk/replay.h), one ring port per link type; their packets are counted now, before DPDK
+    // starts. A net_pcap port with other arguments (a live libpcap interface) stays net_pcap.
+    std::vector<std::vector<int>> linktypes;
+    {
+        std::vector<weir::config::Port> ports;
+        for (size_t p = 0; p < cfg.ports.size(); ++p) {
             const std::string what = "ports[" + std::to_string(p) + "].device";
-            const CaptureInfo ci = inspect_capture(files[q], what);
-            if (!weir::packet::link_type_supported(static_cast<uint16_t>(ci.linktype)))
-                weir::log::say(weir::log::Level::kWarning,
-                               "weir: %s: link type %d (%s) is not decoded; its packets count as unsupported_link\n",
-                               files[q].c_str(), ci.linktype, pcap_datalink_val_to_name(ci.linktype) ?: "?");
-            if (!ci.error.empty())
-                weir::log::say(weir::log::Level::kWarning, "weir: %s: libpcap stops after %lu packets: %s\n",
-                               files[q].c_str(), static_cast<unsigned long>(ci.packets), ci.error.c_str());
-            linktypes[p].push_back(ci.linktype);
-            rt.expected_packets[p] += ci.packets;
-            rt.captures.push_back(files[q]);
+            const auto files = weir::dpdk::replay_files(cfg.ports[p].device);
+            if (files.empty()) {
+                ports.push_back(cfg.ports[p]);
+                linktypes.emplace_back();
+                rt.replays.emplace_back();
+                rt.expected_packets.push_back(0);
+                continue;
+            }
+            // Files of one link type share a port; each link type has a port of its own.
+            std::vector<std::pair<int, std::vector<std::string>>> groups;
+            for (const auto& f : files) {
+                int lt = 0;
+                try {
+                    lt = weir::capture::CaptureReader(f).linktype();
+                } catch (const std::exception& e) {
+                    die_config({what + ": cannot read capture \"" + f + "\": " + e.what()});
+                }
+                auto g = std::find_if(groups.begin(), groups.end(), [lt](const auto& x) { return x.first == lt; });
+                if (g == groups.end()) g = groups.insert(groups.end(), {lt, {}});
+                g->second.push_back(f);
+                rt.captures.push_back(f);
+                if (!weir::packet::link_type_supported(static_cast<uint16_t>(lt)))
+                    weir::log::say(
+                        weir::log::Level::kWarning,
+                        "weir: %s: link type %d (%s) is not decoded; its packets count as unsupported_link\n",
+                        f.c_str(), lt, pcap_datalink_val_to_name(lt) ?: "?");
+            }
+            for (auto& [lt, group] : groups) {
+                std::unique_ptr<weir::dpdk::Replay> r;
+                try {
+                    r = std::make_unique<weir::dpdk::Replay>(group);
+                } catch (const std::exception& e) {
+                    die_config({what + ": cannot read capture " + e.what()});
+                }
+                for (const auto& problem : r->problems())
+                    weir::log::say(weir::log::Level::kWarning, "weir: %s\n", problem.c_str());
+                weir::config::Port port = cfg.ports[p];
+                if (groups.size() > 1) {
+                    port.device = cfg.ports[p].name() + "_" + std::to_string(ports.size());
+                    for (const auto& f : group) port.device += ",rx_pcap=" + f;
+                }
+                ports.push_back(port);
+                linktypes.emplace_back(cfg.workers, lt);
+                rt.expected_packets.push_back(r->packets());
+                rt.replays.push_back(std::move(r));
+            }
         }
-        if (!files.empty() && files.size() != cfg.workers)
-            die_config({"workers: " + std::to_string(cfg.workers) + " workers need " + std::to_string(cfg.workers) +
-                        " RX queues, but ports[" + std::to_string(p) + "] replays " + std::to_string(files.size()) +
-                        " capture(s), one queue each"});
+        rt.configured_ports = cfg.ports;  // what a reload compares with
+        cfg.ports = std::move(ports);
     }
 
     if (cfg.exporters.empty())
@@ -700,6 +699,7 @@ int main(int argc, char** argv) {
     const std::vector<std::string> base = merge_eal(default_eal(cfg, vdev_room), cfg.eal);
     eal_args.insert(eal_args.end(), base.begin(), base.end());
     for (size_t p = 0; p < cfg.ports.size(); ++p) {
+        if (rt.replays[p]) continue;  // a ring port, made after EAL
         eal_args.push_back(cfg.ports[p].is_vdev() ? "--vdev" : "-a");
         eal_args.push_back(devices[p]);
     }
@@ -732,7 +732,16 @@ int main(int argc, char** argv) {
         for (size_t p = 0; p < cfg.ports.size(); ++p) {
             const std::string what = "ports[" + std::to_string(p) + "]";
             uint16_t id;
-            if (rte_eth_dev_get_port_by_name(cfg.ports[p].name().c_str(), &id) != 0) {
+            if (rt.replays[p]) {
+                try {
+                    id = rt.replays[p]->make_port("weir_replay" + std::to_string(p), static_cast<uint16_t>(cfg.workers),
+                                                  static_cast<int>(rte_socket_id()));
+                } catch (const std::exception& e) {
+                    weir::log::say(weir::log::Level::kError, "weir: %s: %s\n", what.c_str(), e.what());
+                    rte_eal_cleanup();
+                    return kExitUsage;
+                }
+            } else if (rte_eth_dev_get_port_by_name(cfg.ports[p].name().c_str(), &id) != 0) {
                 weir::log::say(weir::log::Level::kError,
                                "weir: config: %s.device: no DPDK port \"%s\" (a NIC must be bound to vfio-pci or "
                                "use a bifurcated driver such as mlx5; a vdev's driver reported why above)\n",
@@ -783,6 +792,12 @@ int main(int argc, char** argv) {
                 for (const auto& q : rt.ports) rte_eth_dev_stop(q.id);
                 rte_eal_cleanup();
                 return kExitUsage;
+            }
+            if (rt.replays[p]) {
+                pi.name = cfg.ports[p].name();
+                pi.dynfield_ns_per_unit = 1;  // the capture's times, in nanoseconds
+                pi.rss = "the capture reader's symmetric hash of the outermost headers";
+                pi.frames = "frames whole, in place in the mapped file";
             }
             weir::log::say(weir::log::Level::kInfo,
                            "weir: port %u %s (%s): %u RX queues x %u descriptors; RSS: %s; %s; profile %s\n", pi.id,
@@ -951,8 +966,12 @@ int main(int argc, char** argv) {
             while (!w->ready() && !w->done()) rte_delay_us_sleep(1000);
         weir::notify::send("READY=1\nSTATUS=capturing on " + std::to_string(rt.ports.size()) + " port(s) with " +
                            std::to_string(cfg.workers) + " worker(s)");
+        for (auto& r : rt.replays)
+            if (r) r->start();
         weir::control_loop(rt);
         rte_eal_mp_wait_lcore();
+        for (auto& r : rt.replays)
+            if (r) r->stop();
         if (rt.capture) weir::stop_capture(*rt.capture);  // everything the workers chose is written
         if (!weir::report(rt)) rc = 1;
         mgmt.reset();  // their threads read rt.workers
@@ -967,6 +986,7 @@ int main(int argc, char** argv) {
     }
     rt.capture.reset();  // its thread reads the workers' rings
     rt.workers.clear();
+    rt.replays.clear();  // the mappings, after every packet that points into them
     for (rte_ring* r : rt.handoff_rings) rte_ring_free(r);
     rte_eal_cleanup();
     return rc;

@@ -47,10 +47,11 @@ nlohmann::json apply_reload(Runtime& rt) {
             if (!same)
                 errors.push_back(std::string(what) + ": cannot change while weir runs (restart weir to change it)");
         };
-        bool ports_same = c.ports.size() == o.ports.size();
+        const std::vector<config::Port>& op = rt.configured_ports;
+        bool ports_same = c.ports.size() == op.size();
         for (size_t i = 0; ports_same && i < c.ports.size(); ++i)
-            ports_same = c.ports[i].device == o.ports[i].device &&
-                c.ports[i].rx_descriptors == o.ports[i].rx_descriptors && c.ports[i].direction == o.ports[i].direction;
+            ports_same = c.ports[i].device == op[i].device && c.ports[i].rx_descriptors == op[i].rx_descriptors &&
+                c.ports[i].direction == op[i].direction;
         fixed(ports_same, "ports");
         fixed(c.eal == o.eal, "eal");
         fixed(c.workers == o.workers, "workers");

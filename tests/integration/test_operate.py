@@ -299,7 +299,8 @@ class Operate(unittest.TestCase):
         self.assertEqual(code, 200)
         st = json.loads(body)
         self.assertEqual(st["mode"], "replay")
-        self.assertEqual(st["ports"][0]["driver"], "net_pcap")
+        self.assertEqual(st["ports"][0]["driver"], "net_ring")  # weir's capture reader feeds a ring port
+        self.assertIn("capture reader", st["ports"][0]["rss"])
         self.assertEqual(st["ports"][0]["rx_packets"], sum(w["rx_packets"] for w in st["workers"]))
         self.assertGreater(st["workers"][0]["flows_active"], 0)
         # The heaviest directional flows by bytes, as tshark counts them.

@@ -72,7 +72,7 @@ class Package(unittest.TestCase):
         p = subprocess.run([weir, "-r", capture, "--export", "jsonl=file://" + flows, "--summary-json",
                             os.path.join(tmp, "summary.json")], capture_output=True, text=True, timeout=300)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn("profile " + os.path.join(root, "usr/share/weir/drivers-config/net_pcap.json"), p.stderr)
+        self.assertIn("profile " + os.path.join(root, "usr/share/weir/drivers-config/net_ring.json"), p.stderr)
         with open(flows) as f:
             rows = [json.loads(line) for line in f]
         self.assertEqual(sum(r["packets"] for r in rows), sum(t.packets for t in harness.load_truth(capture)))

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// Capture replay at memory speed: the files are memory-mapped (capture/reader.h) and every packet
+// goes to the workers as an mbuf whose buffer is the packet inside the mapping (an external
+// buffer: no copy), through a DPDK ring port with one RX queue per worker. A reader thread (not
+// a worker: it may wait and sleep) spreads the packets over the queues by a hash of the
+// outermost addresses and ports that is the same for both directions, as symmetric RSS does
+// on a live port, so `-w N` puts N workers on one file. Packet times are the capture's (the RX
+// timestamp dynfield, in nanoseconds). A replay loses nothing: the reader waits when a queue is
+// full.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "capture/reader.h"
+#include "packet/decode.h"
+
+struct rte_mempool;
+struct rte_ring;
+
+namespace weir::dpdk {
+
+// The capture files of a net_pcap device that only replays files ("net_pcap0,rx_pcap=a.pcap,
+// rx_pcap=b.pcap"), in order; empty when the device has any other argument (a live libpcap
+// interface, say), which stays with net_pcap.
+std::vector<std::string> replay_files(const std::string& device);
+
+struct ReplayStats {
+    std::atomic<uint64_t> packets{0};  // handed to the queues
+    std::atomic<uint64_t> waits{0};    // times the reader waited for room (a queue or the buffer pool full)
+    std::atomic<bool> done{false};     // every file read to its end (or to where it is damaged)
+};
+
+class Replay {
+public:
+    // Opens and maps every file; all must have one link type. Throws std::runtime_error naming
+    // the file and the reason.
+    explicit Replay(std::vector<std::string> files);
+    ~Replay();  // stops the reader and unmaps the files
+    Replay(const Replay&) = delete;
+    Replay& operator=(const Replay&) = delete;
+
+    int linktype() const noexcept { return linktype_; }
+    uint64_t packets() const noexcept { return packets_; }  // what the files hold, read to their ends
+    // Where a file stops early (damaged), "file: reason" per such file.
+    const std::vector<std::string>& problems() const noexcept { return problems_; }
+    const std::vector<std::string>& files() const noexcept { return files_; }
+
+    // After EAL: the ring port `name` with `queues` RX queues (one per worker) and its buffer
+    // pool on `socket`, and the RX timestamp dynfield registered (if no driver did). Returns the
+    // DPDK port id. Throws std::runtime_error.
+    uint16_t make_port(const std::string& name, uint16_t queues, int socket);
+    // Starts the reader thread: packets stamped in the RX timestamp dynfield, spread over the
+    // queues by the outermost headers.
+    void start();
+    // Stops the reader (at once, wherever it is) and waits for it.
+    void stop();
+    const ReplayStats& stats() const noexcept { return stats_; }
+
+private:
+    void run() noexcept;
+    uint16_t queue_of(const capture::Packet& p) noexcept;
+
+    std::vector<std::string> files_;
+    std::vector<std::unique_ptr<capture::CaptureReader>> readers_;
+    std::vector<std::string> problems_;
+    int linktype_ = 1;
+    uint64_t packets_ = 0;
+    uint16_t queues_ = 0;
+    std::vector<rte_ring*> rings_;
+    rte_mempool* pool_ = nullptr;
+    packet::DecodeOptions decode_;
+    int ts_offset_ = -1;
+    uint64_t ts_flag_ = 0;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+    ReplayStats stats_;
+};
+
+}  // namespace weir::dpdk
