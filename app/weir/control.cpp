@@ -70,6 +70,11 @@ bool replay_finished(const Runtime& rt) {
     for (size_t p = 0; p < rt.ports.size(); ++p) {
         rte_eth_stats st{};
         if (rte_eth_stats_get(rt.ports[p].id, &st) != 0) return false;
+        if (rt.replays[p]) {  // weir's capture reader: done, and the workers took all it handed out
+            const auto& rs = rt.replays[p]->stats();
+            if (!rs.done.load(std::memory_order_acquire) || st.ipackets < rs.packets.load()) return false;
+            continue;
+        }
         // net_pcap counts a record it could not deliver in rx_nombuf or ierrors.
         if (st.ipackets + st.rx_nombuf + st.ierrors < rt.expected_packets[p]) return false;
     }

@@ -608,7 +608,7 @@ int main(int argc, char** argv) {
             for (auto& [lt, group] : groups) {
                 std::unique_ptr<weir::dpdk::Replay> r;
                 try {
-                    r = std::make_unique<weir::dpdk::Replay>(group);
+                    r = std::make_unique<weir::dpdk::Replay>(group, cli.check);
                 } catch (const std::exception& e) {
                     die_config({what + ": cannot read capture " + e.what()});
                 }

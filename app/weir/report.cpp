@@ -46,7 +46,7 @@ bool report(Runtime& rt) {
         json jp = {{"id", pi.id},           {"name", pi.name},          {"driver", pi.driver}, {"queues", pi.queues},
                    {"rss", pi.rss},         {"ipackets", st.ipackets},  {"ibytes", st.ibytes}, {"imissed", st.imissed},
                    {"ierrors", st.ierrors}, {"rx_nombuf", st.rx_nombuf}};
-        if (rt.cfg.replay) jp["capture_packets"] = rt.expected_packets[p];
+        if (rt.cfg.replay) jp["capture_packets"] = rt.replays[p] ? rt.replays[p]->packets() : rt.expected_packets[p];
         ports.push_back(jp);
     }
     j["ports"] = ports;

@@ -39,7 +39,9 @@ public:
     CaptureReader& operator=(const CaptureReader&) = delete;
 
     // The next packet; false at the end of the file or where it is damaged (error() says why,
-    // and stays empty at a clean end). The data stays valid while the reader lives.
+    // and stays empty at a clean end). The data stays valid while the reader lives. Page tables
+    // of a mapped file are filled ahead of the reading position (MADV_POPULATE_READ), so a
+    // consumer of the data (a worker) takes no page fault.
     bool next(Packet& p) noexcept;
     // Back to the first packet.
     void rewind() noexcept;
@@ -67,6 +69,7 @@ private:
     uint32_t u32(const uint8_t* p) const noexcept;
     uint16_t u16(const uint8_t* p) const noexcept;
     bool fail(const std::string& why) noexcept;
+    void populate() noexcept;
     uint64_t to_ns(const Iface& i, uint64_t t) const noexcept;
 
     const uint8_t* base_ = nullptr;
@@ -81,6 +84,8 @@ private:
     uint32_t max_block_ = 0;
     uint64_t start_ = 0;  // first packet record or block after the file header / first IDB
     uint64_t pos_ = 0;
+    uint64_t populated_ = 0;     // page tables filled up to here (mapped files)
+    uint64_t prefetched_ = 0;    // cache lines asked for up to here
     std::vector<Iface> ifaces_;  // of the section being read
     Iface first_iface_;          // the first section's first, for rewind()
     std::string error_;

@@ -6,6 +6,8 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_lcore.h>
+#include <rte_pause.h>
 #include <rte_ring.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "common/log.h"
 #include "flow/flow_key.h"
 
 namespace weir::dpdk {
@@ -42,7 +45,7 @@ std::vector<std::string> replay_files(const std::string& device) {
     return files;
 }
 
-Replay::Replay(std::vector<std::string> files) : files_(std::move(files)) {
+Replay::Replay(std::vector<std::string> files, bool count) : files_(std::move(files)), counted_(count) {
     decode_.mode = packet::TunnelMode::kOuter;  // the queue is chosen by the outermost headers
     for (size_t i = 0; i < files_.size(); ++i) {
         std::unique_ptr<capture::CaptureReader> r;
@@ -56,15 +59,21 @@ Replay::Replay(std::vector<std::string> files) : files_(std::move(files)) {
         else if (r->linktype() != linktype_)
             throw std::runtime_error("\"" + files_[i] + "\": link type " + std::to_string(r->linktype()) + ", but " +
                                      files_[0] + " has " + std::to_string(linktype_));
-        capture::Packet p;
-        uint64_t n = 0;
-        while (r->next(p)) ++n;
-        if (!r->error().empty())
-            problems_.push_back(files_[i] + ": stops after " + std::to_string(n) + " packets: " + r->error());
-        r->rewind();
-        packets_ += n;
+        if (count) {
+            capture::Packet p;
+            uint64_t n = 0;
+            while (r->next(p)) ++n;
+            if (!r->error().empty())
+                problems_.push_back(files_[i] + ": stops after " + std::to_string(n) + " packets: " + r->error());
+            r->rewind();
+            packets_ += n;
+        }
         readers_.push_back(std::move(r));
     }
+}
+
+uint64_t Replay::packets() const noexcept {
+    return counted_ ? packets_ : stats_.packets.load(std::memory_order_acquire);
 }
 
 // The rings and buffers are DPDK memory, which EAL clean-up releases; the mappings go with the
@@ -119,39 +128,67 @@ uint16_t Replay::queue_of(const capture::Packet& p) noexcept {
 }
 
 void Replay::run() noexcept {
+    // An lcore id of its own gives the thread a buffer cache in the pool (no shared ring
+    // operation per buffer); without one (all taken) it still works, slower.
+    const bool registered = rte_thread_register() == 0;
     std::vector<std::array<rte_mbuf*, kBurst>> batch(queues_);
     std::vector<unsigned> fill(queues_, 0);
-    auto wait = [this] {
+    std::array<rte_mbuf*, kBurst> stash;
+    unsigned stashed = 0, idle = 0;
+    // Waits for the workers to make room: spins briefly (a ring drains in microseconds), then
+    // sleeps, so a reader ahead of its workers leaves the CPU to the control thread.
+    auto wait = [&] {
+        if (++idle < 4096) {
+            rte_pause();
+            return;
+        }
         stats_.waits.fetch_add(1, std::memory_order_relaxed);
         std::this_thread::sleep_for(std::chrono::microseconds(20));
     };
-    // Hands queue q's batch over, waiting for room: a replay loses nothing.
     auto flush = [&](uint16_t q) {
         unsigned sent = 0;
         while (sent < fill[q] && !stop_.load(std::memory_order_relaxed)) {
-            sent += rte_ring_sp_enqueue_burst(rings_[q], reinterpret_cast<void* const*>(batch[q].data() + sent),
-                                              fill[q] - sent, nullptr);
-            if (sent < fill[q]) wait();
+            const unsigned n = rte_ring_sp_enqueue_burst(
+                rings_[q], reinterpret_cast<void* const*>(batch[q].data() + sent), fill[q] - sent, nullptr);
+            sent += n;
+            if (n)
+                idle = 0;
+            else
+                wait();
         }
-        stats_.packets.fetch_add(sent, std::memory_order_relaxed);
+        stats_.packets.fetch_add(sent, std::memory_order_release);
         if (sent < fill[q]) rte_pktmbuf_free_bulk(batch[q].data() + sent, fill[q] - sent);
         fill[q] = 0;
     };
     auto mbuf = [&]() -> rte_mbuf* {
-        for (;;) {
-            rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-            if (m || stop_.load(std::memory_order_relaxed)) return m;
-            wait();  // the workers hold every buffer: they give them back as they finish bursts
+        while (stashed == 0) {
+            if (rte_pktmbuf_alloc_bulk(pool_, stash.data(), kBurst) == 0) {
+                stashed = kBurst;
+                idle = 0;
+            } else if (stop_.load(std::memory_order_relaxed)) {
+                return nullptr;
+            } else {
+                wait();  // the workers hold every buffer: they give them back as they finish bursts
+            }
         }
+        return stash[--stashed];
     };
-    for (auto& r : readers_) {
+    bool stopped = false;
+    for (size_t f = 0; f < readers_.size() && !stopped; ++f) {
+        auto& r = readers_[f];
         capture::Packet p;
-        while (!stop_.load(std::memory_order_relaxed) && r->next(p)) {
-            // Page faults on the mapping are taken here, not on a worker: touch every page of it.
-            for (uint32_t at = 0; at < p.caplen; at += 4096) (void)*static_cast<const volatile uint8_t*>(p.data + at);
-            if (p.caplen) (void)*static_cast<const volatile uint8_t*>(p.data + p.caplen - 1);
+        uint64_t read = 0;
+        while (r->next(p)) {
+            if (stop_.load(std::memory_order_relaxed)) {
+                stopped = true;
+                break;
+            }
+            ++read;
             rte_mbuf* head = mbuf();
-            if (!head) break;
+            if (!head) {
+                stopped = true;
+                break;
+            }
             // The packet as one external buffer, or a chain of them past 64 KiB.
             rte_mbuf* m = head;
             uint32_t off = 0;
@@ -167,13 +204,15 @@ void Replay::run() noexcept {
                 off += len;
                 if (off >= p.caplen) break;
                 rte_mbuf* next = mbuf();
-                if (!next) {  // stopping
-                    rte_pktmbuf_free(head);
-                    return;
-                }
+                if (!next) break;
                 m->next = next;
                 ++head->nb_segs;
                 m = next;
+            }
+            if (off < p.caplen) {  // stopping
+                rte_pktmbuf_free(head);
+                stopped = true;
+                break;
             }
             head->pkt_len = p.caplen;
             *RTE_MBUF_DYNFIELD(head, ts_offset_, uint64_t*) = p.ts_ns;
@@ -182,10 +221,17 @@ void Replay::run() noexcept {
             batch[q][fill[q]++] = head;
             if (fill[q] == kBurst) flush(q);
         }
-        for (uint16_t q = 0; q < queues_; ++q)
-            if (fill[q]) flush(q);
+        if (!stopped && !r->error().empty()) {
+            std::string problem = files_[f] + ": stops after " + std::to_string(read) + " packets: " + r->error();
+            if (!counted_) log::say(log::Level::kWarning, "weir: %s\n", problem.c_str());
+            problems_.push_back(std::move(problem));  // read by others once the thread is done
+        }
     }
-    stats_.done.store(true, std::memory_order_release);
+    for (uint16_t q = 0; q < queues_; ++q)
+        if (fill[q]) flush(q);
+    if (stashed) rte_pktmbuf_free_bulk(stash.data(), stashed);
+    if (registered) rte_thread_unregister();
+    if (!stopped) stats_.done.store(true, std::memory_order_release);
 }
 
 }  // namespace weir::dpdk

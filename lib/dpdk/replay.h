@@ -32,21 +32,24 @@ std::vector<std::string> replay_files(const std::string& device);
 struct ReplayStats {
     std::atomic<uint64_t> packets{0};  // handed to the queues
     std::atomic<uint64_t> waits{0};    // times the reader waited for room (a queue or the buffer pool full)
-    std::atomic<bool> done{false};     // every file read to its end (or to where it is damaged)
+    std::atomic<bool> done{false};     // every file read to its end (or to where it is damaged) and handed over
 };
 
 class Replay {
 public:
-    // Opens and maps every file; all must have one link type. Throws std::runtime_error naming
-    // the file and the reason.
-    explicit Replay(std::vector<std::string> files);
+    // Opens and maps every file; all must have one link type. With `count`, reads them through
+    // once now for packets() and problems() (a configuration check); otherwise the reader counts
+    // as it goes. Throws std::runtime_error naming the file and the reason.
+    Replay(std::vector<std::string> files, bool count);
     ~Replay();  // stops the reader and unmaps the files
     Replay(const Replay&) = delete;
     Replay& operator=(const Replay&) = delete;
 
     int linktype() const noexcept { return linktype_; }
-    uint64_t packets() const noexcept { return packets_; }  // what the files hold, read to their ends
-    // Where a file stops early (damaged), "file: reason" per such file.
+    // What the files hold, read to their ends: counted at start, or handed out so far.
+    uint64_t packets() const noexcept;
+    // Where a file stops early (damaged), "file: reason" per such file: after counting, or once
+    // the reader is done (it also logs them as it finds them).
     const std::vector<std::string>& problems() const noexcept { return problems_; }
     const std::vector<std::string>& files() const noexcept { return files_; }
 
@@ -69,6 +72,7 @@ private:
     std::vector<std::unique_ptr<capture::CaptureReader>> readers_;
     std::vector<std::string> problems_;
     int linktype_ = 1;
+    bool counted_ = false;
     uint64_t packets_ = 0;
     uint16_t queues_ = 0;
     std::vector<rte_ring*> rings_;
