@@ -5,7 +5,12 @@
 # its fixed start-up cost, measured on a one-packet capture), the ratio of weir to the faster
 # peer, and whether all three exported the packet total the generator says the capture holds.
 #
-# usage: perf/peers.sh [--flows "1000 1000000"] [--packets 2000000]
+# usage: perf/peers.sh [--flows "1000 1000000"] [--packets 2000000] [--workers "1 2"]
+#                      [--weir BIN] [--no-peers]
+# --weir replays with another weir binary (an earlier build, for a before/after in one run);
+# --no-peers leaves softflowd and pmacctd out.
+# weir replays each capture once per worker count (-w N, workers placed on the CPUs by --lcores
+# so that N workers use N CPUs; the capture reader and control thread share the first).
 # Needs root (installs softflowd, pmacct, nfdump, tshark from Debian) and ../shared/tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,24 +18,39 @@ root=$(pwd)
 tools=${WEIR_TOOLS:-$(cd .. && pwd)/shared/tools}
 flows_list="1000 1000000"
 packets=2000000
+workers_list="1"
+weir_bin=""
+peers="softflowd-ipfix pmacctd-ipfix"
 reps=3
 while [ $# -gt 0 ]; do
   case $1 in
     --flows) flows_list=$2; shift 2 ;;
     --packets) packets=$2; shift 2 ;;
-    *) echo "usage: perf/peers.sh [--flows \"1000 1000000\"] [--packets N]" >&2; exit 2 ;;
+    --workers) workers_list=$2; shift 2 ;;
+    --weir) weir_bin=$2; shift 2 ;;
+    --no-peers) peers=""; shift ;;
+    *) echo "usage: perf/peers.sh [--flows \"1000 1000000\"] [--packets N] [--workers \"1 2\"]" >&2; exit 2 ;;
   esac
 done
-[ -f build-release/build.ninja ] || meson setup build-release --buildtype=release -Dtests=false > /dev/null
-ninja -C build-release > /dev/null
-weir=$root/build-release/app/weir/weir
+if [ -n "$weir_bin" ]; then
+  weir=$(realpath "$weir_bin")
+else
+  [ -f build-release/build.ninja ] || meson setup build-release --buildtype=release -Dtests=false > /dev/null
+  ninja -C build-release > /dev/null
+  weir=$root/build-release/app/weir/weir
+fi
 work=${WEIR_PEERS_WORK:-/tmp/weir-peers}
 mkdir -p "$work"
 port=47970
 
 # weir's run: wall seconds and the packets nfcapd decoded.
-run_weir() {  # capture dir capacity
-  local f=$1 d=$2 cap=$3
+run_weir() {  # capture dir capacity workers
+  local f=$1 d=$2 cap=$3 w=${4:-1}
+  # Worker k on CPU k mod n: with -w 1 the worker has a CPU to itself, with -w 2 on 2 CPUs one
+  # worker shares the first with the reader and the control thread.
+  local n lc="0@0" k
+  n=$(nproc)
+  for k in $(seq "$w"); do lc="$lc,$k@$((k % n))"; done
   rm -rf "$d"; mkdir -p "$d/nf"
   nfcapd -w "$d/nf" -b 127.0.0.1 -p $port -B 134217728 > "$d/nfcapd.log" 2>&1 &
   local nfc=$!
@@ -38,7 +58,7 @@ run_weir() {  # capture dir capacity
   local t0 t1
   t0=$(date +%s.%N)
   "$weir" --drivers-config "$root/drivers-config" -r "$f" --ipfix "udp://127.0.0.1:$port" --stats-interval 0 \
-    --capacity "$cap" > "$d/weir.out" 2> "$d/weir.err"
+    --capacity "$cap" -w "$w" -- --lcores="$lc" > "$d/weir.out" 2> "$d/weir.err"
   t1=$(date +%s.%N)
   sleep 1
   kill -TERM $nfc; wait $nfc 2>/dev/null || true
@@ -48,7 +68,8 @@ run_weir() {  # capture dir capacity
 }
 
 echo "# $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%F)"
-echo "# command: perf/peers.sh --flows \"$flows_list\" --packets $packets"
+echo "# command: perf/peers.sh --flows \"$flows_list\" --packets $packets --workers \"$workers_list\"${weir_bin:+ --weir $weir_bin}$([ -z "$peers" ] && echo " --no-peers")"
+echo "# weir: $weir"
 for flows in $flows_list; do
   cap=$work/gen-${packets}p-${flows}f.pcap
   [ -f "$cap" ] || python3 "$tools/mkpcap.py" -n "$packets" -f "$flows" -o "$cap" > /dev/null
@@ -64,17 +85,21 @@ PY
   capacity=$((flows * 2 > 65536 ? flows * 2 : 65536))
   # Medians of $reps runs, as run-peers.sh does for the peers; the one-packet capture measures
   # the fixed start-up cost (EAL, zeroing the flow table), which is subtracted.
-  base_w=$(for _ in $(seq $reps); do run_weir "$one" "$work/weir-base" "$capacity"; done | awk '{print $1}' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  runs=$(for _ in $(seq $reps); do run_weir "$cap" "$work/weir-run" "$capacity"; done)
-  wall=$(awk '{print $1}' <<<"$runs" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  pk=$(awk '{print $2}' <<<"$runs" | sort -u | tr '\n' ' ' | sed 's/ $//')
-  net=$(echo "$wall - $base_w" | bc -l)
-  weir_mpps=$(echo "$pk / $net / 1000000" | bc -l)
   printf "capture=%s flows=%s packets=%s\n" "$(basename "$cap")" "$flows" "$want"
-  printf "  peer=weir packets=%s wall_s=%.3f net_s=%.3f net_mpps=%.3f\n" "$pk" "$wall" "$net" "$weir_mpps"
-  best=0 best_name="" same=yes
-  [ "$pk" = "$want" ] || same=no
-  for peer in softflowd-ipfix pmacctd-ipfix; do
+  same=yes weir_mpps=0
+  for w in $workers_list; do
+    base_w=$(for _ in $(seq $reps); do run_weir "$one" "$work/weir-base" "$capacity" "$w"; done | awk '{print $1}' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    runs=$(for _ in $(seq $reps); do run_weir "$cap" "$work/weir-run" "$capacity" "$w"; done)
+    wall=$(awk '{print $1}' <<<"$runs" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    pk=$(awk '{print $2}' <<<"$runs" | sort -u | tr '\n' ' ' | sed 's/ $//')
+    net=$(echo "$wall - $base_w" | bc -l)
+    mpps=$(echo "$pk / $net / 1000000" | bc -l)
+    printf "  peer=weir workers=%s packets=%s wall_s=%.3f net_s=%.3f net_mpps=%.3f\n" "$w" "$pk" "$wall" "$net" "$mpps"
+    [ "$pk" = "$want" ] || same=no
+    if [ "$(echo "$mpps > $weir_mpps" | bc -l)" = 1 ]; then weir_mpps=$mpps; fi
+  done
+  best=0 best_name=""
+  for peer in $peers; do
     line=$("$tools/run-peers.sh" -P "$peer" -r $reps -n -p $((port + 10)) -w "$work/$peer" "$cap" 2>/dev/null | awk -v p="$peer" '$1 == p')
     ppk=$(awk '{print $2}' <<<"$line"); pw=$(awk '{print $4}' <<<"$line"); pnet=$(awk '{print $6}' <<<"$line")
     pm=$(awk '{print $7}' <<<"$line")
