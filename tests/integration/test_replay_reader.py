@@ -61,8 +61,9 @@ def count_pcap(path):
 
 class ReplayReader(unittest.TestCase):
     def test_more_workers_give_the_same_flows(self):
-        names = selection(12 if os.environ.get("WEIR_CORE_LINK_SAMPLE") else 40)
-        self.assertGreater(len(names), 5 if harness.bundled() else 30)
+        limit = 12 if os.environ.get("WEIR_CORE_LINK_SAMPLE") else 40
+        names = selection(limit)
+        self.assertGreaterEqual(len(names), 5 if harness.bundled() else limit * 3 // 4)
         spread = 0
         for name in names:
             path = os.path.join(harness.pcaps_dir(), name)
