@@ -19,7 +19,10 @@ echo "tests: captures from $WEIR_PCAPS"
 [ -f build/build.ninja ] || meson setup build --buildtype=release -Dwerror=true
 [ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
   -Dwerror=true
+stamp() { echo "== $(date -u +%H:%M:%S) $*"; }
+stamp "build (release)"
 ninja -C build
+stamp "build (ASan/UBSan)"
 ninja -C build-asan
 
 # DPDK keeps memory it allocated at start-up until exit: leaks reports would be DPDK's, not ours.
@@ -27,7 +30,7 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 status=0
 for b in build build-asan; do
-  echo "== meson test -C $b"
+  stamp "meson test -C $b"
   # Under the sanitizers the core-link corpus test replays every fourth capture: the release pass
   # replays them all, and the decoder has a fuzzer of its own. Detection's no-false-alarm sweep
   # replays every sixth capture in the release pass and a different twelfth under the
@@ -39,12 +42,14 @@ for b in build build-asan; do
 done
 # ThreadSanitizer over the unit tests of code with threads of its own (no DPDK: the EAL's
 # threads are not instrumented): suite "threads".
+stamp "build (TSan, threaded units)"
 [ -f build-tsan/build.ninja ] || meson setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
   -Db_lundef=false -Dwerror=true
 ninja -C build-tsan $(for t in clickhouse web transport capture history failure_log; do echo tests/unit/${t}_test; done)
-echo "== meson test -C build-tsan --suite threads"
+stamp "meson test -C build-tsan --suite threads"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 meson test -C build-tsan --suite threads --no-rebuild \
   --print-errorlogs || status=1
+stamp "done"
 passed=0 failed=0
 for b in build build-asan build-tsan; do
   log="$b/meson-logs/testlog.json"
