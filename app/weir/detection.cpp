@@ -73,7 +73,7 @@ void Detection::emit(std::vector<nlohmann::json>& events) {
                  e["kind"].get<std::string>().c_str(), e["attacker"].get<std::string>().c_str(),
                  e["victim"].get<std::string>().c_str(), e.contains("port") ? " port " : "",
                  e.contains("port") ? std::to_string(e["port"].get<int>()).c_str() : "");
-        lines += e.dump();
+        lines += e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         lines += '\n';
     }
     if (out) {

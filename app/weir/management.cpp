@@ -6,9 +6,11 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <string>
+
 #include "common/log.h"
 #include "metrics/page.h"
-#include <string>
+#include "web/query.h"
 
 namespace weir {
 namespace {
@@ -32,8 +34,31 @@ int reply(mg_connection* c, int code, const char* type, const std::string& body,
     return code;
 }
 
+// Text that is not valid UTF-8 (a capture's bytes in a flow's name, say) goes out with U+FFFD in
+// its place, never as an exception on the server's thread.
 int reply_json(mg_connection* c, int code, const nlohmann::json& j) {
-    return reply(c, code, "application/json", j.dump(2) + "\n");
+    return reply(c, code, "application/json", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+// A handler's exception becomes a 500 with its message: it must not unwind into the HTTP server.
+template <int (*F)(mg_connection*, void*)>
+int guarded(mg_connection* c, void* cb) {
+    try {
+        return F(c, cb);
+    } catch (const std::exception& e) {
+        log::say(log::Level::kWarning, "weir: management: %s: %s\n", mg_get_request_info(c)->local_uri, e.what());
+        try {
+            return reply(c, 500, "application/json", "{\"error\": \"internal error (see the log)\"}\n");
+        } catch (...) {
+            return 500;
+        }
+    }
+}
+
+// The request's query string ("" when it has none).
+std::string_view query(const mg_connection* c) {
+    const char* q = mg_get_request_info(c)->query_string;
+    return q ? q : "";
 }
 
 bool is(const mg_request_info* ri, const char* method) { return std::strcmp(ri->request_method, method) == 0; }
@@ -81,37 +106,13 @@ int on_healthz(mg_connection* c, void* cb) {
     return reply(c, 200, "text/plain", "ok\n");
 }
 
-// A query variable: `dflt` when absent (mg_get_var: -1; it empties the buffer), a marker no valid
-// value matches when too long for the buffer (-2).
-std::string query_var(const mg_request_info* ri, const char* name, const char* dflt) {
-    const char* q = ri->query_string ? ri->query_string : "";
-    char buf[16];
-    const int r = mg_get_var(q, std::strlen(q), name, buf, sizeof(buf));
-    if (r == -1) return dflt;
-    if (r == -2) return "(too long)";
-    return buf;
-}
-
-// The count `?n=` asks for, 1..max (default `dflt`); false with the error message when invalid.
-bool query_count(const mg_request_info* ri, long dflt, long max, long& n, std::string& error) {
-    const std::string v = query_var(ri, "n", std::to_string(dflt).c_str());
-    char* end = nullptr;
-    n = std::strtol(v.c_str(), &end, 10);
-    if (end != v.c_str() && !*end && n >= 1 && n <= max) return true;
-    error = "n: expected 1.." + std::to_string(max) + ", got \"" + v + "\"";
-    return false;
-}
-
 int on_top(mg_connection* c, void* cb) {
     if (const int r = admit(c, false)) return r;
     auto& rt = *static_cast<Runtime*>(cb);
-    const mg_request_info* ri = mg_get_request_info(c);
-    const std::string sby = query_var(ri, "by", "bytes");
-    if (sby != "bytes" && sby != "packets")
-        return reply_json(c, 400, {{"error", "by: expected bytes or packets, got \"" + sby + "\""}});
+    std::string sby, error;
     long n = 0;
-    std::string error;
-    if (!query_count(ri, 20, static_cast<long>(Worker::kTopMax), n, error))
+    if (!web::query_choice(query(c), "by", "bytes", {"bytes", "packets"}, sby, error) ||
+        !web::query_integer(query(c), "n", 20, 1, static_cast<long>(Worker::kTopMax), n, error))
         return reply_json(c, 400, {{"error", error}});
     try {
         return reply_json(c, 200, {{"by", sby}, {"flows", top_flows(rt, sby == "packets", static_cast<uint32_t>(n))}});
@@ -127,7 +128,7 @@ int on_events(mg_connection* c, void* cb) {
     if (!rt.detection) return reply_json(c, 200, {{"detect", false}, {"events", nlohmann::json::array()}});
     long n = 0;
     std::string error;
-    if (!query_count(mg_get_request_info(c), 100, 1000, n, error)) return reply_json(c, 400, {{"error", error}});
+    if (!web::query_integer(query(c), "n", 100, 1, 1000, n, error)) return reply_json(c, 400, {{"error", error}});
     return reply_json(c, 200, {{"detect", true}, {"events", detection_events(*rt.detection, static_cast<size_t>(n))}});
 }
 
@@ -140,7 +141,7 @@ int on_matrix(mg_connection* c, void* cb) {
                           {{"error", "no flow matrix: define \"zones\" (or a \"policy\") in the configuration"}});
     long n = 0;
     std::string error;
-    if (!query_count(mg_get_request_info(c), 1000, 1000000, n, error)) return reply_json(c, 400, {{"error", error}});
+    if (!web::query_integer(query(c), "n", 1000, 1, 1000000, n, error)) return reply_json(c, 400, {{"error", error}});
     return reply_json(c, 200, matrix_json(*rt.matrix, static_cast<size_t>(n)));
 }
 
@@ -155,23 +156,15 @@ int on_page(mg_connection* c, void*) {
 int on_history(mg_connection* c, void* cb) {
     if (const int r = admit(c, false)) return r;
     auto& rt = *static_cast<Runtime*>(cb);
-    const mg_request_info* ri = mg_get_request_info(c);
-    auto number = [&](const char* name, long dflt, long lo, long hi, long& out) {
-        const std::string v = query_var(ri, name, std::to_string(dflt).c_str());
-        char* end = nullptr;
-        out = std::strtol(v.c_str(), &end, 10);
-        if (end != v.c_str() && !*end && out >= lo && out <= hi) return std::string();
-        std::string e = name;
-        e += ": expected ";
-        e += std::to_string(lo) + ".." + std::to_string(hi) + ", got \"" + v + "\"";
-        return e;
-    };
     long seconds = 0, points = 0;
-    std::string error = number("s", 3600, 60, 86400, seconds);
-    if (error.empty()) error = number("points", 720, 10, 5000, points);
-    if (!error.empty()) return reply_json(c, 400, {{"error", error}});
+    std::string error;
+    if (!web::query_integer(query(c), "s", 3600, 60, 86400, seconds, error) ||
+        !web::query_integer(query(c), "points", 720, 10, 5000, points, error))
+        return reply_json(c, 400, {{"error", error}});
     return reply(c, 200, "application/json",
-                 rt.history.json(static_cast<double>(seconds), static_cast<size_t>(points)).dump() + "\n");
+                 rt.history.json(static_cast<double>(seconds), static_cast<size_t>(points))
+                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                     "\n");
 }
 
 int on_reload(mg_connection* c, void* cb) {
@@ -226,16 +219,16 @@ Management::Management(Runtime& rt, const std::string& listen, bool metrics_only
             throw std::runtime_error(std::string(what) + ": " + e.what());
         }
     }
-    mg_set_request_handler(ctx_, "/metrics$", on_metrics, &rt_);
-    mg_set_request_handler(ctx_, "/healthz$", on_healthz, &rt_);
+    mg_set_request_handler(ctx_, "/metrics$", guarded<on_metrics>, &rt_);
+    mg_set_request_handler(ctx_, "/healthz$", guarded<on_healthz>, &rt_);
     if (metrics_only) return;
-    mg_set_request_handler(ctx_, "/status$", on_status, &rt_);
-    mg_set_request_handler(ctx_, "/flows/top$", on_top, &rt_);
-    mg_set_request_handler(ctx_, "/events$", on_events, &rt_);
-    mg_set_request_handler(ctx_, "/matrix$", on_matrix, &rt_);
-    mg_set_request_handler(ctx_, "/reload$", on_reload, &rt_);
-    mg_set_request_handler(ctx_, "/$", on_page, &rt_);
-    mg_set_request_handler(ctx_, "/history$", on_history, &rt_);
+    mg_set_request_handler(ctx_, "/status$", guarded<on_status>, &rt_);
+    mg_set_request_handler(ctx_, "/flows/top$", guarded<on_top>, &rt_);
+    mg_set_request_handler(ctx_, "/events$", guarded<on_events>, &rt_);
+    mg_set_request_handler(ctx_, "/matrix$", guarded<on_matrix>, &rt_);
+    mg_set_request_handler(ctx_, "/reload$", guarded<on_reload>, &rt_);
+    mg_set_request_handler(ctx_, "/$", guarded<on_page>, &rt_);
+    mg_set_request_handler(ctx_, "/history$", guarded<on_history>, &rt_);
 }
 
 Management::~Management() {

@@ -279,7 +279,7 @@ bool report(Runtime& rt) {
 
     if (!rt.cfg.summary_json.empty()) {
         std::ofstream out(rt.cfg.summary_json);
-        out << j.dump(2) << "\n";
+        out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         if (!out) weir::log::say(weir::log::Level::kError, "weir: cannot write %s\n", rt.cfg.summary_json.c_str());
     }
     return balanced;

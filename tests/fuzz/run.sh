@@ -5,13 +5,13 @@
 # The fuzz build instruments the libraries too (meson option fuzz), so coverage is the code's,
 # not only the harness'. Corpora grow in build-fuzz/corpus/TARGET and are kept between runs;
 # findings (crash-*, leak-*, timeout-*) land in build-fuzz/findings/TARGET.
-# usage: tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: decode inspect config web export rules capture)
+# usage: tests/fuzz/run.sh [SECONDS] [TARGET...]     (targets: decode inspect config web export rules capture query)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode inspect config web export rules capture)
+[ ${#targets[@]} -gt 0 ] || targets=(decode inspect config web export rules capture query)
 [ -f build-fuzz/build.ninja ] || CXX=clang++ CC=clang meson setup build-fuzz -Dfuzz=true \
   -Db_sanitize=address,undefined -Db_lundef=false > /dev/null
 ninja -C build-fuzz $(printf 'tests/fuzz/%s_fuzz ' "${targets[@]}") > /dev/null

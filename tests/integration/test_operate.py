@@ -317,6 +317,20 @@ class Operate(unittest.TestCase):
         code, body = curl(f"{weir.base}/flows/top?by=colour")
         self.assertEqual(code, 400)
         self.assertIn("by: expected bytes or packets", body)
+        # Any bytes in a query: a 400 with the value quoted back in printable ASCII, as JSON, and
+        # the probe goes on (such a value once ended the process: not valid UTF-8 for JSON).
+        for query, quoted in (("n=%ff", r"\xff"), ("by=%c3%28", r"\xc3("), ("n=5%00", r"5\x00"),
+                              ("n=%2B5", "+5"), ("n=99999999999999999999", "99999999999999999999"),
+                              ("n=-1", "-1"), ("n=%22%5c", r"\x22\x5c")):
+            code, body = curl(f"{weir.base}/flows/top?{query}")
+            self.assertEqual(code, 400, query)
+            self.assertTrue(json.loads(body)["error"].endswith(f'got "{quoted}"'), body)
+        code, body = curl(f"{weir.base}/history?points=%80")
+        self.assertEqual(code, 400, body)
+        self.assertEqual(json.loads(body)["error"], r'points: expected 10..5000, got "\x80"')
+        code, body = curl(f"{weir.base}/flows/top?n=%35")  # %35 is "5"
+        self.assertEqual((code, len(json.loads(body)["flows"])), (200, min(5, len(truth))))
+        self.assertEqual(curl(weir.base + "/healthz"), (200, "ok\n"))
         # A missing parameter takes its documented default: by=bytes, n=20.
         code, body = curl(f"{weir.base}/flows/top?n={n}")
         self.assertEqual(code, 200, body)

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "web/query.h"
 #include "web/tls_relay.h"
 #include "web/web_config.h"
 
@@ -244,4 +245,51 @@ TEST(TlsRelay, RelaysBothWaysAndNamesItsPorts) {
     EXPECT_EQ(relay->handshakes_failed(), 1u);
     relay.reset();
     close(srv);
+}
+
+TEST(Query, FindsTheFirstPairAndDecodesIt) {
+    using weir::web::query_value;
+    EXPECT_EQ(query_value("by=packets&n=5", "n"), "5");
+    EXPECT_EQ(query_value("n=1&n=2", "n"), "1");
+    EXPECT_EQ(query_value("nn=1&n=2", "n"), "2");
+    EXPECT_EQ(query_value("a=x+y%20z%2b", "a"), "x y z+");
+    EXPECT_EQ(query_value("%6E=7", "n"), "7");  // the name is decoded too
+    EXPECT_EQ(query_value("n", "n"), "");
+    EXPECT_EQ(query_value("n=", "n"), "");
+    EXPECT_EQ(query_value("n=%4", "n"), "%4");  // not an escape: kept
+    EXPECT_EQ(query_value("n=%zz1", "n"), "%zz1");
+    EXPECT_EQ(query_value("n=a=b", "n"), "a=b");
+    EXPECT_EQ(query_value("", "n"), std::nullopt);
+    EXPECT_EQ(query_value("&&", "n"), std::nullopt);
+    EXPECT_EQ(query_value("N=1", "n"), std::nullopt);  // names are case-sensitive
+    EXPECT_EQ(query_value("n=%00", "n"), std::string(1, '\0'));
+}
+
+TEST(Query, IntegersAreDigitsInRange) {
+    long n = -7;
+    std::string e;
+    EXPECT_TRUE(weir::web::query_integer("", "n", 20, 1, 100, n, e));
+    EXPECT_EQ(n, 20);
+    EXPECT_TRUE(weir::web::query_integer("n=100", "n", 20, 1, 100, n, e));
+    EXPECT_EQ(n, 100);
+    for (const char* bad : {"n=101", "n=0", "n=-1", "n=+5", "n=%205", "n=5%20", "n=", "n", "n=5x",
+                            "n=99999999999999999999999", "n=0x10"}) {
+        e.clear();
+        EXPECT_FALSE(weir::web::query_integer(bad, "n", 20, 1, 100, n, e)) << bad;
+        EXPECT_EQ(e.rfind("n: expected 1..100, got \"", 0), 0u) << e;
+    }
+    EXPECT_FALSE(weir::web::query_integer("n=%ff%22%5c%0a", "n", 20, 1, 100, n, e));
+    EXPECT_EQ(e, "n: expected 1..100, got \"\\xff\\x22\\x5c\\x0a\"");
+}
+
+TEST(Query, ChoicesAndQuotedValues) {
+    std::string v, e;
+    EXPECT_TRUE(weir::web::query_choice("x=1", "by", "bytes", {"bytes", "packets"}, v, e));
+    EXPECT_EQ(v, "bytes");
+    EXPECT_TRUE(weir::web::query_choice("by=packets", "by", "bytes", {"bytes", "packets"}, v, e));
+    EXPECT_EQ(v, "packets");
+    EXPECT_FALSE(weir::web::query_choice("by=%c3%28", "by", "bytes", {"bytes", "packets", "flows"}, v, e));
+    EXPECT_EQ(e, "by: expected bytes, packets or flows, got \"\\xc3(\"");
+    EXPECT_EQ(weir::web::printable(std::string(40, 'a'), 32), std::string(32, 'a') + "...");
+    EXPECT_EQ(weir::web::printable("é"), "\\xc3\\xa9");
 }
