@@ -168,6 +168,9 @@ void CaptureReader::open() {
     nsec_ = magic == kMagicNs;
     const uint16_t vmaj = u16(base_ + 4), vmin = u16(base_ + 6);
     if (vmaj < 2) refuse("archaic pcap savefile format");
+    // Versions 2.0 to 2.4, and DG/UX tcpdump's 543.0: what libpcap reads.
+    if (!((vmaj == 2 && vmin <= 4) || (vmaj == 543 && vmin == 0)))
+        refuse("unsupported pcap savefile version " + num(vmaj) + "." + num(vmin));
     if (vmaj == 2)
         lengths_swapped_ = vmin < 3 ? 1 : vmin == 3 ? 2 : 0;
     else if (vmaj == 543)

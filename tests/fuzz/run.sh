@@ -46,10 +46,11 @@ for t in "${targets[@]}"; do
   corpus=build-fuzz/corpus/$t findings=build-fuzz/findings/$t
   mkdir -p "$corpus" "$findings"
   if [ -z "$(ls -A "$corpus")" ]; then
-    if [ -d "tests/fuzz/seeds/$t" ]; then
-      cp "tests/fuzz/seeds/$t"/* "$corpus"/
-    elif [ "$t" = capture ]; then  # the first 4 KiB of every bundled capture file
+    if [ "$t" = capture ]; then  # the first 4 KiB of every bundled capture file, and past findings
       for f in captures/*.pcap captures/*.pcapng; do head -c 4096 "$f" > "$corpus/$(basename "$f")"; done
+      cp tests/fuzz/seeds/capture/* "$corpus"/
+    elif [ -d "tests/fuzz/seeds/$t" ]; then
+      cp "tests/fuzz/seeds/$t"/* "$corpus"/
     else
       seed_frames "$corpus"
     fi

@@ -174,6 +174,12 @@ TEST(CaptureReader, HandMadeFilesReadAsLibpcapReadsThem) {
         {"short-data", pcap_header(us, 2, 4, 65535, 1) + pcap_record(1, 2, 60, 60, frame.substr(0, 30))},
         {"raw-linktype", pcap_header(us, 2, 4, 65535, 101) + pcap_record(1, 2, 60, 60, frame)},
         {"empty-packet", pcap_header(us, 2, 4, 65535, 1) + pcap_record(1, 2, 0, 0, "")},
+        // Versions: 2.0 .. 2.4 and 543.0 are read, others refused (2.34820 was a fuzz finding).
+        {"version-2.5", pcap_header(us, 2, 5, 65535, 1) + pcap_record(1, 2, 60, 60, frame)},
+        {"version-2.34820", pcap_header(us, 2, 34820, 65535, 1) + pcap_record(1, 2, 60, 60, frame)},
+        {"version-3.0", pcap_header(us, 3, 0, 65535, 1) + pcap_record(1, 2, 60, 60, frame)},
+        {"version-543.0", pcap_header(us, 543, 0, 65535, 1) + pcap_record(1, 2, 1514, 60, frame)},
+        {"version-543.1", pcap_header(us, 543, 1, 65535, 1) + pcap_record(1, 2, 60, 60, frame)},
     };
     // pcapng: a section with two interfaces (different time resolutions), enhanced, simple and
     // statistics blocks, and a second section.
