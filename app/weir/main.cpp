@@ -760,7 +760,10 @@ int main(int argc, char** argv) {
             inner_rss = inner_rss && plans.back().inner_rss;
         }
 
-        // One mbuf pool per worker, on the worker's socket.
+        // One mbuf pool per worker, on the worker's socket, for the ports a driver fills. A port
+        // the capture reader feeds brings its own buffers: its queues get a token pool.
+        unsigned filled = 0;
+        for (size_t p = 0; p < cfg.ports.size(); ++p) filled += rt.replays[p] ? 0 : 1;
         std::vector<unsigned> lcores;
         unsigned lc;
         RTE_LCORE_FOREACH_WORKER(lc) {
@@ -769,7 +772,7 @@ int main(int argc, char** argv) {
         std::vector<rte_mempool*> pools;
         for (uint32_t w = 0; w < cfg.workers; ++w) {
             const std::string name = "weir_mbuf_w" + std::to_string(w);
-            const unsigned n = cfg.mbufs_per_queue * static_cast<unsigned>(cfg.ports.size());
+            const unsigned n = filled ? cfg.mbufs_per_queue * filled : 512;
             rte_mempool* mp = rte_pktmbuf_pool_create(name.c_str(), n, 256, 0,
                                                       static_cast<uint16_t>(data_room + RTE_PKTMBUF_HEADROOM),
                                                       static_cast<int>(rte_lcore_to_socket_id(lcores[w])));
@@ -871,7 +874,8 @@ int main(int argc, char** argv) {
             wc.max_delay_cycles = hz / 1000 * cfg.max_delay_ms;
             wc.replay = cfg.replay;
             wc.table.capacity = cfg.flow_capacity;
-            wc.table.defer_init = true;  // zeroed by the worker on its own lcore (NUMA first touch)
+            wc.table.defer_init = true;       // zeroed by the worker on its own lcore (NUMA first touch)
+            wc.table.prefault = !cfg.replay;  // a replay takes pages as flows come
             wc.table.idle_ns = static_cast<uint64_t>(cfg.idle_timeout_s * 1e9);
             wc.table.active_ns = static_cast<uint64_t>(cfg.active_timeout_s * 1e9);
             wc.table.tcp_end_ns = static_cast<uint64_t>(cfg.tcp_end_timeout_s * 1e9);

@@ -65,20 +65,20 @@ FlowTable::FlowTable(const TableConfig& cfg) : cfg_(cfg), capacity_(cfg.capacity
     if (h_bytes) handshake_ = reinterpret_cast<Handshake*>(side + m_bytes);
     if (z_bytes) sizes_ = reinterpret_cast<uint32_t*>(side + m_bytes + h_bytes);
 
+    prefault_ = cfg.prefault;
     if (!cfg.defer_init) initialize();
 }
 
 void FlowTable::initialize() noexcept {
     if (initialized_) return;
-    // Touch every page now, so no page fault waits for a packet; the thread that does this
-    // decides the NUMA node the memory lands on (first touch).
-    std::memset(mem_, 0, bytes_);
+    // Touch every page now (unless TableConfig::prefault is off), so no page fault waits for a
+    // packet; the thread that does this decides the NUMA node the memory lands on (first touch).
+    // The mapping is zero already: entries are handed out in index order the first time, so an
+    // entry past fresh_ is never read.
+    if (prefault_) std::memset(mem_, 0, bytes_);
     for (uint32_t s = 0; s < kSlots; ++s) links_[capacity_ + s] = Link{capacity_ + s, capacity_ + s};
-    for (uint32_t i = 0; i < capacity_; ++i) {
-        free_[i] = capacity_ - 1 - i;
-        entries_[i].where = kFreeEntry;
-    }
-    free_top_ = capacity_;
+    free_top_ = 0;
+    fresh_ = 0;
     initialized_ = true;
 }
 

@@ -99,6 +99,9 @@ struct TableConfig {
     // Allocate only; the owning worker calls initialize() on its own lcore, so the pages land
     // on that worker's NUMA node.
     bool defer_init = false;
+    // Touch every page at initialization, so that no page fault waits for a packet on a live
+    // link. A replay leaves pages to be taken as flows come: a small capture starts at once.
+    bool prefault = true;
     bool macs = false;   // keep the MAC addresses of each flow's first packet (16 B per entry more,
     bool mpls = false;   // shared with its top MPLS label)
     bool rtt = false;    // time the TCP handshake (SYN, SYN-ACK, ACK): 16 B per entry more
@@ -201,7 +204,7 @@ public:
     }
 
     uint32_t capacity() const noexcept { return capacity_; }
-    uint32_t size() const noexcept { return capacity_ - free_top_; }
+    uint32_t size() const noexcept { return fresh_ - free_top_; }
     size_t memory_bytes() const noexcept { return bytes_; }
     const TableStats& stats() const noexcept { return stats_; }
 
@@ -209,10 +212,12 @@ public:
     // so the owning worker can walk it a piece per loop iteration. Returns the next index.
     template <class Fn>
     uint32_t scan(uint32_t from, uint32_t count, Fn&& fn) const {
+        // Entries past fresh_ were never used: the walk ends there (capacity() as "done").
         const uint32_t end = count > capacity_ - from ? capacity_ : from + count;
-        for (uint32_t i = from; i < end; ++i)
+        const uint32_t stop = end < fresh_ ? end : fresh_;
+        for (uint32_t i = from; i < stop; ++i)
             if (entries_[i].where != kFreeEntry) fn(entries_[i]);
-        return end;
+        return end > fresh_ ? capacity_ : end;
     }
 
     // New timeouts, applied by the owning worker. Flows already in the wheel are rechecked
@@ -322,7 +327,9 @@ private:
     uint8_t* macs_ = nullptr;         // 16 bytes per entry (TableConfig::macs, mpls)
     Handshake* handshake_ = nullptr;  // TableConfig::rtt
     uint32_t* sizes_ = nullptr;       // 2 * kSizeBins per entry (TableConfig::sizes)
-    uint32_t free_top_ = 0;
+    uint32_t free_top_ = 0;           // free_[0 .. free_top_): entries used once and free again
+    uint32_t fresh_ = 0;              // entries [fresh_, capacity_) were never used (nor touched)
+    bool prefault_ = true;
     uint64_t cursor_ = 0;      // next wheel tick to process
     uint64_t evict_hint_ = 0;  // first tick that may hold entries, for evict_oldest
     bool started_ = false;
@@ -517,11 +524,11 @@ uint32_t FlowTable::update(const Prepared& pk, const packet::Layer& p, uint64_t 
         stats_.evicted_bucket_full.add();
         remove(victim, EndReason::kLackOfResources, sink);
     }
-    if (free_top_ == 0) {
+    if (free_top_ == 0 && fresh_ == capacity_) {
         stats_.evicted_table_full.add();
         evict_oldest(sink);
     }
-    const uint32_t i = free_[--free_top_];
+    const uint32_t i = free_top_ ? free_[--free_top_] : fresh_++;
     Bucket& bk = buckets_[b[pick]];
     const uint32_t way = static_cast<uint32_t>(__builtin_ctz(match_mask(bk, 0)));
     bk.sig[way] = sig;
