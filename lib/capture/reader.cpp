@@ -24,6 +24,7 @@ constexpr uint32_t kBlockPb = 2;  // obsolete packet block
 constexpr uint32_t kBlockSpb = 3;
 constexpr uint32_t kBlockEpb = 6;
 constexpr uint32_t kInitialMaxBlock = 16 * 1024 * 1024;
+constexpr uint32_t kShbInsaneMax = 1024 * 1024;  // libpcap's bound on the first section header
 
 uint32_t load32(const uint8_t* p) noexcept {
     uint32_t v;
@@ -135,7 +136,18 @@ void CaptureReader::open() {
             refuse("unknown file format");
         max_block_ = kInitialMaxBlock;
         pos_ = 0;
-        if (!ng_block(type, len, body) || !ng_shb(body, len, true)) refuse(error_.empty() ? "truncated" : error_);
+        // The first section header is read as libpcap reads it: its length within 28 bytes and
+        // 1 MiB, and neither a multiple of 4 nor the trailer's copy is asked for.
+        len = u32(base_ + 4);
+        if (len < 28 || len > kShbInsaneMax)
+            refuse("Section Header Block in pcapng dump file has invalid length 28 < _" + num(len) + "_ < " +
+                   num(kShbInsaneMax) + " (BT_SHB_INSANE_MAX)");
+        if (size_ < len)
+            refuse("truncated pcapng dump file; tried to read " + num(len - 12) + " bytes, only got " +
+                   num(size_ - 12));
+        body = base_ + 8;
+        pos_ = len;
+        if (!ng_shb(body, len, true)) refuse(error_);
         // libpcap reads up to the first interface description before it returns the handle.
         for (;;) {
             const uint64_t at = pos_;
