@@ -301,13 +301,20 @@ bool CaptureReader::ng_idb(const uint8_t* body, uint32_t len) noexcept {
     // Options up to the trailer.
     const uint8_t* o = body + 8;
     const uint8_t* end = body + (len - 12);
-    while (end - o >= 4) {
+    // As libpcap reads them: every option whole (header and padded value) up to the trailer or
+    // an end-of-options option, which has no value.
+    while (o != end) {
+        if (end - o < 4) return fail("Interface Description Block has an option header cut short");
         const uint16_t code = u16(o), olen = u16(o + 2);
         o += 4;
-        if (code == 0) break;
         const uint32_t padded = (olen + 3u) & ~3u;
         if (static_cast<uint64_t>(end - o) < padded)
             return fail("Interface Description Block has an option longer than the block");
+        if (code == 0) {
+            if (olen != 0)
+                return fail("Interface Description Block has opt_endofopt option with length " + num(olen) + " != 0");
+            break;
+        }
         if (code == 9) {  // if_tsresol
             if (olen != 1)
                 return fail("Interface Description Block has if_tsresol option with length " + num(olen) + " != 1");

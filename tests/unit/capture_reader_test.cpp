@@ -209,6 +209,19 @@ TEST(CaptureReader, HandMadeFilesReadAsLibpcapReadsThem) {
     cases.push_back({"ng-first-insane", with_length(shb, (1u << 20) + 4) + rest});
     cases.push_back({"ng-first-short", with_length(shb, 24) + rest});
     cases.push_back({"ng-later-trailer", shb + rest + bad_trailer + rest});
+    // An end-of-options option with a length is refused, as libpcap refuses it (a fuzz finding);
+    // one with none ends the options, whatever follows it.
+    const auto idb_with_end = [&](uint16_t end_len) {
+        std::string b = interface_block(1, 65535);
+        const uint32_t len = static_cast<uint32_t>(b.size()) + 4;
+        b.insert(b.size() - 4, std::string(4, '\x7f'));
+        std::memcpy(&b[4], &len, 4);
+        std::memcpy(&b[len - 4], &len, 4);
+        std::memcpy(&b[26], &end_len, 2);
+        return b;
+    };
+    cases.push_back({"ng-endofopt-length", shb + idb_with_end(2) + packet_block(0, 9, pkt, 60, 60, "")});
+    cases.push_back({"ng-endofopt-then-bytes", shb + idb_with_end(0) + packet_block(0, 9, pkt, 60, 60, "")});
     for (auto& c : cases) {
         const std::string path = write_temp(c.name, c.bytes);
         EXPECT_EQ(compare(path), "") << c.name;
