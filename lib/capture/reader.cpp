@@ -148,9 +148,9 @@ void CaptureReader::open() {
         body = base_ + 8;
         pos_ = len;
         if (!ng_shb(body, len, true)) refuse(error_);
-        // libpcap reads up to the first interface description before it returns the handle.
+        // libpcap reads up to the first interface description before it returns the handle, and
+        // passes over any other block before it, a section header too.
         for (;;) {
-            const uint64_t at = pos_;
             if (!ng_block(type, len, body))
                 refuse(error_.empty() ? "the capture file has no Interface Description Blocks" : error_);
             if (type == kBlockIdb) {
@@ -160,10 +160,6 @@ void CaptureReader::open() {
             }
             if (type == kBlockEpb || type == kBlockSpb || type == kBlockPb)
                 refuse("the capture file has a packet block before any Interface Description Blocks");
-            if (type == kBlockShb) {
-                pos_ = at;
-                refuse("the capture file has no Interface Description Blocks");
-            }
         }
         start_ = pos_;
         return;

@@ -220,6 +220,7 @@ TEST(CaptureReader, HandMadeFilesReadAsLibpcapReadsThem) {
         std::memcpy(&b[26], &end_len, 2);
         return b;
     };
+    cases.push_back({"ng-two-headers", shb + shb + rest});  // the second is passed over (a fuzz finding)
     cases.push_back({"ng-endofopt-length", shb + idb_with_end(2) + packet_block(0, 9, pkt, 60, 60, "")});
     cases.push_back({"ng-endofopt-then-bytes", shb + idb_with_end(0) + packet_block(0, 9, pkt, 60, 60, "")});
     for (auto& c : cases) {
