@@ -392,14 +392,18 @@ bool CaptureReader::next_ng(Packet& p) noexcept {
                 const uint32_t iface = type == kBlockEpb ? u32(body) : u16(body);
                 const uint64_t t = (static_cast<uint64_t>(u32(body + 4)) << 32) | u32(body + 8);
                 const uint32_t caplen = u32(body + 12), wire = u32(body + 16);
-                if (caplen > data_max - 20)
-                    return fail("packet block has caplen " + num(caplen) + " > remaining block data " +
-                                num(data_max - 20));
+                // libpcap's order: the interface, the snapshot length, then the block's room.
                 if (iface >= ifaces_.size())
                     return fail("a packet arrived on interface " + num(iface) +
                                 ", but there's no Interface Description Block for that interface");
+                if (caplen > snapshot_)
+                    return fail("invalid packet capture length " + num(caplen) + ", bigger than snaplen of " +
+                                num(snapshot_));
+                if (caplen > data_max - 20)
+                    return fail("packet block has caplen " + num(caplen) + " > remaining block data " +
+                                num(data_max - 20));
                 p.data = body + 20;
-                p.caplen = caplen > snapshot_ ? snapshot_ : caplen;
+                p.caplen = caplen;
                 p.wirelen = wire;
                 p.ts_ns = to_ns(ifaces_[iface], t);
                 return true;
@@ -408,10 +412,12 @@ bool CaptureReader::next_ng(Packet& p) noexcept {
                 if (data_max < 4) return fail("Simple Packet Block in pcapng dump file is too short: " + num(len));
                 if (ifaces_.empty())
                     return fail("the capture file has a Simple Packet Block without any Interface Description Block");
+                // The packet, cut to the snapshot length, must be in the block.
                 const uint32_t wire = u32(body);
-                uint32_t caplen = wire;
-                if (caplen > data_max - 4) caplen = data_max - 4;
-                if (caplen > snapshot_) caplen = snapshot_;
+                const uint32_t caplen = wire > snapshot_ ? snapshot_ : wire;
+                if (caplen > data_max - 4)
+                    return fail("block of type 3 in pcapng dump file is too short: a " + num(caplen) +
+                                "-byte packet in " + num(data_max - 4) + " bytes");
                 p.data = body + 4;
                 p.caplen = caplen;
                 p.wirelen = wire;

@@ -220,6 +220,19 @@ TEST(CaptureReader, HandMadeFilesReadAsLibpcapReadsThem) {
         std::memcpy(&b[26], &end_len, 2);
         return b;
     };
+    // A packet longer than the snapshot length is refused, not cut; a simple packet block whose
+    // packet (cut to the snapshot length) is not in the block too (fuzz findings).
+    const std::string idb30 = interface_block(1, 30);
+    cases.push_back({"ng-over-snaplen", shb + idb30 + packet_block(0, 9, pkt, 60, 60, "")});
+    const auto simple = [](uint32_t wire, size_t have) {
+        std::string b(16 + have, 'z');
+        const uint32_t h[3] = {3, static_cast<uint32_t>(b.size()), wire};
+        std::memcpy(&b[0], h, 12);
+        std::memcpy(&b[b.size() - 4], &h[1], 4);
+        return b;
+    };
+    cases.push_back({"ng-simple-short", shb + interface_block(1, 65535) + simple(100, 60)});
+    cases.push_back({"ng-simple-cut", shb + idb30 + simple(100, 32)});
     cases.push_back({"ng-two-headers", shb + shb + rest});  // the second is passed over (a fuzz finding)
     cases.push_back({"ng-endofopt-length", shb + idb_with_end(2) + packet_block(0, 9, pkt, 60, 60, "")});
     cases.push_back({"ng-endofopt-then-bytes", shb + idb_with_end(0) + packet_block(0, 9, pkt, 60, 60, "")});
