@@ -257,14 +257,6 @@ bool CaptureReader::ng_block(uint32_t& type, uint32_t& len, const uint8_t*& body
     if (left == 0) return false;
     if (left < 8) return fail("truncated pcapng dump file; tried to read 8 header bytes, only got " + num(left));
     const uint8_t* b = base_ + pos_;
-    // A section header's byte order is its own: read its length the way its magic says.
-    type = load32(b);
-    if (type == kBlockShb && left >= 12) {
-        const uint32_t bom = load32(b + 8);
-        if (bom != kByteOrder && bom != __builtin_bswap32(kByteOrder))
-            return fail("the file has a section with a bad byte order magic field");
-        if ((bom == kByteOrder) == swapped_) return fail("the file has sections with different byte orders");
-    }
     type = u32(b);
     len = u32(b + 4);
     if (len < 12) return fail("block in pcapng dump file has a length of " + num(len) + " < " + num(12));
@@ -282,9 +274,18 @@ bool CaptureReader::ng_block(uint32_t& type, uint32_t& len, const uint8_t*& body
 bool CaptureReader::ng_shb(const uint8_t* body, uint32_t len, bool first) noexcept {
     if (len < 28) return fail("Section Header Block in pcapng dump file has a length of " + num(len) + " < 28");
     const uint16_t maj = u16(body + 4), min = u16(body + 6);
-    if (!(maj == 1 && (min == 0 || min == 2)))
-        return fail("unsupported pcapng savefile version " + num(maj) + "." + num(min));
-    if (!first) ifaces_.clear();
+    if (first) {
+        if (!(maj == 1 && (min == 0 || min == 2)))
+            return fail("unsupported pcapng savefile version " + num(maj) + "." + num(min));
+        return true;
+    }
+    // A later section, checked as libpcap checks it among the packets: the first section's byte
+    // order, major version 1. (Before the first interface description it is passed over.)
+    const uint32_t bom = u32(body);
+    if (bom == __builtin_bswap32(kByteOrder)) return fail("the file has sections with different byte orders");
+    if (bom != kByteOrder) return fail("the file has a section with a bad byte order magic field");
+    if (maj != 1) return fail("unknown pcapng savefile major version number " + num(maj));
+    ifaces_.clear();
     return true;
 }
 

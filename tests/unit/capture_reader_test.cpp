@@ -233,6 +233,16 @@ TEST(CaptureReader, HandMadeFilesReadAsLibpcapReadsThem) {
     };
     cases.push_back({"ng-simple-short", shb + interface_block(1, 65535) + simple(100, 60)});
     cases.push_back({"ng-simple-cut", shb + idb30 + simple(100, 32)});
+    // A later section header: its byte order magic is looked at only among the packets, and
+    // only its major version must be 1 (fuzz findings).
+    std::string bad_bom = shb, minor1 = shb, major2 = shb;
+    bad_bom[8] ^= 0x19;
+    minor1[14] = 1;
+    major2[12] = 2;
+    cases.push_back({"ng-bad-magic-before-idb", shb + bad_bom + rest});
+    cases.push_back({"ng-bad-magic-later", shb + rest + bad_bom + rest});
+    cases.push_back({"ng-later-minor-1", shb + rest + minor1 + rest});
+    cases.push_back({"ng-later-major-2", shb + rest + major2 + rest});
     cases.push_back({"ng-two-headers", shb + shb + rest});  // the second is passed over (a fuzz finding)
     cases.push_back({"ng-endofopt-length", shb + idb_with_end(2) + packet_block(0, 9, pkt, 60, 60, "")});
     cases.push_back({"ng-endofopt-then-bytes", shb + idb_with_end(0) + packet_block(0, 9, pkt, 60, 60, "")});
