@@ -60,6 +60,12 @@ uint32_t max_snaplen_for_dlt(int dlt) noexcept {
     }
 }
 
+// A file's snapshot length as libpcap 1.10 takes it: 0 and values past INT_MAX mean the link
+// type's maximum; anything else stands, even past that maximum.
+static uint32_t adjust_snapshot(int dlt, uint32_t snap) noexcept {
+    return snap == 0 || snap > 0x7fffffffu ? max_snaplen_for_dlt(dlt) : snap;
+}
+
 CaptureReader::CaptureReader(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw std::runtime_error(std::strerror(errno));
@@ -185,7 +191,7 @@ void CaptureReader::open() {
         lengths_swapped_ = 1;
     linktype_ = linktype_to_dlt(u32(base_ + 20) & 0x03FFFFFF);
     const uint32_t snap = u32(base_ + 16);
-    snapshot_ = snap == 0 || snap > max_snaplen_for_dlt(linktype_) ? max_snaplen_for_dlt(linktype_) : snap;
+    snapshot_ = adjust_snapshot(linktype_, snap);
     if (magic == kMagicKuznetzov) lengths_swapped_ = lengths_swapped_ | 4;  // 24-byte record headers
     start_ = pos_ = 24;
 }
@@ -344,7 +350,7 @@ bool CaptureReader::ng_idb(const uint8_t* body, uint32_t len) noexcept {
         }
         o += padded;
     }
-    const uint32_t adjusted = snap == 0 || snap > max_snaplen_for_dlt(lt) ? max_snaplen_for_dlt(lt) : snap;
+    const uint32_t adjusted = adjust_snapshot(lt, snap);
     if (linktype_ < 0) {
         linktype_ = lt;
         snapshot_ = adjusted;

@@ -243,6 +243,17 @@ TEST(CaptureReader, HandMadeFilesReadAsLibpcapReadsThem) {
     cases.push_back({"ng-bad-magic-later", shb + rest + bad_bom + rest});
     cases.push_back({"ng-later-minor-1", shb + rest + minor1 + rest});
     cases.push_back({"ng-later-major-2", shb + rest + major2 + rest});
+    // Snapshot lengths as libpcap 1.10 takes them: 0 is the link type's maximum, a larger value
+    // stands; a later interface must agree (a fuzz finding).
+    const auto two_ifaces = [&](uint32_t a, uint32_t b) {
+        const std::string p1 = packet_block(0, 9, pkt, 60, 60, "");
+        return shb + interface_block(1, a) + p1 + interface_block(1, b) + p1;
+    };
+    cases.push_back({"ng-snap-0-0", two_ifaces(0, 0)});
+    cases.push_back({"ng-snap-max-0", two_ifaces(262144, 0)});
+    cases.push_back({"ng-snap-max-big", two_ifaces(262144, 999999)});
+    cases.push_back({"ng-snap-big-big", two_ifaces(999999, 999999)});
+    cases.push_back({"pcap-snap-big", pcap_header(us, 2, 4, 999999, 1) + pcap_record(1, 2, 60, 60, frame)});
     cases.push_back({"ng-two-headers", shb + shb + rest});  // the second is passed over (a fuzz finding)
     cases.push_back({"ng-endofopt-length", shb + idb_with_end(2) + packet_block(0, 9, pkt, 60, 60, "")});
     cases.push_back({"ng-endofopt-then-bytes", shb + idb_with_end(0) + packet_block(0, 9, pkt, 60, 60, "")});
