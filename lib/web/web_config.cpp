@@ -258,6 +258,9 @@ bool BasicAuth::allows(const char* header, std::string* who) {
     while (!h.empty() && h.back() == ' ') h.pop_back();
     std::string decoded;
     if (!base64_decode(h, decoded)) return false;
+    // bcrypt hashes a C string: a password with a NUL in it would be checked only up to the NUL
+    // ("pw\0x" passing for "pw"). No user or password has one.
+    if (decoded.find('\0') != std::string::npos) return false;
     const auto colon = decoded.find(':');
     if (colon == std::string::npos) return false;
     const std::string user = decoded.substr(0, colon), password = decoded.substr(colon + 1);

@@ -167,6 +167,8 @@ TEST(WebConfig, BasicAuth) {
     EXPECT_FALSE(auth.allows("Basic ZXZlOnB3"));      // eve:pw, no such user
     EXPECT_TRUE(auth.allows("Basic YWxpY2U6cHc=", &who));
     EXPECT_EQ(who, "alice");
+    EXPECT_FALSE(auth.allows("Basic YWxpY2U6cHcA"));      // alice:pw\0 (a fuzz finding: it passed)
+    EXPECT_FALSE(auth.allows("Basic YWxpY2U6cHcAeHl6"));  // alice:pw\0xyz
     EXPECT_TRUE(auth.allows("Basic  YWxpY2U6cHc= "));  // remembered, spaces around
     EXPECT_TRUE(BasicAuth({}).allows(nullptr));        // no users: no authentication
 }
