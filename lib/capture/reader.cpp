@@ -6,8 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -97,10 +98,110 @@ CaptureReader::CaptureReader(const std::string& path) {
     }
 }
 
+CaptureReader::CaptureReader(const std::string& path, Streamed, size_t piece) : stream_(true) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw std::runtime_error(std::strerror(errno));
+    struct stat st {};
+    const bool stat_failed = fstat(fd_, &st) != 0;
+    if (stat_failed || !S_ISREG(st.st_mode)) {
+        const int err = stat_failed ? errno : 0;
+        ::close(fd_);
+        throw std::runtime_error(err ? std::strerror(err) : "not a regular file");
+    }
+    size_ = static_cast<size_t>(st.st_size);
+    posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+    try {
+        open();
+    } catch (...) {
+        ::close(fd_);
+        throw;
+    }
+    big_piece_ = piece < 4096 ? 4096 : piece;
+    piece_ = big_piece_;
+}
+
 CaptureReader::CaptureReader(const uint8_t* data, size_t size) : base_(data), size_(size) { open(); }
 
 CaptureReader::~CaptureReader() {
     if (mapped_) munmap(const_cast<uint8_t*>(base_), size_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+CaptureReader::Chunk::~Chunk() { std::free(data); }
+
+// The window moves to [off, off + n) and on: into a free buffer large enough (or a new one), with
+// what the old window holds of it copied over and the rest read from the file. The old buffer is
+// left to the packets that hold it.
+const uint8_t* CaptureReader::refill(uint64_t off, uint64_t n) noexcept {
+    const uint64_t want = std::max<uint64_t>(n, std::min<uint64_t>(piece_, size_ - off));  // a small file: its size
+    Chunk* c = nullptr;
+    for (auto& k : chunks_)
+        if (k.get() != cur_ && k->cap >= want && k->refs.load(std::memory_order_acquire) == 0) {
+            c = k.get();
+            break;
+        }
+    if (!c) {
+        constexpr uint64_t kHuge = 2u << 20;
+        const uint64_t align = want >= kHuge ? kHuge : 4096;
+        try {
+            auto k = std::make_unique<Chunk>();
+            k->cap = static_cast<size_t>((want + align - 1) / align * align);
+            k->data = static_cast<uint8_t*>(std::aligned_alloc(static_cast<size_t>(align), k->cap));
+            if (!k->data) throw std::bad_alloc();
+            if (align == kHuge) madvise(k->data, k->cap, MADV_HUGEPAGE);  // few pages: few TLB entries
+            c = k.get();
+            chunks_.push_back(std::move(k));
+        } catch (...) {
+            fail("out of memory for a read buffer of " + num(want) + " bytes");
+            return nullptr;
+        }
+    }
+    uint64_t have = 0;
+    if (cur_ && off >= win_off_ && off < win_off_ + win_len_) {
+        have = win_off_ + win_len_ - off;
+        std::memcpy(c->data, cur_->data + (off - win_off_), have);
+    }
+    const uint64_t goal = std::min<uint64_t>(c->cap, size_ - off);
+    while (have < n) {
+        const ssize_t r = pread(fd_, c->data + have, goal - have, static_cast<off_t>(off + have));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            fail(r < 0 ? std::string("error reading dump file: ") + std::strerror(errno)
+                       : std::string("the file became shorter while it was read"));
+            return nullptr;
+        }
+        have += static_cast<uint64_t>(r);
+    }
+    c->holds = 0;
+    c->refs.store(kHeld, std::memory_order_relaxed);
+    if (cur_) cur_->refs.fetch_sub(kHeld - cur_->holds, std::memory_order_acq_rel);
+    cur_ = c;
+    win_off_ = off;
+    win_len_ = have;
+    return c->data;
+}
+
+void CaptureReader::drop_window() noexcept {
+    if (cur_) cur_->refs.fetch_sub(kHeld - cur_->holds, std::memory_order_acq_rel);
+    cur_ = nullptr;
+    win_len_ = 0;
+    trim();
+}
+
+void CaptureReader::trim() noexcept {
+    std::erase_if(chunks_, [this](const std::unique_ptr<Chunk>& k) {
+        return k.get() != cur_ && k->refs.load(std::memory_order_acquire) == 0;
+    });
+}
+
+void* CaptureReader::hold() noexcept {
+    if (!cur_) return nullptr;
+    ++cur_->holds;
+    return cur_;
+}
+
+void CaptureReader::release(void* token) noexcept {
+    if (token) static_cast<Chunk*>(token)->refs.fetch_sub(1, std::memory_order_release);
 }
 
 uint32_t CaptureReader::u32(const uint8_t* p) const noexcept {
@@ -127,13 +228,15 @@ bool CaptureReader::fail(const std::string& why) noexcept {
 void CaptureReader::open() {
     auto refuse = [](const std::string& why) { throw std::runtime_error(why); };
     if (size_ < 4) refuse("truncated dump file; tried to read 4 file header bytes, only got " + num(size_));
-    const uint32_t m = load32(base_);
+    const uint8_t* head = window(0, std::min<uint64_t>(size_, 24));
+    if (!head) refuse(error_);
+    const uint32_t m = load32(head);
     if (m == kBlockShb) {
         ng_ = true;
         uint32_t type, len;
         const uint8_t* body;
         if (size_ < 12) refuse("truncated pcapng dump file; tried to read 12 header bytes, only got " + num(size_));
-        const uint32_t bom = load32(base_ + 8);
+        const uint32_t bom = load32(head + 8);
         if (bom == kByteOrder)
             swapped_ = false;
         else if (bom == __builtin_bswap32(kByteOrder))
@@ -144,14 +247,16 @@ void CaptureReader::open() {
         pos_ = 0;
         // The first section header is read as libpcap reads it: its length within 28 bytes and
         // 1 MiB, and neither a multiple of 4 nor the trailer's copy is asked for.
-        len = u32(base_ + 4);
+        len = u32(head + 4);
         if (len < 28 || len > kShbInsaneMax)
             refuse("Section Header Block in pcapng dump file has invalid length 28 < _" + num(len) + "_ < " +
                    num(kShbInsaneMax) + " (BT_SHB_INSANE_MAX)");
         if (size_ < len)
             refuse("truncated pcapng dump file; tried to read " + num(len - 12) + " bytes, only got " +
                    num(size_ - 12));
-        body = base_ + 8;
+        const uint8_t* shb = window(0, len);
+        if (!shb) refuse(error_);
+        body = shb + 8;
         pos_ = len;
         if (!ng_shb(body, len, true)) refuse(error_);
         // libpcap reads up to the first interface description before it returns the handle, and
@@ -180,7 +285,7 @@ void CaptureReader::open() {
     if (size_ < 24) refuse("truncated dump file; tried to read 24 file header bytes, only got " + num(size_));
     const uint32_t magic = swapped_ ? __builtin_bswap32(m) : m;
     nsec_ = magic == kMagicNs;
-    const uint16_t vmaj = u16(base_ + 4), vmin = u16(base_ + 6);
+    const uint16_t vmaj = u16(head + 4), vmin = u16(head + 6);
     if (vmaj < 2) refuse("archaic pcap savefile format");
     // Versions 2.0 to 2.4, and DG/UX tcpdump's 543.0: what libpcap reads.
     if (!((vmaj == 2 && vmin <= 4) || (vmaj == 543 && vmin == 0)))
@@ -189,8 +294,8 @@ void CaptureReader::open() {
         lengths_swapped_ = vmin < 3 ? 1 : vmin == 3 ? 2 : 0;
     else if (vmaj == 543)
         lengths_swapped_ = 1;
-    linktype_ = linktype_to_dlt(u32(base_ + 20) & 0x03FFFFFF);
-    const uint32_t snap = u32(base_ + 16);
+    linktype_ = linktype_to_dlt(u32(head + 20) & 0x03FFFFFF);
+    const uint32_t snap = u32(head + 16);
     snapshot_ = adjust_snapshot(linktype_, snap);
     if (magic == kMagicKuznetzov) lengths_swapped_ = lengths_swapped_ | 4;  // 24-byte record headers
     start_ = pos_ = 24;
@@ -199,6 +304,7 @@ void CaptureReader::open() {
 void CaptureReader::rewind() noexcept {
     error_.clear();
     populated_ = prefetched_ = 0;
+    if (stream_) drop_window();
     pos_ = start_;
     if (ng_) ifaces_.assign(1, first_iface_);
 }
@@ -218,6 +324,11 @@ void CaptureReader::populate() noexcept {
 }
 
 bool CaptureReader::next(Packet& p) noexcept {
+    if (stream_) {
+        const bool got = ng_ ? next_ng(p) : next_pcap(p);
+        if (!got) drop_window();
+        return got;
+    }
     if (pos_ + (1 << 20) > populated_ && populated_ < size_) [[unlikely]]
         populate();
     // The file is read front to back: ask for the lines a few packets on while this one is read
@@ -234,7 +345,8 @@ bool CaptureReader::next_pcap(Packet& p) noexcept {
     if (left == 0) return false;
     if (left < hdr)
         return fail("truncated dump file; tried to read " + num(hdr) + " header bytes, only got " + num(left));
-    const uint8_t* h = base_ + pos_;
+    const uint8_t* h = window(pos_, hdr);
+    if (!h) return false;
     const uint32_t sec = u32(h), frac = u32(h + 4);
     uint32_t caplen = u32(h + 8), len = u32(h + 12);
     const int ls = lengths_swapped_ & 3;
@@ -248,6 +360,8 @@ bool CaptureReader::next_pcap(Packet& p) noexcept {
     if (left - hdr < caplen)
         return fail("truncated dump file; tried to read " + num(caplen) + " captured bytes, only got " +
                     num(left - hdr));
+    h = window(pos_, hdr + caplen);
+    if (!h) return false;
     p.data = h + hdr;
     p.caplen = caplen > snapshot_ ? snapshot_ : caplen;
     p.wirelen = len;
@@ -262,7 +376,8 @@ bool CaptureReader::ng_block(uint32_t& type, uint32_t& len, const uint8_t*& body
     const uint64_t left = size_ - pos_;
     if (left == 0) return false;
     if (left < 8) return fail("truncated pcapng dump file; tried to read 8 header bytes, only got " + num(left));
-    const uint8_t* b = base_ + pos_;
+    const uint8_t* b = window(pos_, 8);
+    if (!b) return false;
     type = u32(b);
     len = u32(b + 4);
     if (len < 12) return fail("block in pcapng dump file has a length of " + num(len) + " < " + num(12));
@@ -271,6 +386,8 @@ bool CaptureReader::ng_block(uint32_t& type, uint32_t& len, const uint8_t*& body
     if (len > max_block_) return fail("pcapng block size " + num(len) + " > maximum " + num(max_block_));
     if (left < len)
         return fail("truncated pcapng dump file; tried to read " + num(len - 8) + " bytes, only got " + num(left - 8));
+    b = window(pos_, len);
+    if (!b) return false;
     if (u32(b + len - 4) != len) return fail("block total length in header and trailer don't match");
     body = b + 8;
     pos_ += len;
@@ -413,6 +530,7 @@ bool CaptureReader::next_ng(Packet& p) noexcept {
                 p.caplen = caplen;
                 p.wirelen = wire;
                 p.ts_ns = to_ns(ifaces_[iface], t);
+                last_iface_ = iface;
                 return true;
             }
             case kBlockSpb: {
@@ -429,6 +547,7 @@ bool CaptureReader::next_ng(Packet& p) noexcept {
                 p.caplen = caplen;
                 p.wirelen = wire;
                 p.ts_ns = 0;
+                last_iface_ = 0;
                 return true;
             }
             case kBlockIdb:

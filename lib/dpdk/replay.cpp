@@ -27,7 +27,9 @@ constexpr uint32_t kSegMax = 65535;  // an mbuf segment's length is 16 bits
 
 // The mapping outlives every mbuf that points into it (Replay::stop after the workers): nothing
 // to free when a worker is done with a packet.
-void keep(void*, void*) {}
+// An mbuf's packet is in one of the reader's buffers: the worker that frees the mbuf lets the
+// reader have the buffer back (once every packet in it is freed).
+void give_back(void*, void* token) { capture::CaptureReader::release(token); }
 
 }  // namespace
 
@@ -50,7 +52,7 @@ Replay::Replay(std::vector<std::string> files, bool count) : files_(std::move(fi
     for (size_t i = 0; i < files_.size(); ++i) {
         std::unique_ptr<capture::CaptureReader> r;
         try {
-            r = std::make_unique<capture::CaptureReader>(files_[i]);
+            r = std::make_unique<capture::CaptureReader>(files_[i], capture::CaptureReader::Streamed{});
         } catch (const std::exception& e) {
             throw std::runtime_error("\"" + files_[i] + "\": " + e.what());
         }
@@ -195,8 +197,8 @@ void Replay::run() noexcept {
             for (;;) {
                 const uint32_t len = std::min(p.caplen - off, kSegMax);
                 auto* shinfo = static_cast<rte_mbuf_ext_shared_info*>(rte_mbuf_to_priv(m));
-                shinfo->free_cb = keep;
-                shinfo->fcb_opaque = nullptr;
+                shinfo->free_cb = give_back;
+                shinfo->fcb_opaque = r->hold();
                 rte_mbuf_ext_refcnt_set(shinfo, 1);
                 rte_pktmbuf_attach_extbuf(m, const_cast<uint8_t*>(p.data + off), RTE_BAD_IOVA,
                                           static_cast<uint16_t>(len), shinfo);
@@ -221,6 +223,8 @@ void Replay::run() noexcept {
             batch[q][fill[q]++] = head;
             if (fill[q] == kBurst) flush(q);
         }
+        // The buffers of the files before, which the workers have long freed, go.
+        for (size_t g = 0; g < f; ++g) readers_[g]->trim();
         if (!stopped && !r->error().empty()) {
             std::string problem = files_[f] + ": stops after " + std::to_string(read) + " packets: " + r->error();
             if (!counted_) log::say(log::Level::kWarning, "weir: %s\n", problem.c_str());

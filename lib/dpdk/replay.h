@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// Capture replay at memory speed: the files are memory-mapped (capture/reader.h) and every packet
-// goes to the workers as an mbuf whose buffer is the packet inside the mapping (an external
-// buffer: no copy), through a DPDK ring port with one RX queue per worker. A reader thread (not
+// Capture replay at memory speed: the files are read in large pieces into a few reused buffers
+// (capture/reader.h) and every packet goes to the workers as an mbuf whose buffer is the packet
+// inside one of them (an external buffer: no copy; the buffer is read into again once the workers
+// have freed every mbuf in it), through a DPDK ring port with one RX queue per worker. A reader thread (not
 // a worker: it may wait and sleep) spreads the packets over the queues by a hash of the
 // outermost addresses and ports that is the same for both directions, as symmetric RSS does
 // on a live port, so `-w N` puts N workers on one file. Packet times are the capture's (the RX

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,13 +25,24 @@ using weir::capture::Packet;
 
 namespace {
 
+// How the reader gets the file: mapped, or read in pieces (of 4 KiB, so that records and blocks
+// straddle many, or of the default size).
+enum class Way { kMapped, kSmallPieces, kPieces };
+
+std::unique_ptr<CaptureReader> open_reader(const std::string& path, Way way) {
+    if (way == Way::kMapped) return std::make_unique<CaptureReader>(path);
+    if (way == Way::kSmallPieces) return std::make_unique<CaptureReader>(path, CaptureReader::Streamed{}, 4096);
+    return std::make_unique<CaptureReader>(path, CaptureReader::Streamed{});
+}
+
 // Compares the reader with libpcap on one file; "" when they agree, else what differs.
-std::string compare(const std::string& path, uint64_t* packets = nullptr) {
+std::string compare_way(const std::string& path, Way way, uint64_t* packets) {
     char err[PCAP_ERRBUF_SIZE] = {0};
     pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
     std::string why;
     try {
-        CaptureReader r(path);
+        const auto reader = open_reader(path, way);
+        CaptureReader& r = *reader;
         if (!p) return "libpcap refuses (" + std::string(err) + ") but the reader opens it";
         if (r.linktype() != pcap_datalink(p))
             why = "link type " + std::to_string(r.linktype()) + " vs " + std::to_string(pcap_datalink(p));
@@ -83,6 +95,16 @@ std::string compare(const std::string& path, uint64_t* packets = nullptr) {
     }
     if (p) pcap_close(p);
     return why;
+}
+
+// All three ways must agree with libpcap.
+std::string compare(const std::string& path, uint64_t* packets = nullptr) {
+    for (const Way w : {Way::kMapped, Way::kSmallPieces, Way::kPieces}) {
+        const std::string why = compare_way(path, w, packets);
+        if (!why.empty())
+            return (w == Way::kMapped ? "mapped: " : w == Way::kSmallPieces ? "4 KiB pieces: " : "pieces: ") + why;
+    }
+    return "";
 }
 
 std::vector<std::string> captures_in(const fs::path& dir) {
@@ -262,6 +284,55 @@ TEST(CaptureReader, HandMadeFilesReadAsLibpcapReadsThem) {
         EXPECT_EQ(compare(path), "") << c.name;
         fs::remove(path);
     }
+}
+
+// Packets of a read file stay as they are while held, however far the reader has gone on, and
+// the buffers are reused once released.
+TEST(CaptureReader, HeldPacketsOfAReadFileStay) {
+    const auto files = captures_in(fs::path(WEIR_SOURCE_DIR) / "captures");
+    std::string path;
+    uintmax_t best = 0;
+    for (const auto& f : files)  // the largest bundled pcap: many 4 KiB pieces
+        if (fs::path(f).extension() == ".pcap" && fs::file_size(f) > best) {
+            best = fs::file_size(f);
+            path = f;
+        }
+    ASSERT_GT(best, 64u * 1024) << path;
+    CaptureReader r(path, CaptureReader::Streamed{}, 4096);
+    CaptureReader mapped(path);
+    struct Held {
+        Packet k;
+        void* token;
+    };
+    std::vector<Held> held;
+    Packet k, m;
+    while (r.next(k)) {
+        held.push_back({k, r.hold()});
+        ASSERT_NE(held.back().token, nullptr);
+    }
+    EXPECT_EQ(r.error(), "");
+    ASSERT_GT(held.size(), 100u);
+    for (const Held& h : held) {
+        ASSERT_TRUE(mapped.next(m));
+        ASSERT_EQ(h.k.caplen, m.caplen);
+        ASSERT_EQ(std::memcmp(h.k.data, m.data, m.caplen), 0) << "a held packet changed";
+    }
+    for (const Held& h : held) CaptureReader::release(h.token);
+    r.trim();
+    // Read again, releasing as it goes: the same packets, from reused buffers.
+    r.rewind();
+    mapped.rewind();
+    uint64_t n = 0;
+    while (r.next(k)) {
+        void* t = r.hold();
+        ASSERT_TRUE(mapped.next(m));
+        ASSERT_EQ(std::memcmp(k.data, m.data, m.caplen), 0);
+        CaptureReader::release(t);
+        ++n;
+    }
+    EXPECT_EQ(n, held.size());
+    CaptureReader::release(nullptr);  // a mapped file's token: nothing
+    EXPECT_EQ(mapped.hold(), nullptr);
 }
 
 TEST(CaptureReader, RefusesWhatIsNotACapture) {
