@@ -490,14 +490,13 @@ bool CaptureReader::ng_idb(const uint8_t* body, uint32_t len) noexcept {
 
 uint64_t CaptureReader::to_ns(const Iface& i, uint64_t t) const noexcept {
     uint64_t sec = t / i.units_per_s, frac = t % i.units_per_s;
-    if (i.units_per_s == 1'000'000'000)
-        ;
+    // Binary units first: 2^30 and finer are more than 10^9 a second too, but no power of 10.
+    if (i.pow2)
+        frac = static_cast<uint64_t>(static_cast<unsigned __int128>(frac) * 1'000'000'000 / i.units_per_s);
     else if (i.units_per_s > 1'000'000'000)
         frac /= i.units_per_s / 1'000'000'000;
-    else if (!i.pow2)
+    else if (i.units_per_s < 1'000'000'000)
         frac *= 1'000'000'000 / i.units_per_s;
-    else
-        frac = static_cast<uint64_t>(static_cast<unsigned __int128>(frac) * 1'000'000'000 / i.units_per_s);
     sec += static_cast<uint64_t>(i.offset_s);
     return sec * 1'000'000'000ull + frac;
 }
