@@ -67,7 +67,9 @@ static uint32_t adjust_snapshot(int dlt, uint32_t snap) noexcept {
     return snap == 0 || snap > 0x7fffffffu ? max_snaplen_for_dlt(dlt) : snap;
 }
 
-CaptureReader::CaptureReader(const std::string& path) {
+// Opens a capture file for reading; returns its descriptor and sets `size`. Throws with the
+// reason when it cannot be opened or is not a regular file.
+static int open_regular(const std::string& path, size_t& size) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw std::runtime_error(std::strerror(errno));
     struct stat st {};
@@ -77,7 +79,12 @@ CaptureReader::CaptureReader(const std::string& path) {
         ::close(fd);
         throw std::runtime_error(err ? std::strerror(err) : "not a regular file");
     }
-    size_ = static_cast<size_t>(st.st_size);
+    size = static_cast<size_t>(st.st_size);
+    return fd;
+}
+
+CaptureReader::CaptureReader(const std::string& path) {
+    const int fd = open_regular(path, size_);
     if (size_ > 0) {
         void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
@@ -99,16 +106,7 @@ CaptureReader::CaptureReader(const std::string& path) {
 }
 
 CaptureReader::CaptureReader(const std::string& path, Streamed, size_t piece) : stream_(true) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw std::runtime_error(std::strerror(errno));
-    struct stat st {};
-    const bool stat_failed = fstat(fd_, &st) != 0;
-    if (stat_failed || !S_ISREG(st.st_mode)) {
-        const int err = stat_failed ? errno : 0;
-        ::close(fd_);
-        throw std::runtime_error(err ? std::strerror(err) : "not a regular file");
-    }
-    size_ = static_cast<size_t>(st.st_size);
+    fd_ = open_regular(path, size_);
     posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
     try {
         open();
@@ -297,7 +295,12 @@ void CaptureReader::open() {
     linktype_ = linktype_to_dlt(u32(head + 20) & 0x03FFFFFF);
     const uint32_t snap = u32(head + 16);
     snapshot_ = adjust_snapshot(linktype_, snap);
-    if (magic == kMagicKuznetzov) lengths_swapped_ = lengths_swapped_ | 4;  // 24-byte record headers
+    if (magic == kMagicKuznetzov) {
+        lengths_swapped_ = lengths_swapped_ | 4;  // 24-byte record headers
+        // That patched tcpdump may have captured in cooked mode, with a made-up 14-byte Ethernet
+        // header added to up to a snapshot length of data: libpcap allows for it.
+        if (linktype_ == 1) snapshot_ = snapshot_ <= 0x7fffffffu - 14 ? snapshot_ + 14 : 0x7fffffffu;
+    }
     start_ = pos_ = 24;
 }
 

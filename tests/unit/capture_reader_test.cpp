@@ -144,6 +144,12 @@ std::string pcap_record(uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t l
     return s + data;
 }
 
+// A record of the patched tcpdump's format: the usual header, then interface index, protocol,
+// packet type and a pad byte.
+std::string kuznetzov_record(uint32_t sec, uint32_t frac, uint32_t caplen, uint32_t len, const std::string& data) {
+    return pcap_record(sec, frac, caplen, len, "") + std::string("\x02\0\0\0\x08\0\x04\0", 8) + data;
+}
+
 }  // namespace
 
 TEST(CaptureReader, BundledCapturesReadAsLibpcapReadsThem) {
@@ -202,6 +208,14 @@ TEST(CaptureReader, HandMadeFilesReadAsLibpcapReadsThem) {
         {"version-3.0", pcap_header(us, 3, 0, 65535, 1) + pcap_record(1, 2, 60, 60, frame)},
         {"version-543.0", pcap_header(us, 543, 0, 65535, 1) + pcap_record(1, 2, 1514, 60, frame)},
         {"version-543.1", pcap_header(us, 543, 1, 65535, 1) + pcap_record(1, 2, 60, 60, frame)},
+        // The patched tcpdump's format (24-byte record headers): on Ethernet, libpcap allows 14
+        // bytes past the snapshot length for a cooked capture's made-up header (a fuzz finding).
+        {"kuznetzov-ethernet",
+         pcap_header(0xa1b2cd34, 2, 4, 10, 1) + kuznetzov_record(1, 2, 60, 60, frame) +
+             kuznetzov_record(2, 3, 20, 60, frame.substr(0, 20))},
+        {"kuznetzov-raw",
+         pcap_header(0xa1b2cd34, 2, 4, 10, 101) + kuznetzov_record(1, 2, 60, 60, frame) +
+             kuznetzov_record(2, 3, 20, 60, frame.substr(0, 20))},
     };
     // pcapng: a section with two interfaces (different time resolutions), enhanced, simple and
     // statistics blocks, and a second section.
