@@ -5,19 +5,35 @@
 # example configuration, payload rules and defaults as conffiles under /etc, and deploy/'s
 # ClickHouse, Prometheus and Grafana files under /usr/share/weir. Dependencies come from
 # dpkg-shlibdeps. Needs the build dependencies (deploy/install-deps.sh) and dpkg-dev.
-# usage: deploy/package.sh [OUTDIR]        (default: build-deb/; prints the .deb's path)
+# usage: deploy/package.sh [--build DIR] [OUTDIR]   (default: build-deb/; prints the .deb's path)
+# --build packages an existing release build configured with --prefix=/usr (tests/run.sh's
+# build/), instead of making one in build-deb/build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=$(realpath -m "${1:-build-deb}")
 build=build-deb/build
+if [ "${1:-}" = --build ]; then
+  [ $# -ge 2 ] || { echo "package: --build needs a meson build directory" >&2; exit 2; }
+  build=$2
+  shift 2
+  [ -f "$build/build.ninja" ] || { echo "package: $build is not a meson build directory" >&2; exit 2; }
+  opts=$(meson introspect --buildoptions "$build" | python3 -c '
+import json, sys
+o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print(o["prefix"], o["buildtype"])')
+  [ "$opts" = "/usr release" ] || {
+    echo "package: $build is configured with prefix and buildtype \"$opts\"; a package needs \"/usr release\"" >&2
+    exit 2
+  }
+fi
+out=$(realpath -m "${1:-build-deb}")
 [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release -Dtests=false --prefix=/usr > /dev/null
-ninja -C "$build" > /dev/null
+ninja -C "$build" app/weir/weir > /dev/null
 version=$(meson introspect --projectinfo "$build" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
 arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 root="$stage/root"
-DESTDIR="$root" meson install -C "$build" --quiet > /dev/null
+DESTDIR="$root" meson install -C "$build" --no-rebuild --quiet > /dev/null
 install -D -m 0755 deploy/systemd/weir-prepare "$root/usr/lib/weir/weir-prepare"
 deploy/systemd/render-units /usr "$root/lib/systemd/system"
 sed -i 's|file:///usr/share/doc/weir/README.md|file:///usr/share/doc/weir/README.md.gz|' "$root"/lib/systemd/system/weir*.service

@@ -197,10 +197,12 @@ class CoreLinkCorpus(unittest.TestCase):
     def test_tunnels_jumbo_frames_and_link_layers_in_three_modes(self):
         chosen = select()
         self.assertGreater(len(chosen), 20 if harness.bundled() else 100, "the selection found the captures")
-        # WEIR_CORE_LINK_SAMPLE=N replays every Nth capture (the sanitizer pass: slower binary,
-        # and the decoder is fuzzed besides).
+        # WEIR_CORE_LINK_SAMPLE=N replays every Nth capture, starting at WEIR_CORE_LINK_OFFSET
+        # (tests/run.sh: half in the release pass, another quarter under the sanitizers; the
+        # decoder is fuzzed besides). Unset, every capture.
         step = max(1, int(os.environ.get("WEIR_CORE_LINK_SAMPLE", "1")))
-        names = [name for name, _ in chosen][::step]
+        offset = int(os.environ.get("WEIR_CORE_LINK_OFFSET", "0")) % step
+        names = [name for name, _ in chosen][offset::step]
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
             results = list(pool.map(check_capture, names))
         problems = [p for r in results for p in r]

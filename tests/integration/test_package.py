@@ -20,9 +20,21 @@ CAPTURE = "ipfixprobe__mixed.pcap"
 class Package(unittest.TestCase):
     def test_package(self):
         tmp = harness.scratch(self, "weir-deb-")
-        out = subprocess.run([os.path.join(harness.ROOT, "deploy", "package.sh"), os.path.join(tmp, "out")],
+        # The release build under test is packaged as it is when it was configured for /usr
+        # (tests/run.sh does so); otherwise package.sh makes a build of its own.
+        build = os.path.dirname(os.path.dirname(os.path.dirname(harness.WEIR)))
+        opts = subprocess.run(["meson", "introspect", "--buildoptions", build], capture_output=True, text=True)
+        reuse = []
+        if opts.returncode == 0:
+            o = {x["name"]: x["value"] for x in json.loads(opts.stdout)}
+            if o.get("prefix") == "/usr" and o.get("buildtype") == "release":
+                reuse = ["--build", build]
+        out = subprocess.run([os.path.join(harness.ROOT, "deploy", "package.sh")] + reuse + [os.path.join(tmp, "out")],
                              capture_output=True, text=True, timeout=1800)
         self.assertEqual(out.returncode, 0, out.stderr)
+        bad = subprocess.run([os.path.join(harness.ROOT, "deploy", "package.sh"), "--build", tmp, os.path.join(tmp, "x")],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual((bad.returncode, bad.stderr.strip()), (2, f"package: {tmp} is not a meson build directory"))
         deb = out.stdout.strip().splitlines()[-1]
         self.assertTrue(deb.endswith(".deb") and os.path.exists(deb), out.stdout)
 
