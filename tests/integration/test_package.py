@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The Debian package (deploy/package.sh): built from this checkout, its control data, files
 and conffiles checked, its md5sums verified, and the packaged (stripped) binary, unpacked,
-replays a capture and finds its drivers-config next to itself. Built in the release pass only
-(the sanitizer pass would build the same package again)."""
+replays a capture and finds its drivers-config next to itself. Checked in the release pass
+only, and made from the release build under test when it is configured for /usr (tests/run.sh
+configures it so), else from a build of its own."""
 import json
 import os
 import subprocess
