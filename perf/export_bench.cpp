@@ -75,6 +75,7 @@ void run(const char* name, const std::string& format, const std::string& url, co
     for (size_t i = 0; i < recs.size(); i += batch) {
         const auto n = static_cast<uint32_t>(std::min<size_t>(batch, recs.size() - i));
         e->send_records(recs.data() + i, n, 1, now_s);
+        if ((i / batch) % 32 == 31) e->flush(now_s);  // a control loop's round: up to 2048 records
         if ((i / batch) % 1024 == 0) e->tick(now_s);  // about every 100 ms of a busy control loop
     }
     e->finish(now_s);

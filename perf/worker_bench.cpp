@@ -132,6 +132,7 @@ struct ExportSide {
                     exporter->send_records(b->records, b->count, b->domain, now_s);
                 }
                 if (n) {
+                    exporter->flush(now_s);
                     rte_ring_sp_enqueue_burst(w->free_ring(), bufs, n, nullptr);
                     last = std::chrono::steady_clock::now();
                     if (first == std::chrono::steady_clock::time_point{}) first = last;

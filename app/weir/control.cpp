@@ -62,6 +62,7 @@ unsigned drain(Runtime& rt, Worker& w) {
         if (rt.matrix) rt.matrix->count(b->records, b->count);
         for (auto& ex : rt.exporters) ex->send_records(b->records, b->count, b->domain, t);
     }
+    for (auto& ex : rt.exporters) ex->flush(t);  // UDP: the burst's datagrams in one system call
     rte_ring_sp_enqueue_burst(w.free_ring(), bufs, n, nullptr);
     return n;
 }

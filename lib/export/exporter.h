@@ -15,6 +15,7 @@
 #include "common/counter.h"
 #include "config/config.h"
 #include "export/failure_log.h"
+#include "export/transport.h"
 #include "flow/flow_record.h"
 #include "ipfix/ipfix.h"
 
@@ -84,6 +85,9 @@ public:
     virtual ~Exporter() = default;
     // Conversations of observation domain `domain` (one per worker).
     virtual void send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s) = 0;
+    // Called by the control thread after each round of send_records (a burst of batches): sends
+    // what a batching transport queued, and counts the outcome.
+    virtual void flush(uint32_t /*now_s*/) {}
     // Called by the control thread about every 100 ms: reconnect, flush queues, count losses.
     virtual void tick(uint32_t /*now_s*/) {}
     // At shutdown, after the last records: final statistics (IPFIX options records).
@@ -101,8 +105,15 @@ protected:
     // After each delivery: a failure goes to the log when it starts, every minute while it
     // lasts, and when it ends.
     // A transport that lost messages it had accepted (a connection that broke with messages
-    // queued): their records move from sent to lost; reconnections are copied.
+    // queued, a batched datagram that failed): their records move from sent to lost; failed
+    // sends are counted and logged, reconnections copied.
     void settle(Transport& t);
+    // After the transport took a message: a refusal it reports is counted; a transport that
+    // sends at once has delivered it (a batching one reports at flush, through settle).
+    void took(Transport& t) {
+        const bool refused = t.take_refused();
+        if (refused || !t.batching()) delivered(true, 0, refused);
+    }
     void delivered(bool ok, int err, bool refused = false) {
         if (refused) {
             stats_.send_errors.add();

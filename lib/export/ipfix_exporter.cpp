@@ -23,6 +23,12 @@ void Exporter::settle(Transport& t) {
         stats_.lost_records.add(l.records);
         stats_.lost_packets.add(l.packets);
     }
+    if (l.failed) {
+        stats_.send_errors.add(l.failed);
+        delivered(false, l.err);
+    } else if (l.sent) {
+        delivered(true, 0);
+    }
     stats_.reconnects.set(t.reconnects());
 }
 
@@ -83,6 +89,7 @@ public:
           probe_(cfg.probe),
           buf_(transport_->max_message()) {
         if (transport_->generation()) stats_.files.add();
+        transport_->batch();  // UDP: one sendmmsg per round of the control loop
     }
 
     void send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s) override {
@@ -97,7 +104,13 @@ public:
         if (enc.records()) send_message(domain, enc, now_s);
     }
 
+    void flush(uint32_t) override {
+        transport_->flush();
+        settle(*transport_);
+    }
+
     void tick(uint32_t now_s) override {
+        transport_->flush();
         transport_->prepare(0, now_s);
         settle(*transport_);
     }
@@ -113,7 +126,7 @@ private:
         if (transport_->send(p, n, now_s, records, packets)) {
             stats_.bytes.add(n);
             if (transport_->generation() != gen) stats_.files.add();  // reopened after an error
-            delivered(true, 0, transport_->take_refused());
+            took(*transport_);
             return true;
         }
         stats_.send_errors.add();
@@ -183,6 +196,7 @@ private:
 public:
     void finish(uint32_t now_s) override {
         for (auto& [domain, d] : domains_) send_options(domain, d, now_s);
+        flush(now_s);
     }
 
 private:

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -82,9 +83,75 @@ public:
         const int sndbuf = 8 << 20;
         setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     }
-    ~UdpTransport() override { close(fd_); }
+    ~UdpTransport() override {
+        flush();
+        close(fd_);
+    }
 
-    bool send(const uint8_t* p, size_t n, uint32_t, uint64_t, uint64_t) override {
+    void batch() override {
+        if (!slots_.empty()) return;
+        slots_.resize(kBatch * max_);
+        for (unsigned i = 0; i < kBatch; ++i) {
+            msgs_[i] = mmsghdr{};
+            msgs_[i].msg_hdr.msg_iov = &iov_[i];
+            msgs_[i].msg_hdr.msg_iovlen = 1;
+        }
+    }
+
+    bool batching() const override { return !slots_.empty(); }
+
+    bool send(const uint8_t* p, size_t n, uint32_t, uint64_t records, uint64_t packets) override {
+        if (slots_.empty() || n > max_) {
+            flush();  // in order
+            return send_now(p, n);
+        }
+        if (queued_ == kBatch) flush();
+        uint8_t* slot = slots_.data() + queued_ * max_;
+        std::memcpy(slot, p, n);
+        iov_[queued_] = iovec{slot, n};
+        records_[queued_] = records;
+        packets_[queued_] = packets;
+        ++queued_;
+        return true;
+    }
+
+    void flush() override {
+        unsigned i = 0, refusals = 0;
+        while (i < queued_) {
+            const int rc = sendmmsg(fd_, &msgs_[i], queued_ - i, 0);
+            if (rc > 0) {
+                lost_.sent += static_cast<unsigned>(rc);
+                i += static_cast<unsigned>(rc);
+                refusals = 0;
+                continue;
+            }
+            const int err = errno;
+            if (err == EINTR) continue;
+            if (err == ECONNREFUSED && refusals < 2) {  // as in send_now: reported, and sent anyway
+                refused_ = true;
+                ++refusals;
+                continue;
+            }
+            // Message i cannot go: it is lost, the next ones are tried.
+            lost_.records += records_[i];
+            lost_.packets += packets_[i];
+            ++lost_.messages;
+            ++lost_.failed;
+            lost_.err = err;
+            errno_ = err;
+            ++i;
+            refusals = 0;
+        }
+        queued_ = 0;
+    }
+
+    Lost take_lost() override {
+        const Lost l = lost_;
+        lost_ = Lost{};
+        return l;
+    }
+
+    bool send_now(const uint8_t* p, size_t n) {
         ssize_t rc = ::send(fd_, p, n, 0);
         if (rc < 0 && errno == ECONNREFUSED) {
             // An earlier datagram drew an ICMP port unreachable, which this call reported instead
@@ -105,9 +172,17 @@ public:
     }
 
 private:
+    static constexpr unsigned kBatch = 64;  // messages per sendmmsg at most
     int fd_ = -1;
     bool refused_ = false;
     size_t max_;
+    // Batching: the queued messages' copies, their headers, and what each carries.
+    std::vector<uint8_t> slots_;
+    std::array<mmsghdr, kBatch> msgs_{};
+    std::array<iovec, kBatch> iov_{};
+    std::array<uint64_t, kBatch> records_{}, packets_{};
+    unsigned queued_ = 0;
+    Lost lost_;
 };
 
 // Appends messages to PATH; when it reaches rotate_bytes or rotate_s, renames it to

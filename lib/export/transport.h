@@ -28,10 +28,19 @@ public:
     virtual bool new_session_per_generation() const { return false; }
     // Messages accepted but lost since the last call (a connection that broke with messages
     // still queued): the exporter moves them from sent to lost.
+    // A transport that sends in batches (UDP, see batch()) reports here, besides, how many
+    // messages its flushes sent and how many failed, with the last failure's errno.
     struct Lost {
         uint64_t records = 0, packets = 0, messages = 0;
+        uint64_t sent = 0, failed = 0;
+        int err = 0;
     };
     virtual Lost take_lost() { return {}; }
+    // UDP: from now on, send() queues whole messages and flush() sends them with one system call
+    // (sendmmsg; also when the queue is full). Others send at once and ignore this.
+    virtual void batch() {}
+    virtual bool batching() const { return false; }
+    virtual void flush() {}
     virtual uint64_t reconnects() const { return 0; }
     // UDP: whether the collector answered an earlier datagram with ICMP port unreachable since the
     // last call (the datagrams themselves were still sent).

@@ -52,6 +52,11 @@ public:
         return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
     }
     uint16_t port() const { return port_; }
+    // Whether a datagram is there now (not waiting for one).
+    bool waiting() {
+        char c;
+        return recv(fd_, &c, 1, MSG_DONTWAIT | MSG_PEEK) >= 0;
+    }
 
 private:
     int fd_ = -1;
@@ -65,6 +70,12 @@ std::unique_ptr<Transport> udp_to(uint16_t port) {
     ex.host = "127.0.0.1";
     ex.port = port;
     return make_transport(ex, config::Config{});
+}
+
+std::string numbered(char c, int i) {
+    std::string s(1, c);
+    s += std::to_string(i);
+    return s;
 }
 
 bool send(Transport& t, const std::string& s) {
@@ -96,6 +107,60 @@ TEST(UdpTransport, ACollectorThatStaysAwayIsReportedOnEverySend) {
         EXPECT_TRUE(send(*t, "b"));
         EXPECT_TRUE(t->take_refused()) << i;
     }
+}
+
+// Batched (what the IPFIX exporter asks for): messages wait for flush(), or for a full queue,
+// and leave in order, each a datagram of its own.
+TEST(UdpTransport, BatchedMessagesLeaveAtFlushInOrder) {
+    UdpPort port;
+    port.listen();
+    auto t = udp_to(port.port());
+    t->batch();
+    EXPECT_TRUE(t->batching());
+    for (int i = 0; i < 10; ++i) EXPECT_TRUE(send(*t, numbered('m', i)));
+    EXPECT_FALSE(port.waiting()) << "nothing leaves before the flush";
+    t->flush();
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(port.receive(), numbered('m', i));
+    Transport::Lost l = t->take_lost();
+    EXPECT_EQ(l.sent, 10u);
+    EXPECT_EQ(l.failed, 0u);
+    EXPECT_EQ(l.messages, 0u);
+    // A full queue (64 messages) goes out by itself.
+    for (int i = 0; i < 65; ++i) EXPECT_TRUE(send(*t, numbered('n', i)));
+    for (int i = 0; i < 64; ++i) EXPECT_EQ(port.receive(), numbered('n', i));
+    EXPECT_FALSE(port.waiting());
+    t->flush();
+    EXPECT_EQ(port.receive(), "n64");
+    EXPECT_EQ(t->take_lost().sent, 65u);
+}
+
+TEST(UdpTransport, ABatchedDatagramThatCannotLeaveIsLostAndTheOthersGo) {
+    UdpPort port;
+    port.listen();
+    config::Exporter ex;
+    ex.url = "udp://127.0.0.1:" + std::to_string(port.port());
+    ex.scheme = config::Scheme::kUdp;
+    ex.host = "127.0.0.1";
+    ex.port = port.port();
+    config::Config cfg;
+    cfg.mtu = 70000;  // messages up to 69,952 bytes, past what a UDP datagram can hold
+    auto t = make_transport(ex, cfg);
+    t->batch();
+    const std::string big(66000, 'x');
+    EXPECT_TRUE(send(*t, "before"));
+    EXPECT_TRUE(t->send(reinterpret_cast<const uint8_t*>(big.data()), big.size(), 0, 5, 7));
+    EXPECT_TRUE(send(*t, "after"));
+    t->flush();
+    EXPECT_EQ(port.receive(), "before");
+    EXPECT_EQ(port.receive(), "after");
+    const Transport::Lost l = t->take_lost();
+    EXPECT_EQ(l.sent, 2u);
+    EXPECT_EQ(l.failed, 1u);
+    EXPECT_EQ(l.messages, 1u);
+    EXPECT_EQ(l.records, 5u);
+    EXPECT_EQ(l.packets, 7u);
+    EXPECT_EQ(l.err, EMSGSIZE);
+    EXPECT_EQ(t->take_lost().failed, 0u);
 }
 
 }  // namespace
