@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // The capture reader on arbitrary file bytes, against libpcap on the same bytes: it must not
 // crash or read outside the file, must open what libpcap opens, and must hand out the same
-// packets (bytes, lengths, times, link type) and stop where libpcap stops.
+// packets (bytes, lengths, times, link type) and stop where libpcap stops, but for the
+// differences that stay on purpose (below).
 #include <pcap/pcap.h>
 
 #include <cstdint>
@@ -19,6 +20,18 @@ uint64_t fraction_ns(const weir::capture::CaptureReader& r, long libpcap_ns) {
     if (r.pcapng()) return static_cast<uint64_t>(libpcap_ns);
     if (r.nanosecond()) return static_cast<uint32_t>(libpcap_ns);
     return static_cast<uint64_t>(static_cast<uint32_t>(libpcap_ns / 1000)) * 1000;
+}
+
+// libpcap 1.10 compares a later pcapng interface's link type, as written, with the first
+// interface's after mapping it to a DLT: files with two interfaces of a link type whose number
+// differs from its DLT (LINKTYPE_RAW 101, DLT_RAW 12) stop there. weir reads them; the harness
+// compares up to that point.
+bool libpcap_misreads_a_later_interface(pcap_t* p) {
+    unsigned lt = 0;
+    if (std::sscanf(pcap_geterr(p), "an interface has a type %u different from the type of the first interface", &lt) !=
+        1)
+        return false;
+    return static_cast<int>(lt) != pcap_datalink(p) && weir::capture::linktype_to_dlt(lt) == pcap_datalink(p);
 }
 
 [[noreturn]] void differ(const char* what, uint64_t n) {
@@ -46,6 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             weir::capture::Packet k;
             const bool got = r.next(k);
             if (rc != 1) {
+                if (rc == PCAP_ERROR && libpcap_misreads_a_later_interface(p)) break;
                 if (got) differ("libpcap stops, the reader goes on", n);
                 if ((rc == PCAP_ERROR) != !r.error().empty()) differ("one stops cleanly, the other on an error", n);
                 break;

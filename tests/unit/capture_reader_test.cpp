@@ -365,3 +365,23 @@ TEST(CaptureReader, RefusesWhatIsNotACapture) {
     const uint8_t two[2] = {0xd4, 0xc3};
     EXPECT_THROW(CaptureReader r(two, 2), std::runtime_error);
 }
+
+// A pcapng file with two interfaces of a link type whose number is not its DLT (LINKTYPE_RAW 101,
+// DLT_RAW 12): libpcap 1.10 compares the second's number with the first's DLT and stops with
+// "an interface has a type 101 different from the type of the first interface" (a capture fuzz
+// finding); weir reads every packet, as tshark does.
+TEST(CaptureReader, TwoRawIpInterfacesAreRead) {
+    using namespace weir::capture;
+    const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 192, 168, 0, 1, 192, 168, 0, 2};
+    const std::string file = section_header_block() + interface_block(101, 65535) + interface_block(101, 65535) +
+        packet_block(1, 7, ip, 28, 28, "") + packet_block(0, 8, ip, 28, 28, "");
+    CaptureReader r(reinterpret_cast<const uint8_t*>(file.data()), file.size());
+    EXPECT_EQ(r.linktype(), linktype_to_dlt(101));
+    Packet k;
+    ASSERT_TRUE(r.next(k));
+    EXPECT_EQ(k.caplen, 28u);
+    ASSERT_TRUE(r.next(k));
+    EXPECT_EQ(k.ts_ns, 8u);
+    EXPECT_FALSE(r.next(k));
+    EXPECT_EQ(r.error(), "");
+}
