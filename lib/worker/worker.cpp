@@ -288,6 +288,7 @@ inline void Worker::observe(const packet::Layer& l, uint32_t where, uint64_t ts,
 
 void Worker::account(Burst& b) noexcept {
     uint64_t dest_hash[Burst::kMax];
+    for (uint32_t i = 0; i < b.n; ++i) table_->fetch(b.prep[i]);
     for (uint32_t i = 0; i < b.n; ++i) {
         table_->locate(b.prep[i]);
         if (observer_) {

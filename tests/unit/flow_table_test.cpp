@@ -532,3 +532,118 @@ TEST(FlowTable, HandshakeNotSeenWholeIsNotTimed) {
         EXPECT_FALSE(r.flags & flow::FlowRecord::kHasSizes);  // not kept
     }
 }
+
+// Keys of every kind (IPv4, IPv6, VLANs, tunnels, views) are found again and come back whole.
+TEST(FlowTable, KeysComeBackExactly) {
+    constexpr uint32_t kMaxTunnel = 1u << 24;  // TunnelTable's largest reference
+    Fixture f(1 << 14);
+    std::mt19937_64 rng(7);
+    std::map<std::pair<uint64_t, uint64_t>, int> want;  // key hash, packets
+    std::vector<std::pair<packet::PacketInfo, std::pair<uint32_t, uint8_t>>> sent;
+    for (int n = 0; n < 4000; ++n) {
+        packet::PacketInfo p{};
+        const bool v6 = n % 2;
+        p.tuple.ip_version = v6 ? 6 : 4;
+        for (int i = 0; i < (v6 ? 16 : 4); ++i) {
+            p.tuple.src[i] = static_cast<uint8_t>(rng());
+            p.tuple.dst[i] = static_cast<uint8_t>(rng());
+        }
+        if (n % 7 == 0) std::memcpy(p.tuple.dst, p.tuple.src, 16);  // same address both ends: ports decide
+        p.tuple.sport = static_cast<uint16_t>(rng());
+        p.tuple.dport = static_cast<uint16_t>(rng());
+        p.tuple.vlan = static_cast<uint16_t>(rng() & 0xFFF);
+        p.tuple.proto = static_cast<uint8_t>(rng());
+        p.cvlan = static_cast<uint16_t>(rng() & 0xFFF);
+        p.ip_octets = 100;
+        const uint32_t tunnel = n % 3 ? static_cast<uint32_t>(rng() % kMaxTunnel) + 1 : 0;
+        const uint8_t view = n % 5 == 0 ? flow::kViewOuterCopy : flow::kViewPrimary;
+        if (n == 1) p.tuple.vlan = 0xFFF, p.cvlan = 0xFFF, p.tuple.proto = 255;
+        sent.push_back({p, {n == 1 ? kMaxTunnel : tunnel, view}});
+    }
+    for (int round = 0; round < 2; ++round)
+        for (auto& [p, ctx] : sent) {
+            FlowTable::Prepared pk;
+            f.t->prepare(p, ctx.first, ctx.second, pk);
+            if (round == 0) want[{pk.hash, 0}] = 0;
+            ++want[{pk.hash, 0}];
+            f.t->update(pk, p, T0, 0, f.sink);
+        }
+    EXPECT_EQ(f.t->size(), sent.size());
+    size_t seen = 0;
+    f.t->for_each([&](const FlowEntry& e) {
+        const uint64_t h = flow::key_hash(e.key);
+        ASSERT_EQ(want.count({h, 0}), 1u);
+        EXPECT_EQ(e.packets(), 2u);
+        ++seen;
+    });
+    EXPECT_EQ(seen, sent.size());
+    // And each key is the canonical key of what was sent.
+    for (auto& [p, ctx] : sent) {
+        FlowTable::Prepared pk;
+        f.t->prepare(p, ctx.first, ctx.second, pk);
+        bool found = false;
+        f.t->for_each([&](const FlowEntry& e) {
+            if (!found && std::memcmp(&e.key, &pk.key, sizeof(flow::FlowKey)) == 0) found = true;
+        });
+        ASSERT_TRUE(found);
+        if (&p - &sent[0].first > 200) break;  // a sample: the walk is quadratic
+    }
+    f.t->flush(f.sink);
+    EXPECT_EQ(f.sink.ended.size(), sent.size());
+}
+
+// A record carries 64-bit totals and exact nanosecond times, for long and large flows too.
+TEST(FlowTable, CountersAndTimesKeepTheirFullWidth) {
+    Fixture f(1024, 15 * kSec, 600 * kSec);
+    const auto a = pkt(0x0A000002, 0x0A000001, 40000, 80, 6, 0x10, 65535, 64);
+    const auto b = pkt(0x0A000001, 0x0A000002, 80, 40000, 6, 0x10, 40, 60);
+    constexpr int kPackets = 70000;                                           // 70000 * 65535 bytes: past 2^32
+    for (uint64_t i = 0; i < kPackets; ++i) f.feed(a, T0 + 7 + i * 150'000);  // 10.5 s in all
+    f.feed(b, T0 + 3 * kSec + 1);
+    f.feed(b, T0 + 299 * kSec + 123);  // 4.9 minutes in: past 2^32 ns (and idle after 15 s: a new flow)
+    f.t->flush(f.sink);
+    ASSERT_EQ(f.sink.ended.size(), 2u);
+    const FlowEntry& e = f.sink.ended[0].e;
+    EXPECT_EQ(e.c[0].packets, uint64_t{kPackets});
+    EXPECT_EQ(e.c[0].octets, uint64_t{kPackets} * 65535);
+    EXPECT_EQ(e.c[0].first_ns, T0 + 7);
+    EXPECT_EQ(e.c[0].last_ns, T0 + 7 + uint64_t{kPackets - 1} * 150'000);
+    EXPECT_EQ(e.c[1].packets, 1u);
+    EXPECT_EQ(e.c[1].first_ns, T0 + 3 * kSec + 1);
+    EXPECT_EQ(e.c[1].last_ns, T0 + 3 * kSec + 1);
+    EXPECT_EQ(e.a[1].ttl_min, 60);
+    EXPECT_EQ(e.a[1].ttl_max, 60);
+    EXPECT_EQ(f.sink.ended[1].e.c[0].first_ns, T0 + 299 * kSec + 123);
+
+    // A flow 25 minutes long under a 30-minute active timeout.
+    Fixture g(1024, 3600 * kSec, 1800 * kSec);
+    g.feed(a, T0 + 5);
+    g.feed(b, T0 + 1200 * kSec + 9);
+    g.feed(a, T0 + 1500 * kSec + 11);
+    g.t->flush(g.sink);
+    ASSERT_EQ(g.sink.ended.size(), 1u);
+    EXPECT_EQ(g.sink.ended[0].e.c[0].last_ns, T0 + 1500 * kSec + 11);
+    EXPECT_EQ(g.sink.ended[0].e.c[1].first_ns, T0 + 1200 * kSec + 9);
+}
+
+// Packets out of time order (merged captures, several queues): each direction keeps its own
+// first and last.
+TEST(FlowTable, OutOfOrderTimesAreKeptPerDirection) {
+    Fixture f;
+    const auto a = pkt(0x0A000002, 0x0A000001, 40000, 80, 6, 0x10, 100, 64);
+    const auto b = pkt(0x0A000001, 0x0A000002, 80, 40000, 6, 0x10, 100, 60);
+    f.feed(a, T0 + 5000);
+    f.feed(b, T0 + 1000);  // the answer, earlier than the question
+    f.feed(a, T0 + 3000);  // earlier than the initiator's first
+    f.feed(b, T0 + 800);
+    f.feed(a, T0 + 9000);
+    f.t->flush(f.sink);
+    ASSERT_EQ(f.sink.ended.size(), 1u);
+    const FlowEntry& e = f.sink.ended[0].e;
+    EXPECT_EQ(e.c[0].packets, 3u);
+    EXPECT_EQ(e.c[0].first_ns, T0 + 3000);
+    EXPECT_EQ(e.c[0].last_ns, T0 + 9000);
+    EXPECT_EQ(e.c[1].packets, 2u);
+    EXPECT_EQ(e.c[1].first_ns, T0 + 800);
+    EXPECT_EQ(e.c[1].last_ns, T0 + 1000);
+}
