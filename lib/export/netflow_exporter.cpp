@@ -23,7 +23,9 @@ public:
           macs_(ex.macs),
           transport_(make_transport(ex, cfg)),
           schedule_(cfg.template_refresh_s, cfg.template_refresh_messages),
-          buf_(transport_->max_message()) {}
+          buf_(transport_->max_message()) {
+        transport_->batch();  // UDP: one sendmmsg per round of the control loop
+    }
 
     void send_records(const flow::FlowRecord* records, uint32_t count, uint32_t domain, uint32_t now_s) override {
         Source& s = sources_[domain];
@@ -34,7 +36,18 @@ public:
             send_v9(records, count, domain, s, now_s);
     }
 
-    void tick(uint32_t now_s) override { transport_->prepare(0, now_s); }
+    void flush(uint32_t) override {
+        transport_->flush();
+        settle(*transport_);
+    }
+
+    void tick(uint32_t now_s) override {
+        transport_->flush();
+        transport_->prepare(0, now_s);
+        settle(*transport_);
+    }
+
+    void finish(uint32_t now_s) override { flush(now_s); }
 
 private:
     struct Source {
@@ -43,11 +56,13 @@ private:
         TemplateSchedule::State templates;
     };
 
-    bool deliver(uint32_t len, uint32_t now_s) {
-        if (transport_->send(buf_.data(), len, now_s, 0, 0)) {
+    // A datagram queued is counted sent; one its flush could not send is moved to lost then
+    // (settle), with the records and packets it carried.
+    bool deliver(uint32_t len, uint32_t now_s, uint64_t records, uint64_t packets) {
+        if (transport_->send(buf_.data(), len, now_s, records, packets)) {
             stats_.bytes.add(len);
             stats_.messages.add();
-            delivered(true, 0, transport_->take_refused());
+            took(*transport_);
             return true;
         }
         stats_.send_errors.add();
@@ -63,7 +78,7 @@ private:
             if (with_templates) enc.add_templates();
             while (i < count && enc.add(r[i], s.clock)) ++i;
             const uint32_t len = enc.finish(s.clock, s.sequence, domain);
-            if (deliver(len, now_s)) {
+            if (deliver(len, now_s, enc.data_records(), enc.packets())) {
                 ++s.sequence;  // v9 counts packets
                 stats_.records.add(enc.data_records());
                 stats_.packets.add(enc.packets());
@@ -85,7 +100,7 @@ private:
         auto flush = [&] {
             if (!enc.records()) return;
             const uint32_t len = enc.finish(s.clock, s.sequence, static_cast<uint8_t>(domain));
-            if (deliver(len, now_s)) {
+            if (deliver(len, now_s, enc.records(), enc.packets())) {
                 s.sequence += enc.records();  // v5 counts flows
                 stats_.records.add(enc.records());
                 stats_.packets.add(enc.packets());

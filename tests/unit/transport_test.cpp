@@ -11,8 +11,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "export/exporter.h"
+#include "flow/flow_record.h"
 
 namespace weir::exporter {
 namespace {
@@ -161,6 +166,54 @@ TEST(UdpTransport, ABatchedDatagramThatCannotLeaveIsLostAndTheOthersGo) {
     EXPECT_EQ(l.packets, 7u);
     EXPECT_EQ(l.err, EMSGSIZE);
     EXPECT_EQ(t->take_lost().failed, 0u);
+}
+
+// NetFlow v9 over UDP queues its datagrams too and sends them at the control loop's flush: one
+// that cannot leave is counted lost with the records it carried, and the next still goes.
+TEST(NetflowExporter, BatchedDatagramsAreAccountedAtTheFlush) {
+    UdpPort port;
+    port.listen();
+    config::Exporter ex;
+    ex.format = config::Format::kNetflow9;
+    ex.url = "udp://127.0.0.1:" + std::to_string(port.port());
+    ex.scheme = config::Scheme::kUdp;
+    ex.host = "127.0.0.1";
+    ex.port = port.port();
+    config::Config cfg;
+    cfg.mtu = 70000;  // the first datagram is larger than UDP can carry
+    auto e = make_exporter(ex, cfg);
+    std::vector<flow::FlowRecord> recs(1500);
+    for (uint32_t i = 0; i < recs.size(); ++i) {
+        flow::FlowRecord& r = recs[i];
+        std::memset(&r, 0, sizeof(r));
+        r.tuple.ip_version = 4;
+        r.tuple.proto = 17;
+        const uint32_t a = htonl(0x0A000000u + i), b = htonl(0x0A0000FFu);
+        std::memcpy(r.tuple.src, &a, 4);
+        std::memcpy(r.tuple.dst, &b, 4);
+        r.tuple.sport = 5000;
+        r.tuple.dport = 53;
+        const uint64_t t0 = 1'700'000'000'000'000'000ull;
+        r.fwd = {1, 80, t0, t0, 0, 64, 64, 0, 0};
+        r.end_reason = 1;
+    }
+    const uint32_t now_s = 1'700'000'000;
+    e->send_records(recs.data(), static_cast<uint32_t>(recs.size()), 1, now_s);
+    EXPECT_FALSE(port.waiting()) << "nothing leaves before the flush";
+    const uint64_t queued = e->stats().records.get();
+    EXPECT_EQ(queued, recs.size());
+    e->flush(now_s);
+    const std::string d = port.receive();
+    ASSERT_GE(d.size(), 2u);
+    EXPECT_EQ(d[0], 0);
+    EXPECT_EQ(d[1], 9) << "a NetFlow v9 datagram";
+    EXPECT_FALSE(port.waiting()) << "one datagram went, the large one did not";
+    const ExporterStats& s = e->stats();
+    EXPECT_GT(s.lost_records.get(), 1000u);
+    EXPECT_GT(s.records.get(), 0u);
+    EXPECT_EQ(s.records.get() + s.lost_records.get(), recs.size());
+    EXPECT_EQ(s.lost_packets.get(), s.lost_records.get());
+    EXPECT_EQ(s.send_errors.get(), 1u);
 }
 
 }  // namespace
