@@ -108,6 +108,17 @@ protected:
     // queued, a batched datagram that failed): their records move from sent to lost; failed
     // sends are counted and logged, reconnections copied.
     void settle(Transport& t);
+    // A batching transport's queue sent and its outcome counted: after a round of the control
+    // loop (flush), and at a tick, where the transport also reconnects or reopens (prepare).
+    void flush_queue(Transport& t) {
+        t.flush();
+        settle(t);
+    }
+    void tick_queue(Transport& t, uint32_t now_s) {
+        t.flush();
+        t.prepare(0, now_s);
+        settle(t);
+    }
     // After the transport took a message: a refusal it reports is counted; a transport that
     // sends at once has delivered it (a batching one reports at flush, through settle).
     void took(Transport& t) {

@@ -36,16 +36,9 @@ public:
             send_v9(records, count, domain, s, now_s);
     }
 
-    void flush(uint32_t) override {
-        transport_->flush();
-        settle(*transport_);
-    }
+    void flush(uint32_t) override { flush_queue(*transport_); }
 
-    void tick(uint32_t now_s) override {
-        transport_->flush();
-        transport_->prepare(0, now_s);
-        settle(*transport_);
-    }
+    void tick(uint32_t now_s) override { tick_queue(*transport_, now_s); }
 
     void finish(uint32_t now_s) override { flush(now_s); }
 
