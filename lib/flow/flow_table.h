@@ -167,14 +167,14 @@ public:
     // fetch() runs for a whole burst in one tight loop, apart from decoding. Profiled, a worker
     // that decoded and prefetched each packet in turn spent its time at the prefetches (the
     // address translation of a table larger than the TLB reaches); back to back, the prefetches
-    // of a burst overlap: 1.7x at 1M flows and 2.2x at 10M (perf/README.md).
+    // of a burst overlap: 1.7x at 1M flows and 2.1x at 10M (perf/README.md).
     void fetch(const Prepared& pk) const noexcept {
         __builtin_prefetch(&buckets_[bucket1(pk.hash)]);
         __builtin_prefetch(&buckets_[bucket2(pk.hash)]);
     }
     void locate(Prepared& pk) const noexcept;
 
-    // Stage three: account the packet (update() also works without locate()). Entries that must
+    // Last, account the packet (update() also works without locate()). Entries that must
     // go first (timed out on arrival, evicted for room) are handed to sink.on_expired(entry,
     // reason) before they are reused; a new entry is shown to sink.on_created(entry). `macs`
     // (16 bytes as PacketInfo::macs: MAC addresses and top MPLS entry, or nullptr) is kept for a
