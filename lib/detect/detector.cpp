@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 
+#include "detect/keymap.h"
+
 #include <algorithm>
 #include <cstring>
 #include <ctime>
@@ -52,15 +54,23 @@ std::string iso_time(uint64_t ns) {
     return buf;
 }
 
-std::string key_of(const uint8_t* a, uint8_t version) {
-    std::string k(reinterpret_cast<const char*>(a), version == 4 ? 4 : 16);
-    k.push_back(static_cast<char>(version));
-    return k;
+// An address as keys hold it: its bytes (4 or 16), then its version.
+void key_addr(Key& k, const uint8_t* a, uint8_t version) {
+    k.append(a, version == 4 ? 4 : 16);
+    k.push(version);
 }
 
-void add_port(std::vector<uint16_t>& ports, uint16_t p) {
-    if (ports.size() < 16 && std::find(ports.begin(), ports.end(), p) == ports.end()) ports.push_back(p);
-}
+// The first 16 distinct ports, in the order seen.
+struct Ports {
+    uint16_t p[16];
+    uint8_t n = 0;
+    void add(uint16_t port) {
+        if (n < 16 && std::find(p, p + n, port) == p + n) p[n++] = port;
+    }
+    nlohmann::json json() const { return nlohmann::json(std::vector<uint16_t>(p, p + n)); }
+    bool empty() const { return n == 0; }
+    uint16_t front() const { return p[0]; }
+};
 
 uint64_t est(const Hll& h) { return static_cast<uint64_t>(h.estimate() + 0.5); }
 
@@ -92,7 +102,7 @@ struct Detector::SrcAgg {
     uint8_t version = 0, kind = 0;
     uint64_t probes = 0, answered = 0, long_queries = 0, first = UINT64_MAX, last = 0;
     Hll dsts{}, dports{};
-    std::vector<uint16_t> ports;
+    Ports ports;
     void add(const SrcAgg& o) {
         std::memcpy(src, o.src, 16);
         version = o.version;
@@ -103,7 +113,7 @@ struct Detector::SrcAgg {
         if (o.probes) first = std::min(first, o.first), last = std::max(last, o.last);
         dsts.merge(o.dsts);
         dports.merge(o.dports);
-        for (uint16_t p : o.ports) add_port(ports, p);
+        for (unsigned i = 0; i < o.ports.n; ++i) ports.add(o.ports.p[i]);
     }
     void add(const SourceEntry& e) {
         std::memcpy(src, e.src, 16);
@@ -115,7 +125,7 @@ struct Detector::SrcAgg {
         if (e.probes) first = std::min(first, e.first_ns), last = std::max(last, e.last_ns);
         dsts.merge(e.dsts);
         dports.merge(e.dports);
-        for (uint16_t i = 0; i < e.nports; ++i) add_port(ports, e.ports[i]);
+        for (uint16_t i = 0; i < e.nports; ++i) ports.add(e.ports[i]);
     }
 };
 
@@ -124,7 +134,7 @@ struct Detector::PairAgg {
     uint8_t version = 0, proto = 0;
     uint64_t probes = 0, answered = 0, first = UINT64_MAX, last = 0;
     Hll dports{};
-    std::vector<uint16_t> ports;
+    Ports ports;
     void add(const PairAgg& o) {
         std::memcpy(src, o.src, 16);
         std::memcpy(dst, o.dst, 16);
@@ -134,7 +144,7 @@ struct Detector::PairAgg {
         answered += o.answered;
         if (o.probes) first = std::min(first, o.first), last = std::max(last, o.last);
         dports.merge(o.dports);
-        for (uint16_t p : o.ports) add_port(ports, p);
+        for (unsigned i = 0; i < o.ports.n; ++i) ports.add(o.ports.p[i]);
     }
     void add(const PairEntry& e) {
         std::memcpy(src, e.src, 16);
@@ -145,7 +155,7 @@ struct Detector::PairAgg {
         answered += e.answered;
         if (e.probes) first = std::min(first, e.first_ns), last = std::max(last, e.last_ns);
         dports.merge(e.dports);
-        for (uint16_t i = 0; i < e.nports; ++i) add_port(ports, e.ports[i]);
+        for (uint16_t i = 0; i < e.nports; ++i) ports.add(e.ports[i]);
     }
 };
 
@@ -155,15 +165,25 @@ struct Detector::DestAgg {
     uint64_t packets[kProtoClasses] = {}, bytes[kProtoClasses] = {};
     uint64_t syns = 0, completions = 0, amp_packets = 0, amp_bytes = 0, first = UINT64_MAX, last = 0;
     Hll sources{}, amplifiers{}, syn_ports{};
-    std::vector<std::string> samples;  // text, at most 4
+    uint8_t samples[4][16];  // the first distinct sources (of the destination's version)
+    uint8_t nsamples = 0;
     bool more_sources = false;
     std::map<uint16_t, uint64_t> amp_ports;
-    void sample(const std::string& s) {
-        if (std::find(samples.begin(), samples.end(), s) != samples.end()) return;
-        if (samples.size() < 4)
-            samples.push_back(s);
-        else
+    void sample(const uint8_t* a) {
+        const unsigned n = version == 4 ? 4 : 16;
+        for (unsigned i = 0; i < nsamples; ++i)
+            if (std::memcmp(samples[i], a, n) == 0) return;
+        if (nsamples < 4) {
+            std::memset(samples[nsamples], 0, 16);
+            std::memcpy(samples[nsamples++], a, n);
+        } else {
             more_sources = true;
+        }
+    }
+    nlohmann::json sample_texts() const {
+        nlohmann::json a = nlohmann::json::array();
+        for (unsigned i = 0; i < nsamples; ++i) a.push_back(addr_text(samples[i], version));
+        return a;
     }
     void add(const DestAgg& o) {
         std::memcpy(dst, o.dst, 16);
@@ -178,7 +198,7 @@ struct Detector::DestAgg {
         sources.merge(o.sources);
         amplifiers.merge(o.amplifiers);
         syn_ports.merge(o.syn_ports);
-        for (const auto& s : o.samples) sample(s);
+        for (unsigned i = 0; i < o.nsamples; ++i) sample(o.samples[i]);
         more_sources = more_sources || o.more_sources;
         for (const auto& [p, n] : o.amp_ports) amp_ports[p] += n;
     }
@@ -195,23 +215,26 @@ struct Detector::DestAgg {
         sources.merge(e.sources);
         amplifiers.merge(e.amplifiers);
         syn_ports.merge(e.syn_ports);
-        for (unsigned i = 0; i < std::min<unsigned>(e.nsamples, 4); ++i) sample(addr_text(e.samples[i], e.version));
+        for (unsigned i = 0; i < std::min<unsigned>(e.nsamples, 4); ++i) sample(e.samples[i]);
         more_sources = more_sources || e.nsamples > 4;
         for (unsigned i = 0; i < e.namp_ports; ++i) amp_ports[e.amp_ports[i]] += e.amp_port_packets[i];
     }
     // The sources when they are few and all known, else "many".
     std::string attackers() const {
-        if (more_sources || samples.empty()) return "many";
+        if (more_sources || nsamples == 0) return "many";
         std::string s;
-        for (const auto& x : samples) s += (s.empty() ? "" : ",") + x;
+        for (unsigned i = 0; i < nsamples; ++i) {
+            if (i) s += ',';
+            s += addr_text(samples[i], version);
+        }
         return s;
     }
 };
 
 struct Detector::Acc {
-    std::unordered_map<std::string, SrcAgg> src;
-    std::unordered_map<std::string, PairAgg> pair;
-    std::unordered_map<std::string, DestAgg> dst;
+    KeyMap<SrcAgg> src;
+    KeyMap<PairAgg> pair;
+    KeyMap<DestAgg> dst;
 };
 
 template <class A>
@@ -222,9 +245,9 @@ struct Windowed {
 };
 
 struct Detector::Window {
-    std::unordered_map<std::string, Windowed<SrcAgg>> src;
-    std::unordered_map<std::string, Windowed<PairAgg>> pair;
-    std::unordered_map<std::string, Windowed<DestAgg>> amp;
+    KeyMap<Windowed<SrcAgg>> src;
+    KeyMap<Windowed<PairAgg>> pair;
+    KeyMap<Windowed<DestAgg>> amp;
     size_t size() const { return src.size() + pair.size() + amp.size(); }
 };
 
@@ -241,14 +264,29 @@ void Detector::merge(const Bank& b) {
     // in its first (a rate then looks higher than it was, never lower).
     uint64_t k = b.first_interval;
     if (k < decided_) k = decided_;  // a worker far behind: the earliest open interval
-    Acc& a = pending_[k];
+    auto [slot, fresh] = pending_.try_emplace(k);
+    Acc& a = slot->second;
+    if (fresh && spare_) {  // the tables of an interval decided before, emptied: no new memory
+        a = std::move(*spare_);
+        spare_.reset();
+    }
     b.sources.each([&](const SourceEntry& e) {
-        std::string key = key_of(e.src, e.version);
-        key.push_back(static_cast<char>(e.kind));
+        Key key;
+        key_addr(key, e.src, e.version);
+        key.push(e.kind);
         a.src[key].add(e);
     });
-    b.pairs.each([&](const PairEntry& e) { a.pair[key_of(e.src, e.version) + key_of(e.dst, e.version)].add(e); });
-    b.dests.each([&](const DestEntry& e) { a.dst[key_of(e.dst, e.version)].add(e); });
+    b.pairs.each([&](const PairEntry& e) {
+        Key key;
+        key_addr(key, e.src, e.version);
+        key_addr(key, e.dst, e.version);
+        a.pair[key].add(e);
+    });
+    b.dests.each([&](const DestEntry& e) {
+        Key key;
+        key_addr(key, e.dst, e.version);
+        a.dst[key].add(e);
+    });
     ++stats_.banks_merged;
 }
 
@@ -276,6 +314,10 @@ unsigned Detector::poll(std::vector<nlohmann::json>& out) {
         pending_.erase(it);
         decide(k, a, out);
         decided_ = k + 1;
+        a.src.clear();
+        a.pair.clear();
+        a.dst.clear();
+        spare_ = std::make_unique<Acc>(std::move(a));
     }
     // Time moved on without observations (quiet workers still pass intervals): events end.
     if (through != UINT64_MAX && through > decided_) {
@@ -369,9 +411,10 @@ void Detector::violation(const PolicyViolation& v, std::vector<nlohmann::json>& 
     if (started) out.push_back(e.to_json("start"));
 }
 
-bool Detector::refresh(Kind kind, const std::string& key, uint64_t k, uint64_t last_ns) {
+bool Detector::refresh(Kind kind, const Key& key, uint64_t k, uint64_t last_ns) {
+    if (!stats_.active[static_cast<unsigned>(kind)]) return false;  // the common case: no event of the kind
     std::string full(1, static_cast<char>(kind));
-    full += key;
+    full += key.str();
     auto it = active_.find(full);
     if (it == active_.end()) return false;
     it->second.held_interval = k;
@@ -395,17 +438,16 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
     };
 
     // Rates to one destination, this interval.
-    for (auto& [key, d] : a.dst) {
-        const std::string victim = addr_text(d.dst, d.version);
+    a.dst.each([&](const Key& key, DestAgg& d) {
         bool syn_flood = false;
         // One source's SYNs to many ports of the destination are a scan (below), not a flood.
-        const bool scan_like = d.samples.size() == 1 && !d.more_sources && est(d.syn_ports) >= th_.vertical_ports;
+        const bool scan_like = d.nsamples == 1 && !d.more_sources && est(d.syn_ports) >= th_.vertical_ports;
         if (d.syns >= th_.syn_rate * secs && static_cast<double>(d.completions) <= th_.max_completed * d.syns &&
             !scan_like) {
             syn_flood = true;
             bool s;
-            Event& e = hold(Kind::kSynFlood, key, k, d.first, d.last, out, s);
-            e.victim = victim;
+            Event& e = hold(Kind::kSynFlood, key.str(), k, d.first, d.last, out, s);
+            e.victim = addr_text(d.dst, d.version);
             e.proto = 6;
             const std::string att = d.attackers();
             if (s)
@@ -416,7 +458,7 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
             sum(e.counts, "completed", d.completions);
             peak(e.counts, "peak_syns_per_s", d.syns / secs);
             peak(e.counts, "sources_estimate", static_cast<double>(est(d.sources)));
-            e.evidence["sample_sources"] = d.samples;
+            e.evidence["sample_sources"] = d.sample_texts();
             mark(e, s);
         }
         for (unsigned p = 0; p < kProtoClasses; ++p) {
@@ -425,8 +467,8 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
             if (pps < th_.flood_pps && bps < th_.flood_bps) continue;
             static constexpr uint8_t kProtoNum[kProtoClasses] = {6, 17, 1, 0};
             bool s;
-            Event& e = hold(Kind::kFlood, key + static_cast<char>(p), k, d.first, d.last, out, s);
-            e.victim = victim;
+            Event& e = hold(Kind::kFlood, key.str() + static_cast<char>(p), k, d.first, d.last, out, s);
+            e.victim = addr_text(d.dst, d.version);
             e.proto = kProtoNum[p] == 1 && d.version == 6 ? 58 : kProtoNum[p];
             e.attacker = d.attackers();
             sum(e.counts, "packets", d.packets[p]);
@@ -434,29 +476,29 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
             peak(e.counts, "peak_pps", pps);
             peak(e.counts, "peak_bps", bps);
             peak(e.counts, "sources_estimate", static_cast<double>(est(d.sources)));
-            e.evidence["sample_sources"] = d.samples;
+            e.evidence["sample_sources"] = d.sample_texts();
             mark(e, s);
         }
-    }
+    });
 
     // Per source and probe kind, over the window.
-    for (auto& [key, s] : a.src) {
-        auto it = win_->src.find(key);
-        if (it == win_->src.end()) {
+    a.src.each([&](const Key& key, SrcAgg& s) {
+        Windowed<SrcAgg>* win = win_->src.find(key);
+        if (!win) {
             if (win_->size() >= th_.max_keys) {
                 ++stats_.keys_dropped;
-                continue;
+                return;
             }
-            it = win_->src.emplace(key, Windowed<SrcAgg>{}).first;
-            it->second.start = k;
-        } else if (k - it->second.start >= win_intervals) {
-            it->second.agg = SrcAgg{};
-            it->second.start = k;
+            win = &win_->src[key];
+            win->start = k;
+        } else if (k - win->start >= win_intervals) {
+            win->agg = SrcAgg{};
+            win->start = k;
         }
-        it->second.last = k;
-        SrcAgg& w = it->second.agg;
+        win->last = k;
+        SrcAgg& w = win->agg;
         w.add(s);
-        if (!s.probes) continue;  // only answers this interval
+        if (!s.probes) return;  // only answers this interval
         const auto kind = static_cast<Probe>(w.kind);
         const std::string attacker = addr_text(w.src, w.version);
         const uint64_t hosts = est(w.dsts);
@@ -480,17 +522,17 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
             static constexpr Kind kOf[kProbeKinds] = {Kind::kHorizontalScan, Kind::kAckSweep,  Kind::kHorizontalScan,
                                                       Kind::kIcmpSweep,      Kind::kDnsTunnel, Kind::kHorizontalScan};
             refresh(kOf[w.kind < kProbeKinds ? w.kind : 0], key, k, w.last);
-            continue;
+            return;
         }
         bool st;
-        Event& e = hold(ek, key, k, w.first, w.last, out, st);
+        Event& e = hold(ek, key.str(), k, w.first, w.last, out, st);
         e.attacker = attacker;
         e.victim = ek == Kind::kDnsTunnel ? (w.ports.empty() ? "many" : "dns") : "many";
         e.proto = kind == Probe::kUdp || kind == Probe::kDns ? 17
             : kind == Probe::kIcmpEcho                       ? (w.version == 6 ? 58 : 1)
                                                              : 6;
         const uint64_t nports = est(w.dports);
-        e.port = nports <= 1 && !w.ports.empty() && kind != Probe::kIcmpEcho ? w.ports[0] : 0;
+        e.port = nports <= 1 && !w.ports.empty() && kind != Probe::kIcmpEcho ? w.ports.front() : 0;
         peak(e.counts, "probes", static_cast<double>(w.probes));
         peak(e.counts, "answered", static_cast<double>(w.answered));
         peak(e.counts, "hosts_estimate", static_cast<double>(hosts));
@@ -501,71 +543,71 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
             peak(e.counts, "long_queries", static_cast<double>(w.long_queries));
         }
         e.evidence["probe"] = probe_name(kind);
-        e.evidence["sample_ports"] = w.ports;
+        e.evidence["sample_ports"] = w.ports.json();
         mark(e, st);
-    }
+    });
 
     // Per (source, destination), over the window: vertical scans.
-    for (auto& [key, p] : a.pair) {
-        auto it = win_->pair.find(key);
-        if (it == win_->pair.end()) {
+    a.pair.each([&](const Key& key, PairAgg& p) {
+        Windowed<PairAgg>* win = win_->pair.find(key);
+        if (!win) {
             if (win_->size() >= th_.max_keys) {
                 ++stats_.keys_dropped;
-                continue;
+                return;
             }
-            it = win_->pair.emplace(key, Windowed<PairAgg>{}).first;
-            it->second.start = k;
-        } else if (k - it->second.start >= win_intervals) {
-            it->second.agg = PairAgg{};
-            it->second.start = k;
+            win = &win_->pair[key];
+            win->start = k;
+        } else if (k - win->start >= win_intervals) {
+            win->agg = PairAgg{};
+            win->start = k;
         }
-        it->second.last = k;
-        PairAgg& w = it->second.agg;
+        win->last = k;
+        PairAgg& w = win->agg;
         w.add(p);
-        if (!p.probes) continue;
+        if (!p.probes) return;
         const uint64_t ports = est(w.dports);
         if (ports < th_.vertical_ports ||
             static_cast<double>(w.answered) > th_.max_answered * static_cast<double>(w.probes)) {
             refresh(Kind::kVerticalScan, key, k, w.last);
-            continue;
+            return;
         }
         bool st;
-        Event& e = hold(Kind::kVerticalScan, key, k, w.first, w.last, out, st);
+        Event& e = hold(Kind::kVerticalScan, key.str(), k, w.first, w.last, out, st);
         e.attacker = addr_text(w.src, w.version);
         e.victim = addr_text(w.dst, w.version);
         e.proto = w.proto;
         peak(e.counts, "probes", static_cast<double>(w.probes));
         peak(e.counts, "answered", static_cast<double>(w.answered));
         peak(e.counts, "ports_estimate", static_cast<double>(ports));
-        e.evidence["sample_ports"] = w.ports;
+        e.evidence["sample_ports"] = w.ports.json();
         mark(e, st);
-    }
+    });
 
     // Unsolicited responses converging on one destination, over the window.
-    for (auto& [key, d] : a.dst) {
-        if (!d.amp_packets) continue;
-        auto it = win_->amp.find(key);
-        if (it == win_->amp.end()) {
+    a.dst.each([&](const Key& key, DestAgg& d) {
+        if (!d.amp_packets) return;
+        Windowed<DestAgg>* win = win_->amp.find(key);
+        if (!win) {
             if (win_->size() >= th_.max_keys) {
                 ++stats_.keys_dropped;
-                continue;
+                return;
             }
-            it = win_->amp.emplace(key, Windowed<DestAgg>{}).first;
-            it->second.start = k;
-        } else if (k - it->second.start >= win_intervals) {
-            it->second.agg = DestAgg{};
-            it->second.start = k;
+            win = &win_->amp[key];
+            win->start = k;
+        } else if (k - win->start >= win_intervals) {
+            win->agg = DestAgg{};
+            win->start = k;
         }
-        it->second.last = k;
-        DestAgg& w = it->second.agg;
+        win->last = k;
+        DestAgg& w = win->agg;
         w.add(d);
         const uint64_t reflectors = est(w.amplifiers);
         if (w.amp_packets < th_.amp_responses || reflectors < th_.amp_sources) {
             refresh(Kind::kAmplification, key, k, w.last);
-            continue;
+            return;
         }
         bool st;
-        Event& e = hold(Kind::kAmplification, key, k, w.first, w.last, out, st);
+        Event& e = hold(Kind::kAmplification, key.str(), k, w.first, w.last, out, st);
         e.victim = addr_text(w.dst, w.version);
         e.attacker = "many";
         uint16_t top_port = 0;
@@ -581,9 +623,9 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
         peak(e.counts, "bytes", static_cast<double>(w.amp_bytes));
         peak(e.counts, "reflectors_estimate", static_cast<double>(reflectors));
         e.evidence["amplifier_ports"] = ports;
-        e.evidence["sample_sources"] = w.samples;
+        e.evidence["sample_sources"] = w.sample_texts();
         mark(e, st);
-    }
+    });
 
     for (Event* e : started) out.push_back(e->to_json("start"));
     expire(k, out);
@@ -607,8 +649,7 @@ void Detector::expire(uint64_t k, std::vector<nlohmann::json>& out) {
         }
     }
     auto prune = [&](auto& map) {
-        for (auto it = map.begin(); it != map.end();)
-            it = k >= it->second.last + win_intervals ? map.erase(it) : std::next(it);
+        map.erase_if([&](const Key&, const auto& w) { return k >= w.last + win_intervals; });
     };
     prune(win_->src);
     prune(win_->pair);

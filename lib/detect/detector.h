@@ -27,6 +27,8 @@
 
 namespace weir::detect {
 
+struct Key;  // keymap.h
+
 struct Thresholds {
     double window_s = 60;            // scans, sweeps, reflection, DNS: counted over this long per key
     double hold_down_s = 30;         // an event ends when its condition has not held for this long
@@ -128,12 +130,13 @@ private:
                 std::vector<nlohmann::json>& out, bool& started);
     void expire(uint64_t k, std::vector<nlohmann::json>& out);
     // The event of (kind, key) goes on, if there is one: its key is still active.
-    bool refresh(Kind kind, const std::string& key, uint64_t k, uint64_t last_ns);
+    bool refresh(Kind kind, const Key& key, uint64_t k, uint64_t last_ns);
 
     Thresholds th_;
     std::vector<Observer*> obs_;
     uint64_t interval_ns_;
     std::map<uint64_t, Acc> pending_;  // by interval
+    std::unique_ptr<Acc> spare_;       // an interval's tables once it is decided, for the next
     uint64_t decided_ = 0;             // intervals before this one are decided
     std::unique_ptr<Window> win_;
     std::unordered_map<std::string, Event> active_;  // by kind and key

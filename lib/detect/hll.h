@@ -11,6 +11,17 @@
 
 namespace weir::detect {
 
+// 2^-r for every rank a register can hold (at most 65 - kBits), exact.
+inline constexpr auto kPow2Neg = [] {
+    struct {
+        double v[256];
+        constexpr double operator[](unsigned i) const { return v[i]; }
+    } t{};
+    double x = 1;
+    for (unsigned i = 0; i < 256; ++i, x /= 2) t.v[i] = x;
+    return t;
+}();
+
 struct alignas(64) Hll {
     static constexpr unsigned kBits = 6;
     static constexpr unsigned kRegisters = 1u << kBits;
@@ -32,7 +43,7 @@ struct alignas(64) Hll {
         double sum = 0;
         unsigned zeros = 0;
         for (unsigned i = 0; i < kRegisters; ++i) {
-            sum += std::ldexp(1.0, -static_cast<int>(r[i]));
+            sum += kPow2Neg[r[i]];
             zeros += r[i] == 0;
         }
         constexpr double m = kRegisters;

@@ -8,6 +8,7 @@
 
 #include "detect/detector.h"
 #include "detect/hll.h"
+#include "detect/keymap.h"
 #include "detect/observer.h"
 
 using namespace weir;
@@ -100,6 +101,66 @@ TEST(Hll, EstimatesDistinctValuesAndMerges) {
     EXPECT_NEAR(few.estimate(), 7, 1.5);
     Hll none{};
     EXPECT_EQ(none.estimate(), 0);
+}
+
+TEST(KeyMap, FindsGrowsErasesAndTakesPlacesAgain) {
+    // Keys of three lengths, as the detector makes them; values that own memory (ASan sees a leak
+    // or a double destruction).
+    auto key = [](uint32_t i) {
+        Key k;
+        const uint8_t len = i % 3 == 0 ? 5 : i % 3 == 1 ? 18 : 34;
+        for (uint8_t b = 0; b < len; ++b) k.push(static_cast<uint8_t>((i >> (8 * (b % 4))) + b));
+        return k;
+    };
+    KeyMap<std::string> m;
+    constexpr uint32_t kN = 50000;  // several chunks, several index sizes
+    for (uint32_t i = 0; i < kN; ++i) {
+        bool created = false;
+        m.get(key(i), created) = std::to_string(i) + std::string(40, 'x');
+        ASSERT_TRUE(created) << i;
+    }
+    EXPECT_EQ(m.size(), kN);
+    bool created = true;
+    EXPECT_EQ(m.get(key(7), created).substr(0, 2), "7x");
+    EXPECT_FALSE(created);
+    m.erase_if([](const Key& k, const std::string& v) { return k.size() == 18 || v[0] == '9'; });
+    uint32_t left = 0;
+    for (uint32_t i = 0; i < kN; ++i) {
+        const std::string* v = m.find(key(i));
+        const bool gone = i % 3 == 1 || std::to_string(i)[0] == '9';
+        EXPECT_EQ(v == nullptr, gone) << i;
+        if (v) {
+            EXPECT_EQ(*v, std::to_string(i) + std::string(40, 'x'));
+        }
+        left += !gone;
+    }
+    EXPECT_EQ(m.size(), left);
+    size_t seen = 0;
+    m.each([&](const Key& k, std::string& v) {
+        ++seen;
+        EXPECT_NE(k.size(), 18);
+        EXPECT_NE(v[0], '9');
+    });
+    EXPECT_EQ(seen, left);
+    // Erased places are taken again; the erased keys come back as new.
+    for (uint32_t i = 1; i < kN; i += 3) {
+        m.get(key(i), created) = "again";
+        EXPECT_TRUE(created);
+    }
+    EXPECT_EQ(*m.find(key(4)), "again");
+    KeyMap<std::string> moved = std::move(m);
+    EXPECT_EQ(*moved.find(key(4)), "again");
+    moved.clear();
+    EXPECT_EQ(moved.size(), 0u);
+    EXPECT_EQ(moved.find(key(4)), nullptr);
+    moved[key(4)] = "after clear";
+    EXPECT_EQ(*moved.find(key(4)), "after clear");
+    // A key past 39 bytes is refused whole.
+    Key k;
+    uint8_t big[40] = {};
+    EXPECT_FALSE(k.append(big, 40));
+    EXPECT_TRUE(k.append(big, 39));
+    EXPECT_EQ(k.size(), 39);
 }
 
 TEST(Detect, VerticalScanSpreadOverTwoWorkersIsOneEvent) {
