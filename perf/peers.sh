@@ -39,6 +39,13 @@ else
   ninja -C build-release > /dev/null
   weir=$root/build-release/app/weir/weir
 fi
+# nfcapd asks for a 128 MiB socket buffer (-B); the kernel caps it at net.core.rmem_max, and a
+# smaller buffer loses datagrams of a fast replay on loopback. Raised for the run, put back after.
+rmem_was=$(sysctl -n net.core.rmem_max)
+if [ "$rmem_was" -lt 134217728 ]; then
+  sysctl -qw net.core.rmem_max=134217728
+  trap 'sysctl -qw net.core.rmem_max=$rmem_was' EXIT
+fi
 work=${WEIR_PEERS_WORK:-/tmp/weir-peers}
 mkdir -p "$work"
 port=47970
