@@ -31,6 +31,7 @@
 #include "detect/detector.h"
 #include "detect/hll.h"
 #include "detect/observer.h"
+#include "packet/layer_v4.h"
 
 using namespace weir;
 using namespace weir::detect;
@@ -39,21 +40,6 @@ namespace {
 
 constexpr uint64_t kSec = 1'000'000'000ull;
 constexpr uint64_t kT0 = 1'704'067'200ull * kSec;
-
-packet::Layer v4(uint32_t src, uint32_t dst, uint8_t proto, uint16_t sport, uint16_t dport, uint8_t flags,
-                 uint32_t len) {
-    packet::Layer l{};
-    const uint32_t s = __builtin_bswap32(src), d = __builtin_bswap32(dst);
-    std::memcpy(l.tuple.src, &s, 4);
-    std::memcpy(l.tuple.dst, &d, 4);
-    l.tuple.proto = proto;
-    l.tuple.sport = sport;
-    l.tuple.dport = dport;
-    l.tuple.ip_version = 4;
-    l.tcp_flags = flags;
-    l.ip_octets = len;
-    return l;
-}
 
 constexpr Seen kNew{true, true, false, false};
 constexpr Seen kMid{true, false, false, false};
@@ -98,7 +84,7 @@ void round(const Options& opt) {
     };
     auto send = [&](uint32_t s, uint32_t d, uint8_t proto, uint16_t sp, uint16_t dp, uint8_t flags, const Seen& seen,
                     uint64_t ts) {
-        obs[worker_of(s, d)]->packet(v4(s, d, proto, sp, dp, flags, proto == 6 ? 60 : 120), seen, ts);
+        obs[worker_of(s, d)]->packet(packet::ipv4_layer(s, d, proto, sp, dp, flags, proto == 6 ? 60 : 120), seen, ts);
     };
     std::vector<double> polls;
     for (unsigned k = 0; k < opt.intervals; ++k) {

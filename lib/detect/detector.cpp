@@ -436,6 +436,24 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
     auto sum = [](nlohmann::json& c, const char* name, uint64_t v) {
         c[name] = (c.contains(name) ? c[name].get<uint64_t>() : 0) + v;
     };
+    // The window's entry of a key, active in interval k: a new one (or one whose window ran out)
+    // starts at k; nullptr when the window holds max_keys keys already (counted).
+    auto windowed = [&](auto& map, const Key& key) {
+        auto* w = map.find(key);
+        if (!w) {
+            if (win_->size() >= th_.max_keys) {
+                ++stats_.keys_dropped;
+                return w;
+            }
+            w = &map[key];
+            w->start = k;
+        } else if (k - w->start >= win_intervals) {
+            w->agg = {};
+            w->start = k;
+        }
+        w->last = k;
+        return w;
+    };
 
     // Rates to one destination, this interval.
     a.dst.each([&](const Key& key, DestAgg& d) {
@@ -483,19 +501,8 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
 
     // Per source and probe kind, over the window.
     a.src.each([&](const Key& key, SrcAgg& s) {
-        Windowed<SrcAgg>* win = win_->src.find(key);
-        if (!win) {
-            if (win_->size() >= th_.max_keys) {
-                ++stats_.keys_dropped;
-                return;
-            }
-            win = &win_->src[key];
-            win->start = k;
-        } else if (k - win->start >= win_intervals) {
-            win->agg = SrcAgg{};
-            win->start = k;
-        }
-        win->last = k;
+        Windowed<SrcAgg>* win = windowed(win_->src, key);
+        if (!win) return;
         SrcAgg& w = win->agg;
         w.add(s);
         if (!s.probes) return;  // only answers this interval
@@ -549,19 +556,8 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
 
     // Per (source, destination), over the window: vertical scans.
     a.pair.each([&](const Key& key, PairAgg& p) {
-        Windowed<PairAgg>* win = win_->pair.find(key);
-        if (!win) {
-            if (win_->size() >= th_.max_keys) {
-                ++stats_.keys_dropped;
-                return;
-            }
-            win = &win_->pair[key];
-            win->start = k;
-        } else if (k - win->start >= win_intervals) {
-            win->agg = PairAgg{};
-            win->start = k;
-        }
-        win->last = k;
+        Windowed<PairAgg>* win = windowed(win_->pair, key);
+        if (!win) return;
         PairAgg& w = win->agg;
         w.add(p);
         if (!p.probes) return;
@@ -586,19 +582,8 @@ void Detector::decide(uint64_t k, Acc& a, std::vector<nlohmann::json>& out) {
     // Unsolicited responses converging on one destination, over the window.
     a.dst.each([&](const Key& key, DestAgg& d) {
         if (!d.amp_packets) return;
-        Windowed<DestAgg>* win = win_->amp.find(key);
-        if (!win) {
-            if (win_->size() >= th_.max_keys) {
-                ++stats_.keys_dropped;
-                return;
-            }
-            win = &win_->amp[key];
-            win->start = k;
-        } else if (k - win->start >= win_intervals) {
-            win->agg = DestAgg{};
-            win->start = k;
-        }
-        win->last = k;
+        Windowed<DestAgg>* win = windowed(win_->amp, key);
+        if (!win) return;
         DestAgg& w = win->agg;
         w.add(d);
         const uint64_t reflectors = est(w.amplifiers);

@@ -10,6 +10,7 @@
 #include "detect/hll.h"
 #include "detect/keymap.h"
 #include "detect/observer.h"
+#include "packet/layer_v4.h"
 
 using namespace weir;
 using namespace weir::detect;
@@ -21,17 +22,7 @@ constexpr uint64_t kT0 = 1'700'000'000ull * kSec;
 
 packet::Layer v4(uint32_t src, uint32_t dst, uint8_t proto, uint16_t sport, uint16_t dport, uint8_t flags = 0,
                  uint32_t len = 60) {
-    packet::Layer l{};
-    const uint32_t s = __builtin_bswap32(src), d = __builtin_bswap32(dst);
-    std::memcpy(l.tuple.src, &s, 4);
-    std::memcpy(l.tuple.dst, &d, 4);
-    l.tuple.proto = proto;
-    l.tuple.sport = sport;
-    l.tuple.dport = dport;
-    l.tuple.ip_version = 4;
-    l.tcp_flags = flags;
-    l.ip_octets = len;
-    return l;
+    return packet::ipv4_layer(src, dst, proto, sport, dport, flags, len);
 }
 
 constexpr Seen kNew{true, true, false, false};
